@@ -1,0 +1,28 @@
+# sleepnet: `make demo` runs the main job end to end on MNIST, `make test` runs the suite.
+# Both work from a fresh clone: they create .venv and install the package into it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: this is a CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sleepnet demo -o runs/demo --seed 0 --force
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sleepnet kernels converters tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,45 @@
+"""Training losses, shared by training and by gradient attacks (an attack uses the model's own loss).
+
+- ``squared``: the paper's ``0.5 * sum((out - onehot)^2) / batch`` on the ReLU
+  output, with the output ReLU treated as the identity in the backward pass
+  (``paper-protocol.md`` §2: the gradient at the output pre-activation is
+  ``(out - onehot) / batch`` everywhere).
+- ``cross-entropy``: softmax cross-entropy on the pre-ReLU output of the last
+  ``Linear`` (the logits).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import SleepnetError
+
+LOSSES = ("squared", "cross-entropy")
+
+
+def pre_activation(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The output of the last ``Linear``: everything but the final ReLU."""
+    if not isinstance(model[-1], nn.ReLU):
+        raise SleepnetError("the model's last layer must be a ReLU")
+    return model[:-1](x)
+
+
+def straight_through_relu(z: torch.Tensor) -> torch.Tensor:
+    """``relu(z)`` forward, identity backward."""
+    return z + (torch.relu(z) - z).detach()
+
+
+def loss_fn(name: str, model: nn.Sequential, x: torch.Tensor, y: torch.Tensor,
+            reduction: str = "mean") -> torch.Tensor:  # fmt: skip
+    """The loss ``name`` of ``model`` on ``(x, y)``; ``reduction="sum"`` sums over the batch."""
+    z = pre_activation(model, x)
+    if name == "squared":
+        out = straight_through_relu(z)
+        onehot = F.one_hot(y, out.shape[1]).to(out.dtype)
+        total = 0.5 * ((out - onehot) ** 2).sum()
+        return total / len(x) if reduction == "mean" else total
+    if name == "cross-entropy":
+        return F.cross_entropy(z, y, reduction=reduction)
+    raise SleepnetError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")
