@@ -1,0 +1,205 @@
+"""The ``sleepnet`` command line (``sleepnet --help``).
+
+Bad input gets one line on stderr (``sleepnet: error: ...``) and exit status 2,
+never a traceback; set ``SLEEPNET_DEBUG=1`` to see the traceback of an
+unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import SleepnetError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        raise SleepnetError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser, out: bool = True) -> None:
+    p.add_argument("--data-dir", help="folder of IDX files to use instead of the default data source")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    if out:
+        p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+        p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sleepnet", description="Sleep-like plasticity for bias-free ReLU networks.")
+    parser.add_argument("--version", action="version", version=f"sleepnet {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("data", help="fetch and verify datasets")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--data-dir", help="verify this folder of IDX files instead")
+
+    p = sub.add_parser("train", help="train a bias-free ReLU network")
+    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, patches or npz:PATH")
+    p.add_argument("--recipe", default="paper", help="paper (the ICLR 2020 recipe) or standard")
+    p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+
+    p = sub.add_parser("convert", help="scale factors and summary of the spiking network")
+    p.add_argument("model", type=Path)
+    p.add_argument("--percentile", type=float, help="use this activation percentile, not the max")
+    p.add_argument("--json", type=Path, help="also write the conversion record to this file")
+    _common(p, out=False)
+
+    p = sub.add_parser("sleep", help="run a sleep phase on a model folder")
+    p.add_argument("model", type=Path)
+    p.add_argument("--preset", help="a published preset (see `sleepnet presets`)")
+    p.add_argument("--config", type=Path, help="a TOML config (over the preset, if both)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter, e.g. --set inc=0.05 --set 'beta=[1,2,3]'")
+    p.add_argument("--backend", default="numba", choices=["numba", "numpy"])
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="robustness of one or more model folders")
+    p.add_argument("models", nargs="+", type=Path)
+    p.add_argument("--suite", default="quick", help="quick")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
+    _common(p)
+
+    p = sub.add_parser("plot", help="figures of a slept model or an evaluation folder")
+    p.add_argument("folder", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="figure folder (default FOLDER/figures)")
+
+    sub.add_parser("presets", help="list the sleep presets")
+
+    p = sub.add_parser("demo", help="train, sleep and evaluate on MNIST end to end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="mnist-fgsm")
+    _common(p)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _sleep_config(args):
+    from .config import apply_overrides, load_config, load_preset
+
+    if args.preset is None and args.config is None:
+        raise SleepnetError("sleep needs --preset or --config")
+    config = load_preset(args.preset) if args.preset else None
+    if args.config:
+        config = load_config(args.config, base=config)
+    return apply_overrides(config, args.set)
+
+
+def run(args) -> int:
+    from . import workflow
+
+    progress = not getattr(args, "quiet", False)
+    cmd = args.command
+    if cmd == "data":
+        from .data import fetch_mnist, load_dataset
+
+        if args.dataset == "mnist" and not args.data_dir:
+            fetch_mnist(quiet=True)
+        data = load_dataset(args.dataset, args.data_dir)
+        print(f"{data.name}: {len(data.x_train)} train, {len(data.x_test)} test images verified "
+              f"(sha256 {data.sha256[:16]}...)")  # fmt: skip
+    elif cmd == "train":
+        rec = workflow.train_to_folder(args.dataset, args.recipe, args.seed, args.output,
+                                       epochs=args.epochs, data_dir=args.data_dir,
+                                       overwrite=args.force, progress=progress)  # fmt: skip
+        m = rec["metrics"]
+        print(f"trained {args.recipe} on {args.dataset}: test accuracy {m['test_accuracy']:.4f} "
+              f"in {m['train_time_s']:.1f} s -> {args.output}")  # fmt: skip
+    elif cmd == "convert":
+        _convert(args)
+    elif cmd == "sleep":
+        config = _sleep_config(args)
+        rec = workflow.sleep_to_folder(args.model, config, args.output, backend=args.backend,
+                                       data_dir=args.data_dir, overwrite=args.force,
+                                       progress=progress)  # fmt: skip
+        _print_sleep(rec, args.output)
+    elif cmd == "evaluate":
+        metrics = workflow.evaluate_to_folder(args.models, args.output, suite=args.suite,
+                                              seed=args.seed, data_dir=args.data_dir,
+                                              overwrite=args.force, progress=progress)  # fmt: skip
+        from .demo import table
+
+        print(table(metrics))
+        print(f"-> {args.output}/metrics.json")
+    elif cmd == "plot":
+        for path in workflow.plot_folder(args.folder, args.output):
+            print(path)
+    elif cmd == "presets":
+        from .config import load_preset, preset_names
+
+        for name in preset_names():
+            c = load_preset(name)
+            print(f"{name:20} T={c.T:<6} input={c.input_mode:12} {c.description}")
+    elif cmd == "demo":
+        from .demo import run_demo, table
+
+        metrics = run_demo(args.output, seed=args.seed, preset=args.preset, overwrite=args.force,
+                           progress=progress, data_dir=args.data_dir)  # fmt: skip
+        print(table(metrics))
+        t = metrics["timings"]
+        print(f"sleep: {t['sleep_simulation_s']:.2f} s simulated "
+              f"({metrics['sleep']['steps_per_second']:.0f} steps/s); train {t['train_s']:.1f} s, "
+              f"evaluate {t['evaluate_s']:.1f} s -> {args.output}")  # fmt: skip
+    return 0
+
+
+def _convert(args) -> None:
+    from .converters import from_torch
+    from .fsio import write_json
+    from .models import load_model
+    from .workflow import dataset_for
+
+    model, meta = load_model(args.model)
+    data = dataset_for(meta, args.data_dir)
+    net = from_torch(model, data.x_train, args.percentile)
+    summary = net.summary()
+    print(f"spiking network {'-'.join(map(str, net.sizes))}, activation statistic "
+          f"{summary['activation_statistic']}")  # fmt: skip
+    print(f"{'layer':>6}{'max weight':>14}{'max activation':>16}{'factor':>12}")
+    for l in range(len(net.weights)):
+        print(f"{l:>6}{net.max_weight[l]:>14.6f}{net.max_activation[l]:>16.6f}{net.factors[l]:>12.6f}")
+    if args.json:
+        write_json(args.json, summary)
+
+
+def _print_sleep(rec: dict, out: Path) -> None:
+    s = rec["sleep"]
+    rates = ", ".join(f"{layer['mean_rate_hz']:.3g}" for layer in s["spikes"]["layers"])
+    print(f"slept {s['spikes']['steps']} steps in {s['wall_time_s']:.2f} s "
+          f"({s['steps_per_second']:.0f} steps/s, backend {s['backend']})")  # fmt: skip
+    print(f"mean rates per layer (Hz, input first): {rates}")
+    print(f"test accuracy {rec['metrics']['parent_test_accuracy']:.4f} -> "
+          f"{rec['metrics']['test_accuracy']:.4f}; -> {out}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args)
+    except SleepnetError as exc:
+        print(f"sleepnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sleepnet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: still one line, unless debugging
+        if os.environ.get("SLEEPNET_DEBUG"):
+            raise
+        print(f"sleepnet: error: {type(exc).__name__}: {exc} (SLEEPNET_DEBUG=1 shows the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""FGSM (Goodfellow et al. 2015) as the sleep paper evaluates it (``paper-protocol.md`` §3).
+
+``x_adv = clip(x + eps * sign(grad_x loss(x, y)), 0, 1)`` with the model's own
+training loss, over ``eps = 0 : 0.005 : 0.4``. Summary: the median epsilon,
+the smallest ``eps`` at which each image is first misclassified, median over
+the images; an image never misclassified counts as the largest ``eps`` tried
+(their share is reported as ``never_fooled``).
+
+Example::
+
+    FGSM(model, loss="squared").run(data.x_test, data.y_test)["median_eps"]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Attack, register
+
+PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
+
+
+@register
+class FGSM(Attack):
+    name = "fgsm"
+
+    def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500):
+        super().__init__(model, loss, batch_size)
+        self.eps = tuple(float(e) for e in eps)
+
+    def perturb(self, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+        return np.clip(x + np.float32(eps) * np.sign(self.input_gradient(x, y)), 0.0, 1.0)
+
+    def run(self, x: np.ndarray, y: np.ndarray) -> dict:
+        direction = np.sign(self.input_gradient(x, y)).astype(np.float32)
+        first = np.full(len(x), np.inf)
+        acc = []
+        for e in self.eps:
+            wrong = self.predict(np.clip(x + np.float32(e) * direction, 0.0, 1.0)) != y
+            acc.append(float(np.mean(~wrong)))
+            first[np.isinf(first) & wrong] = e
+        never = np.isinf(first)
+        return {
+            "eps": list(self.eps),
+            "accuracy": acc,
+            "median_eps": float(np.median(np.where(never, self.eps[-1], first))),
+            "never_fooled": float(never.mean()),
+        }

@@ -1,0 +1,184 @@
+"""The steps of the command line as functions on folders: train, sleep, evaluate, plot.
+
+Each step reads model folders, checks what it reads, and writes its output
+folder atomically, so the CLI and the demo are thin layers over this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .config import SleepConfig
+from .data import Dataset, load_dataset
+from .errors import SleepnetError
+from .fsio import atomic_dir, read_json, write_json
+from .models import load_model, save_model
+
+RECORD = "sleep_record.npz"
+
+
+def dataset_for(meta: dict, data_dir: str | None = None) -> Dataset:
+    """Load the dataset a model was trained on and check it is the same data (SHA-256)."""
+    rec = meta.get("dataset") or {}
+    if "name" not in rec:
+        raise SleepnetError("the model record names no dataset; pass --dataset")
+    data = load_dataset(rec["name"], data_dir)
+    if rec.get("sha256") and rec["sha256"] != data.sha256:
+        raise SleepnetError(
+            f"dataset hash mismatch: the model was trained on {rec['name']} with SHA-256 "
+            f"{rec['sha256'][:12]}..., the data found has {data.sha256[:12]}..."
+        )
+    return data
+
+
+def model_loss(meta: dict) -> str:
+    return (meta.get("recipe") or {}).get("loss", "cross-entropy")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: int | None = None,
+                    data_dir: str | None = None, overwrite: bool = False,
+                    progress: bool = True) -> dict:  # fmt: skip
+    from .training import get_recipe, train
+
+    data = load_dataset(dataset, data_dir)
+    model, record = train(data, get_recipe(recipe, epochs=epochs), seed=seed, progress=progress)
+    save_model(model, out, record, overwrite=overwrite)
+    return record
+
+
+def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend: str = "numba",
+                    data_dir: str | None = None, overwrite: bool = False, progress: bool = True,
+                    parent_path: Path | None = None) -> dict:  # fmt: skip
+    """Sleep a model folder into a new model folder that records its parent and the run.
+
+    ``parent_path`` is the parent's path to record, if it differs from ``model_dir``
+    (the demo builds its folders in a temporary place and renames them).
+    """
+    from .sleep_phase import sleep
+    from .training import accuracy
+
+    if Path(out).exists() and not overwrite:
+        raise SleepnetError(f"{out} already exists (use --force to replace it)")
+    model, meta = load_model(model_dir)
+    data = dataset_for(meta, data_dir)
+    result = sleep(model, config, data.x_train, backend=backend, progress=progress)
+    summary = result.summary()
+    record = {
+        "kind": "slept",
+        "parent": {"path": str(Path(parent_path or model_dir).resolve()),
+                   "sha256": file_sha256(Path(model_dir) / "model.safetensors")},
+        "recipe": meta.get("recipe"),
+        "dataset": meta.get("dataset"),
+        "seed": config.seed,
+        "sleep": summary,
+        "metrics": {"test_accuracy": accuracy(result.model, data.x_test, data.y_test),
+                    "parent_test_accuracy": accuracy(model, data.x_test, data.y_test)},
+    }  # fmt: skip
+    out_ = result.output
+
+    def write_record(folder: Path) -> None:
+        arrays = {"spike_counts": out_.spike_counts, "unit_counts": out_.unit_counts,
+                  "sizes": np.asarray(out_.sizes), "raster_start": np.asarray(out_.raster_start),
+                  "dt": np.asarray(config.dt)}  # fmt: skip
+        if out_.raster is not None:
+            arrays["raster"] = out_.raster
+        for t, ws in out_.snapshots:
+            for l, w in enumerate(ws):
+                arrays[f"snapshot_{t}_{l}"] = w
+        with open(folder / RECORD, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    save_model(result.model, out, record, overwrite=overwrite, extra=write_record)
+    return record
+
+
+def load_sleep_record(folder: Path) -> dict[str, np.ndarray]:
+    path = Path(folder) / RECORD
+    if not path.is_file():
+        raise SleepnetError(f"{folder} has no {RECORD}: it is not a slept model")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError) as exc:
+        raise SleepnetError(f"{path} is damaged ({exc})") from None
+
+
+def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick", seed: int = 0,
+                       data_dir: str | None = None, overwrite: bool = False,
+                       progress: bool = True) -> dict:  # fmt: skip
+    from .evaluation import evaluate, headline
+    from .plots import robustness_curves
+
+    if Path(out).exists() and not overwrite:
+        raise SleepnetError(f"{out} already exists (use --force to replace it)")
+    loaded = {}
+    for d in model_dirs:
+        name = _unique(Path(d).name, loaded)
+        loaded[name] = (d, *load_model(d))
+    datasets = {m[2].get("dataset", {}).get("sha256") for m in loaded.values()}
+    if len(datasets) > 1:
+        raise SleepnetError("the models were trained on different datasets; evaluate them separately")
+    data = dataset_for(next(iter(loaded.values()))[2], data_dir)
+    results = evaluate({n: m[1] for n, m in loaded.items()}, data,
+                       {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress)  # fmt: skip
+    metrics = {
+        "suite": suite, "seed": seed, "dataset": data.record(),
+        "models": {n: {"path": str(m[0]), "summary": headline(results[n]), "results": results[n]}
+                   for n, m in loaded.items()},
+    }  # fmt: skip
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        robustness_curves(results, tmp / "figures")
+    return metrics
+
+
+def _unique(name: str, taken: dict) -> str:
+    k, base = 1, name
+    while name in taken:
+        k += 1
+        name = f"{base}-{k}"
+    return name
+
+
+def plot_folder(folder: Path, out: Path | None = None, parent: Path | None = None) -> list[Path]:
+    """Figures for a slept model folder (weights, rates, raster) or an evaluation folder (curves).
+
+    ``parent`` overrides the parent model folder recorded in a slept model.
+    """
+    from . import plots
+
+    folder = Path(folder)
+    out = Path(out) if out else folder / "figures"
+    if (folder / "metrics.json").is_file() and not (folder / "model.json").is_file():
+        metrics = read_json(folder / "metrics.json")
+        try:
+            results = {n: m["results"] for n, m in metrics["models"].items()}
+        except (KeyError, TypeError, AttributeError):
+            raise SleepnetError(f"{folder / 'metrics.json'} is not an evaluation record") from None
+        return plots.robustness_curves(results, out)
+    model, meta = load_model(folder)
+    rec = load_sleep_record(folder)
+    parent_path = Path(parent or (meta.get("parent") or {}).get("path", ""))
+    if not (parent_path / "model.json").is_file():
+        raise SleepnetError(f"the parent model {parent_path} of {folder} is not available")
+    parent, _ = load_model(parent_path)
+    from .converters import check_sequential
+
+    idx = check_sequential(model)
+    before = [parent[k].weight.detach().double().numpy() for k in idx]
+    after = [model[k].weight.detach().double().numpy() for k in idx]
+    sizes = [int(s) for s in rec["sizes"]]
+    paths = [
+        plots.weight_histograms(before, after, out / "weights.png"),
+        plots.firing_rates(rec["spike_counts"], sizes, float(rec["dt"]), out / "firing_rates.png"),
+    ]
+    if "raster" in rec:
+        paths.append(plots.raster(rec["raster"], sizes, int(rec["raster_start"]), out / "raster.png"))
+    return paths
