@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, patches or npz:PATH")
     p.add_argument("--recipe", default="paper", help="paper (the ICLR 2020 recipe) or standard")
     p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    p.add_argument("--hidden", help="hidden layer sizes, e.g. 1200,1200 (the recipe's); '' for none")
     p.add_argument("--seed", type=int, default=0)
     _common(p)
 
@@ -79,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hidden(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise SleepnetError(f"--hidden expects sizes like 1200,1200, got {text!r}") from None
+    if any(n <= 0 for n in sizes):
+        raise SleepnetError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
 def _version() -> str:
     from . import __version__
 
@@ -111,7 +124,8 @@ def run(args) -> int:
               f"(sha256 {data.sha256[:16]}...)")  # fmt: skip
     elif cmd == "train":
         rec = workflow.train_to_folder(args.dataset, args.recipe, args.seed, args.output,
-                                       epochs=args.epochs, data_dir=args.data_dir,
+                                       epochs=args.epochs, hidden=_hidden(args.hidden),
+                                       data_dir=args.data_dir,
                                        overwrite=args.force, progress=progress)  # fmt: skip
         m = rec["metrics"]
         print(f"trained {args.recipe} on {args.dataset}: test accuracy {m['test_accuracy']:.4f} "

@@ -152,7 +152,11 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SleepnetError(f"{source} is not valid TOML ({exc})") from None
-    return data.get("sleep", data)
+    sleep_table = data.get("sleep", {})
+    if not isinstance(sleep_table, dict):
+        raise SleepnetError(f"{source}: [sleep] must be a table")
+    top = {k: v for k, v in data.items() if k != "sleep"}
+    return top | sleep_table
 
 
 def load_preset(name: str) -> SleepConfig:

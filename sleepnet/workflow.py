@@ -43,12 +43,18 @@ def file_sha256(path: Path) -> str:
 
 
 def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: int | None = None,
-                    data_dir: str | None = None, overwrite: bool = False,
-                    progress: bool = True) -> dict:  # fmt: skip
+                    hidden: tuple[int, ...] | None = None, data_dir: str | None = None,
+                    overwrite: bool = False, progress: bool = True) -> dict:  # fmt: skip
+    """Train ``recipe`` on ``dataset``; ``hidden`` replaces the recipe's hidden layer sizes."""
     from .training import get_recipe, train
 
+    if Path(out).exists() and not overwrite:
+        raise SleepnetError(f"{out} already exists (use --force to replace it)")
     data = load_dataset(dataset, data_dir)
-    model, record = train(data, get_recipe(recipe, epochs=epochs), seed=seed, progress=progress)
+    base = get_recipe(recipe, epochs=epochs)
+    if hidden is not None:
+        base = get_recipe(recipe, epochs=epochs, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
+    model, record = train(data, base, seed=seed, progress=progress)
     save_model(model, out, record, overwrite=overwrite)
     return record
 

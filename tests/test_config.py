@@ -1,0 +1,58 @@
+import pytest
+
+from sleepnet.config import apply_overrides, load_config, load_preset, preset_names
+from sleepnet.errors import SleepnetError
+
+SPEC = {  # sleep-algorithm.md §6: [max_rate, inc, dec, beta..., alpha_scale, T]
+    "mnist-fgsm": (39.037119, 0.063997, 0.069220, (36.186585, 23.362736, 36.384713), 2.193698, 27105),
+    "mnist-deepfool": (455.364521, 0.066056, 0.054991, (22.687400, 48.092672, 18.983305), 34.657870, 3365),
+    "mnist-continual": (239.515363, 0.032064, 0.003344, (14.548273, 44.560317, 38.046326), 55.882454, 15000),
+    "fashion-continual": (181.047258, 0.041001, 0.003344, (40.446884, 27.596929, 33.109393), 31.592987, 15000),
+    "patches": (64.0, 0.0035, 0.0002, (1.045,), 4.25, 30000),
+}
+
+
+@pytest.mark.parametrize("name", SPEC)
+def test_presets_match_the_spec(name):
+    c = load_preset(name)
+    assert (c.max_rate, c.inc, c.dec, c.beta, c.alpha_scale, c.T) == SPEC[name]
+    assert (c.dt, c.threshold, c.decay, c.w_inh, c.dc, c.norm_w) == (0.001, 1.0, 0.999, 0.0, 0.0, False)
+
+
+def test_preset_list_and_input_modes():
+    assert set(preset_names()) == set(SPEC)
+    assert load_preset("mnist-fgsm").input_mode == "sequential"
+    assert load_preset("mnist-continual").input_mode == "masked-mean"
+    assert load_preset("patches").input_mode == "mean"
+
+
+def test_overrides_and_aliases():
+    c = apply_overrides(load_preset("mnist-fgsm"), ["inc=0.05", "W_inh=0.5", "beta=[1, 2, 3]",
+                                                    "normW=true", "T=100"])
+    assert (c.inc, c.w_inh, c.beta, c.norm_w, c.T) == (0.05, 0.5, (1.0, 2.0, 3.0), True, 100)
+
+
+@pytest.mark.parametrize(
+    "item, match",
+    [("T=-5", "T must be a positive"), ("bogus=1", "unknown key 'bogus'"), ("inc", "key=value"),
+     ("decay=1.5", "decay must be in"), ("input_mode=random", "input_mode must be one of"),
+     ("beta=[1, -2, 3]", "beta must be positive"), ("T=2.5", "T must be an integer")],
+)
+def test_bad_overrides_are_refused(item, match):
+    with pytest.raises(SleepnetError, match=match):
+        apply_overrides(load_preset("mnist-fgsm"), [item])
+
+
+def test_config_file_over_a_preset(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('preset = "mnist-deepfool"\n[sleep]\ninc = 0.01\nsilent_gaps = true\n')
+    c = load_config(f)
+    assert c.inc == 0.01 and c.silent_gaps and c.T == 3365
+    f.write_text("[sleep]\ninc = 0.01\n")
+    with pytest.raises(SleepnetError, match="missing keys"):
+        load_config(f)
+
+
+def test_unknown_preset():
+    with pytest.raises(SleepnetError, match="unknown preset 'nope'"):
+        load_preset("nope")

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sleepnet.data import Dataset
+from sleepnet.evaluation import distortion_curve, evaluate_model
+from sleepnet.evaluation.attacks import FGSM
+from sleepnet.evaluation.distortions import gaussian_blur, gaussian_kernel, gaussian_noise
+
+
+def _linear_model(w):
+    m = nn.Sequential(nn.Linear(len(w[0]), len(w), bias=False), nn.ReLU())
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor(w, dtype=torch.float32))
+    return m.eval()
+
+
+def test_fgsm_median_eps_on_a_closed_form_model():
+    # two classes, score_c = x_c. For an image of class 0 at (a, b), a > b, the cross-entropy
+    # gradient sign is (-1, +1), so FGSM flips it first at the grid eps just above (a - b) / 2.
+    model = _linear_model([[1.0, 0.0], [0.0, 1.0]])
+    x = np.array([[0.95, 0.1], [0.9, 0.15], [0.8, 0.45], [0.7, 0.53]], dtype=np.float32)
+    y = np.zeros(4, dtype=np.int64)
+    eps = tuple(round(0.01 * k, 2) for k in range(41))
+    res = FGSM(model, "cross-entropy", eps=eps).run(x, y)
+    # (a - b) / 2 = 0.425 (never within 0.4), 0.375, 0.175, 0.085 -> first eps 0.38, 0.18, 0.09
+    assert res["never_fooled"] == 0.25
+    assert res["median_eps"] == pytest.approx(np.median([0.4, 0.38, 0.18, 0.09]))
+    assert res["accuracy"][0] == 1.0 and res["accuracy"][-1] == 0.25
+    assert res["accuracy"][eps.index(0.09)] == 0.75 and res["accuracy"][eps.index(0.18)] == 0.5
+
+
+def test_fgsm_perturbation_stays_in_box_and_ball():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 5, bias=False), nn.ReLU()).eval()
+    x = np.random.default_rng(0).random((30, 20)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 5, 30)
+    adv = FGSM(model, "squared").perturb(x, y, 0.1)
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert np.abs(adv - x).max() <= 0.1 + 1e-7
+
+
+def test_noise_has_the_requested_variance_before_clipping():
+    x = np.full((200, 784), 0.5, dtype=np.float32)
+    out = gaussian_noise(x, 0.01, np.random.default_rng(0))  # std 0.1: clipping is negligible
+    assert np.var(out - x) == pytest.approx(0.01, rel=0.02)
+    np.testing.assert_array_equal(gaussian_noise(x, 0.0, np.random.default_rng(0)), x)
+
+
+def test_blur_kernel_sizes_and_replicate_padding():
+    assert len(gaussian_kernel(0.0001)) == 3 and len(gaussian_kernel(0.5)) == 3
+    assert len(gaussian_kernel(1.0)) == 5 and len(gaussian_kernel(4.0)) == 17
+    assert gaussian_kernel(2.0).sum() == pytest.approx(1.0)
+    x = np.random.default_rng(0).random((3, 784)).astype(np.float32)
+    np.testing.assert_allclose(gaussian_blur(x, 0.0001), x, atol=1e-6)
+    flat = np.full((1, 784), 0.7, dtype=np.float32)  # replicate padding keeps a flat image flat
+    np.testing.assert_allclose(gaussian_blur(flat, 3.0), flat, atol=1e-6)
+    img = np.zeros((1, 28, 28), dtype=np.float32)
+    img[0, 14, 14] = 1.0
+    out = gaussian_blur(img.reshape(1, -1), 1.0).reshape(28, 28)
+    k = gaussian_kernel(1.0)
+    np.testing.assert_allclose(out[12:17, 12:17], np.outer(k, k), atol=1e-6)
+
+
+def test_quick_suite_on_a_model():
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 784)).astype(np.float32)
+    w = rng.normal(size=(3, 784)).astype(np.float32) * 0.05
+    model = _linear_model(w)
+    y = model(torch.from_numpy(x)).argmax(1).numpy()  # the model is right on every clean image
+    data = Dataset("toy", x, y, x, y, "0" * 64, (28, 28))
+    res = evaluate_model(model, data, "cross-entropy")
+    assert res["clean_accuracy"] == 1.0
+    assert res["gaussian-noise"]["variance"] == [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]
+    assert res["gaussian-noise"]["accuracy"][0] == 1.0
+    assert res["gaussian-blur"]["sigma"][0] == 0.0001 and len(res["gaussian-blur"]["sigma"]) == 9
+    assert len(res["fgsm"]["eps"]) == 81 and res["fgsm"]["eps"][-1] == 0.4
+    assert res["fgsm"]["accuracy"][0] == 1.0
+    assert res["fgsm"]["accuracy"][-1] < 0.5
+    # the same seed gives the same noisy images, hence the same curve
+    assert distortion_curve(model, data, "gaussian-noise", 0) == res["gaussian-noise"]
