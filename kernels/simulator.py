@@ -52,7 +52,8 @@ class Simulator(ABC):
         if spikes.dtype != np.bool_:
             raise ValueError(f"input spikes must be a bool array, got {spikes.dtype}")
         if counts.shape != (spikes.shape[0], len(self.sizes)):
-            raise ValueError(f"counts has shape {counts.shape}, expected {(spikes.shape[0], len(self.sizes))}")
+            expected = (spikes.shape[0], len(self.sizes))
+            raise ValueError(f"counts has shape {counts.shape}, expected {expected}")
 
     @abstractmethod
     def run(

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from sleepnet.kernels import g, g_logistic, normalize_columns
 
 

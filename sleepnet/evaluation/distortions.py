@@ -35,14 +35,15 @@ def register(name: str, levels: tuple[float, ...], level_name: str):
 
 
 @register("gaussian-noise", (0.0, 0.1, 0.3, 0.5, 0.7, 0.9), "variance")
-def gaussian_noise(x: np.ndarray, variance: float, rng: np.random.Generator, image_shape=None) -> np.ndarray:
+def gaussian_noise(x: np.ndarray, variance: float, rng: np.random.Generator,
+                   image_shape=None) -> np.ndarray:  # fmt: skip
     """``clip(x + N(0, variance), 0, 1)`` per pixel."""
     noise = rng.standard_normal(x.shape).astype(np.float32) * np.float32(math.sqrt(variance))
     return np.clip(x + noise, 0.0, 1.0)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
-    """1-d normalised Gaussian of size ``2 * ceil(2 * sigma) + 1`` (MATLAB ``fspecial`` is its outer product)."""
+    """1-d normalised Gaussian, size ``2 * ceil(2 * sigma) + 1`` (``fspecial`` is its outer product)."""
     half = math.ceil(2 * sigma)
     t = np.arange(-half, half + 1, dtype=np.float64)
     k = np.exp(-(t**2) / (2 * sigma**2))
@@ -63,7 +64,8 @@ def gaussian_blur(x: np.ndarray, sigma: float, rng=None, image_shape=(28, 28)) -
 
 
 @register("salt-and-pepper", (0.0, 0.05, 0.1, 0.2, 0.3, 0.5), "fraction")
-def salt_and_pepper(x: np.ndarray, fraction: float, rng: np.random.Generator, image_shape=None) -> np.ndarray:
+def salt_and_pepper(x: np.ndarray, fraction: float, rng: np.random.Generator,
+                    image_shape=None) -> np.ndarray:  # fmt: skip
     """A ``fraction`` of pixels set to 0 or 1 (half each, in expectation)."""
     u = rng.random(x.shape)
     out = x.copy()
