@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="a TOML config (over the preset, if both)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. --set inc=0.05 --set 'beta=[1,2,3]'")
-    p.add_argument("--backend", default="numba", choices=["numba", "numpy"])
+    p.add_argument("--backend", default="numba", choices=["numba", "numpy", "brian2"])
     _common(p)
 
     p = sub.add_parser("evaluate", help="robustness of one or more model folders")

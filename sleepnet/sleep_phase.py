@@ -110,10 +110,24 @@ def _progress(total: int, enabled: bool, name: str):
     return tqdm(total=total, desc=f"sleep ({name})", unit="step", unit_scale=True, leave=False)
 
 
+BACKENDS = ("numba", "numpy", "brian2")
+
+
+def make_backend(backend: str, weights: list[np.ndarray], params: KernelParams,
+                 brian2_target: str = "cython") -> Simulator:  # fmt: skip
+    """A simulator of ``backend``: the kernels' ``numba``/``numpy`` or the Brian2 model."""
+    if backend == "brian2":
+        from .converters.brian2_backend import Brian2Simulator
+
+        return Brian2Simulator(weights, params, target=brian2_target)
+    return make_simulator(backend, weights, params)
+
+
 def run_sleep(weights: list[np.ndarray], input_spikes: np.ndarray, *, alpha, beta, inc: float,
               dec: float, threshold: float = 1.0, decay: float = 0.999, w_inh: float = 0.0,
               dc: float = 0.0, backend: str = "numba", chunk: int = 4096,
-              raster_start: int = 0, raster_steps: int = 0) -> SleepOutput:  # fmt: skip
+              raster_start: int = 0, raster_steps: int = 0,
+              brian2_target: str = "cython") -> SleepOutput:  # fmt: skip
     """Simulate sleep on given input spikes (``architecture.md``); ``weights`` are not modified.
 
     Parameters
@@ -122,14 +136,21 @@ def run_sleep(weights: list[np.ndarray], input_spikes: np.ndarray, *, alpha, bet
     input_spikes : bool ``(T, n_0)``, the input layer's spikes step by step.
     alpha, beta : per-layer input gain and threshold scale, length ``L`` each.
     inc, dec, threshold, decay, w_inh, dc : see ``sleep-algorithm.md`` §3.
-    backend : ``"numba"`` (default) or ``"numpy"`` (the reference).
+    backend : ``"numba"`` (default), ``"numpy"`` (the reference) or ``"brian2"``
+        (the same model in Brian2, code generation target ``brian2_target``:
+        ``"cython"``, ``"numpy"`` or ``"cpp_standalone"``, which runs in one piece).
     """
     input_spikes = np.asarray(input_spikes)
     if input_spikes.dtype != np.bool_ or input_spikes.ndim != 2:
         raise ValueError("input_spikes must be a 2-d bool array (T, n_0)")
     params = KernelParams(alpha=alpha, beta=beta, inc=inc, dec=dec, threshold=threshold,
                           decay=decay, w_inh=w_inh, dc=dc)  # fmt: skip
-    sim = make_simulator(backend, [np.asarray(w, dtype=np.float64) for w in weights], params)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    sim = make_backend(backend, [np.asarray(w, dtype=np.float64) for w in weights], params,
+                       brian2_target)  # fmt: skip
+    if backend == "brian2" and brian2_target == "cpp_standalone":
+        chunk = max(1, input_spikes.shape[0])
     return _drive(sim, lambda a, b: input_spikes[a:b], input_spikes.shape[0], chunk=chunk,
                   raster_start=raster_start, raster_steps=raster_steps)  # fmt: skip
 
@@ -187,7 +208,7 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba
         alpha=config.alpha(net.factors), beta=config.beta, inc=config.inc, dec=config.dec,
         threshold=config.threshold, decay=config.decay, w_inh=config.w_inh, dc=config.dc,
     )  # fmt: skip
-    sim = make_simulator(backend, net.weights, params)
+    sim = make_backend(backend, net.weights, params)
     out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
                  raster_start=config.raster_start, raster_steps=config.raster_steps,
                  snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from sleepnet.kernels import KernelParams, make_simulator, normalize_columns
 
+from sleepnet.kernels import KernelParams, make_simulator, normalize_columns
 from sleepnet.sleep_phase import run_sleep
 from tests.conftest import active_params, random_network, random_spikes
 

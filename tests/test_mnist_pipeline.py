@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from sleepnet.converters import from_torch
 
 from sleepnet.config import load_preset
+from sleepnet.converters import from_torch
 from sleepnet.data import load_dataset
 from sleepnet.inputs import input_spikes
 from sleepnet.sleep_phase import run_sleep, sleep

@@ -2,9 +2,9 @@ import json
 
 import pytest
 import torch
-from sleepnet.converters import check_sequential
 from torch import nn
 
+from sleepnet.converters import check_sequential
 from sleepnet.errors import ConversionError, SleepnetError
 from sleepnet.models import PaperDropout, build_mlp, load_model, save_model
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from sleepnet.kernels import g, g_logistic, normalize_columns
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from sleepnet.converters import from_torch, scale_factors, to_torch
 from torch import nn
 
+from sleepnet.converters import from_torch, scale_factors, to_torch
 from sleepnet.models import PaperDropout
 
 
