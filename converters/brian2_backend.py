@@ -10,7 +10,7 @@ layer sees the spikes the layer below emitted in the *same* step)::
     [inhibition]  total = sum(imp) over the layer (summed variable into a 1-unit group)
     integrate     imp = imp - (total / n) * w_inh ; v = decay * v ; v = v + imp ; v = v + dc
     threshold     v >= threshold * beta
-    post pathway  g = 1 - tanh(500 w)
+    post pathway  g = 2 / (1 + exp(1000 w))
                   w = w + [pre spiked now] * inc * g - [pre silent now] * dec * g
     reset         v = 0
 
@@ -53,7 +53,7 @@ imp = imp - shift
 """
 _ON_PRE = "I_post += w\nlastpre = t_in_timesteps"
 _ON_POST = """
-gw = 1 - tanh(w * 500)
+gw = 2 / (1 + exp(w * 1000))
 hit = int(lastpre == t_in_timesteps)
 w = w + hit * inc * gw - (1 - hit) * dec * gw
 """

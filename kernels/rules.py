@@ -2,13 +2,16 @@
 
 Equations (``sleep-algorithm.md`` §3)::
 
-    g(w) = 2 * (1 - 1 / (1 + exp(-w / 0.001)))  ==  1 - tanh(500 w)
+    g(w) = 2 * (1 - 1 / (1 + exp(-w / 0.001)))  ==  2 / (1 + exp(w / 0.001))  ==  1 - tanh(500 w)
 
     post unit i fired, pre unit j fired:   W[i, j] += inc * g(W[i, j])
     post unit i fired, pre unit j silent:  W[i, j] -= dec * g(W[i, j])
 
-The tanh form is used because it never overflows (the logistic form overflows
-``exp`` for w < -0.71); the two are the same function, see ``tests/test_rules.py``.
+All backends compute the middle form: one ``exp`` and one division, about 4x
+cheaper than ``tanh`` in a compiled loop, and without the cancellation of
+``1 - tanh`` or ``1 - 1 / (...)`` where ``g`` is small. The three forms are the
+same function (``tests/test_rules.py``). ``exp`` overflows to ``inf`` for
+``w > 0.709``, which gives the correct limit ``g = 0``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ G_SCALE = 0.001
 
 
 def g(w: np.ndarray | float) -> np.ndarray | float:
-    """Weight dependence of the plasticity rule, ``1 - tanh(w / (2 * 0.001))``."""
-    return 1.0 - np.tanh(np.asarray(w, dtype=np.float64) * (0.5 / G_SCALE))
+    """Weight dependence of the plasticity rule, ``2 / (1 + exp(w / 0.001))``."""
+    w = np.asarray(w, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        return 2.0 / (1.0 + np.exp(w * (1.0 / G_SCALE)))
 
 
 def g_logistic(w: np.ndarray | float) -> np.ndarray:

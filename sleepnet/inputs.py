@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import SleepConfig
 from .errors import SleepnetError
+from .kernels.poisson import spikes_from_uniform
 
 SILENT_PERIOD, SILENT_STEPS = 100, 10
 
@@ -28,7 +29,11 @@ def spike_probability(x: np.ndarray, dt: float, max_rate: float) -> np.ndarray:
 
 
 def poisson_spikes(x: np.ndarray, dt: float, max_rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Bool spikes of the same shape as ``x``, the reference's comparison written out."""
+    """Bool spikes of the same shape as ``x``, the reference's comparison written out.
+
+    ``SleepInput`` draws the same ``u`` and makes the same comparison in one
+    compiled pass (``sleepnet.kernels.poisson``).
+    """
     x = np.asarray(x, dtype=np.float64)
     u = rng.random(x.shape)
     return (u * (1.0 / (dt * max_rate)) / 2.0 <= x) & (x > 0)
@@ -52,7 +57,7 @@ class SleepInput:
                     f"sequential input needs T <= {len(data)} images, got T = {config.T} "
                     "(set cycle = true to wrap around)"
                 )
-            self.data = data.astype(np.float64)
+            self.data = data  # rates are read from it as they are (float32 images stay float32)
         else:
             self.mean = data.astype(np.float64).mean(axis=0)
         if mode == "masked-mean":
@@ -72,6 +77,8 @@ class SleepInput:
         n = t1 - t0
         mode = self.config.input_mode
         if mode == "sequential":
+            if t1 <= len(self.data):
+                return self.data[t0:t1]
             return self.data[np.arange(t0, t1) % len(self.data)]
         if mode == "mean":
             return np.broadcast_to(self.mean, (n, self.n_inputs))
@@ -86,7 +93,9 @@ class SleepInput:
     def spikes(self, t0: int, t1: int) -> np.ndarray:
         """Input spikes for steps ``t0 .. t1-1`` (call with consecutive ranges)."""
         c = self.config
-        s = poisson_spikes(self.rates(t0, t1), c.dt, c.max_rate, self.spike_rng)
+        x = self.rates(t0, t1)
+        u = self.spike_rng.random(x.shape)
+        s = spikes_from_uniform(u, x, c.dt, c.max_rate)
         if c.silent_gaps:
             s[(np.arange(t0, t1) % SILENT_PERIOD) < SILENT_STEPS] = False
         return s

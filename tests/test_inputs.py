@@ -83,3 +83,16 @@ def test_same_seed_same_spikes_other_seed_other_spikes():
     c = SleepInput(cfg.replace(seed=1), _data()).spikes(0, 40)
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
+
+
+def test_fused_spikes_equal_the_reference_comparison():
+    from sleepnet.kernels.poisson import spikes_from_uniform
+
+    x = np.random.default_rng(0).random((300, 50)).astype(np.float32)
+    x[x < 0.3] = 0.0
+    for rate in (39.037119, 455.364521, 1e4):
+        ref = poisson_spikes(x, 0.001, rate, np.random.default_rng(5))
+        fused = spikes_from_uniform(np.random.default_rng(5).random(x.shape), x, 0.001, rate)
+        np.testing.assert_array_equal(ref, fused)
+    zero_u = spikes_from_uniform(np.zeros((1, 3)), np.array([[0.0, 0.5, 1.0]]), 0.001, 40.0)
+    np.testing.assert_array_equal(zero_u, [[False, True, True]])  # x = 0 never spikes, even at u = 0

@@ -4,9 +4,10 @@ import pytest
 from sleepnet.kernels import g, g_logistic, normalize_columns
 
 
-def test_g_is_the_reference_logistic_form():
+def test_g_is_the_reference_logistic_form_and_the_tanh_form():
     w = np.linspace(-0.05, 0.05, 2001)
     np.testing.assert_allclose(g(w), g_logistic(w), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g(w), 1 - np.tanh(500 * w), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -16,9 +17,10 @@ def test_g_values_quoted_in_the_spec(w, expected):
     assert g(w) == pytest.approx(expected, rel=1e-4)
 
 
-def test_g_does_not_overflow_for_large_negative_weights():
-    assert g(-5.0) == 2.0
-    assert g(5.0) == 0.0
+def test_g_saturates_without_warnings():
+    with np.errstate(all="raise"):
+        assert g(-5.0) == 2.0
+        assert g(5.0) == 0.0
 
 
 def test_normalize_columns_restores_each_columns_range():
