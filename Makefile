@@ -1,11 +1,12 @@
-# sleepnet: `make demo` runs the main job end to end on MNIST, `make test` runs the suite.
-# Both work from a fresh clone: they create .venv and install the package into it.
+# sleepnet: `make demo` runs the main job end to end on MNIST, `make test` runs the suite,
+# `make bench` the sleep simulator benchmark.
+# Each works from a fresh clone: it creates .venv and installs the package into it.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_sleep.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sleepnet kernels converters tests

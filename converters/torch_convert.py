@@ -162,8 +162,9 @@ def scale_factors(weights: list[np.ndarray], max_activation: np.ndarray) -> tupl
     return factors, max_weight
 
 
-def from_torch(model: nn.Module, norm_inputs: torch.Tensor | np.ndarray,
-               percentile: float | None = None) -> SpikingNetwork:  # fmt: skip
+def from_torch(model: nn.Module, norm_inputs: torch.Tensor | np.ndarray | None,
+               percentile: float | None = None,
+               max_activation: np.ndarray | None = None) -> SpikingNetwork:  # fmt: skip
     """Convert a trained bias-free ReLU ``nn.Sequential`` into a ``SpikingNetwork``.
 
     Parameters
@@ -173,12 +174,21 @@ def from_torch(model: nn.Module, norm_inputs: torch.Tensor | np.ndarray,
         (the paper uses the whole training set).
     percentile : if given (e.g. 99.9), use this percentile of the positive
         activations instead of their maximum.
+    max_activation : the per-layer activation statistic, if already known (a
+        model folder records it at training time); ``norm_inputs`` is then unused.
     """
     linear = check_sequential(model)
     if percentile is not None and not 0.0 < percentile <= 100.0:
         raise ConversionError(f"percentile must be in (0, 100], got {percentile}")
     weights = [model[k].weight.detach().cpu().double().numpy().copy() for k in linear]
-    max_act = activation_maxima(model, norm_inputs, linear, percentile)
+    if max_activation is None:
+        if norm_inputs is None:
+            raise ConversionError("from_torch needs norm_inputs or max_activation")
+        max_act = activation_maxima(model, norm_inputs, linear, percentile)
+    else:
+        max_act = np.asarray(max_activation, dtype=np.float64)
+        if max_act.shape != (len(linear),):
+            raise ConversionError(f"max_activation needs {len(linear)} values, got {max_act.shape}")
     factors, max_w = scale_factors(weights, max_act)
     return SpikingNetwork(weights, factors, max_w, max_act, linear, percentile)
 

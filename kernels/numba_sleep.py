@@ -18,8 +18,8 @@ weights of pre-synaptic unit ``j``. Both hot loops then walk memory in order:
 
 Each post-synaptic sum is accumulated in ascending pre-synaptic order, as in
 the NumPy reference, and every weight update reads its pre-update value.
-``g(w) = 2 / (1 + exp(1000 w))`` (``rules.g``) is evaluated only where it is
-not saturated; the two shortcuts give the same weights bit for bit.
+``g(w) = 2 / (1 + exp(1000 w))`` (``rules.g``) skips the ``exp`` where
+``g`` is exactly 2, which gives the same bits.
 
 Parallelism: when a step's plasticity touches at least ``parallel_min``
 synapses of a layer (propagation: ``PROPAGATION_FACTOR`` times more), the work
@@ -43,8 +43,10 @@ from .simulator import Simulator
 #: synaptic updates in one layer and step from which plasticity runs on all threads
 #: (about 20 ns each: the threads' wake-up cost is repaid from here on)
 PARALLEL_MIN = 20_000
-#: propagation adds about 50x more cheaply per synapse, so it needs that much more work
+#: propagation adds about 50x more cheaply per synapse, so it needs that much more work;
+#: a block of input propagation wakes the threads once for many steps, so it needs less
 PROPAGATION_FACTOR = 50
+BLOCK_FACTOR = 10
 #: steps whose input-layer propagation is computed together (at most), and the tile width
 BLOCK = 64
 TILE = 256
@@ -55,9 +57,7 @@ def _g(w):
     x = w * 1000.0
     if x <= -40.0:  # exp(x) < 2^-54: 1 + exp(x) rounds to 1, so g is exactly 2
         return 2.0
-    if x >= 40.0:  # g < 1e-17: |inc * g| is below half an ulp of w, the update is a no-op
-        return 0.0
-    return 2.0 / (1.0 + np.exp(x))
+    return 2.0 / (1.0 + np.exp(x))  # exp overflows to inf for x > 709.78: g = 0 exactly
 
 
 @njit(inline="always")
@@ -194,7 +194,7 @@ def _simulate_chunk(
                     in_idx[p] = j
                     p += 1
         in_ptr[n_block] = p
-        if use_parallel and p * n1 >= parallel_min * PROPAGATION_FACTOR:
+        if use_parallel and p * n1 >= parallel_min * BLOCK_FACTOR:
             _input_block_parallel(wt, n1, in_idx, in_ptr, n_block, alpha[0], imp1)
         else:
             _input_block_serial(wt, n1, in_idx, in_ptr, n_block, alpha[0], imp1)
@@ -305,6 +305,11 @@ class NumbaSimulator(Simulator):
         if block < 1:
             raise ValueError(f"block must be >= 1, got {block}")
         self.block, self.adaptive = int(block), bool(adaptive)
+
+    def prepare(self):
+        n_layers = len(self.sizes)
+        self.run(np.zeros((0, self.sizes[0]), dtype=np.bool_), np.zeros((0, n_layers), dtype=np.int64),
+                 np.zeros(self.n_units, dtype=np.int64))  # fmt: skip
 
     def run(self, spikes, counts, unit_counts, raster=None, raster_t0=0):
         self.check_chunk(spikes, counts)

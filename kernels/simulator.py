@@ -55,6 +55,9 @@ class Simulator(ABC):
             expected = (spikes.shape[0], len(self.sizes))
             raise ValueError(f"counts has shape {counts.shape}, expected {expected}")
 
+    def prepare(self) -> None:  # noqa: B027 (a hook: most backends have nothing to prepare)
+        """Compile (or load from the cache) whatever ``run`` needs, without simulating."""
+
     @abstractmethod
     def run(
         self,

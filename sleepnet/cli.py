@@ -191,7 +191,8 @@ def _print_sleep(rec: dict, out: Path) -> None:
     s = rec["sleep"]
     rates = ", ".join(f"{layer['mean_rate_hz']:.3g}" for layer in s["spikes"]["layers"])
     print(f"slept {s['spikes']['steps']} steps in {s['wall_time_s']:.2f} s "
-          f"({s['steps_per_second']:.0f} steps/s, backend {s['backend']})")  # fmt: skip
+          f"({s['steps_per_second']:.0f} steps/s, backend {s['backend']}; "
+          f"{s['compile_time_s']:.2f} s compiling or loading the kernel)")  # fmt: skip
     print(f"mean rates per layer (Hz, input first): {rates}")
     print(f"test accuracy {rec['metrics']['parent_test_accuracy']:.4f} -> "
           f"{rec['metrics']['test_accuracy']:.4f}; -> {out}")  # fmt: skip

@@ -36,6 +36,7 @@ class SleepOutput:
     raster : bool ``(R, sum n_l)`` spikes of steps ``raster_start ..`` (``None`` if not kept).
     snapshots : ``(step, weights)`` pairs taken every ``snapshot_every`` steps (float32).
     wall_time : seconds spent simulating (input generation included).
+    compile_time : seconds spent compiling or loading compiled code before that.
     """
 
     weights: list[np.ndarray]
@@ -47,6 +48,7 @@ class SleepOutput:
     raster_start: int = 0
     snapshots: list[tuple[int, list[np.ndarray]]] = field(default_factory=list)
     wall_time: float = 0.0
+    compile_time: float = 0.0
 
     @property
     def steps(self) -> int:
@@ -78,6 +80,9 @@ def _drive(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T: int,
     raster_steps = max(0, min(raster_steps, T - raster_start))
     raster = np.zeros((raster_steps, sim.n_units), dtype=bool) if raster_steps else None
     snapshots = []
+    start = time.perf_counter()
+    sim.prepare()
+    compile_time = time.perf_counter() - start
     bar = _progress(T, progress, sim.name)
     start = time.perf_counter()
     cuts = _boundaries(T, chunk, snapshot_every)
@@ -98,7 +103,7 @@ def _drive(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T: int,
     return SleepOutput(
         weights=sim.weights(), spike_counts=counts, unit_counts=unit_counts,
         sizes=[int(n) for n in sim.sizes], backend=sim.name, raster=raster,
-        raster_start=raster_start, snapshots=snapshots, wall_time=wall,
+        raster_start=raster_start, snapshots=snapshots, wall_time=wall, compile_time=compile_time,
     )  # fmt: skip
 
 
@@ -176,12 +181,14 @@ class SleepResult:
             "spikes": spike_summary(out.spike_counts, out.unit_counts_by_layer(), self.config.dt),
             "weight_change": weight_change_summary(self.weights_before, self.weights_after),
             "wall_time_s": out.wall_time,
+            "compile_time_s": out.compile_time,
             "steps_per_second": out.steps_per_second,
         }
 
 
 def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba",
-          norm_inputs: np.ndarray | None = None, progress: bool = False) -> SleepResult:  # fmt: skip
+          norm_inputs: np.ndarray | None = None, max_activation: np.ndarray | None = None,
+          progress: bool = False) -> SleepResult:  # fmt: skip
     """Put a trained bias-free ReLU ``nn.Sequential`` to sleep.
 
     Parameters
@@ -190,10 +197,13 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba
     config : a ``SleepConfig`` (``load_preset("mnist-fgsm")``, ``load_config(...)``).
     data : ``(N, n_0)`` images in [0, 1] that drive sleep (the training set in the paper).
     norm_inputs : inputs for the scale factors; ``data`` if not given.
+    max_activation : the activation statistic of each layer over ``norm_inputs``,
+        if already known (``activation_max`` in a model record); skips that pass.
     """
     from .converters import from_torch, to_torch
 
-    net = from_torch(model, data if norm_inputs is None else norm_inputs, config.percentile)
+    net = from_torch(model, data if norm_inputs is None else norm_inputs, config.percentile,
+                     max_activation)  # fmt: skip
     if len(config.beta) != len(net.weights):
         raise SleepnetError(
             f"config {config.name!r} has {len(config.beta)} beta values but the network has "

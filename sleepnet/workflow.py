@@ -55,8 +55,31 @@ def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: 
     if hidden is not None:
         base = get_recipe(recipe, epochs=epochs, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
     model, record = train(data, base, seed=seed, progress=progress)
+    record["activation_max"] = activation_record(model, data)
     save_model(model, out, record, overwrite=overwrite)
     return record
+
+
+def activation_record(model, data: Dataset) -> dict:
+    """The per-layer activation maxima over the training set, kept in ``model.json``.
+
+    Sleep needs them for the scale factors; recording them once saves a pass
+    over the training set on every later sleep of this model.
+    """
+    from .converters import check_sequential
+    from .converters.torch_convert import activation_maxima
+
+    values = activation_maxima(model, data.x_train, check_sequential(model))
+    return {"statistic": "max", "dataset_sha256": data.sha256, "values": values.tolist()}
+
+
+def cached_maxima(meta: dict, data: Dataset, config: SleepConfig) -> np.ndarray | None:
+    """Recorded activation maxima, if they were computed on this data with this statistic."""
+    rec = meta.get("activation_max") or {}
+    if config.percentile is None and rec.get("statistic") == "max" and \
+            rec.get("dataset_sha256") == data.sha256:  # fmt: skip
+        return np.asarray(rec["values"], dtype=np.float64)
+    return None
 
 
 def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend: str = "numba",
@@ -74,7 +97,8 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
         raise SleepnetError(f"{out} already exists (use --force to replace it)")
     model, meta = load_model(model_dir)
     data = dataset_for(meta, data_dir)
-    result = sleep(model, config, data.x_train, backend=backend, progress=progress)
+    result = sleep(model, config, data.x_train, backend=backend, progress=progress,
+                   max_activation=cached_maxima(meta, data, config))  # fmt: skip
     summary = result.summary()
     record = {
         "kind": "slept",

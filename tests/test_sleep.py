@@ -93,3 +93,17 @@ def test_patches_preset_on_the_paper_toy_network(patches_model):
     layers = r.summary()["spikes"]["layers"]
     assert layers[1]["total_spikes"] > 0
     assert r.summary()["weight_change"][0]["mean_abs_change"] > 0
+
+
+def test_recorded_activation_maxima_give_the_same_sleep(patches_hidden_model):
+    from sleepnet.workflow import cached_maxima
+
+    model, meta = load_model(patches_hidden_model)
+    data = make_patches(seed=0)
+    cached = cached_maxima(meta, data, _cfg())
+    assert cached is not None and len(cached) == 2
+    a = sleep(model, _cfg(T=600), data.x_train)
+    b = sleep(model, _cfg(T=600), data.x_train, max_activation=cached)
+    for wa, wb in zip(a.weights_after, b.weights_after):
+        np.testing.assert_array_equal(wa, wb)
+    assert cached_maxima(meta, data, _cfg(percentile=99.0)) is None  # another statistic: recomputed
