@@ -119,18 +119,10 @@ def _propagate_parallel(wt, base, n_out, pre_idx, n_pre, a, impulse):
 
 @njit(inline="always")
 def _input_tile(wt, n_out, in_idx, in_ptr, n_block, a, imp, lo, hi):
-    m = hi - lo
     for s in range(n_block):
-        out = imp[s * n_out + lo : s * n_out + hi]
-        for i in range(m):
-            out[i] = 0.0
-        for k in range(in_ptr[s], in_ptr[s + 1]):
-            row = in_idx[k] * n_out
-            seg = wt[row + lo : row + hi]
-            for i in range(m):
-                out[i] += seg[i]
-        for i in range(m):
-            out[i] = a * out[i]
+        first = in_ptr[s]
+        _propagate_block(wt, 0, n_out, in_idx[first:], in_ptr[s + 1] - first, a,
+                         imp[s * n_out : (s + 1) * n_out], lo, hi)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)

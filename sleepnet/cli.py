@@ -20,8 +20,11 @@ class _Parser(argparse.ArgumentParser):
         raise SleepnetError(f"{self.prog}: {message}")
 
 
-def _common(p: argparse.ArgumentParser, out: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, out: bool = True, dataset: bool = True) -> None:
     p.add_argument("--data-dir", help="folder of IDX files to use instead of the default data source")
+    if dataset:
+        p.add_argument("--dataset", help="the model's dataset, if its record names none "
+                       "(mnist, fashion-mnist, patches, npz:PATH)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     if out:
         p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     p.add_argument("--hidden", help="hidden layer sizes, e.g. 1200,1200 (the recipe's); '' for none")
     p.add_argument("--seed", type=int, default=0)
-    _common(p)
+    _common(p, dataset=False)
 
     p = sub.add_parser("convert", help="scale factors and summary of the spiking network")
     p.add_argument("model", type=Path)
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train, sleep and evaluate on MNIST end to end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mnist-fgsm")
-    _common(p)
+    _common(p, dataset=False)
     return parser
 
 
@@ -136,12 +139,13 @@ def run(args) -> int:
         config = _sleep_config(args)
         rec = workflow.sleep_to_folder(args.model, config, args.output, backend=args.backend,
                                        data_dir=args.data_dir, overwrite=args.force,
-                                       progress=progress)  # fmt: skip
+                                       progress=progress, dataset=args.dataset)  # fmt: skip
         _print_sleep(rec, args.output)
     elif cmd == "evaluate":
         metrics = workflow.evaluate_to_folder(args.models, args.output, suite=args.suite,
                                               seed=args.seed, data_dir=args.data_dir,
-                                              overwrite=args.force, progress=progress)  # fmt: skip
+                                              overwrite=args.force, progress=progress,
+                                              dataset=args.dataset)  # fmt: skip
         from .demo import table
 
         print(table(metrics))
@@ -175,7 +179,7 @@ def _convert(args) -> None:
     from .workflow import dataset_for
 
     model, meta = load_model(args.model)
-    data = dataset_for(meta, args.data_dir)
+    data = dataset_for(meta, args.data_dir, args.dataset)
     net = from_torch(model, data.x_train, args.percentile)
     summary = net.summary()
     print(f"spiking network {'-'.join(map(str, net.sizes))}, activation statistic "

@@ -20,13 +20,18 @@ from .models import load_model, save_model
 RECORD = "sleep_record.npz"
 
 
-def dataset_for(meta: dict, data_dir: str | None = None) -> Dataset:
-    """Load the dataset a model was trained on and check it is the same data (SHA-256)."""
+def dataset_for(meta: dict, data_dir: str | None = None, name: str | None = None) -> Dataset:
+    """Load the dataset a model was trained on and check it is the same data (SHA-256).
+
+    ``name`` names the dataset for a model whose record has none (a model you
+    saved yourself); it is checked against the record's hash when they agree.
+    """
     rec = meta.get("dataset") or {}
-    if "name" not in rec:
+    name = name or rec.get("name")
+    if name is None:
         raise SleepnetError("the model record names no dataset; pass --dataset")
-    data = load_dataset(rec["name"], data_dir)
-    if rec.get("sha256") and rec["sha256"] != data.sha256:
+    data = load_dataset(name, data_dir)
+    if rec.get("name") == name and rec.get("sha256") and rec["sha256"] != data.sha256:
         raise SleepnetError(
             f"dataset hash mismatch: the model was trained on {rec['name']} with SHA-256 "
             f"{rec['sha256'][:12]}..., the data found has {data.sha256[:12]}..."
@@ -84,7 +89,7 @@ def cached_maxima(meta: dict, data: Dataset, config: SleepConfig) -> np.ndarray 
 
 def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend: str = "numba",
                     data_dir: str | None = None, overwrite: bool = False, progress: bool = True,
-                    parent_path: Path | None = None) -> dict:  # fmt: skip
+                    parent_path: Path | None = None, dataset: str | None = None) -> dict:  # fmt: skip
     """Sleep a model folder into a new model folder that records its parent and the run.
 
     ``parent_path`` is the parent's path to record, if it differs from ``model_dir``
@@ -96,7 +101,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     if Path(out).exists() and not overwrite:
         raise SleepnetError(f"{out} already exists (use --force to replace it)")
     model, meta = load_model(model_dir)
-    data = dataset_for(meta, data_dir)
+    data = dataset_for(meta, data_dir, dataset)
     result = sleep(model, config, data.x_train, backend=backend, progress=progress,
                    max_activation=cached_maxima(meta, data, config))  # fmt: skip
     summary = result.summary()
@@ -105,7 +110,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
         "parent": {"path": str(Path(parent_path or model_dir).resolve()),
                    "sha256": file_sha256(Path(model_dir) / "model.safetensors")},
         "recipe": meta.get("recipe"),
-        "dataset": meta.get("dataset"),
+        "dataset": data.record(),
         "seed": config.seed,
         "sleep": summary,
         "metrics": {"test_accuracy": accuracy(result.model, data.x_test, data.y_test),
@@ -142,7 +147,7 @@ def load_sleep_record(folder: Path) -> dict[str, np.ndarray]:
 
 def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick", seed: int = 0,
                        data_dir: str | None = None, overwrite: bool = False,
-                       progress: bool = True) -> dict:  # fmt: skip
+                       progress: bool = True, dataset: str | None = None) -> dict:  # fmt: skip
     from .evaluation import evaluate, headline
     from .plots import robustness_curves
 
@@ -155,7 +160,7 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     datasets = {m[2].get("dataset", {}).get("sha256") for m in loaded.values()}
     if len(datasets) > 1:
         raise SleepnetError("the models were trained on different datasets; evaluate them separately")
-    data = dataset_for(next(iter(loaded.values()))[2], data_dir)
+    data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
     results = evaluate({n: m[1] for n, m in loaded.items()}, data,
                        {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress)  # fmt: skip
     metrics = {

@@ -159,3 +159,15 @@ def test_bad_config_file(patches_model, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("sleep", patches_model, "--config", cfg, "-o", out)
     assert_clean_failure(proc, "not valid TOML", out)
+
+
+def test_own_model_without_a_dataset_record(tmp_path):
+    torch.manual_seed(0)
+    save_model(nn.Sequential(nn.Linear(100, 4, bias=False), nn.ReLU()), tmp_path / "own")
+    out = tmp_path / "out"
+    proc = run_cli("sleep", tmp_path / "own", "--preset", "patches", "--set", "T=200", "-o", out)
+    assert_clean_failure(proc, "pass --dataset", out)
+    proc = run_cli("sleep", tmp_path / "own", "--preset", "patches", "--set", "T=200",
+                   "--dataset", "patches", "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "model.json").read_text())["dataset"]["name"] == "patches"
