@@ -34,12 +34,16 @@ def straight_through_relu(z: torch.Tensor) -> torch.Tensor:
 def loss_fn(name: str, model: nn.Sequential, x: torch.Tensor, y: torch.Tensor,
             reduction: str = "mean") -> torch.Tensor:  # fmt: skip
     """The loss ``name`` of ``model`` on ``(x, y)``; ``reduction="sum"`` sums over the batch."""
-    z = pre_activation(model, x)
+    return loss_from_scores(name, pre_activation(model, x), y, reduction)
+
+
+def loss_from_scores(name: str, z: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """The loss ``name`` on the pre-ReLU outputs ``z`` of the last ``Linear``, labels ``y``."""
     if name == "squared":
         out = straight_through_relu(z)
         onehot = F.one_hot(y, out.shape[1]).to(out.dtype)
         total = 0.5 * ((out - onehot) ** 2).sum()
-        return total / len(x) if reduction == "mean" else total
+        return total / len(z) if reduction == "mean" else total
     if name == "cross-entropy":
         return F.cross_entropy(z, y, reduction=reduction)
     raise SleepnetError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")

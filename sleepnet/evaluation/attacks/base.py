@@ -3,6 +3,12 @@
 An attack is constructed with the model under attack and the name of its loss
 (the model's own training loss, ``sleepnet.losses``); ``run(x, y)`` returns a
 dict of JSON-able results. The model is attacked in evaluation mode.
+
+Attacks that produce one adversarial example per image derive from
+``PerturbationAttack`` and implement ``generate``; their results are
+summarised the same way (``summarize``): success rate over the images the
+model classified correctly, median relative L2 perturbation
+``||x_adv - x|| / ||x||`` over the successes, and accuracy under the attack.
 """
 
 from __future__ import annotations
@@ -51,3 +57,43 @@ class Attack(ABC):
     @abstractmethod
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
         """Attack images ``x`` (float32 ``(N, n)`` in [0, 1]) with labels ``y``."""
+
+
+def summarize(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, pred_clean: np.ndarray,
+              pred_adv: np.ndarray) -> dict:  # fmt: skip
+    """Success rate, median relative L2 perturbation over successes, accuracy under attack."""
+    attacked = pred_clean == y
+    success = attacked & (pred_adv != y)
+    rel = np.linalg.norm((x_adv - x).reshape(len(x), -1), axis=1) / np.maximum(
+        np.linalg.norm(x.reshape(len(x), -1), axis=1), 1e-12)  # fmt: skip
+    n_attacked = int(attacked.sum())
+    return {
+        "n": len(x),
+        "clean_accuracy": float(attacked.mean()),
+        "success_rate": float(success.sum() / n_attacked) if n_attacked else 0.0,
+        "median_rel_l2": float(np.median(rel[success])) if success.any() else float("nan"),
+        "accuracy": float(np.mean(pred_adv == y)),
+    }
+
+
+class PerturbationAttack(Attack):
+    """An attack that returns one adversarial example per image."""
+
+    @abstractmethod
+    def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Adversarial examples for ``x`` (same shape, values in [0, 1])."""
+
+    def run(self, x: np.ndarray, y: np.ndarray) -> dict:
+        x = np.asarray(x, dtype=np.float32)
+        x_adv = np.clip(self.generate(x, y).astype(np.float32), 0.0, 1.0)
+        return summarize(x, x_adv, y, self.predict(x), self.predict(x_adv))
+
+    def art(self):
+        """This model as an ART classifier (``art_adapter``)."""
+        from .art_adapter import art_classifier
+
+        n_inputs = self.model[0].in_features if isinstance(self.model[0], nn.Linear) else None
+        n_classes = [m for m in self.model if isinstance(m, nn.Linear)][-1].out_features
+        if n_inputs is None:
+            raise ValueError("the model must start with a Linear layer")
+        return art_classifier(self.model, self.loss, n_inputs, n_classes)

@@ -1,0 +1,72 @@
+"""Decision-based (gradient-free) attacks through ART: Boundary and HopSkipJump.
+
+They query only the model's predicted class, so gradient masking cannot fool
+them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
+directions and step sizes 0.5; HopSkipJump (Chen et al. 2020), L2. Both
+start from a random misclassified point and shrink the perturbation; both
+are seeded through numpy's global generator, which ART uses.
+
+They converge to within about 1e-5 of the decision boundary, and ART hands
+the result back in float32, which can round it to the clean side. Such an
+example is pushed outward along its own perturbation, by 0.01% at a time
+(at most 1%), until the model misclassifies it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import PerturbationAttack, register
+
+
+def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Scale ``adv - x`` up by 1e-4 steps (up to 1%) where the model still gets ``y`` right."""
+    adv = np.asarray(adv, dtype=np.float32).copy()
+    left = (attack.predict(adv) == y) & (np.abs(adv - x).max(axis=1) > 0)
+    for k in range(1, 101):
+        if not left.any():
+            break
+        cand = np.clip(x[left] + (1 + 1e-4 * k) * (adv[left] - x[left]), 0, 1).astype(np.float32)
+        ok = attack.predict(cand) != y[left]
+        idx = np.flatnonzero(left)[ok]
+        adv[idx] = cand[ok]
+        left[idx] = False
+    return adv
+
+
+@register
+class Boundary(PerturbationAttack):
+    name = "boundary"
+
+    def __init__(self, model, loss, max_iter: int = 1000, num_trial: int = 25, delta: float = 0.5,
+                 epsilon: float = 0.5, seed: int = 0, batch_size: int = 64):  # fmt: skip
+        super().__init__(model, loss, batch_size)
+        self.params = dict(max_iter=max_iter, num_trial=num_trial, delta=delta, epsilon=epsilon)
+        self.seed = seed
+
+    def generate(self, x, y):
+        from art.attacks.evasion import BoundaryAttack
+
+        np.random.seed(self.seed)
+        attack = BoundaryAttack(self.art(), targeted=False, batch_size=self.batch_size, verbose=False,
+                                **self.params)  # fmt: skip
+        return push_across(self, x, attack.generate(x), y)
+
+
+@register
+class HopSkipJump(PerturbationAttack):
+    name = "hopskipjump"
+
+    def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
+                 seed: int = 0, batch_size: int = 64):  # fmt: skip
+        super().__init__(model, loss, batch_size)
+        self.params = dict(max_iter=max_iter, max_eval=max_eval, init_eval=init_eval)
+        self.seed = seed
+
+    def generate(self, x, y):
+        from art.attacks.evasion import HopSkipJump as ArtHopSkipJump
+
+        np.random.seed(self.seed)
+        attack = ArtHopSkipJump(self.art(), targeted=False, norm=2, batch_size=self.batch_size,
+                                verbose=False, **self.params)  # fmt: skip
+        return push_across(self, x, attack.generate(x), y)

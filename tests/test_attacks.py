@@ -1,0 +1,160 @@
+"""Attacks: closed-form minimal perturbations on linear models, constraints, and ours vs ART."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sleepnet.evaluation.attacks import (
+    ATTACKS,
+    FGSM,
+    JSMA,
+    PGD,
+    Boundary,
+    CarliniWagnerL2,
+    DeepFool,
+    HopSkipJump,
+)
+
+
+def linear_case(seed=0, n=8, d=20):
+    """Two classes, scores z = W x > 0 near x: the decision boundary is a hyperplane."""
+    rng = np.random.default_rng(seed)
+    w = 0.1 + 0.05 * rng.standard_normal((2, d))
+    model = nn.Sequential(nn.Linear(d, 2, bias=False), nn.ReLU()).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor(w, dtype=torch.float32))
+    x = np.clip(0.5 + 0.03 * rng.standard_normal((n, d)), 0, 1).astype(np.float32)
+    w32 = model[0].weight.detach().numpy().astype(np.float64)
+    z = x.astype(np.float64) @ w32.T
+    y = z.argmax(axis=1)
+    diff = w32[y] - w32[1 - y]
+    margin = np.abs(z[:, 0] - z[:, 1])
+    l2 = margin / np.linalg.norm(diff, axis=1)
+    linf = margin / np.abs(diff).sum(axis=1)
+    return model, x, y, l2, linf
+
+
+def predict(model, a):
+    with torch.no_grad():
+        return model(torch.from_numpy(np.asarray(a, dtype=np.float32))).argmax(1).numpy()
+
+
+def _rel(x_adv, x):
+    return np.linalg.norm(x_adv - x, axis=1)
+
+
+def test_deepfool_finds_the_minimal_l2_perturbation_times_overshoot():
+    model, x, y, l2, _ = linear_case()
+    adv = DeepFool(model, "cross-entropy").generate(x, y)
+    assert (predict(model, adv) != y).all()
+    ratio = _rel(adv, x) / l2
+    assert np.all((ratio > 1.0) & (ratio < 1.06)), ratio
+
+
+def test_cw_l2_is_close_to_the_minimal_perturbation():
+    model, x, y, l2, _ = linear_case(1)
+    attack = CarliniWagnerL2(model, "cross-entropy", binary_search_steps=10, max_iter=300,
+                             learning_rate=1e-2)
+    adv = attack.generate(x, y)
+    fooled = predict(model, adv) != y
+    assert fooled.mean() >= 0.75
+    ratio = _rel(adv, x)[fooled] / l2[fooled]  # 300 iterations, not the paper's 1000: near, not at
+    assert np.all((ratio > 0.99) & (ratio < 1.25)) and np.median(ratio) < 1.12, ratio
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_pgd_succeeds_just_above_and_fails_just_below_the_minimal_radius(norm):
+    model, x, y, l2, linf = linear_case(2)
+    radius = l2 if norm == "2" else linf
+    above = PGD(model, "cross-entropy", eps=1.1 * radius.max(), norm=norm, n_steps=100).generate(x, y)
+    below = PGD(model, "cross-entropy", eps=0.9 * radius.min(), norm=norm, n_steps=100).generate(x, y)
+    assert (predict(model, above) != y).all()
+    assert (predict(model, below) == y).all()
+    eps = 0.9 * radius.min()
+    dist = np.abs(below - x).max(axis=1) if norm == "inf" else _rel(below, x)
+    assert dist.max() <= eps * (1 + 1e-5) + 1e-7
+
+
+@pytest.mark.parametrize("cls", [Boundary, HopSkipJump])
+def test_decision_attacks_never_beat_the_minimal_perturbation(cls):
+    model, x, y, l2, _ = linear_case(3, n=4)
+    kw = {"max_iter": 300} if cls is Boundary else {"max_iter": 20, "max_eval": 2000}
+    adv = cls(model, "cross-entropy", **kw).generate(x, y)
+    fooled = predict(model, adv) != y
+    assert fooled.all()
+    ratio = _rel(adv, x) / l2
+    assert np.all(ratio > 0.999) and np.median(ratio) < 2.0, ratio
+
+
+def test_jsma_reaches_the_second_most_likely_class_inside_the_box():
+    # scores z = (a.x, -a.x): raising the features with a_j < 0 moves towards class 1
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(20) / np.sqrt(20)
+    a *= np.sign(a.sum())  # most images of the box then lie on the class-0 side
+    model = nn.Sequential(nn.Linear(20, 2, bias=False), nn.ReLU()).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor(np.stack([a, -a]), dtype=torch.float32))
+    x = rng.uniform(0.3, 0.7, (200, 20)).astype(np.float32)
+    margin = x @ a
+    x = x[np.argsort(np.where(margin > 0.01, margin, np.inf))[:8]]  # class 0, smallest margins
+    y = predict(model, x)
+    attack = JSMA(model, "cross-entropy", theta=0.1, max_iter=100)
+    target = attack.second_class(x)
+    assert len(x) >= 4 and (y == 0).all() and (target == 1).all()
+    adv = attack.generate(x, y)
+    assert adv.min() >= 0 and adv.max() <= 1
+    raised = adv - x > 1e-7
+    assert (adv - x >= -1e-7).all()  # theta > 0: features are only increased
+    assert not raised[:, a > 0].any()  # ... and only those that favour the target
+    assert (predict(model[:-1], adv) == target).all()
+
+
+def _mlp():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(20, 16, bias=False), nn.ReLU(), nn.Linear(16, 3, bias=False),
+                         nn.ReLU()).eval()
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross-entropy"])
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_our_pgd_matches_art(loss, norm):
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    model = _mlp()
+    x = np.random.default_rng(0).random((25, 20)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 25)
+    eps, step = (0.1, 0.01) if norm == "inf" else (0.5, 0.05)
+    ours = PGD(model, loss, eps=eps, norm=norm, n_steps=10, step=step, random_start=False)
+    art = ProjectedGradientDescent(ours.art(), norm=np.inf if norm == "inf" else 2, eps=eps,
+                                   eps_step=step, max_iter=10, num_random_init=0, verbose=False)
+    ref = art.generate(x, y=np.eye(3, dtype=np.float32)[y])
+    np.testing.assert_allclose(ours.generate(x, y), ref, atol=1e-5)
+
+
+def test_our_fgsm_matches_art():
+    from art.attacks.evasion import FastGradientMethod
+
+    model = _mlp()
+    x = np.random.default_rng(2).random((25, 20)).astype(np.float32)
+    y = np.random.default_rng(3).integers(0, 3, 25)
+    ours = FGSM(model, "squared")
+    ref = FastGradientMethod(ours_art(model), eps=0.07).generate(x, y=np.eye(3, dtype=np.float32)[y])
+    np.testing.assert_allclose(ours.perturb(x, y, 0.07), ref, atol=1e-6)
+
+
+def ours_art(model):
+    return PGD(model, "squared").art()
+
+
+@pytest.mark.parametrize("name", sorted(set(ATTACKS) - {"fgsm"}))
+def test_every_perturbation_attack_reports_the_same_summary(name):
+    model, x, y, l2, _ = linear_case(4, n=4)
+    fast = {"cw-l2": dict(binary_search_steps=3, max_iter=50), "boundary": dict(max_iter=50),
+            "hopskipjump": dict(max_iter=5, max_eval=500), "jsma": dict(max_iter=20),
+            "pgd": dict(eps=0.3, norm="2")}  # fmt: skip
+    res = ATTACKS[name](model, "cross-entropy", **fast.get(name, {})).run(x, y)
+    assert set(res) == {"n", "clean_accuracy", "success_rate", "median_rel_l2", "accuracy"}
+    assert res["n"] == 4 and res["clean_accuracy"] == 1.0
+    assert 0.0 <= res["success_rate"] <= 1.0
+    assert res["accuracy"] == pytest.approx(1.0 - res["success_rate"])
