@@ -6,6 +6,9 @@
   ``(out - onehot) / batch`` everywhere).
 - ``cross-entropy``: softmax cross-entropy on the pre-ReLU output of the last
   ``Linear`` (the logits).
+- ``margin``: for attacks only, ``max_{j != y} z_j - z_y`` on the pre-ReLU
+  outputs (Carlini-Wagner's logit margin), which does not saturate where the
+  training loss does; comparing the two is one of the gradient-masking checks.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from torch import nn
 
 from .errors import SleepnetError
 
-LOSSES = ("squared", "cross-entropy")
+LOSSES = ("squared", "cross-entropy")  # training losses; attacks may also use "margin"
 
 
 def pre_activation(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -46,4 +49,9 @@ def loss_from_scores(name: str, z: torch.Tensor, y: torch.Tensor, reduction: str
         return total / len(z) if reduction == "mean" else total
     if name == "cross-entropy":
         return F.cross_entropy(z, y, reduction=reduction)
+    if name == "margin":
+        own = z.gather(1, y[:, None])[:, 0]
+        others = z.masked_fill(F.one_hot(y, z.shape[1]).bool(), float("-inf")).max(dim=1).values
+        margin = others - own
+        return margin.mean() if reduction == "mean" else margin.sum()
     raise SleepnetError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")

@@ -1,0 +1,87 @@
+"""Gradient-masking checks (Athalye et al. 2018; Carlini et al. 2019), reported beside results.
+
+A defence that only hides its gradients looks robust to gradient attacks and
+is not. Four checks on the same images, each with a verdict in plain words:
+
+1. ``unbounded``: PGD (L-inf) with ``eps = 1``, which can reach any image of
+   the box, must bring accuracy to about 0.
+2. ``gradient_norms``: the share of images where the input gradient of the
+   training loss is exactly zero, and the median gradient norm.
+3. ``loss_choice``: PGD with the training loss against PGD with the logit
+   margin loss at the same ``eps``: a much stronger margin attack means the
+   training loss saturates.
+4. ``gradient_free``: the decision-based HopSkipJump (no gradients) against
+   DeepFool (gradients): median L2 perturbations of their successes. A
+   gradient-free attack that needs clearly smaller perturbations means the
+   gradients mislead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from .attacks import PGD, DeepFool, HopSkipJump
+
+#: accuracy under the unbounded attack above which the attack is judged stuck
+UNBOUNDED_MAX_ACCURACY = 0.05
+#: share of zero input gradients above which gradients are judged masked
+ZERO_GRADIENT_MAX_SHARE = 0.05
+#: the margin-loss attack may beat the training-loss attack by this much accuracy
+LOSS_GAP_MAX = 0.10
+#: gradient-free / gradient median perturbation below which gradients are judged misleading
+FREE_TO_GRADIENT_MIN_RATIO = 0.8
+
+
+def gradient_norms(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray) -> dict:
+    g = PGD(model, loss).input_gradient(x, y).astype(np.float64)
+    norms = np.linalg.norm(g, axis=1)
+    share_zero = float(np.mean(norms == 0.0))
+    return {"share_zero": share_zero, "median_norm": float(np.median(norms)),
+            "ok": share_zero <= ZERO_GRADIENT_MAX_SHARE}  # fmt: skip
+
+
+def unbounded(model, loss, x, y, seed=0) -> dict:
+    res = PGD(model, loss, eps=1.0, norm="inf", n_steps=50, step=0.05, seed=seed).run(x, y)
+    return {"accuracy": res["accuracy"], "ok": res["accuracy"] <= UNBOUNDED_MAX_ACCURACY}
+
+
+def loss_choice(model, loss, x, y, eps: float = 0.1, seed: int = 0) -> dict:
+    own = PGD(model, loss, eps=eps, seed=seed).run(x, y)["accuracy"]
+    margin = PGD(model, "margin", eps=eps, seed=seed).run(x, y)["accuracy"]
+    return {"eps": eps, "accuracy_training_loss": own, "accuracy_margin_loss": margin,
+            "ok": own - margin <= LOSS_GAP_MAX}  # fmt: skip
+
+
+def gradient_free(model, loss, x, y, seed: int = 0, max_iter: int = 20, max_eval: int = 2000) -> dict:
+    grad = DeepFool(model, loss).run(x, y)
+    free = HopSkipJump(model, loss, max_iter=max_iter, max_eval=max_eval, seed=seed).run(x, y)
+    g, f = grad["median_rel_l2"], free["median_rel_l2"]
+    ratio = f / g if g > 0 and np.isfinite(g) and np.isfinite(f) else float("nan")
+    ok = bool(np.isfinite(ratio) and ratio >= FREE_TO_GRADIENT_MIN_RATIO) or (
+        grad["success_rate"] >= free["success_rate"] and not np.isfinite(f))  # fmt: skip
+    return {"deepfool": grad, "hopskipjump": free, "free_to_gradient": ratio, "ok": ok}
+
+
+def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray, seed: int = 0,
+                   free_kwargs: dict | None = None) -> dict:  # fmt: skip
+    """All four checks and a one-line verdict per failed check (``warnings``)."""
+    out = {
+        "unbounded": unbounded(model, loss, x, y, seed),
+        "gradient_norms": gradient_norms(model, loss, x, y),
+        "loss_choice": loss_choice(model, loss, x, y, seed=seed),
+        "gradient_free": gradient_free(model, loss, x, y, seed, **(free_kwargs or {})),
+    }
+    words = {
+        "unbounded": "an attack that may change every pixel fully does not bring accuracy to 0: "
+                     "the gradient attack is stuck, not the model robust",
+        "gradient_norms": "many input gradients are exactly zero: gradient attacks have nothing "
+                          "to follow",
+        "loss_choice": "the logit-margin attack is much stronger than the training-loss attack: "
+                       "the training loss saturates and hides the gradient",
+        "gradient_free": "a gradient-free attack finds clearly smaller perturbations than DeepFool: "
+                         "robustness to gradient attacks here is gradient masking",
+    }  # fmt: skip
+    out["warnings"] = [words[k] for k in words if not out[k]["ok"]]
+    out["masked"] = bool(out["warnings"])
+    return out
