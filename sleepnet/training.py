@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -114,9 +115,19 @@ def init_model(recipe: Recipe, seed: int) -> nn.Sequential:
 
 
 def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed: int,
-        progress: bool = False) -> list[float]:  # fmt: skip
-    """Train ``model`` in place with ``recipe``; returns the mean loss of each epoch."""
+        progress: bool = False, *, targets: np.ndarray | None = None,
+        loss: Callable | None = None, perturb: Callable | None = None) -> list[float]:  # fmt: skip
+    """Train ``model`` in place with ``recipe``; returns the mean loss of each epoch.
+
+    The defences reuse this loop: ``targets`` replace the labels given to the
+    loss (e.g. soft labels), ``loss(model, xb, tb)`` replaces the recipe's
+    loss, and ``perturb(model, xb, yb)`` replaces each batch's inputs (e.g.
+    adversarial examples, made with the model in evaluation mode).
+    """
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    tt = yt if targets is None else torch.as_tensor(targets)
+    if loss is None:
+        loss = lambda m, xb, tb: loss_fn(recipe.loss, m, xb, tb)  # noqa: E731
     if recipe.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
     else:
@@ -137,11 +148,16 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
             total = 0.0
             for b in range(n_batches):
                 idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
+                xb = xt[idx]
+                if perturb is not None:
+                    model.eval()
+                    xb = perturb(model, xb, yt[idx])
+                    model.train()
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(recipe.loss, model, xt[idx], yt[idx])
-                loss.backward()
+                value = loss(model, xb, tt[idx])
+                value.backward()
                 opt.step()
-                total += float(loss.detach())
+                total += float(value.detach())
                 if bar is not None:
                     bar.update(1)
             losses.append(total / n_batches)

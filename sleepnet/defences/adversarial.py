@@ -1,0 +1,36 @@
+"""Adversarial training from the control network: FGSM (Goodfellow et al. 2015) or PGD (Madry et al. 2018).
+
+Every training batch is replaced by its adversarial version under the model
+being trained (L-inf, ``eps`` = 0.1 by default; PGD: 7 steps of 0.025 from a
+random start), for ``epochs`` more epochs with the control's recipe and loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..evaluation.attacks import PGD
+from ..training import fit
+from .base import Defence, register
+
+
+@register("adv-fgsm", method="fgsm", eps=0.1, epochs=2)
+@register("adv-pgd", method="pgd", eps=0.1, epochs=2)
+class AdversarialTraining(Defence):
+    def train(self, control, recipe, data, seed):
+        p = self.params
+        model = self.copy_of(control)
+        counter = iter(range(10**12))
+
+        def perturb(m, xb, yb):
+            if p["method"] == "fgsm":
+                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=1, step=p["eps"], random_start=False)
+            else:
+                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=0.025, seed=seed + next(counter))
+            return torch.from_numpy(attack.generate(xb.numpy(), yb.numpy()))
+
+        fit(model, replace(recipe, epochs=int(p["epochs"])), data.x_train, data.y_train, seed,
+            perturb=perturb)
+        return model, recipe.loss

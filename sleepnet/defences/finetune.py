@@ -1,0 +1,53 @@
+"""Fine-tuning of the sleep paper (``paper-protocol.md`` §4).
+
+From the control network: the first 5000 training images are replaced by
+perturbed versions, then 2 more epochs at learning rate 0.05 on the whole
+training set, with the control's recipe otherwise.
+
+- ``fgsm``: ``clip(x + U(0, 0.1) * sign(grad_x loss), 0, 1)``, a fresh U per pixel;
+- ``noise``: Gaussian noise with a variance drawn per image from the paper's
+  levels 0.1 ... 0.9, then clip;
+- ``blur``: Gaussian blur with a sigma drawn per image from 0.5 ... 4.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..evaluation.attacks import FGSM
+from ..evaluation.distortions import DISTORTIONS
+from ..training import fit
+from .base import Defence, register
+
+
+def perturbed_images(kind: str, model, loss: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+                     image_shape) -> np.ndarray:  # fmt: skip
+    if kind == "fgsm":
+        sign = np.sign(FGSM(model, loss).input_gradient(x, y))
+        return np.clip(x + rng.uniform(0.0, 0.1, x.shape).astype(np.float32) * sign, 0, 1)
+    dist = DISTORTIONS["gaussian-noise" if kind == "noise" else "gaussian-blur"]
+    levels = [lv for lv in dist.levels if lv >= 0.1]
+    pick = rng.integers(0, len(levels), len(x))
+    out = x.copy()
+    for k, level in enumerate(levels):
+        rows = pick == k
+        if rows.any():
+            out[rows] = dist.fn(x[rows], level, rng, image_shape)
+    return out.astype(np.float32)
+
+
+@register("finetune-fgsm", kind="fgsm")
+@register("finetune-noise", kind="noise")
+@register("finetune-blur", kind="blur")
+class FineTune(Defence):
+    def train(self, control, recipe, data, seed):
+        rng = np.random.default_rng(seed)
+        n = min(5000, len(data.x_train))
+        x = data.x_train.copy()
+        x[:n] = perturbed_images(self.params["kind"], control.eval(), recipe.loss, x[:n],
+                                 data.y_train[:n], rng, data.image_shape or (28, 28))  # fmt: skip
+        model = self.copy_of(control)
+        fit(model, replace(recipe, epochs=2, lr=0.05), x, data.y_train, seed)
+        return model, recipe.loss
