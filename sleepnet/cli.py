@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="robustness of one or more model folders")
     p.add_argument("models", nargs="+", type=Path)
-    p.add_argument("--suite", default="quick", help="quick")
+    p.add_argument("--suite", default="quick", help="quick, or paper (all attacks and the "
+                   "gradient-masking checks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
+    p.add_argument("--subsample", type=int, default=1000,
+                   help="paper suite: test images for the iterative attacks (default 1000)")
+    p.add_argument("--quick", action="store_true", help="paper suite: CI-sized attack settings")
     _common(p)
 
     p = sub.add_parser("plot", help="figures of a slept model or an evaluation folder")
@@ -81,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="mnist-fgsm")
     _common(p, dataset=False)
     return parser
+
+
+def _suite_options(args) -> dict:
+    if args.subsample <= 0:
+        raise SleepnetError(f"--subsample must be positive, got {args.subsample}")
+    return {"subsample": args.subsample, "quick": args.quick} if args.suite == "paper" else {}
 
 
 def _hidden(text: str | None) -> tuple[int, ...] | None:
@@ -145,10 +155,13 @@ def run(args) -> int:
         metrics = workflow.evaluate_to_folder(args.models, args.output, suite=args.suite,
                                               seed=args.seed, data_dir=args.data_dir,
                                               overwrite=args.force, progress=progress,
-                                              dataset=args.dataset)  # fmt: skip
-        from .demo import table
+                                              dataset=args.dataset,
+                                              **_suite_options(args))  # fmt: skip
+        from .demo import attack_table, table
 
         print(table(metrics))
+        if args.suite == "paper":
+            print(attack_table(metrics))
         print(f"-> {args.output}/metrics.json")
     elif cmd == "plot":
         for path in workflow.plot_folder(args.folder, args.output):

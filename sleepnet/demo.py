@@ -63,3 +63,26 @@ def table(metrics: dict) -> str:
         vals = "".join(f"{fmt.format(metrics['models'][n]['summary'][key]):>12}" for n in names)
         lines.append(f"{label:30}{vals}")
     return "\n".join(lines)
+
+
+ATTACK_ROWS = ("pgd-linf", "pgd-l2", "deepfool", "jsma", "cw-l2", "boundary", "hopskipjump")
+
+
+def attack_table(metrics: dict) -> str:
+    """Per attack and model: success rate, median relative L2 perturbation, accuracy; masking verdict."""
+    names = list(metrics["models"])
+    lines = [f"{'attack (subsample)':22}" + "".join(f"{n:>30}" for n in names),
+             f"{'':22}" + "".join(f"{'success  med.L2  accuracy':>30}" for _ in names)]  # fmt: skip
+    for row in ATTACK_ROWS:
+        cells = []
+        for n in names:
+            r = metrics["models"][n]["results"].get(row)
+            cells.append(f"{r['success_rate']:>9.3f}{r['median_rel_l2']:>8.4f}{r['accuracy']:>10.3f}"
+                         if r else f"{'-':>27}")  # fmt: skip
+        lines.append(f"{row:22}" + "".join(f"{c:>30}" for c in cells))
+    for n in names:
+        m = metrics["models"][n]["results"].get("masking")
+        if m is not None:
+            verdict = "; ".join(m["warnings"]) if m["masked"] else "no sign of gradient masking"
+            lines.append(f"{n}: {verdict}")
+    return "\n".join(lines)

@@ -147,7 +147,11 @@ def load_sleep_record(folder: Path) -> dict[str, np.ndarray]:
 
 def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick", seed: int = 0,
                        data_dir: str | None = None, overwrite: bool = False,
-                       progress: bool = True, dataset: str | None = None) -> dict:  # fmt: skip
+                       progress: bool = True, dataset: str | None = None, **options) -> dict:  # fmt: skip
+    """Evaluate model folders on one test set into ``out`` (``metrics.json``, figures).
+
+    ``options`` go to ``evaluation.evaluate_model`` (``subsample``, ``quick``).
+    """
     from .evaluation import evaluate, headline
     from .plots import robustness_curves
 
@@ -162,9 +166,10 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
         raise SleepnetError("the models were trained on different datasets; evaluate them separately")
     data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
     results = evaluate({n: m[1] for n, m in loaded.items()}, data,
-                       {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress)  # fmt: skip
+                       {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
+                       **options)  # fmt: skip
     metrics = {
-        "suite": suite, "seed": seed, "dataset": data.record(),
+        "suite": suite, "seed": seed, "dataset": data.record(), "options": options,
         "models": {n: {"path": str(m[0]), "summary": headline(results[n]), "results": results[n]}
                    for n, m in loaded.items()},
     }  # fmt: skip

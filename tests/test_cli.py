@@ -171,3 +171,15 @@ def test_own_model_without_a_dataset_record(tmp_path):
                    "--dataset", "patches", "-o", out, "-q")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "model.json").read_text())["dataset"]["name"] == "patches"
+
+
+def test_evaluate_paper_suite_quick(patches_model, tmp_path):
+    out = tmp_path / "eval"
+    proc = run_cli("evaluate", patches_model, "--suite", "paper", "--quick", "--subsample", "16",
+                   "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "metrics.json").read_text())["models"]["patches"]["results"]
+    assert res["subsample"]["n"] == 16 and "masking" in res
+    assert "hopskipjump" in proc.stdout and "gradient" in proc.stdout
+    proc = run_cli("evaluate", patches_model, "--suite", "paper", "--subsample", "0", "-o", out)
+    assert_clean_failure(proc, "--subsample must be positive")

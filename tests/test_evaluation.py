@@ -80,3 +80,22 @@ def test_quick_suite_on_a_model():
     assert res["fgsm"]["accuracy"][-1] < 0.5
     # the same seed gives the same noisy images, hence the same curve
     assert distortion_curve(model, data, "gaussian-noise", 0) == res["gaussian-noise"]
+
+
+def test_paper_suite_reports_every_attack_and_the_masking_checks():
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 784)).astype(np.float32)
+    w = rng.normal(size=(3, 784)).astype(np.float32) * 0.05
+    model = _linear_model(w)
+    y = model(torch.from_numpy(x)).argmax(1).numpy()
+    data = Dataset("toy", x, y, x, y, "0" * 64, (28, 28))
+    res = evaluate_model(model, data, "cross-entropy", "paper", subsample=12, masking_subsample=6,
+                         quick=True)
+    assert res["subsample"]["n"] == 12
+    assert len(res["salt-and-pepper"]["accuracy"]) == 6
+    for name in ("pgd-linf", "pgd-l2", "deepfool", "jsma", "cw-l2", "boundary", "hopskipjump"):
+        r = res[name]
+        assert r["n"] == 12 and 0.0 <= r["success_rate"] <= 1.0
+        assert r["accuracy"] == pytest.approx(1.0 - r["success_rate"])  # all clean images correct
+    assert res["deepfool"]["success_rate"] == 1.0  # a linear model always falls to DeepFool
+    assert res["masking"]["masked"] is False, res["masking"]["warnings"]

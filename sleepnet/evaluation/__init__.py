@@ -2,6 +2,15 @@
 
 ``quick`` suite: clean accuracy, Gaussian noise and blur at the paper's levels,
 and the FGSM curve over ``eps = 0 : 0.005 : 0.4`` with the median epsilon.
+
+``paper`` suite: the above plus salt-and-pepper, and, on a subsample of the
+test set (``subsample`` images, 1000 by default: the first of a permutation
+seeded with 0, the same images for every model), PGD L-inf (eps 0.1) and L2
+(eps 1.5), DeepFool, JSMA, Carlini-Wagner L2, Boundary and HopSkipJump with
+the paper's settings, and the gradient-masking checks (``masking.py``) on the
+first ``masking_subsample`` of those images. ``quick=True`` shrinks the
+iterative attacks to CI size (fewer iterations, documented in ``QUICK``).
+
 Distortions are drawn with the same seed for every model, so the models are
 compared on the very same noisy images.
 """
@@ -17,7 +26,28 @@ from ..training import accuracy
 from .attacks import ATTACKS
 from .distortions import DISTORTIONS
 
-SUITES = {"quick": {"distortions": ("gaussian-noise", "gaussian-blur"), "attacks": ("fgsm",)}}
+SUITES = {
+    "quick": {"distortions": ("gaussian-noise", "gaussian-blur"), "attacks": ("fgsm",)},
+    "paper": {"distortions": ("gaussian-noise", "gaussian-blur", "salt-and-pepper"), "attacks": ("fgsm",),
+              "subsample_attacks": {
+                  "pgd-linf": ("pgd", {"eps": 0.1, "norm": "inf", "n_steps": 40}),
+                  "pgd-l2": ("pgd", {"eps": 1.5, "norm": "2", "n_steps": 40}),
+                  "deepfool": ("deepfool", {}),
+                  "jsma": ("jsma", {}),
+                  "cw-l2": ("cw-l2", {}),
+                  "boundary": ("boundary", {"max_iter": 1000}),
+                  "hopskipjump": ("hopskipjump", {"max_iter": 50}),
+              }},
+}  # fmt: skip
+#: attack settings for CI-sized runs of the paper suite
+QUICK = {"pgd-linf": {"n_steps": 10}, "pgd-l2": {"n_steps": 10}, "jsma": {"max_iter": 30},
+         "cw-l2": {"binary_search_steps": 3, "max_iter": 50}, "boundary": {"max_iter": 50},
+         "hopskipjump": {"max_iter": 5, "max_eval": 500}}  # fmt: skip
+
+
+def subsample_indices(n_total: int, n: int) -> np.ndarray:
+    """The first ``n`` of a permutation seeded with 0: the same test images for every model."""
+    return np.sort(np.random.default_rng(0).permutation(n_total)[: min(n, n_total)])
 
 
 def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0) -> dict:
@@ -31,7 +61,8 @@ def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0) 
 
 
 def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str = "quick",
-                   seed: int = 0) -> dict:  # fmt: skip
+                   seed: int = 0, subsample: int = 1000, masking_subsample: int = 200,
+                   quick: bool = False) -> dict:  # fmt: skip
     """Every measure of ``suite`` for one model, on ``data``'s test set."""
     if suite not in SUITES:
         raise SleepnetError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
@@ -41,11 +72,23 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str = "qui
         out[name] = distortion_curve(model, data, name, seed)
     for name in spec["attacks"]:
         out[name] = ATTACKS[name](model, loss).run(data.x_test, data.y_test)
+    if "subsample_attacks" in spec:
+        idx = subsample_indices(len(data.x_test), subsample)
+        x, y = data.x_test[idx], data.y_test[idx]
+        out["subsample"] = {"n": len(idx), "seed": 0}
+        for label, (name, params) in spec["subsample_attacks"].items():
+            params = params | (QUICK.get(label, {}) if quick else {})
+            out[label] = ATTACKS[name](model, loss, **params).run(x, y) | {"params": params}
+        from .masking import masking_checks
+
+        m = min(masking_subsample, len(idx))
+        free = {"max_iter": 5, "max_eval": 500} if quick else {}
+        out["masking"] = masking_checks(model, loss, x[:m], y[:m], seed, free_kwargs=free)
     return out
 
 
 def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str],
-             suite: str = "quick", seed: int = 0, progress: bool = False) -> dict:  # fmt: skip
+             suite: str = "quick", seed: int = 0, progress: bool = False, **options) -> dict:  # fmt: skip
     """Evaluate several models on the same test set; ``{name: results}``."""
     results = {}
     items = list(models.items())
@@ -54,7 +97,7 @@ def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str]
 
         items = tqdm(items, desc=f"evaluate ({suite})", leave=False)
     for name, model in items:
-        results[name] = evaluate_model(model, data, losses[name], suite, seed)
+        results[name] = evaluate_model(model, data, losses[name], suite, seed, **options)
     return results
 
 
