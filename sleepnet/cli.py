@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the sleep presets")
 
+    p = sub.add_parser("run", help="an experiment file: control, sleep, defences, seeds, report")
+    p.add_argument("experiment", type=Path)
+    p.add_argument("--quick", action="store_true", help="CI-sized attack settings")
+    _common(p, dataset=False)
+
     p = sub.add_parser("demo", help="train, sleep and evaluate on MNIST end to end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mnist-fgsm")
@@ -166,6 +171,12 @@ def run(args) -> int:
     elif cmd == "plot":
         for path in workflow.plot_folder(args.folder, args.output):
             print(path)
+    elif cmd == "run":
+        from .experiment import run_experiment
+
+        run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
+                       progress=progress, data_dir=args.data_dir)  # fmt: skip
+        print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     elif cmd == "presets":
         from .config import load_preset, preset_names
 

@@ -1,0 +1,174 @@
+"""Aggregate an experiment over seeds and write its CSV, Markdown report and figures."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+ATTACKS = ("pgd-linf", "pgd-l2", "deepfool", "jsma", "cw-l2", "boundary", "hopskipjump")
+CURVES = ("gaussian-noise", "gaussian-blur", "salt-and-pepper")
+
+#: ``paper-protocol.md`` §5 (MNIST): (row, metric, control, after sleep, our sleep variant)
+PAPER_ROWS = (
+    ("FGSM median epsilon", "fgsm.median_eps", "0.09", "0.22", "sleep-fgsm"),
+    ("DeepFool median perturbation", "deepfool.median_rel_l2", "0.0042 (96.5%)", "0.0484 (86.4%)",
+     "sleep-deepfool"),
+    ("JSMA median perturbation", "jsma.median_rel_l2", "0.0477 (95.6%)", "0.0059 (73.0%)",
+     "sleep-deepfool"),
+    ("Boundary attack distance", "boundary.median_rel_l2", "0.0525", "0.0488", "sleep-deepfool"),
+)  # fmt: skip
+
+
+def scalars(res: dict) -> dict[str, float]:
+    """The numbers of one model's results that are compared across seeds."""
+    out = {"clean_accuracy": res["clean_accuracy"], "fgsm.median_eps": res["fgsm"]["median_eps"]}
+    for c in CURVES:
+        if c in res:
+            out[f"{c}.mean_accuracy"] = float(np.mean(res[c]["accuracy"]))
+    for a in ATTACKS:
+        if a in res:
+            for k in ("success_rate", "median_rel_l2", "accuracy"):
+                out[f"{a}.{k}"] = res[a][k]
+    if "masking" in res:
+        out["masking.flagged"] = float(res["masking"]["masked"])
+    return out
+
+
+def _ttest(a: list[float], b: list[float]) -> float:
+    if len(a) < 2 or not all(map(math.isfinite, a + b)):
+        return float("nan")
+    d = np.asarray(a) - np.asarray(b)
+    if np.all(d == d[0]):
+        return float("nan") if d[0] == 0 else 0.0
+    from scipy.stats import ttest_rel
+
+    return float(ttest_rel(a, b).pvalue)
+
+
+def aggregate(per_seed: dict) -> dict:
+    """``{model: {metric: {mean, std, values, p_vs_control}}}`` over seeds (paired t-test)."""
+    seeds = list(per_seed)
+    models = list(per_seed[seeds[0]])
+    table = {m: {} for m in models}
+    base = {s: scalars(per_seed[s]["control"]) for s in seeds} if "control" in models else None
+    for m in models:
+        rows = [scalars(per_seed[s][m]) for s in seeds]
+        for key in rows[0]:
+            vals = [float(r[key]) for r in rows]
+            finite = [v for v in vals if math.isfinite(v)]
+            ctrl = [float(base[s][key]) for s in seeds] if base and m != "control" else None
+            table[m][key] = {
+                "mean": float(np.mean(finite)) if finite else float("nan"),
+                "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
+                "values": vals,
+                "p_vs_control": _ttest(vals, ctrl) if ctrl else float("nan"),
+            }
+    return table
+
+
+def _fmt(cell: dict | None, digits: int = 3) -> str:
+    if cell is None or not math.isfinite(cell["mean"]):
+        return "n/a"
+    text = f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+    p = cell["p_vs_control"]
+    return text + (f" (p={p:.2g})" if math.isfinite(p) else "")
+
+
+def write_csv(agg: dict, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "metric", "mean", "std", "p_vs_control", "values"])
+        for model, metrics in agg.items():
+            for key, c in metrics.items():
+                w.writerow([model, key, c["mean"], c["std"], c["p_vs_control"],
+                            " ".join(f"{v:.6g}" for v in c["values"])])  # fmt: skip
+
+
+def mean_curves(per_seed: dict) -> dict:
+    """Per model, the accuracy curves (noise, blur, FGSM...) averaged over seeds."""
+    seeds = list(per_seed)
+    out = {}
+    for m in per_seed[seeds[0]]:
+        out[m] = {}
+        for key in (*CURVES, "fgsm"):
+            first = per_seed[seeds[0]][m].get(key)
+            if first is None or "accuracy" not in first or not isinstance(first["accuracy"], list):
+                continue
+            level = next(k for k in first if k not in ("accuracy", "median_eps", "never_fooled"))
+            acc = np.mean([per_seed[s][m][key]["accuracy"] for s in seeds], axis=0)
+            out[m][key] = {level: first[level], "accuracy": acc.tolist()}
+    return out
+
+
+def write_report(metrics: dict, folder: Path) -> Path:
+    from .plots import robustness_curves
+
+    folder = Path(folder)
+    agg = metrics["aggregate"]
+    exp = metrics["experiment"]
+    write_csv(agg, folder / "results.csv")
+    figures = robustness_curves(mean_curves({int(k): v for k, v in metrics["per_seed"].items()}),
+                                folder / "figures")  # fmt: skip
+    models = list(agg)
+    lines = [f"# {exp['name']}: robustness of sleep against baselines", "",
+             "## Setup", "",
+             f"- dataset: {metrics['dataset']['name']} (SHA-256 {metrics['dataset']['sha256'][:16]}...), "
+             f"{metrics['dataset']['n_train']} training / {metrics['dataset']['n_test']} test images",
+             f"- recipe: {exp['recipe']}; seeds: {exp['seeds']}; suite: {exp['suite']}"
+             + (f"; iterative attacks on {exp['subsample']} test images (a fixed permutation, seed 0)"
+                if exp["suite"] == "paper" else "")
+             + ("; CI-sized attack settings (--quick)" if exp.get("quick") else ""),
+             f"- sleep variants: {', '.join(exp['sleep']) or 'none'}; "
+             f"defences: {', '.join(exp['defences']) or 'none'}",
+             "- numbers are mean ± std over seeds; p is a paired t-test against the control "
+             "(n/a with one seed)", ""]  # fmt: skip
+    lines += ["## The paper's table next to ours", "",
+              "| measure | paper control | paper sleep | our control | our sleep | our sleep variant |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for label, key, pc, ps, variant in PAPER_ROWS:
+        if variant not in agg:
+            variant = next((m for m in models if m.startswith("sleep")), None)
+        ours_c = _paper_cell(agg.get("control", {}), key)
+        ours_s = _paper_cell(agg.get(variant, {}), key) if variant else "n/a"
+        lines.append(f"| {label} | {pc} | {ps} | {ours_c} | {ours_s} | {variant or 'none'} |")
+    lines += ["", "The paper's numbers are from `paper-protocol.md` §5 (MNIST), a summary to "
+              "compare with, not a ground truth.", ""]  # fmt: skip
+    cols = [("clean acc.", "clean_accuracy"), ("noise acc.", "gaussian-noise.mean_accuracy"),
+            ("blur acc.", "gaussian-blur.mean_accuracy"), ("FGSM med. eps", "fgsm.median_eps"),
+            ("PGD-inf acc.", "pgd-linf.accuracy"), ("PGD-L2 acc.", "pgd-l2.accuracy"),
+            ("DeepFool med. L2", "deepfool.median_rel_l2"), ("CW success", "cw-l2.success_rate"),
+            ("Boundary med. L2", "boundary.median_rel_l2"),
+            ("HSJ med. L2", "hopskipjump.median_rel_l2")]  # fmt: skip
+    cols = [c for c in cols if any(c[1] in agg[m] for m in models)]
+    lines += ["## All models", "", "| model | " + " | ".join(c[0] for c in cols) + " |",
+              "|---" * (len(cols) + 1) + "|"]  # fmt: skip
+    for m in models:
+        lines.append(f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for _, k in cols) + " |")
+    lines += ["", "## Gradient-masking checks", ""]
+    for m in models:
+        flagged = agg[m].get("masking.flagged")
+        if flagged is None:
+            continue
+        warnings = sorted({w for s in metrics["per_seed"].values() for w in s[m]["masking"]["warnings"]})
+        n = len(flagged["values"])
+        verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
+        lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
+    lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _paper_cell(metrics: dict, key: str) -> str:
+    cell = metrics.get(key)
+    if cell is None or not math.isfinite(cell["mean"]):
+        return "n/a"
+    text = f"{cell['mean']:.4f}"
+    attack = key.split(".")[0]
+    rate = metrics.get(f"{attack}.success_rate")
+    if rate is not None and key.endswith("median_rel_l2"):
+        text += f" ({100 * rate['mean']:.1f}%)"
+    return text

@@ -1,0 +1,62 @@
+"""`sleepnet run`: a tiny experiment end to end, and a report with every section."""
+
+import csv
+import json
+
+from tests.conftest import run_cli
+from tests.test_cli import assert_clean_failure
+
+TINY = """
+[experiment]
+dataset = "patches"
+recipe = "paper"
+hidden = []
+epochs = 2
+seeds = [0, 1]
+suite = "paper"
+subsample = 8
+
+[sleep]
+sleep-fgsm = { preset = "patches", T = 2000 }
+
+[defences]
+distillation = { epochs = 2 }
+finetune-noise = {}
+"""
+
+
+def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(TINY)
+    out = tmp_path / "run"
+    proc = run_cli("run", exp, "--quick", "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_seed"]) == {"0", "1"}
+    agg = metrics["aggregate"]
+    assert set(agg) == {"control", "sleep-fgsm", "distillation", "finetune-noise"}
+    clean = agg["sleep-fgsm"]["clean_accuracy"]
+    assert len(clean["values"]) == 2
+    p = clean["p_vs_control"]
+    assert 0.0 <= p <= 1.0 or p != p  # a p-value, or nan where the paired differences are constant
+    report = (out / "report.md").read_text()
+    for section in ("## Setup", "## The paper's table next to ours", "## All models",
+                    "## Gradient-masking checks", "## Figures"):
+        assert section in report
+    assert "| sleep-fgsm |" in report and "FGSM median epsilon" in report
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["model"] for r in rows} == set(agg) and len(rows) > 40
+    for fig in ("accuracy_vs_fgsm", "accuracy_vs_gaussian-noise", "accuracy_vs_gaussian-blur"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
+    for seed in (0, 1):
+        assert (out / f"seed{seed}" / "distillation" / "model.safetensors").is_file()
+
+
+def test_bad_experiment_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("finetune-noise", "bogus-defence"))
+    out = tmp_path / "run"
+    assert_clean_failure(run_cli("run", bad, "-o", out), "unknown defence 'bogus-defence'", out)
+    bad.write_text(TINY.replace("seeds", "sedes"))
+    assert_clean_failure(run_cli("run", bad, "-o", out), "unknown [experiment] keys sedes", out)
+    assert_clean_failure(run_cli("run", tmp_path / "none.toml", "-o", out), "does not exist", out)
