@@ -11,7 +11,6 @@ from sleepnet.evaluation.attacks import (
     JSMA,
     PGD,
     Boundary,
-    CarliniWagnerL2,
     DeepFool,
     HopSkipJump,
 )
@@ -52,10 +51,11 @@ def test_deepfool_finds_the_minimal_l2_perturbation_times_overshoot():
     assert np.all((ratio > 1.0) & (ratio < 1.06)), ratio
 
 
-def test_cw_l2_is_close_to_the_minimal_perturbation():
+@pytest.mark.parametrize("name", ["cw-l2", "cw-l2-art"])
+def test_cw_l2_is_close_to_the_minimal_perturbation(name):
     model, x, y, l2, _ = linear_case(1)
-    attack = CarliniWagnerL2(model, "cross-entropy", binary_search_steps=10, max_iter=300,
-                             learning_rate=1e-2)
+    attack = ATTACKS[name](model, "cross-entropy", binary_search_steps=10, max_iter=300,
+                           learning_rate=1e-2)
     adv = attack.generate(x, y)
     fooled = predict(model, adv) != y
     assert fooled.mean() >= 0.75
@@ -152,7 +152,8 @@ def test_every_perturbation_attack_reports_the_same_summary(name):
     model, x, y, l2, _ = linear_case(4, n=4)
     fast = {"cw-l2": dict(binary_search_steps=3, max_iter=50), "boundary": dict(max_iter=50),
             "hopskipjump": dict(max_iter=5, max_eval=500), "jsma": dict(max_iter=20),
-            "pgd": dict(eps=0.3, norm="2")}  # fmt: skip
+            "pgd": dict(eps=0.3, norm="2"),
+            "cw-l2-art": dict(binary_search_steps=3, max_iter=50)}  # fmt: skip
     res = ATTACKS[name](model, "cross-entropy", **fast.get(name, {})).run(x, y)
     assert set(res) == {"n", "clean_accuracy", "success_rate", "median_rel_l2", "accuracy"}
     assert res["n"] == 4 and res["clean_accuracy"] == 1.0

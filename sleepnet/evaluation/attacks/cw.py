@@ -1,10 +1,23 @@
-"""Carlini-Wagner L2 (2017), through ART, with the sleep paper's settings.
+"""Carlini-Wagner L2 (2017) with the sleep paper's settings: ours (batched, torch) and ART's.
 
-20 binary-search steps x 1000 Adam iterations, learning rate 5e-3, initial
-constant c0 = 0.01, confidence kappa = 0, on the pre-ReLU class scores.
+Minimise ``||x_adv - x||^2 + c * max(z_y - max_{j != y} z_j, -kappa)`` over
+``x_adv = (tanh(w) + 1) / 2`` (the box [0, 1] by construction) with Adam,
+``max_iter`` iterations per value of ``c``; a binary search of
+``binary_search_steps`` steps per image moves ``c`` (starting at ``c0``) down
+after a success and up (x10 until a success bounds it) after a failure. The
+smallest successful perturbation of each image is kept. Paper settings:
+20 x 1000, lr 5e-3, c0 = 0.01, kappa = 0. ``abort_early`` stops a search
+step once the loss has not improved by 0.01% over ``max_iter / 10``
+iterations (as in the authors' code).
+
+``cw-l2`` is ours: the whole batch at once, some 100x faster than ART's
+implementation here. ``cw-l2-art`` runs ART's, for cross-checks.
 """
 
 from __future__ import annotations
+
+import numpy as np
+import torch
 
 from .base import PerturbationAttack, register
 
@@ -15,11 +28,75 @@ class CarliniWagnerL2(PerturbationAttack):
 
     def __init__(self, model, loss, binary_search_steps: int = 20, max_iter: int = 1000,
                  learning_rate: float = 5e-3, initial_const: float = 0.01, confidence: float = 0.0,
-                 batch_size: int = 1000):  # fmt: skip
+                 abort_early: bool = True, batch_size: int = 1000):  # fmt: skip
         super().__init__(model, loss, batch_size)
         self.params = dict(binary_search_steps=binary_search_steps, max_iter=max_iter,
                            learning_rate=learning_rate, initial_const=initial_const,
                            confidence=confidence)  # fmt: skip
+        self.abort_early = abort_early
+
+    def generate(self, x, y):
+        out = [self._batch(x[s : s + self.batch_size], y[s : s + self.batch_size])
+               for s in range(0, len(x), self.batch_size)]  # fmt: skip
+        return np.concatenate(out)
+
+    def _batch(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        p = self.params
+        scores = self.model[:-1]
+        for q in scores.parameters():
+            q.requires_grad_(False)
+        x0 = torch.as_tensor(x, dtype=torch.float64)
+        yt = torch.as_tensor(y)
+        onehot = torch.nn.functional.one_hot(yt, self.n_classes()).bool()
+        n = len(x)
+        lower = torch.zeros(n, dtype=torch.float64)
+        upper = torch.full((n,), float("inf"), dtype=torch.float64)
+        c = torch.full((n,), float(p["initial_const"]), dtype=torch.float64)
+        best_l2 = torch.full((n,), float("inf"), dtype=torch.float64)
+        best = x0.clone()
+        w0 = torch.atanh((x0 * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+        try:
+            for _ in range(p["binary_search_steps"]):
+                w = w0.clone().requires_grad_(True)
+                opt = torch.optim.Adam([w], lr=p["learning_rate"])
+                success = torch.zeros(n, dtype=torch.bool)
+                previous = float("inf")
+                for it in range(p["max_iter"]):
+                    adv = (torch.tanh(w) + 1) / 2
+                    z = scores(adv.float()).double()
+                    own = z[onehot]
+                    other = z.masked_fill(onehot, float("-inf")).max(dim=1).values
+                    f = torch.clamp(own - other, min=-p["confidence"])
+                    l2 = ((adv - x0) ** 2).sum(dim=1)
+                    total = (l2 + c * f).sum()
+                    opt.zero_grad()
+                    total.backward()
+                    opt.step()
+                    with torch.no_grad():
+                        hit = (other - own) > p["confidence"] if p["confidence"] > 0 else other > own
+                        better = hit & (l2 < best_l2)
+                        best_l2 = torch.where(better, l2, best_l2)
+                        best[better] = adv[better].detach()
+                        success |= hit
+                    if self.abort_early and it % max(1, p["max_iter"] // 10) == 0:
+                        if float(total.detach()) > previous * 0.9999:
+                            break
+                        previous = float(total.detach())
+                upper = torch.where(success, torch.minimum(upper, c), upper)
+                lower = torch.where(success, lower, torch.maximum(lower, c))
+                c = torch.where(torch.isinf(upper), c * 10, (lower + upper) / 2)
+        finally:
+            for q in scores.parameters():
+                q.requires_grad_(True)
+        return best.float().numpy()
+
+    def n_classes(self) -> int:
+        return [m for m in self.model if isinstance(m, torch.nn.Linear)][-1].out_features
+
+
+@register
+class CarliniWagnerL2Art(CarliniWagnerL2):
+    name = "cw-l2-art"
 
     def generate(self, x, y):
         from art.attacks.evasion import CarliniL2Method
