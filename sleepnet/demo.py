@@ -65,15 +65,14 @@ def table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-ATTACK_ROWS = ("pgd-linf", "pgd-l2", "deepfool", "jsma", "cw-l2", "boundary", "hopskipjump")
-
-
 def attack_table(metrics: dict) -> str:
     """Per attack and model: success rate, median relative L2 perturbation, accuracy; masking verdict."""
+    from .report import ATTACKS
+
     names = list(metrics["models"])
     lines = [f"{'attack (subsample)':22}" + "".join(f"{n:>30}" for n in names),
              f"{'':22}" + "".join(f"{'success  med.L2  accuracy':>30}" for _ in names)]  # fmt: skip
-    for row in ATTACK_ROWS:
+    for row in ATTACKS:
         cells = []
         for n in names:
             r = metrics["models"][n]["results"].get(row)

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-ATTACKS = ("pgd-linf", "pgd-l2", "deepfool", "jsma", "cw-l2", "boundary", "hopskipjump")
-CURVES = ("gaussian-noise", "gaussian-blur", "salt-and-pepper")
+from .evaluation import SUITES
+from .evaluation.distortions import DISTORTIONS
+
+ATTACKS = tuple(SUITES["paper"]["subsample_attacks"])  # the labels the paper suite reports
+CURVES = tuple(DISTORTIONS)  # every registered distortion has an accuracy curve
 
 #: ``paper-protocol.md`` §5 (MNIST): (row, metric, control, after sleep, our sleep variant)
 PAPER_ROWS = (

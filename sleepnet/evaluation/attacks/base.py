@@ -48,6 +48,10 @@ class Attack(ABC):
             grads.append(g.numpy())
         return np.concatenate(grads)
 
+    def n_classes(self) -> int:
+        """Outputs of the last ``Linear`` layer."""
+        return [m for m in self.model if isinstance(m, nn.Linear)][-1].out_features
+
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = [self.model(torch.as_tensor(x[s : s + 5000])).argmax(1).numpy()
@@ -93,7 +97,6 @@ class PerturbationAttack(Attack):
         from .art_adapter import art_classifier
 
         n_inputs = self.model[0].in_features if isinstance(self.model[0], nn.Linear) else None
-        n_classes = [m for m in self.model if isinstance(m, nn.Linear)][-1].out_features
         if n_inputs is None:
             raise ValueError("the model must start with a Linear layer")
-        return art_classifier(self.model, self.loss, n_inputs, n_classes)
+        return art_classifier(self.model, self.loss, n_inputs, self.n_classes())

@@ -90,9 +90,6 @@ class CarliniWagnerL2(PerturbationAttack):
                 q.requires_grad_(True)
         return best.float().numpy()
 
-    def n_classes(self) -> int:
-        return [m for m in self.model if isinstance(m, torch.nn.Linear)][-1].out_features
-
 
 @register
 class CarliniWagnerL2Art(CarliniWagnerL2):
