@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="an experiment file: control, sleep, defences, seeds, report")
     p.add_argument("experiment", type=Path)
     p.add_argument("--quick", action="store_true", help="CI-sized attack settings")
+    p.add_argument("--workers", type=int,
+                   help="evaluation processes (default: the file's, else one per core)")
     _common(p, dataset=False)
 
     p = sub.add_parser("demo", help="train, sleep and evaluate on MNIST end to end")
@@ -175,7 +177,7 @@ def run(args) -> int:
         from .experiment import run_experiment
 
         run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
-                       progress=progress, data_dir=args.data_dir)  # fmt: skip
+                       progress=progress, data_dir=args.data_dir, workers=args.workers)  # fmt: skip
         print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     elif cmd == "presets":
         from .config import load_preset, preset_names

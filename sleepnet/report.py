@@ -121,8 +121,8 @@ def write_report(metrics: dict, folder: Path) -> Path:
              f"- dataset: {metrics['dataset']['name']} (SHA-256 {metrics['dataset']['sha256'][:16]}...), "
              f"{metrics['dataset']['n_train']} training / {metrics['dataset']['n_test']} test images",
              f"- recipe: {exp['recipe']}; seeds: {exp['seeds']}; suite: {exp['suite']}"
-             + (f"; iterative attacks on {exp['subsample']} test images (a fixed permutation, seed 0)"
-                if exp["suite"] == "paper" else "")
+             + (f"; iterative attacks on at most {exp['subsample']} test images (a fixed permutation, "
+                f"seed 0): {_sizes(metrics)}" if exp["suite"] == "paper" else "")
              + ("; CI-sized attack settings (--quick)" if exp.get("quick") else ""),
              f"- sleep variants: {', '.join(exp['sleep']) or 'none'}; "
              f"defences: {', '.join(exp['defences']) or 'none'}",
@@ -163,6 +163,12 @@ def write_report(metrics: dict, folder: Path) -> Path:
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _sizes(metrics: dict) -> str:
+    first = next(iter(metrics["per_seed"].values()))
+    sizes = next(iter(first.values())).get("subsample", {}).get("sizes", {})
+    return ", ".join(f"{k} {v}" for k, v in sizes.items()) or "n/a"
 
 
 def _paper_cell(metrics: dict, key: str) -> str:

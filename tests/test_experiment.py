@@ -3,6 +3,8 @@
 import csv
 import json
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.test_cli import assert_clean_failure
 
@@ -29,7 +31,7 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     exp = tmp_path / "tiny.toml"
     exp.write_text(TINY)
     out = tmp_path / "run"
-    proc = run_cli("run", exp, "--quick", "-o", out, "-q")
+    proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "2")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["per_seed"]) == {"0", "1"}
@@ -50,6 +52,26 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     for seed in (0, 1):
         assert (out / f"seed{seed}" / "distillation" / "model.safetensors").is_file()
+    timing = metrics["timing"]
+    assert timing["workers"] == 2 and set(timing["train_s"]) == {"0", "1"}
+    assert len(timing["evaluate_s"]) == 8 and timing["total_s"] > max(timing["evaluate_s"].values())
+    sizes = metrics["per_seed"]["0"]["control"]["subsample"]["sizes"]
+    assert sizes["pgd-linf"] == 8 and sizes["boundary"] == 8  # capped by subsample = 8
+
+    # one worker, in this process: the same numbers, but for the decision-based attacks, whose
+    # accept/reject walk near the boundary turns the float rounding of 1 vs 2 torch threads into
+    # different trajectories
+    serial = tmp_path / "serial"
+    proc = run_cli("run", exp, "--quick", "-o", serial, "-q", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((serial / "metrics.json").read_text())
+    assert again["timing"]["workers"] == 1
+    for model, table in agg.items():
+        for key, cell in table.items():
+            if key.startswith(("boundary", "hopskipjump", "masking")):
+                continue
+            assert again["aggregate"][model][key]["values"] == pytest.approx(cell["values"], abs=1e-6,
+                                                                           nan_ok=True), (model, key)
 
 
 def test_bad_experiment_files(tmp_path):
