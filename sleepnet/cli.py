@@ -87,6 +87,53 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluation processes (default: the file's, else one per core)")
     _common(p, dataset=False)
 
+    p = sub.add_parser("tune", help="search sleep configs with Optuna (multi-objective by default)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--objective", default="fgsm", help="fgsm, noise, blur, pgd or boundary (robustness "
+                   "measure to maximise beside clean accuracy)")
+    p.add_argument("--trials", type=int, default=40, help="finished trials the study should hold")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--preset", help="the preset the search space is centred on "
+                   "(default: mnist-fgsm, or patches for a Patches model)")
+    p.add_argument("--space", type=Path, help="TOML file with a [space] table over the default ranges")
+    p.add_argument("--single", action="store_true",
+                   help="TPE on the objective alone, with the clean-accuracy constraint")
+    p.add_argument("--max-drop", type=float, default=0.02, help="clean-accuracy budget (default 0.02)")
+    p.add_argument("--validation", type=int, default=2000, help="validation images from the training set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--collapse", type=float, default=0.2,
+                   help="stop a trial whose clean accuracy falls this far below the control's")
+    p.add_argument("--runaway-hz", type=float, default=200.0,
+                   help="stop a trial where a layer's mean rate exceeds this")
+    p.add_argument("--population", type=int, default=16, help="NSGA-II population size")
+    p.add_argument("--storage", help="database URL shared by workers on many machines "
+                   "(default: sqlite in the output folder)")
+    p.add_argument("--study", default="sleepnet", help="study name in the storage")
+    p.add_argument("--heartbeat", type=int, default=10, help="seconds between worker heartbeats")
+    p.add_argument("--grace", type=int, default=60,
+                   help="seconds without a heartbeat before a trial is failed and retried")
+    p.add_argument("--data-dir", help="folder of IDX files to use instead of the default data source")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output folder (holds study.db unless --storage; resumed if it exists)")
+
+    p = sub.add_parser("tune-export", help="`sleepnet tune export STUDY --trial N -o FILE`: "
+                       "a trial's config as a preset TOML")
+    p.add_argument("study_path", metavar="STUDY", help="the tuning output folder, or a storage URL")
+    p.add_argument("--study", default="sleepnet", help="study name in the storage")
+    p.add_argument("--trial", type=int, required=True)
+    p.add_argument("-o", "--output", required=True, type=Path, help="the TOML file to write")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
+
+    p = sub.add_parser("tune-report", help="`sleepnet tune report STUDY`: Pareto front, trials table, "
+                       "and with --test the chosen configs on the test set")
+    p.add_argument("study_path", metavar="STUDY", help="the tuning output folder, or a storage URL")
+    p.add_argument("--study", default="sleepnet", help="study name in the storage")
+    p.add_argument("--test", action="store_true", help="evaluate control, preset and the best trial "
+                   "within the clean-accuracy budget on the test set (quick suite)")
+    p.add_argument("--data-dir", help="folder of IDX files to use instead of the default data source")
+    p.add_argument("-o", "--output", type=Path, help="report folder (default: STUDY, if a folder)")
+
     p = sub.add_parser("demo", help="train, sleep and evaluate on MNIST end to end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mnist-fgsm")
@@ -185,6 +232,8 @@ def run(args) -> int:
         for name in preset_names():
             c = load_preset(name)
             print(f"{name:20} T={c.T:<6} input={c.input_mode:12} {c.description}")
+    elif cmd.startswith("tune"):
+        _tune(args, progress)
     elif cmd == "demo":
         from .demo import run_demo, table
 
@@ -196,6 +245,41 @@ def run(args) -> int:
               f"({metrics['sleep']['steps_per_second']:.0f} steps/s); train {t['train_s']:.1f} s, "
               f"evaluate {t['evaluate_s']:.1f} s -> {args.output}")  # fmt: skip
     return 0
+
+
+def _tune(args, progress: bool) -> None:
+    from . import tuning
+    from .tuning.report import storage_url
+
+    if args.command == "tune-export":
+        path = tuning.export_trial(args.study, storage_url(args.study_path), args.trial, args.output,
+                                   overwrite=args.force)  # fmt: skip
+        print(f"trial {args.trial} -> {path} (sleepnet sleep MODEL --config {path} -o OUT)")
+        return
+    if args.command == "tune-report":
+        out = args.output or (None if "://" in args.study_path else Path(args.study_path))
+        if out is None:
+            raise SleepnetError("tune report on a storage URL needs -o FOLDER")
+        summary = tuning.write_report(args.study, storage_url(args.study_path), out, test=args.test,
+                                      data_dir=args.data_dir)  # fmt: skip
+        print(f"{sum(summary['states'].values())} trials -> {out}/report.md, pareto.png, trials.csv")
+        return
+    preset = args.preset
+    if preset is None:
+        from .models import load_model
+
+        _, meta = load_model(args.model)
+        preset = "patches" if (meta.get("dataset") or {}).get("name") == "patches" else "mnist-fgsm"
+    space = tuning.read_space(args.space) if args.space else {}
+    settings = tuning.TuneSettings(
+        model=str(args.model.resolve()), objective=args.objective, preset=preset, space=space,
+        single=args.single, max_drop=args.max_drop, validation=args.validation, seed=args.seed,
+        collapse=args.collapse, runaway_hz=args.runaway_hz, population=args.population)  # fmt: skip
+    summary = tuning.tune(settings, args.output, args.trials, workers=args.workers, storage=args.storage,
+                          study_name=args.study, heartbeat=args.heartbeat, grace=args.grace,
+                          data_dir=args.data_dir, progress=progress)  # fmt: skip
+    states = ", ".join(f"{k.lower()} {v}" for k, v in summary["states"].items())
+    print(f"study {args.study}: {states}; report -> {args.output}/report.md")
 
 
 def _convert(args) -> None:
@@ -229,6 +313,9 @@ def _print_sleep(rec: dict, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tune"] and argv[1:2] in (["export"], ["report"]):
+        argv = [f"tune-{argv[1]}", *argv[2:]]  # `sleepnet tune export ...` is the tune-export command
     try:
         args = build_parser().parse_args(argv)
         return run(args)

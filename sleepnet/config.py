@@ -190,6 +190,26 @@ def load_config(path: str | Path, base: SleepConfig | None = None) -> SleepConfi
     return from_mapping(merged, str(path))
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)  # ints, and floats as the shortest string that reads back to the same double
+
+
+def config_to_toml(config: SleepConfig, header: str = "") -> str:
+    """A ``[sleep]`` TOML file that ``load_config`` reads back to an equal config, float for float."""
+    lines = [f"# {line}" for line in header.splitlines()] + ["[sleep]"]
+    for key, value in config.to_dict().items():
+        if value is None:
+            continue  # TOML has no null; None is the default of every optional key
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """``key=value`` with a TOML value (``beta=[1, 2, 3]``, ``norm_w=true``; bare words are strings)."""
     if "=" not in item:
