@@ -23,8 +23,9 @@ def load(study_name: str, url: str):
         raise SleepnetError(f"no study {study_name!r} in {_redact(url)}") from None
 
 
-def storage_url(study: str) -> str:
+def storage_url(study: str | Path) -> str:
     """A study folder (holding ``study.db``) or a database URL, as ``sleepnet tune`` wrote it."""
+    study = str(study)
     if "://" in study:
         return study
     db = Path(study) / "study.db"

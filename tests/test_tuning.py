@@ -1,0 +1,177 @@
+"""`sleepnet tune`: search space, a tiny local study end to end, export and bit-for-bit reproduction,
+resumption, early stopping and bad input."""
+
+import csv
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+from sleepnet.config import INPUT_MODES, load_preset
+from sleepnet.errors import SleepnetError
+from sleepnet.models import load_model
+from sleepnet.tuning import build_space, validation_indices
+from sleepnet.tuning.report import load, storage_url
+from sleepnet.tuning.space import Range
+from sleepnet.tuning.study import Tuner, TuneSettings, weights_sha256
+from tests.conftest import run_cli
+from tests.test_cli import assert_clean_failure
+
+TRIALS = ("--validation", "400", "--population", "4")
+
+
+def test_default_space_brackets_the_preset_on_log_scales():
+    base = load_preset("mnist-fgsm")
+    space = build_space(base)
+    assert space.params["inc"] == Range(base.inc * 0.1, base.inc * 10)
+    assert space.params["max_rate"] == Range(base.max_rate / 4, base.max_rate * 4)
+    assert space.params["T"] == Range(round(base.T / 4), round(base.T * 4))
+    assert [space.params[f"beta_{l}"].low for l in (1, 2, 3)] == pytest.approx([b / 4 for b in base.beta])
+    assert space.params["input_mode"] == INPUT_MODES
+    assert space.base_values()["beta_2"] == base.beta[1]
+    config = space.config({"beta_2": 5.0, "T": 1000.0, "inc": 0.5})
+    assert config.beta == (base.beta[0], 5.0, base.beta[2]) and config.T == 1000 and config.inc == 0.5
+
+
+def test_space_table_overrides_fixes_and_drops_keys():
+    base = load_preset("mnist-fgsm")
+    space = build_space(base, {"inc": {"low": 0.01, "high": 0.02, "log": False}, "beta_2": 7.0,
+                               "input_mode": ["mean"], "max_rate": False})  # fmt: skip
+    assert space.params["inc"] == Range(0.01, 0.02, False)
+    assert space.params["beta_2"] == 7.0 and space.params["input_mode"] == ("mean",)
+    assert "max_rate" not in space.params
+
+    class Fixed:  # a trial that always takes the low end or the first choice
+        def suggest_float(self, name, low, high, log):
+            return low
+
+        def suggest_int(self, name, low, high, log):
+            return low
+
+        def suggest_categorical(self, name, choices):
+            return choices[0]
+
+    config = space.suggest(Fixed())
+    assert config.inc == 0.01 and config.beta[1] == 7.0 and config.input_mode == "mean"
+    assert config.max_rate == base.max_rate
+    for bad, msg in (({"bogus": 1}, "cannot be searched"), ({"inc": {"low": 2, "high": 1}}, "low < high"),
+                     ({"inc": {"low": 0, "high": 1}}, "needs low > 0"), ({"beta_4": 1.0}, "cannot be"),
+                     ({"T": -5}, "T must be a positive")):  # fmt: skip
+        with pytest.raises(SleepnetError, match=msg):
+            build_space(base, bad)
+
+
+def test_validation_split_is_seeded_and_inside_the_training_set():
+    a = validation_indices(60000, 2000, 0)
+    assert len(np.unique(a)) == 2000 and a.max() < 60000
+    assert np.array_equal(a, validation_indices(60000, 2000, 0))
+    assert not np.array_equal(a, validation_indices(60000, 2000, 1))
+    with pytest.raises(SleepnetError, match="validation size"):
+        validation_indices(100, 101)
+
+
+def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):
+    out = tmp_path / "tune"
+    proc = run_cli("tune", patches_model, "--trials", "6", *TRIALS, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "trial 0" in proc.stderr  # one line per trial
+    study = load("sleepnet", storage_url(out))
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 6 and len(study.directions) == 2
+    assert study.trials[0].user_attrs["enqueued"] == "base preset"
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["settings"]["objective"] == "fgsm" and summary["median_trial_s"] > 0
+    assert summary["baseline"]["control"]["clean"] > 0.9
+    assert summary["front"], "a Pareto front from complete trials"
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert [int(r["trial"]) for r in rows] == list(range(len(study.trials)))
+    assert (out / "pareto.png").stat().st_size > 5000
+    report = (out / "report.md").read_text()
+    assert "## Pareto front" in report and "Verdict (validation)" in report
+
+    best = summary["front"][0]["trial"]
+    trial = study.trials[best]
+    preset = tmp_path / "best.toml"
+    proc = run_cli("tune", "export", out, "--trial", best, "-o", preset)
+    assert proc.returncode == 0, proc.stderr
+    slept = tmp_path / "slept"
+    proc = run_cli("sleep", patches_model, "--config", preset, "-o", slept, "-q")
+    assert proc.returncode == 0, proc.stderr
+    model, _ = load_model(slept)
+    assert weights_sha256(model) == trial.user_attrs["weights_sha256"]
+    tuner = Tuner(TuneSettings(**summary["settings"]))
+    assert tuner.measure(model) == trial.user_attrs["measures"]  # the same numbers, exactly
+    assert list(trial.values) == [trial.user_attrs["measures"]["fgsm"], trial.user_attrs["measures"]["clean"]]
+
+    # resume: the same command with more trials keeps every earlier trial as it was
+    proc = run_cli("tune", patches_model, "--trials", "8", *TRIALS, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    again = load("sleepnet", storage_url(out))
+    assert len([t for t in again.trials if t.state.name in ("COMPLETE", "PRUNED")]) == 8
+    for old in study.trials:
+        assert again.trials[old.number].values == old.values
+        assert again.trials[old.number].params == old.params
+
+    # other settings on the same study: refused, nothing changed
+    proc = run_cli("tune", patches_model, "--trials", "9", "--validation", "300", "--population", "4",
+                   "-o", out)  # fmt: skip
+    assert_clean_failure(proc, "exists with other settings (validation differ)")
+    assert len(load("sleepnet", storage_url(out)).trials) == len(again.trials)
+
+    # the report on the test set re-sleeps the best trial and checks its weights
+    proc = run_cli("tune", "report", out, "--test")
+    assert proc.returncode == 0, proc.stderr
+    test = json.loads((out / "tune.json").read_text())["test"]
+    assert set(test) >= {"control", "preset"} and all(0 <= r["clean"] <= 1 for r in test.values())
+    assert "## On the test set" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("space, reason", [
+    ("[space]\nalpha_scale = 1e-4\n", "no spikes in layer 1"),
+    ("[space]\nalpha_scale = 50.0\nmax_rate = 400.0\ninput_mode = ['mean']\nT = 5000\ninc = 0.0\ndec = 0.0\n",
+     "runaway spiking: layer 1"),
+])  # fmt: skip
+def test_hopeless_trials_stop_early_with_their_reason(patches_model, tmp_path, space, reason):
+    toml = tmp_path / "space.toml"
+    toml.write_text(space)
+    out = tmp_path / "tune"
+    proc = run_cli("tune", patches_model, "--trials", "3", *TRIALS, "--space", toml, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    study = load("sleepnet", storage_url(out))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
+    assert all(t.user_attrs["stopped"].startswith(reason) for t in study.trials)
+    assert "measures" not in study.trials[0].user_attrs  # stopped before the robustness measure
+    assert reason in (out / "report.md").read_text()
+
+
+def test_single_objective_uses_tpe_with_the_clean_constraint(patches_model, tmp_path):
+    out = tmp_path / "tune"
+    proc = run_cli("tune", patches_model, "--single", "--objective", "noise", "--trials", "4", *TRIALS,
+                   "-o", out, "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    study = load("sleepnet", storage_url(out))
+    assert len(study.directions) == 1
+    control = study.user_attrs["baseline"]["control"]["clean"]
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            m = t.user_attrs["measures"]
+            assert t.values == [m["noise"]]
+            assert t.user_attrs["constraint"][0] == pytest.approx(control - 0.02 - m["clean"])
+
+
+def test_bad_tune_input_gets_one_line(patches_model, tmp_path):
+    out = tmp_path / "tune"
+    assert_clean_failure(run_cli("tune", patches_model, "--objective", "speed", "-o", out),
+                         "unknown objective 'speed'")  # fmt: skip
+    assert_clean_failure(run_cli("tune", patches_model, "--preset", "mnist-fgsm", "-o", out),
+                         "3 beta values, the model 1 weight layers")  # fmt: skip
+    assert_clean_failure(run_cli("tune", tmp_path / "nope", "-o", out), "nope")
+    bad = tmp_path / "space.toml"
+    bad.write_text("[space]\nwarp = 3\n")
+    assert_clean_failure(run_cli("tune", patches_model, "--space", bad, "-o", out),
+                         "'warp' cannot be searched")  # fmt: skip
+    assert_clean_failure(run_cli("tune", "export", tmp_path, "--trial", "0", "-o", tmp_path / "x.toml"),
+                         "holds no study.db")  # fmt: skip
+    assert_clean_failure(run_cli("tune", patches_model, "--storage", "postgresql://nobody@127.0.0.1:1/none",
+                                 "-o", out), "cannot open the study storage")  # fmt: skip
