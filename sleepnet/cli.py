@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="CI-sized attack settings")
     p.add_argument("--workers", type=int,
                    help="evaluation processes (default: the file's, else one per core)")
+    p.add_argument("--seeds", help="run these seeds instead of the file's, e.g. 0 or 0,1")
     _common(p, dataset=False)
 
     p = sub.add_parser("tune", help="search sleep configs with Optuna (multi-objective by default)")
@@ -145,6 +146,18 @@ def _suite_options(args) -> dict:
     if args.subsample <= 0:
         raise SleepnetError(f"--subsample must be positive, got {args.subsample}")
     return {"subsample": args.subsample, "quick": args.quick} if args.suite == "paper" else {}
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SleepnetError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise SleepnetError(f"--seeds expects non-negative integers, got {text!r}")
+    return seeds
 
 
 def _hidden(text: str | None) -> tuple[int, ...] | None:
@@ -224,7 +237,8 @@ def run(args) -> int:
         from .experiment import run_experiment
 
         run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
-                       progress=progress, data_dir=args.data_dir, workers=args.workers)  # fmt: skip
+                       progress=progress, data_dir=args.data_dir, workers=args.workers,
+                       seeds=_seeds(args.seeds))  # fmt: skip
         print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     elif cmd == "presets":
         from .config import load_preset, preset_names

@@ -87,7 +87,7 @@ def _toml(value) -> str:
 
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
                    progress: bool = True, data_dir: str | None = None,
-                   workers: int | None = None) -> dict:  # fmt: skip
+                   workers: int | None = None, seeds: list[int] | None = None) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
     Each model is saved as soon as it is trained (or slept) and evaluated by
@@ -95,7 +95,9 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     core), each with ``cores // workers`` torch threads, while the next models
     train: the decision-based attacks gain little from a second thread and
     almost 2x from a second process. Results do not depend on the number of
-    workers beyond float rounding in torch's threaded matrix products.
+    workers beyond float rounding in torch's threaded matrix products (which
+    the decision-based attacks, walking along the boundary, can amplify).
+    ``seeds`` replaces the file's seeds.
     """
     from .data import load_dataset
     from .defences import DEFENCES
@@ -106,6 +108,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     from .workflow import activation_record
 
     exp = load_experiment(path)
+    if seeds is not None:
+        exp["seeds"] = list(seeds)
     if Path(out).exists() and not overwrite:
         raise SleepnetError(f"{out} already exists (use --force to replace it)")
     workers = int(workers or exp["workers"] or os.cpu_count() or 1)

@@ -82,3 +82,7 @@ def test_bad_experiment_files(tmp_path):
     bad.write_text(TINY.replace("seeds", "sedes"))
     assert_clean_failure(run_cli("run", bad, "-o", out), "unknown [experiment] keys sedes", out)
     assert_clean_failure(run_cli("run", tmp_path / "none.toml", "-o", out), "does not exist", out)
+    good = tmp_path / "good.toml"
+    good.write_text(TINY)
+    assert_clean_failure(run_cli("run", good, "--seeds", "a,b", "-o", out), "--seeds expects integers", out)
+    assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "non-negative", out)
