@@ -289,9 +289,14 @@ def _tune(args, progress: bool) -> None:
         model=str(args.model.resolve()), objective=args.objective, preset=preset, space=space,
         single=args.single, max_drop=args.max_drop, validation=args.validation, seed=args.seed,
         collapse=args.collapse, runaway_hz=args.runaway_hz, population=args.population)  # fmt: skip
-    summary = tuning.tune(settings, args.output, args.trials, workers=args.workers, storage=args.storage,
-                          study_name=args.study, heartbeat=args.heartbeat, grace=args.grace,
-                          data_dir=args.data_dir, progress=progress)  # fmt: skip
+    try:
+        summary = tuning.tune(settings, args.output, args.trials, workers=args.workers, storage=args.storage,
+                              study_name=args.study, heartbeat=args.heartbeat, grace=args.grace,
+                              data_dir=args.data_dir, progress=progress)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"sleepnet: finished trials are kept in study {args.study!r}; the same command resumes it",
+              file=sys.stderr)  # fmt: skip
+        raise
     states = ", ".join(f"{k.lower()} {v}" for k, v in summary["states"].items())
     print(f"study {args.study}: {states}; report -> {args.output}/report.md")
 

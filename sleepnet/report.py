@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,17 @@ def write_report(metrics: dict, folder: Path) -> Path:
         n = len(flagged["values"])
         verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
         lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
+    timing = metrics.get("timing")
+    if timing:
+        ev = timing.get("evaluate_s", {})
+        lines += ["", "## Timing", "",
+                  f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
+                  f"worker(s) on {os.cpu_count()} cores",
+                  "- training (control, sleep variants, defences) per seed: "
+                  + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
+                  f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
+                  f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
+                  "- no evaluation"]  # fmt: skip
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     path = folder / "report.md"
     path.write_text("\n".join(lines))

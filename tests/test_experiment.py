@@ -43,7 +43,7 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     assert 0.0 <= p <= 1.0 or p != p  # a p-value, or nan where the paired differences are constant
     report = (out / "report.md").read_text()
     for section in ("## Setup", "## The paper's table next to ours", "## All models",
-                    "## Gradient-masking checks", "## Figures"):
+                    "## Gradient-masking checks", "## Timing", "## Figures"):
         assert section in report
     assert "| sleep-fgsm |" in report and "FGSM median epsilon" in report
     rows = list(csv.DictReader(open(out / "results.csv")))

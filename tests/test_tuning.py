@@ -175,3 +175,40 @@ def test_bad_tune_input_gets_one_line(patches_model, tmp_path):
                          "holds no study.db")  # fmt: skip
     assert_clean_failure(run_cli("tune", patches_model, "--storage", "postgresql://nobody@127.0.0.1:1/none",
                                  "-o", out), "cannot open the study storage")  # fmt: skip
+
+
+def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "tune"
+    space = tmp_path / "space.toml"  # sleeps of about a second, so that Ctrl-C lands inside a trial
+    space.write_text("[space]\nT = { low = 250000, high = 400000 }\ninput_mode = ['mean']\n")
+    cmd = [sys.executable, "-m", "sleepnet", "tune", str(patches_model), "--trials", "6", *TRIALS,
+           "--space", str(space), "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "study.db").exists():
+            try:
+                trials = load("sleepnet", storage_url(out)).trials
+            except SleepnetError:
+                trials = []
+            if sum(t.state.name == "COMPLETE" for t in trials) >= 2 and trials[-1].state.name == "RUNNING":
+                break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "kept in study 'sleepnet'; the same command resumes it" in err and "Traceback" not in err
+    study = load("sleepnet", storage_url(out))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") >= 2 and "RUNNING" not in states  # the interrupted trial: FAIL
+    kept = {t.number: t.values for t in study.trials if t.state.name == "COMPLETE"}
+    proc = run_cli("tune", patches_model, "--trials", "6", *TRIALS, "--space", space, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    again = load("sleepnet", storage_url(out))
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in again.trials) == 6
+    assert {n: again.trials[n].values for n in kept} == kept
