@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -331,8 +332,13 @@ def _print_sleep(rec: dict, out: Path) -> None:
           f"{rec['metrics']['test_accuracy']:.4f}; -> {out}")  # fmt: skip
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _terminate)  # `kill`: unwind like Ctrl-C, so temporary folders go
     if argv[:1] == ["tune"] and argv[1:2] in (["export"], ["report"]):
         argv = [f"tune-{argv[1]}", *argv[2:]]  # `sleepnet tune export ...` is the tune-export command
     try:

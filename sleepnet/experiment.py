@@ -203,8 +203,12 @@ class Evaluator:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
+        if self.pool is None:
+            return
+        if exc[0] is not None:  # interrupted or failed: stop the workers now, not after their jobs
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
+        self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
 
     def submit(self, seed: int, name: str, folder: Path) -> None:
         task = ((seed, name), str(folder))

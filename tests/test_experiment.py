@@ -86,3 +86,25 @@ def test_bad_experiment_files(tmp_path):
     good.write_text(TINY)
     assert_clean_failure(run_cli("run", good, "--seeds", "a,b", "-o", out), "--seeds expects integers", out)
     assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "non-negative", out)
+
+
+def test_a_killed_run_leaves_nothing_behind(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(TINY)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sleepnet", "run", str(exp), "--quick", "-o", str(out),
+                             "-q", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".run.*/seed0/control")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)  # what `kill` sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not out.exists() and not list(tmp_path.glob(".run.*"))
