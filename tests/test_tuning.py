@@ -25,7 +25,8 @@ def test_default_space_brackets_the_preset_on_log_scales():
     base = load_preset("mnist-fgsm")
     space = build_space(base)
     assert space.params["inc"] == Range(base.inc * 0.1, base.inc * 10)
-    assert space.params["max_rate"] == Range(base.max_rate / 4, base.max_rate * 4)
+    assert space.params["max_rate"] == Range(base.max_rate / 4, base.max_rate * 16)
+    assert space.params["alpha_scale"] == Range(base.alpha_scale / 4, base.alpha_scale * 16)
     assert space.params["T"] == Range(round(base.T / 4), round(base.T * 4))
     assert [space.params[f"beta_{l}"].low for l in (1, 2, 3)] == pytest.approx([b / 4 for b in base.beta])
     assert space.params["input_mode"] == INPUT_MODES
