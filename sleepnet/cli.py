@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runaway-hz", type=float, default=200.0,
                    help="stop a trial where a layer's mean rate exceeds this")
     p.add_argument("--population", type=int, default=16, help="NSGA-II population size")
+    p.add_argument("--all-layers", action="store_true",
+                   help="stop a trial where any layer stays silent (default: where hidden layer 1 does)")
     p.add_argument("--storage", help="database URL shared by workers on many machines "
                    "(default: sqlite in the output folder)")
     p.add_argument("--study", default="sleepnet", help="study name in the storage")
@@ -289,7 +291,8 @@ def _tune(args, progress: bool) -> None:
     settings = tuning.TuneSettings(
         model=str(args.model.resolve()), objective=args.objective, preset=preset, space=space,
         single=args.single, max_drop=args.max_drop, validation=args.validation, seed=args.seed,
-        collapse=args.collapse, runaway_hz=args.runaway_hz, population=args.population)  # fmt: skip
+        collapse=args.collapse, runaway_hz=args.runaway_hz, population=args.population,
+        all_layers=args.all_layers)  # fmt: skip
     try:
         summary = tuning.tune(settings, args.output, args.trials, workers=args.workers, storage=args.storage,
                               study_name=args.study, heartbeat=args.heartbeat, grace=args.grace,
