@@ -70,7 +70,8 @@ def best_within(study, max_drop: float):
     floor = study.user_attrs["baseline"]["control"]["clean"] - max_drop
     ok = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
           if t.user_attrs["measures"]["clean"] >= floor]  # fmt: skip
-    return max(ok, key=lambda t: t.user_attrs["measures"][s["objective"]], default=None)
+    m = lambda t: t.user_attrs["measures"]  # noqa: E731
+    return max(ok, key=lambda t: (m(t)[s["objective"]], m(t)["clean"], -t.number), default=None)
 
 
 def pareto_plot(study, path: Path) -> Path:
