@@ -190,13 +190,14 @@ def load_config(path: str | Path, base: SleepConfig | None = None) -> SleepConfi
     return from_mapping(merged, str(path))
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML literal."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return repr(value)  # ints, and floats as the shortest string that reads back to the same double
 
 
@@ -206,7 +207,7 @@ def config_to_toml(config: SleepConfig, header: str = "") -> str:
     for key, value in config.to_dict().items():
         if value is None:
             continue  # TOML has no null; None is the default of every optional key
-        lines.append(f"{key} = {_toml_value(value)}")
+        lines.append(f"{key} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import tomllib
 
-from .config import apply_overrides, load_preset
+from .config import apply_overrides, load_preset, toml_value
 from .errors import SleepnetError
 from .fsio import atomic_dir, write_json
 
@@ -67,7 +67,8 @@ def load_experiment(path: Path) -> dict:
         if "preset" not in entry:
             raise SleepnetError(f"{path}: sleep variant {name!r} needs a preset")
         preset = entry.pop("preset")
-        sleeps[name] = apply_overrides(load_preset(preset), [f"{k}={_toml(v)}" for k, v in entry.items()])
+        overrides = [f"{k}={toml_value(v)}" for k, v in entry.items()]
+        sleeps[name] = apply_overrides(load_preset(preset), overrides)
     return {
         "name": exp.get("name", path.stem), "dataset": exp.get("dataset", "mnist"),
         "recipe": exp.get("recipe", "paper"), "hidden": exp.get("hidden"), "epochs": exp.get("epochs"),
@@ -75,14 +76,6 @@ def load_experiment(path: Path) -> dict:
         "subsample": int(exp.get("subsample", 1000)), "workers": exp.get("workers"), "sleep": sleeps,
         "defences": {k: dict(v) for k, v in spec.get("defences", {}).items()},
     }  # fmt: skip
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(list(value)) if isinstance(value, (list, tuple)) else repr(value)
 
 
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
