@@ -243,7 +243,8 @@ def _layer_spikes(summary: dict) -> list[int]:
 
 
 def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, heartbeat: int = 10,
-               grace: int = 60, data_dir: str | None = None, create: bool = True):  # fmt: skip
+               grace: int = 60, data_dir: str | None = None, create: bool = True,
+               tuner: Tuner | None = None):  # fmt: skip
     """Load the study, or create it (with its baseline and the preset as the first trial)."""
     import optuna
 
@@ -264,7 +265,7 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
                                 "use the same settings to resume, or another --study / output folder")
         if "baseline" in study.user_attrs:
             return study
-    tuner = Tuner(settings, data_dir)
+    tuner = tuner or Tuner(settings, data_dir)
     baseline = tuner.baseline()
     if study is None:
         study = optuna.create_study(study_name=study_name, storage=storage, directions=directions(settings),
@@ -280,7 +281,8 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
 
 def run_worker(settings: TuneSettings, storage_url: str, study_name: str, n_trials: int, worker: int = 0,
                threads: int | None = None, heartbeat: int = 10, grace: int = 60,
-               data_dir: str | None = None, progress: bool = False) -> int:  # fmt: skip
+               data_dir: str | None = None, progress: bool = False,
+               tuner: Tuner | None = None) -> int:  # fmt: skip
     """Run trials until the study holds ``n_trials`` finished ones; returns how many this worker ran."""
     import optuna
     from optuna.study import MaxTrialsCallback
@@ -294,7 +296,7 @@ def run_worker(settings: TuneSettings, storage_url: str, study_name: str, n_tria
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     storage = storage_for(storage_url, heartbeat, grace)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler_for(settings, worker))
-    tuner = Tuner(settings, data_dir)
+    tuner = tuner or Tuner(settings, data_dir)
     control_clean = study.user_attrs["baseline"]["control"]["clean"]
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=finished)) >= n_trials:
@@ -332,13 +334,15 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     t0 = time.perf_counter()
-    open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir)
+    # one worker runs here and shares the model and data it loads with the baseline
+    tuner = Tuner(settings, data_dir) if workers == 1 else None
+    open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir, tuner=tuner)
     cores = os.cpu_count() or 1
     threads = max(1, cores // workers)
     args = [(settings, url, study_name, n_trials, w, threads, heartbeat, grace, data_dir, progress)
             for w in range(workers)]  # fmt: skip
     if workers == 1:
-        run_worker(*args[0])
+        run_worker(*args[0], tuner=tuner)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
