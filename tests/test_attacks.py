@@ -87,6 +87,17 @@ def test_decision_attacks_never_beat_the_minimal_perturbation(cls):
     assert np.all(ratio > 0.999) and np.median(ratio) < 2.0, ratio
 
 
+@pytest.mark.parametrize("cls", [Boundary, HopSkipJump])
+def test_decision_attacks_are_fixed_by_their_seed(cls):
+    # ART starts each image from an unseeded np.random.RandomState(): seeded here too
+    model, x, y, _, _ = linear_case(4, n=3)
+    kw = {"max_iter": 20} if cls is Boundary else {"max_iter": 3, "max_eval": 200}
+    runs = [cls(model, "cross-entropy", seed=s, **kw).generate(x, y) for s in (0, 0, 1)]
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+    assert np.random.RandomState is np.random.mtrand.RandomState  # numpy left as it was
+
+
 def test_jsma_reaches_the_second_most_likely_class_inside_the_box():
     # scores z = (a.x, -a.x): raising the features with a_j < 0 moves towards class 1
     rng = np.random.default_rng(5)

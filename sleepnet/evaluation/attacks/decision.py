@@ -3,8 +3,10 @@
 They query only the model's predicted class, so gradient masking cannot fool
 them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
 directions and step sizes 0.5; HopSkipJump (Chen et al. 2020), L2. Both
-start from a random misclassified point and shrink the perturbation; both
-are seeded through numpy's global generator, which ART uses.
+start from a random misclassified point and shrink the perturbation. ART
+draws from numpy's global generator, and for the starting point from a fresh,
+unseeded ``np.random.RandomState()``; ``seeded`` seeds both, so a seed fixes
+every draw (before, two runs of the same attack found different examples).
 
 They converge to within about 1e-5 of the decision boundary, and ART hands
 the result back in float32, which can round it to the clean side. Such an
@@ -14,9 +16,30 @@ example is pushed outward along its own perturbation, by 0.01% at a time
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .base import PerturbationAttack, register
+
+
+class _SeededRandomState(np.random.RandomState):
+    """``RandomState()`` seeded from numpy's global generator (itself seeded) when given no seed."""
+
+    def __init__(self, seed=None):
+        super().__init__(np.random.randint(2**31) if seed is None else seed)
+
+
+@contextmanager
+def seeded(seed: int):
+    """Seed numpy's global generator and make unseeded ``RandomState()`` draw from it, for ART."""
+    original = np.random.RandomState
+    np.random.seed(seed)
+    np.random.RandomState = _SeededRandomState
+    try:
+        yield
+    finally:
+        np.random.RandomState = original
 
 
 def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -47,10 +70,11 @@ class Boundary(PerturbationAttack):
     def generate(self, x, y):
         from art.attacks.evasion import BoundaryAttack
 
-        np.random.seed(self.seed)
         attack = BoundaryAttack(self.art(), targeted=False, batch_size=self.batch_size, verbose=False,
                                 **self.params)  # fmt: skip
-        return push_across(self, x, attack.generate(x), y)
+        with seeded(self.seed):
+            adv = attack.generate(x)
+        return push_across(self, x, adv, y)
 
 
 @register
@@ -66,7 +90,8 @@ class HopSkipJump(PerturbationAttack):
     def generate(self, x, y):
         from art.attacks.evasion import HopSkipJump as ArtHopSkipJump
 
-        np.random.seed(self.seed)
         attack = ArtHopSkipJump(self.art(), targeted=False, norm=2, batch_size=self.batch_size,
                                 verbose=False, **self.params)  # fmt: skip
-        return push_across(self, x, attack.generate(x), y)
+        with seeded(self.seed):
+            adv = attack.generate(x)
+        return push_across(self, x, adv, y)
