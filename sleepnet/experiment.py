@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +91,16 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     almost 2x from a second process. Results do not depend on the number of
     workers beyond float rounding in torch's threaded matrix products (which
     the decision-based attacks, walking along the boundary, can amplify).
+    With a pool, training runs on ``cores - workers`` torch threads (at least
+    one): torch's threads wait on each other, and with two training threads
+    beside two busy workers on two cores, a seed of the first MNIST run took
+    21 to 33 minutes to train. Training's float rounding, and
+    so its weights, can depend on that thread count (``sleepnet train`` uses
+    torch's default).
     ``seeds`` replaces the file's seeds.
     """
+    import torch
+
     from .data import load_dataset
     from .defences import DEFENCES
     from .models import save_model
@@ -114,9 +123,12 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         recipe = get_recipe(exp["recipe"], epochs=exp["epochs"],
                             sizes=(recipe.sizes[0], *exp["hidden"], recipe.sizes[-1]))  # fmt: skip
     options = {"subsample": exp["subsample"], "quick": quick} if exp["suite"] == "paper" else {}
-    timing = {"train_s": {}, "workers": workers}
+    cores = os.cpu_count() or 1
+    train_threads = max(1, cores - workers) if workers > 1 else torch.get_num_threads()
+    timing = {"train_s": {}, "workers": workers, "train_threads": train_threads}
     t_all = time.perf_counter()
-    with atomic_dir(out, overwrite=overwrite) as tmp, Evaluator(exp, data_dir, options, workers) as ev:
+    with atomic_dir(out, overwrite=overwrite) as tmp, Evaluator(exp, data_dir, options, workers) as ev, \
+            _torch_threads(train_threads):  # fmt: skip
         for seed in _bar(exp["seeds"], progress, "train"):
             t0 = time.perf_counter()
             control, record = train(data, recipe, seed=seed, progress=progress)
@@ -149,6 +161,18 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         write_json(tmp / "metrics.json", metrics)
         write_report(metrics, tmp)
     return metrics
+
+
+@contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _WORKER: dict = {}

@@ -166,8 +166,9 @@ def write_report(metrics: dict, folder: Path) -> Path:
         lines += ["", "## Timing", "",
                   f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
                   f"worker(s) on {os.cpu_count()} cores",
-                  "- training (control, sleep variants, defences) per seed: "
-                  + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
+                  "- training (control, sleep variants, defences) per seed"
+                  + (f" on {timing['train_threads']} torch thread(s)" if "train_threads" in timing else "")
+                  + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
                   f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
                   f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
                   "- no evaluation"]  # fmt: skip
