@@ -218,10 +218,18 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba
         alpha=config.alpha(net.factors), beta=config.beta, inc=config.inc, dec=config.dec,
         threshold=config.threshold, decay=config.decay, w_inh=config.w_inh, dc=config.dc,
     )  # fmt: skip
-    sim = make_backend(backend, net.weights, params)
-    out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
-                 raster_start=config.raster_start, raster_steps=config.raster_steps,
-                 snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        sim = make_backend(backend, net.weights, params)
+        out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
+                     raster_start=config.raster_start, raster_steps=config.raster_steps,
+                     snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip
+    finally:
+        # Numba's OpenMP threads share torch's libgomp and reset its thread count to Numba's:
+        # without this, torch ran on 2 threads after sleep in a process pinned to 1
+        torch.set_num_threads(threads)
     after = out.weights
     if config.norm_w:
         after = [normalize_columns(w, w0, config.gamma) for w, w0 in zip(after, net.weights)]

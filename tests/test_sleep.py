@@ -107,3 +107,16 @@ def test_recorded_activation_maxima_give_the_same_sleep(patches_hidden_model):
     for wa, wb in zip(a.weights_after, b.weights_after):
         np.testing.assert_array_equal(wa, wb)
     assert cached_maxima(meta, data, _cfg(percentile=99.0)) is None  # another statistic: recomputed
+
+
+def test_sleep_leaves_torch_on_its_thread_count(hidden):
+    # Numba's OpenMP threads share torch's libgomp: sleep used to put torch back on Numba's
+    # thread count, so a process pinned to 1 thread trained on 2 after sleeping
+    model, data = hidden
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sleep(model, _cfg(T=200), data.x_train)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
