@@ -165,14 +165,18 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
 
 @contextmanager
 def _torch_threads(n: int):
+    """Torch and Numba (the sleep kernel) on ``n`` threads."""
+    import numba
     import torch
 
-    before = torch.get_num_threads()
+    before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
 
 
 _WORKER: dict = {}

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from sleepnet.report import write_report
 from tests.conftest import run_cli
 from tests.test_cli import assert_clean_failure
 
@@ -46,7 +47,13 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     for section in ("## Setup", "## The paper's table next to ours", "## All models",
                     "## Gradient-masking checks", "## Timing", "## Figures"):
         assert section in report
-    assert "| sleep-fgsm |" in report and "FGSM median epsilon" in report
+    assert "| sleep-fgsm |" in report and "| FGSM median epsilon | 0.0175 | 0.2025 |" in report
+    assert "DeepFool median perturbation" not in report  # the paper's MNIST rows are MNIST's only
+    other = dict(metrics, dataset=dict(metrics["dataset"], name="fashion-mnist"))
+    (tmp_path / "other").mkdir()
+    write_report(other, tmp_path / "other")
+    text = (tmp_path / "other" / "report.md").read_text()
+    assert "The paper reports no numbers for fashion-mnist" in text and "| 0.0175 |" not in text
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["model"] for r in rows} == set(agg) and len(rows) > 40
     for fig in ("accuracy_vs_fgsm", "accuracy_vs_gaussian-noise", "accuracy_vs_gaussian-blur"):
