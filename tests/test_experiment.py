@@ -65,7 +65,7 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     assert timing["train_threads"] == max(1, (os.cpu_count() or 1) - 2)
     assert len(timing["evaluate_s"]) == 8 and timing["total_s"] > max(timing["evaluate_s"].values())
     sizes = metrics["per_seed"]["0"]["control"]["subsample"]["sizes"]
-    assert sizes["pgd-linf"] == 8 and sizes["boundary"] == 6  # PGD capped by subsample = 8
+    assert sizes["pgd-linf"] == 8 and sizes["boundary"] == 5  # PGD capped by subsample = 8
 
     # one worker, in this process: the same numbers, but for the decision-based attacks, whose
     # accept/reject walk near the boundary turns the float rounding of 1 vs 2 torch threads into

@@ -3,6 +3,10 @@
 Every training batch is replaced by its adversarial version under the model
 being trained (L-inf, ``eps`` = 0.1 by default; PGD: 7 steps of 0.025 from a
 random start), for ``epochs`` more epochs with the control's recipe and loss.
+One epoch by default: the control has already learnt the clean task, and PGD
+training costs 8 forward-backward passes a batch: with 2 epochs, on one
+thread beside two evaluation workers, it took over 5 minutes a seed of the
+MNIST experiment, everything else a seed trains 6.5.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from ..training import fit
 from .base import Defence, register
 
 
-@register("adv-fgsm", method="fgsm", eps=0.1, epochs=2)
-@register("adv-pgd", method="pgd", eps=0.1, epochs=2)
+@register("adv-fgsm", method="fgsm", eps=0.1, epochs=1)
+@register("adv-pgd", method="pgd", eps=0.1, epochs=1)
 class AdversarialTraining(Defence):
     def train(self, control, recipe, data, seed):
         p = self.params

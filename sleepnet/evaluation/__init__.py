@@ -8,7 +8,7 @@ with the paper's settings, each on its own documented number of test images
 (``SAMPLE_SIZES``, capped by ``subsample``): the first of a permutation seeded
 with 0, so every model, and every attack, sees nested subsets of the same
 images. PGD L-inf (eps 0.1), PGD L2 (eps 1.5) and DeepFool on 1000 images;
-JSMA on 100; Carlini-Wagner L2 on 16; HopSkipJump on 12; Boundary on 6. The
+JSMA on 50; Carlini-Wagner L2 on 12; HopSkipJump on 10; Boundary on 5. The
 sizes are what fits the full MNIST experiment (9 models x 3 seeds) into an
 hour on 2 cores. Per image, on one core, on the MNIST paper network: Boundary
 (1000 iterations) about 5.5 s, HopSkipJump (50 iterations) about 2.6 s, CW
@@ -51,8 +51,8 @@ SUITES = {
               }},
 }  # fmt: skip
 #: test images per iterative attack of the paper suite (the most; ``subsample`` caps them)
-SAMPLE_SIZES = {"pgd-linf": 1000, "pgd-l2": 1000, "deepfool": 1000, "jsma": 100, "cw-l2": 16,
-                "boundary": 6, "hopskipjump": 12}  # fmt: skip
+SAMPLE_SIZES = {"pgd-linf": 1000, "pgd-l2": 1000, "deepfool": 1000, "jsma": 50, "cw-l2": 12,
+                "boundary": 5, "hopskipjump": 10}  # fmt: skip
 #: attack settings for CI-sized runs of the paper suite
 QUICK = {"pgd-linf": {"n_steps": 10}, "pgd-l2": {"n_steps": 10}, "jsma": {"max_iter": 30},
          "cw-l2": {"binary_search_steps": 3, "max_iter": 50}, "boundary": {"max_iter": 50},
