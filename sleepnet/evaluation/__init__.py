@@ -13,7 +13,7 @@ sizes are what fits the full MNIST experiment (9 models x 3 seeds) into an
 hour on 2 cores. Per image, on one core, on the MNIST paper network: Boundary
 (1000 iterations) about 5.5 s, HopSkipJump (50 iterations) about 2.6 s, CW
 about 1.4 s in a batch, JSMA 0.14 s; the full-test-set part of the suite
-(FGSM curve, noise, blur, salt-and-pepper) costs about 55 s per model and
+(FGSM curve, noise, blur, salt-and-pepper) costs about 50 s per model and
 PGD and DeepFool on 1000 images 11 s. CW runs 9 x 1000 Adam steps, not the
 paper's 20 x 1000: on the MNIST control (50 images) 9 binary-search steps
 give the same median perturbation as 20 to four digits, at 45% of the time.
