@@ -93,8 +93,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     the decision-based attacks, walking along the boundary, can amplify).
     With a pool, training runs on ``cores - workers`` torch threads (at least
     one): torch's threads wait on each other, and with two training threads
-    beside two busy workers on two cores, a seed of the first MNIST run took
-    21 to 33 minutes to train. Training's float rounding, and
+    beside two busy workers on two cores, a seed of the MNIST experiment took
+    21 to 33 minutes to train, against about 8 on one thread. Training's float rounding, and
     so its weights, can depend on that thread count (``sleepnet train`` uses
     torch's default).
     ``seeds`` replaces the file's seeds.
