@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import tomllib
 from .config import apply_overrides, load_preset, toml_value
 from .errors import SleepnetError
 from .fsio import atomic_dir, write_json
+from .threads import pinned
 
 KNOWN = {"dataset", "recipe", "hidden", "seeds", "suite", "subsample", "epochs", "name", "description",
          "workers"}
@@ -128,7 +128,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads}
     t_all = time.perf_counter()
     with atomic_dir(out, overwrite=overwrite) as tmp, Evaluator(exp, data_dir, options, workers) as ev, \
-            _torch_threads(train_threads):  # fmt: skip
+            pinned(train_threads):  # fmt: skip
         for seed in _bar(exp["seeds"], progress, "train"):
             t0 = time.perf_counter()
             control, record = train(data, recipe, seed=seed, progress=progress)
@@ -161,22 +161,6 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         write_json(tmp / "metrics.json", metrics)
         write_report(metrics, tmp)
     return metrics
-
-
-@contextmanager
-def _torch_threads(n: int):
-    """Torch and Numba (the sleep kernel) on ``n`` threads."""
-    import numba
-    import torch
-
-    before = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before[0])
-        numba.set_num_threads(before[1])
 
 
 _WORKER: dict = {}

@@ -21,6 +21,7 @@ from .errors import SleepnetError
 from .kernels import KernelParams, make_simulator, normalize_columns
 from .kernels.simulator import Simulator
 from .stats import spike_summary, weight_change_summary
+from .threads import torch_threads_kept
 
 
 @dataclass
@@ -73,7 +74,19 @@ def _boundaries(T: int, chunk: int, snapshot_every: int) -> list[int]:
 def _drive(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T: int, *,
            chunk: int, raster_start: int = 0, raster_steps: int = 0, snapshot_every: int = 0,
            progress: bool = False) -> SleepOutput:  # fmt: skip
-    """Advance ``sim`` over ``T`` steps, chunk by chunk, recording as asked."""
+    """Advance ``sim`` over ``T`` steps, chunk by chunk, recording as asked.
+
+    Torch keeps its thread count: Numba's kernels reset the OpenMP runtime they share.
+    """
+    with torch_threads_kept():
+        return _drive_steps(sim, spikes_for, T, chunk=chunk, raster_start=raster_start,
+                            raster_steps=raster_steps, snapshot_every=snapshot_every,
+                            progress=progress)  # fmt: skip
+
+
+def _drive_steps(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T: int, *,
+                 chunk: int, raster_start: int, raster_steps: int, snapshot_every: int,
+                 progress: bool) -> SleepOutput:  # fmt: skip
     n_layers = len(sim.sizes)
     counts = np.zeros((T, n_layers), dtype=np.int64)
     unit_counts = np.zeros(sim.n_units, dtype=np.int64)
@@ -218,18 +231,10 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba
         alpha=config.alpha(net.factors), beta=config.beta, inc=config.inc, dec=config.dec,
         threshold=config.threshold, decay=config.decay, w_inh=config.w_inh, dc=config.dc,
     )  # fmt: skip
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        sim = make_backend(backend, net.weights, params)
-        out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
-                     raster_start=config.raster_start, raster_steps=config.raster_steps,
-                     snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip
-    finally:
-        # Numba's OpenMP threads share torch's libgomp and reset its thread count to Numba's:
-        # without this, torch ran on 2 threads after sleep in a process pinned to 1
-        torch.set_num_threads(threads)
+    sim = make_backend(backend, net.weights, params)
+    out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
+                 raster_start=config.raster_start, raster_steps=config.raster_steps,
+                 snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip
     after = out.weights
     if config.norm_w:
         after = [normalize_columns(w, w0, config.gamma) for w, w0 in zip(after, net.weights)]

@@ -116,7 +116,11 @@ def test_sleep_leaves_torch_on_its_thread_count(hidden):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        sleep(model, _cfg(T=200), data.x_train)
+        r = sleep(model, _cfg(T=200), data.x_train)
+        assert torch.get_num_threads() == 1
+        cfg = _cfg(T=200)
+        run_sleep(r.weights_before, input_spikes(cfg, data.x_train), alpha=r.conversion["alpha"],
+                  beta=cfg.beta, inc=cfg.inc, dec=cfg.dec)  # the low-level entry point too
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SleepnetError
+from ..threads import pin
 
 STUDY_NAME = "sleepnet"
 
@@ -289,11 +290,7 @@ def run_worker(settings: TuneSettings, storage_url: str, study_name: str, n_tria
     from optuna.trial import TrialState
 
     if threads is not None:
-        import numba
-        import torch
-
-        torch.set_num_threads(threads)
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        pin(threads)
     storage = storage_for(storage_url, heartbeat, grace)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler_for(settings, worker))
     tuner = tuner or Tuner(settings, data_dir)
