@@ -1,6 +1,6 @@
 """Run sleep: the low-level ``run_sleep`` on given input spikes, and the high-level ``sleep``.
 
-``run_sleep`` is the entry point every backend implements (``architecture.md``):
+``run_sleep`` is the entry point every backend implements (``docs/design.md``):
 weights and input spikes in, new weights and spike counts out. ``sleep`` takes
 a trained torch model, a ``SleepConfig`` and the sleep data, converts the
 model, draws the Poisson input in chunks (so a long sleep never holds a
@@ -18,7 +18,8 @@ import numpy as np
 
 from .config import SleepConfig
 from .errors import SleepnetError
-from .kernels import KernelParams, make_simulator, normalize_columns
+from .backends import DEFAULT, make_backend
+from .kernels import KernelParams, normalize_columns
 from .kernels.simulator import Simulator
 from .stats import spike_summary, weight_change_summary
 from .threads import torch_threads_kept
@@ -128,47 +129,36 @@ def _progress(total: int, enabled: bool, name: str):
     return tqdm(total=total, desc=f"sleep ({name})", unit="step", unit_scale=True, leave=False)
 
 
-BACKENDS = ("numba", "numpy", "brian2")
-
-
-def make_backend(backend: str, weights: list[np.ndarray], params: KernelParams,
-                 brian2_target: str = "cython") -> Simulator:  # fmt: skip
-    """A simulator of ``backend``: the kernels' ``numba``/``numpy`` or the Brian2 model."""
-    if backend == "brian2":
-        from .converters.brian2_backend import Brian2Simulator
-
-        return Brian2Simulator(weights, params, target=brian2_target)
-    return make_simulator(backend, weights, params)
-
-
 def run_sleep(weights: list[np.ndarray], input_spikes: np.ndarray, *, alpha, beta, inc: float,
               dec: float, threshold: float = 1.0, decay: float = 0.999, w_inh: float = 0.0,
-              dc: float = 0.0, backend: str = "numba", chunk: int = 4096,
-              raster_start: int = 0, raster_steps: int = 0,
-              brian2_target: str = "cython") -> SleepOutput:  # fmt: skip
-    """Simulate sleep on given input spikes (``architecture.md``); ``weights`` are not modified.
+              dc: float = 0.0, backend: str = DEFAULT, chunk: int = 4096,
+              raster_start: int = 0, raster_steps: int = 0, brian2_target: str = "cython",
+              backend_options: dict | None = None) -> SleepOutput:  # fmt: skip
+    """Simulate sleep on given input spikes (``docs/design.md``); ``weights`` are not modified.
 
     Parameters
     ----------
     weights : float64 ``W[l]``, shape ``(n_{l+1}, n_l)``.
     input_spikes : bool ``(T, n_0)``, the input layer's spikes step by step.
     alpha, beta : per-layer input gain and threshold scale, length ``L`` each.
-    inc, dec, threshold, decay, w_inh, dc : see ``sleep-algorithm.md`` §3.
-    backend : ``"numba"`` (default), ``"numpy"`` (the reference) or ``"brian2"``
-        (the same model in Brian2, code generation target ``brian2_target``:
-        ``"cython"``, ``"numpy"`` or ``"cpp_standalone"``, which runs in one piece).
+    inc, dec, threshold, decay, w_inh, dc : see ``docs/algorithm.md`` §3.
+    backend : a name in ``sleepnet.backends.BACKENDS``: ``"numba"`` (default), ``"numpy"``
+        (the reference), ``"brian2"`` (code generation target ``brian2_target``: ``"cython"``,
+        ``"numpy"`` or ``"cpp_standalone"``, which runs in one piece) or ``"torch"``.
+    backend_options : keyword arguments of the backend's simulator, e.g.
+        ``{"device": "cuda"}`` for ``torch``.
     """
     input_spikes = np.asarray(input_spikes)
     if input_spikes.dtype != np.bool_ or input_spikes.ndim != 2:
         raise ValueError("input_spikes must be a 2-d bool array (T, n_0)")
     params = KernelParams(alpha=alpha, beta=beta, inc=inc, dec=dec, threshold=threshold,
                           decay=decay, w_inh=w_inh, dc=dc)  # fmt: skip
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    sim = make_backend(backend, [np.asarray(w, dtype=np.float64) for w in weights], params,
-                       brian2_target)  # fmt: skip
-    if backend == "brian2" and brian2_target == "cpp_standalone":
-        chunk = max(1, input_spikes.shape[0])
+    options = dict(backend_options or {})
+    if backend == "brian2":
+        options.setdefault("target", brian2_target)
+        if options["target"] == "cpp_standalone":
+            chunk = max(1, input_spikes.shape[0])
+    sim = make_backend(backend, weights, params, **options)
     return _drive(sim, lambda a, b: input_spikes[a:b], input_spikes.shape[0], chunk=chunk,
                   raster_start=raster_start, raster_steps=raster_steps)  # fmt: skip
 
@@ -199,9 +189,9 @@ class SleepResult:
         }
 
 
-def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba",
+def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = DEFAULT,
           norm_inputs: np.ndarray | None = None, max_activation: np.ndarray | None = None,
-          progress: bool = False) -> SleepResult:  # fmt: skip
+          progress: bool = False, backend_options: dict | None = None) -> SleepResult:  # fmt: skip
     """Put a trained bias-free ReLU ``nn.Sequential`` to sleep.
 
     Parameters
@@ -231,7 +221,7 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = "numba
         alpha=config.alpha(net.factors), beta=config.beta, inc=config.inc, dec=config.dec,
         threshold=config.threshold, decay=config.decay, w_inh=config.w_inh, dc=config.dc,
     )  # fmt: skip
-    sim = make_backend(backend, net.weights, params)
+    sim = make_backend(backend, net.weights, params, **(backend_options or {}))
     out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
                  raster_start=config.raster_start, raster_steps=config.raster_steps,
                  snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip

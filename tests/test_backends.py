@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sleepnet.kernels import KernelParams, make_simulator, normalize_columns
+from sleepnet.backends import make_backend as make_simulator
+from sleepnet.kernels import KernelParams, normalize_columns
 from sleepnet.sleep_phase import run_sleep
 from tests.conftest import active_params, random_network, random_spikes
 
@@ -109,7 +110,7 @@ def test_membrane_decays_and_resets(backend):
 def test_kernel_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="beta"):
         make_simulator("numpy", random_network(0), KernelParams(alpha=(1, 1), beta=(1, 1), inc=0, dec=0))
-    with pytest.raises(ValueError, match="unknown backend"):
+    with pytest.raises(ValueError, match="unknown sleep backend"):
         make_simulator("cuda", random_network(0), active_params())
 
 
