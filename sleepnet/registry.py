@@ -38,6 +38,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._order: list[str] = []
 
     def register(self, name: str, entry: T | None = None) -> Callable[[T], T] | T:
         """Add ``entry`` under ``name``; without ``entry``, a decorator that adds what it wraps."""
@@ -57,6 +58,7 @@ class Registry(Generic[T]):
             raise ValueError(f"lazy target {target!r} must read 'module:attribute'")
         self._check_new(name)
         self._lazy[name] = target
+        self._order.append(name)
 
     def get(self, name: str) -> T:
         """The entry of ``name``; ``UnknownName`` naming the known entries if there is none."""
@@ -70,22 +72,22 @@ class Registry(Generic[T]):
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, in registration order (lazy ones included, not imported)."""
-        order = list(self._entries) + [n for n in self._lazy if n not in self._entries]
-        return tuple(order)
+        return tuple(self._order)
 
     def _check_new(self, name: str) -> None:
-        if name in self._entries or name in self._lazy:
+        if name in self._order:
             raise ValueError(f"{self.kind} {name!r} is already registered")
 
     def _add(self, name: str, entry: T) -> None:
         self._check_new(name)
         self._entries[name] = entry
+        self._order.append(name)
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries or name in self._lazy
+        return name in self._order
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
