@@ -6,9 +6,11 @@
 Prints, for the paper network 784-1200-1200-10 (trained with the paper recipe,
 seed 0) and the presets mnist-fgsm and mnist-deepfool: wall time (median of
 --repeat runs), steps/s, synaptic events/s (propagation adds + plastic updates
-performed) and each backend's time relative to Numba with 2 threads. The slow
+performed) and each backend's time relative to Numba with 2 threads (the torch backend on the
+CPU, and on the GPU too where there is one: ``--torch-device``). The slow
 backends run on the first --slow-steps steps (default: all of T); Numba runs
-on those and on the full T. Then: scaling with hidden width and T, achieved bytes/s against the
+on those and on the full T. Then: wide networks 784-H-H-10 (H = 1200, 4000, 8000), torch
+against Numba; scaling with hidden width and T, achieved bytes/s against the
 machine's copy bandwidth, cold/warm start of `sleepnet sleep`, and peak memory.
 """
 
@@ -149,6 +151,11 @@ def backend_table(net, data, preset, args, bandwidth):
     check = _agree(outn.spike_counts, outn.weights, ref)
     print(row("numpy reference", P, tn, ref.spike_counts, sizes, t2) + check)
     results["numpy"] = tn
+    for label, opts in torch_variants(args.torch_device):
+        tt, outt = median_time(lambda opts=opts: run_sleep(net.weights, prefix, backend="torch",
+                                                           backend_options=opts, **kw), args.repeat)  # fmt: skip
+        print(row(label, P, tt, ref.spike_counts, sizes, t2) + _agree(outt.spike_counts, outt.weights, ref))
+        results[label] = tt
     if not args.skip_brian2:
         tb, model = brian2_cython_time(net.weights, prefix, params, args.repeat)
         counts = np.stack([np.bincount(np.rint(np.asarray(m.t_[:]) / model.dt).astype(int),
@@ -167,6 +174,39 @@ def backend_table(net, data, preset, args, bandwidth):
           f"~{bytes_moved / t2_full / 1e9:.2f} GB/s of weight traffic "
           f"({100 * bytes_moved / t2_full / bandwidth:.0f}% of copy bandwidth)")  # fmt: skip
     return results
+
+
+def torch_variants(device: str) -> list[tuple[str, dict]]:
+    """The torch backend on the CPU, and on ``device`` too (both plasticity paths) if it is a GPU."""
+    from sleepnet.devices import resolve_device
+
+    out = [("torch cpu", {"device": "cpu"})]
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        out += [(f"torch {dev} dense", {"device": str(dev), "dense": True}),
+                (f"torch {dev} sparse", {"device": str(dev), "dense": False})]  # fmt: skip
+    return out
+
+
+def wide(trained, data, args):
+    """Wide networks: torch (each variant) against numba on 2 threads, the same input spikes."""
+    cfg = load_preset("mnist-fgsm")
+    T = 300 if args.quick else 2000
+    spikes = input_spikes(cfg.replace(T=T), data.x_train)
+    print(f"\n## wide networks (mnist-fgsm parameters, T = {T}; torch on the first {min(T, args.slow_steps)})")
+    print(HEADER)
+    for hidden in ((1200, 4000) if args.quick else (1200, 4000, 8000)):
+        net = from_torch(synthetic_model(trained, hidden), data.x_train[:10000])
+        kw = dict(alpha=cfg.alpha(net.factors), beta=cfg.beta, inc=cfg.inc, dec=cfg.dec)
+        t2, ref = median_time(lambda net=net, kw=kw: numba_run(net.weights, spikes, kw, 2), args.repeat)
+        print(row(f"784-{hidden}-{hidden}-10 numba 2 thr", T, t2, ref.spike_counts, net.sizes, t2))
+        P = min(T, args.slow_steps)
+        ref_p = numba_run(net.weights, spikes[:P], kw, 2) if P < T else ref
+        for label, opts in torch_variants(args.torch_device):
+            tt, out = median_time(lambda net=net, kw=kw, opts=opts: run_sleep(
+                net.weights, spikes[:P], backend="torch", backend_options=opts, **kw), args.repeat)  # fmt: skip
+            print(row(f"  {label}", P, tt, ref_p.spike_counts, net.sizes, t2 * P / T)
+                  + _agree(out.spike_counts, out.weights, ref_p))  # fmt: skip
 
 
 def _agree(counts, weights, ref) -> str:
@@ -265,6 +305,9 @@ def main():
     ap.add_argument("--model", type=Path, default=ROOT / "runs" / "bench" / "ann")
     ap.add_argument("--skip-brian2", action="store_true")
     ap.add_argument("--skip-standalone", action="store_true")
+    ap.add_argument("--torch-device", default="auto",
+                    help="also time the torch backend here when it is a GPU (auto: the first GPU)")
+    ap.add_argument("--only", choices=["backends", "wide"], help="run this section only")
     args = ap.parse_args()
     if args.quick:
         args.slow_steps = min(args.slow_steps, 500)
@@ -281,11 +324,17 @@ def main():
           f"{numba.config.NUMBA_NUM_THREADS} threads max), numpy {np.__version__}")  # fmt: skip
     print(f"# copy bandwidth: {bandwidth / 1e9:.1f} GB/s (read + write, one thread); "
           f"medians of {args.repeat} runs")  # fmt: skip
+    if args.only == "wide":
+        wide(trained, data, args)
+        return
     summary = {p: backend_table(net, data, p, args, bandwidth) for p in ("mnist-fgsm", "mnist-deepfool")}
     print("\n## speed-up of numba (2 threads) over each backend, same steps, same input spikes")
     for preset, res in summary.items():
         ratios = ", ".join(f"{k} {v / res['numba2']:.0f}x" for k, v in res.items() if k != "numba2")
         print(f"  {preset}: {ratios}")
+    wide(trained, data, args)
+    if args.only == "backends":
+        return
     scaling(trained, data, args, bandwidth)
     startup(args.model)
     peak_memory(trained, data)

@@ -118,9 +118,10 @@ def activation_maxima(model: nn.Sequential, inputs: torch.Tensor | np.ndarray, l
     maxima = np.zeros(len(linear))
     kept: list[list[torch.Tensor]] = [[] for _ in linear]
     x_all = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         for start in range(0, len(x_all), batch_size):
-            h = x_all[start : start + batch_size]
+            h = x_all[start : start + batch_size].to(device)  # on the model's device
             layer = 0
             for k, m in enumerate(model):
                 if k == taps[layer]:
@@ -132,7 +133,7 @@ def activation_maxima(model: nn.Sequential, inputs: torch.Tensor | np.ndarray, l
         model.train(was_training)
     if percentile is not None:
         for l, parts in enumerate(kept):
-            vals = torch.cat(parts).numpy() if parts else np.zeros(1)
+            vals = torch.cat(parts).cpu().numpy() if parts else np.zeros(1)
             maxima[l] = float(np.percentile(vals, percentile)) if vals.size else 0.0
     return maxima
 
@@ -194,7 +195,10 @@ def from_torch(model: nn.Module, norm_inputs: torch.Tensor | np.ndarray | None,
 
 
 def to_torch(model: nn.Sequential, weights: list[np.ndarray]) -> nn.Sequential:
-    """A copy of ``model`` with its ``Linear`` weights replaced (float64 rounded once to the model dtype)."""
+    """A copy of ``model`` with its ``Linear`` weights replaced (float64 rounded once to the model dtype).
+
+    The copy stays on the device of ``model``.
+    """
     linear = check_sequential(model)
     if len(weights) != len(linear):
         raise ConversionError(f"got {len(weights)} weight matrices for {len(linear)} Linear layers")

@@ -53,3 +53,23 @@ def _mps_available() -> bool:
 
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def model_device(model):
+    """The device of ``model``'s first parameter (cpu for a model without parameters)."""
+    import torch
+
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def cuda_deterministic_env() -> None:
+    """Let ``torch.use_deterministic_algorithms`` run cuBLAS (it refuses without this variable).
+
+    cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` when it creates its handle; a value
+    the user set is kept. This is the one environment variable sleepnet sets.
+    """
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -139,8 +139,8 @@ def save_model(model: nn.Sequential, path: str | os.PathLike, meta: dict[str, An
     return Path(path)
 
 
-def load_model(path: str | os.PathLike) -> tuple[nn.Sequential, dict[str, Any]]:
-    """Read a model folder; returns the model (evaluation mode) and its record."""
+def load_model(path: str | os.PathLike, device=None) -> tuple[nn.Sequential, dict[str, Any]]:
+    """Read a model folder; returns the model (evaluation mode, on ``device``, default cpu) and its record."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -164,4 +164,8 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Sequential, dict[str, Any]]:
         first = str(exc).strip().splitlines()[0]
         raise SleepnetError(f"{weights} does not match its architecture ({first})") from None
     model.eval()
+    if device is not None:
+        from .devices import resolve_device
+
+        model.to(resolve_device(device))
     return model, meta

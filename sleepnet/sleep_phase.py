@@ -202,6 +202,10 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = DEFAUL
     norm_inputs : inputs for the scale factors; ``data`` if not given.
     max_activation : the activation statistic of each layer over ``norm_inputs``,
         if already known (``activation_max`` in a model record); skips that pass.
+    backend, backend_options : the sleep backend (``sleepnet.backends``) and its options;
+        ``torch`` sleeps on the model's device unless ``{"device": ...}`` says otherwise.
+
+    The scale factors are computed on the model's device; the slept model stays there.
     """
     from .converters import from_torch, to_torch
 
@@ -221,7 +225,12 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = DEFAUL
         alpha=config.alpha(net.factors), beta=config.beta, inc=config.inc, dec=config.dec,
         threshold=config.threshold, decay=config.decay, w_inh=config.w_inh, dc=config.dc,
     )  # fmt: skip
-    sim = make_backend(backend, net.weights, params, **(backend_options or {}))
+    options = dict(backend_options or {})
+    if backend == "torch":  # sleep where the model lives unless told otherwise
+        from .devices import model_device
+
+        options.setdefault("device", model_device(model))
+    sim = make_backend(backend, net.weights, params, **options)
     out = _drive(sim, source.spikes, config.T, chunk=config.chunk,
                  raster_start=config.raster_start, raster_steps=config.raster_steps,
                  snapshot_every=config.snapshot_every, progress=progress)  # fmt: skip

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .data import Dataset
+from .devices import cuda_deterministic_env, model_device, resolve_device
 from .errors import SleepnetError
 from .losses import LOSSES, loss_fn
 from .models import build_mlp
@@ -79,7 +80,10 @@ def get_recipe(name: str, **changes) -> Recipe:
 
 
 @contextlib.contextmanager
-def deterministic():
+def deterministic(device=None):
+    """Torch's deterministic algorithms on for the block (and cuBLAS allowed to run so on a GPU)."""
+    if device is not None and torch.device(device).type == "cuda":
+        cuda_deterministic_env()
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
@@ -90,17 +94,25 @@ def deterministic():
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
-             batch_size: int = 5000) -> float:  # fmt: skip
-    """Fraction of ``x`` classified as ``y`` (argmax of the output, evaluation mode)."""
+             batch_size: int = 5000, device=None) -> float:  # fmt: skip
+    """Fraction of ``x`` classified as ``y`` (argmax of the output, evaluation mode).
+
+    Runs on ``device`` (default: the model's own); the model is left on its device and in its mode.
+    """
+    home = model_device(model)
+    device = home if device is None else resolve_device(device)
     was = model.training
-    model.eval()
+    model.eval().to(device)
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
-    correct = 0
-    for s in range(0, len(x), batch_size):
-        correct += int((model(x[s : s + batch_size]).argmax(1) == y[s : s + batch_size]).sum())
-    model.train(was)
-    return correct / len(x)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    try:
+        for s in range(0, len(x), batch_size):
+            xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size].to(device)
+            correct += (model(xb).argmax(1) == yb).sum()
+    finally:
+        model.train(was).to(home)
+    return int(correct) / len(x)
 
 
 def init_model(recipe: Recipe, seed: int) -> nn.Sequential:
@@ -116,16 +128,22 @@ def init_model(recipe: Recipe, seed: int) -> nn.Sequential:
 
 def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed: int,
         progress: bool = False, *, targets: np.ndarray | None = None,
-        loss: Callable | None = None, perturb: Callable | None = None) -> list[float]:  # fmt: skip
+        loss: Callable | None = None, perturb: Callable | None = None, device=None) -> list[float]:  # fmt: skip
     """Train ``model`` in place with ``recipe``; returns the mean loss of each epoch.
+
+    ``device`` (default: the model's own) is where the model is moved and trained; the data
+    are moved there once. The same seed on another device gives other weights (other kernels
+    and dropout generators); on one device it gives the same bits.
 
     The defences reuse this loop: ``targets`` replace the labels given to the
     loss (e.g. soft labels), ``loss(model, xb, tb)`` replaces the recipe's
     loss, and ``perturb(model, xb, yb)`` replaces each batch's inputs (e.g.
     adversarial examples, made with the model in evaluation mode).
     """
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    tt = yt if targets is None else torch.as_tensor(targets)
+    device = model_device(model) if device is None else resolve_device(device)
+    model.to(device)
+    xt, yt = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
+    tt = yt if targets is None else torch.as_tensor(targets).to(device)
     if loss is None:
         loss = lambda m, xb, tb: loss_fn(recipe.loss, m, xb, tb)  # noqa: E731
     if recipe.optimizer == "sgd":
@@ -142,12 +160,12 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
 
         bar = tqdm(total=recipe.epochs * n_batches, desc=f"train ({recipe.name})", leave=False)
     model.train()
-    with deterministic():
+    with deterministic(device):
         for _ in range(recipe.epochs):
             order = torch.randperm(len(xt), generator=gen)
             total = 0.0
             for b in range(n_batches):
-                idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
+                idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size].to(device)
                 xb = xt[idx]
                 if perturb is not None:
                     model.eval()
@@ -168,16 +186,20 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
 
 
 def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
-          progress: bool = False) -> tuple[nn.Sequential, dict]:  # fmt: skip
-    """Train a fresh network on ``data``; returns the model and its record for ``model.json``."""
+          progress: bool = False, device=None) -> tuple[nn.Sequential, dict]:  # fmt: skip
+    """Train a fresh network on ``data`` on ``device`` (default cpu).
+
+    Returns the model, on ``device``, and its record for ``model.json``.
+    """
+    device = resolve_device(device)
     if isinstance(recipe, str):
         recipe = get_recipe(recipe)
     recipe.validate()
     if data.x_train.shape[1] != recipe.sizes[0] or data.n_classes > recipe.sizes[-1]:
         recipe = replace(recipe, sizes=(data.x_train.shape[1], *recipe.sizes[1:-1], data.n_classes))
     start = time.perf_counter()
-    model = init_model(recipe, seed)
-    losses = fit(model, recipe, data.x_train, data.y_train, seed, progress)
+    model = init_model(recipe, seed)  # drawn on the CPU: the same initial weights on every device
+    losses = fit(model, recipe, data.x_train, data.y_train, seed, progress, device=device)
     wall = time.perf_counter() - start
     metrics = {
         "train_loss": losses,
@@ -185,6 +207,7 @@ def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
         "test_accuracy": accuracy(model, data.x_test, data.y_test),
         "train_time_s": wall,
         "torch_threads": torch.get_num_threads(),
+        "device": str(device),
     }
     record = {"kind": "trained", "recipe": recipe.to_dict(), "dataset": data.record(), "seed": seed,
               "metrics": metrics}  # fmt: skip
