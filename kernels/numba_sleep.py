@@ -154,6 +154,14 @@ def _simulate_chunk(
     decay, inc, dec, w_inh, dc, counts, unit_counts, raster, raster_t0, parallel_min,
     block_max, adaptive,
 ):  # fmt: skip
+    """Simulate one chunk of steps (see the module docstring for the layout and the blocking).
+
+    Longer than this project's ~60-line limit on purpose: the whole time loop is
+    one compiled function so that no step pays a call into Numba's dispatcher,
+    and the per-layer state (index buffers, the block's precomputed impulses)
+    stays in locals the compiler keeps in registers. The pieces that can be
+    named are the inlined helpers above.
+    """
     n_steps = spikes_in.shape[0]
     n_layers = sizes.shape[0] - 1
     n0 = sizes[0]
