@@ -5,7 +5,7 @@ output included), ``Dropout`` of either convention (``torch.nn.Dropout`` or
 ``sleepnet.PaperDropout``), ``Flatten``, ``Identity``. Anything else is refused
 with a ``ConversionError`` that names the layer and the reason.
 
-Scale factors (``sleep-algorithm.md`` §2), from the ANN in evaluation mode::
+Scale factors (``docs/algorithm.md`` §2), from the ANN in evaluation mode::
 
     previous = 1
     for l in 0 .. L-1:
@@ -146,7 +146,7 @@ def _tap(h, layer, maxima, kept, percentile):
 
 
 def scale_factors(weights: list[np.ndarray], max_activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The chained factors of ``sleep-algorithm.md`` §2; returns ``(factors, max_weight)``."""
+    """The chained factors of ``docs/algorithm.md`` §2; returns ``(factors, max_weight)``."""
     previous = 1.0
     factors = np.zeros(len(weights))
     max_weight = np.array([max(0.0, float(w.max())) for w in weights])

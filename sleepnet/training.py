@@ -1,4 +1,4 @@
-"""Training recipes: the paper's (exactly, ``paper-protocol.md`` §2) and a standard one.
+"""Training recipes: the paper's (exactly, ``docs/paper-protocol.md`` §2) and a standard one.
 
 ``paper``: ``[784, 1200, 1200, 10]``, no biases, ReLU hidden and output, weights
 U(-0.01, 0.01), squared error with a straight-through output ReLU, SGD lr 0.1
@@ -128,7 +128,8 @@ def init_model(recipe: Recipe, seed: int) -> nn.Sequential:
 
 def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed: int,
         progress: bool = False, *, targets: np.ndarray | None = None,
-        loss: Callable | None = None, perturb: Callable | None = None, device=None) -> list[float]:  # fmt: skip
+        loss: Callable | None = None, perturb: Callable | None = None,
+        device=None) -> list[float]:  # fmt: skip
     """Train ``model`` in place with ``recipe``; returns the mean loss of each epoch.
 
     ``device`` (default: the model's own) is where the model is moved and trained; the data

@@ -1,4 +1,4 @@
-"""Scale factors on a network small enough to work out by hand (sleep-algorithm.md §2)."""
+"""Scale factors on a network small enough to work out by hand (docs/algorithm.md §2)."""
 
 import numpy as np
 import pytest
