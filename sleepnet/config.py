@@ -4,16 +4,22 @@ Parameter names keep the paper's names (``max_rate``, ``inc``, ``dec``,
 ``beta``, ``alpha_scale``, ``T``, ``dt``, ``decay``, ``threshold``); the
 reference's ``W_inh``, ``DC`` and ``normW`` are spelled ``w_inh``, ``dc`` and
 ``norm_w`` here (the reference spellings are accepted as aliases).
+
+Every key carries its help line and its allowed values (a ``Rule``) as field
+metadata: ``SleepConfig.validate`` checks the rules, and ``config_keys()`` lists
+them for ``sleepnet sleep --help`` and ``sleepnet presets --keys``, so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tomllib
 
@@ -23,39 +29,93 @@ INPUT_MODES = ("sequential", "mean", "masked-mean")
 ALIASES = {"W_inh": "w_inh", "DC": "dc", "normW": "norm_w", "alpha": "alpha_scale"}
 
 
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values one key allows: ``text`` as help shows it, ``ok`` to check, ``message`` if not.
+
+    ``message`` is formatted with ``key`` and ``value``; an ``integer`` rule first
+    refuses anything but an int ("T must be an integer, got 2.5").
+    """
+
+    text: str
+    ok: Callable[[Any], bool] = _anything
+    message: str = ""
+    integer: bool = False
+
+    def check(self, key: str, value: Any) -> None:
+        if self.integer and (not isinstance(value, int) or isinstance(value, bool)):
+            raise SleepnetError(f"{key} must be an integer, got {value!r}")
+        if not self.ok(value):
+            raise SleepnetError(self.message.format(key=key, value=value))
+
+
+POSITIVE = Rule("> 0", lambda v: _finite(v) and v > 0, "{key} must be a positive number, got {value!r}")
+NON_NEGATIVE = Rule(">= 0", lambda v: _finite(v) and v >= 0,
+                    "{key} must be a non-negative number, got {value!r}")  # fmt: skip
+NUMBER = Rule("any number", _finite, "{key} must be a number, got {value!r}")
+UNIT_INTERVAL = Rule("(0, 1]", lambda v: _finite(v) and 0 < v <= 1, "{key} must be in (0, 1], got {value!r}")
+BETA = Rule("each > 0, one per weight layer", lambda v: bool(v) and all(_finite(b) and b > 0 for b in v),
+            "{key} must be positive numbers, one per weight layer, got {value}")  # fmt: skip
+STEPS = Rule("> 0", lambda v: v > 0, "{key} must be a positive number of steps, got {value}",
+             integer=True)  # fmt: skip
+SIZE = Rule("> 0", lambda v: v > 0, "chunk and window must be positive", integer=True)
+COUNT = Rule(">= 0", lambda v: v >= 0,
+             "raster_start, raster_steps, snapshot_every and seed must be >= 0", integer=True)  # fmt: skip
+MODE = Rule(", ".join(INPUT_MODES), lambda v: v in INPUT_MODES,
+            f"{{key}} must be one of {', '.join(INPUT_MODES)}, got {{value!r}}")  # fmt: skip
+PERCENTILE = Rule("(0, 100]; unset: the max", lambda v: v is None or (_finite(v) and 0 < v <= 100),
+                  "{key} must be in (0, 100], got {value}")  # fmt: skip
+FLAG = Rule("true, false")
+TEXT = Rule("any text")
+
+
+def _key(help: str, rule: Rule, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
+    """A config field with its help line and its rule (``sleepnet presets --keys``)."""
+    return field(default=default, metadata={"help": help, "rule": rule}, **kw)
+
+
 @dataclass(frozen=True)
 class SleepConfig:
-    """Everything that defines one sleep phase (``sleep-algorithm.md`` §3-5).
+    """Everything that defines one sleep phase (``docs/algorithm.md`` §3-5).
 
     Units: ``dt`` in seconds, ``max_rate`` in Hz, ``T`` in steps.
     """
 
-    max_rate: float
-    inc: float
-    dec: float
-    beta: tuple[float, ...]
-    alpha_scale: float
-    T: int
-    dt: float = 0.001
-    threshold: float = 1.0
-    decay: float = 0.999
-    w_inh: float = 0.0
-    dc: float = 0.0
-    norm_w: bool = False
-    gamma: float = 1.0
-    input_mode: str = "sequential"
-    cycle: bool = False  # sequential input: wrap around the data when T > len(data)
-    silent_gaps: bool = False  # no input in the first 10 steps of every 100
-    window: int = 11  # masked-mean: side of the square window, in pixels
-    image_shape: tuple[int, int] | None = None  # masked-mean: (height, width); square if None
-    percentile: float | None = None  # scale factors from this percentile instead of the max
-    seed: int = 0
-    chunk: int = 1000  # input spikes are drawn and simulated this many steps at a time
-    raster_start: int = 0
-    raster_steps: int = 1000  # spike raster kept for steps [raster_start, raster_start + raster_steps)
-    snapshot_every: int = 0  # weight snapshots every k steps (0: none)
-    name: str = "custom"
-    description: str = field(default="", compare=False)
+    max_rate: float = _key("input Poisson rate (Hz)", POSITIVE)
+    inc: float = _key("potentiation rate", NON_NEGATIVE)
+    dec: float = _key("depression rate", NON_NEGATIVE)
+    beta: tuple[float, ...] = _key("per-layer threshold scale", BETA)
+    alpha_scale: float = _key("input gain scale: alpha_l = alpha_scale * factor_l", POSITIVE)
+    T: int = _key("number of steps", STEPS)
+    dt: float = _key("step (s)", POSITIVE, 0.001)
+    threshold: float = _key("base threshold; layer l fires at threshold * beta_l", POSITIVE, 1.0)
+    decay: float = _key("membrane decay per step", UNIT_INTERVAL, 0.999)
+    w_inh: float = _key("lateral inhibition (W_inh)", NON_NEGATIVE, 0.0)
+    dc: float = _key("constant current into the last layer (DC)", NUMBER, 0.0)
+    norm_w: bool = _key("post-sleep per-column renormalisation (normW)", FLAG, False)
+    gamma: float = _key("scale of the norm_w renormalisation", POSITIVE, 1.0)
+    input_mode: str = _key("how images become spikes (sequential: image t at step t)", MODE, "sequential")
+    cycle: bool = _key("sequential input wraps around when T exceeds the data", FLAG, False)
+    silent_gaps: bool = _key("no input in the first 10 steps of every 100", FLAG, False)
+    window: int = _key("masked-mean: side of the square window (pixels)", SIZE, 11)
+    image_shape: tuple[int, int] | None = _key("masked-mean: image shape if not square",
+                                               Rule("[height, width]; unset: square"), None)  # fmt: skip
+    percentile: float | None = _key("scale factors from this activation percentile", PERCENTILE, None)
+    seed: int = _key("seed of every random draw of the run", COUNT, 0)
+    chunk: int = _key("input spikes are drawn and simulated this many steps at a time", SIZE, 1000)
+    raster_start: int = _key("first step of the recorded spike raster", COUNT, 0)
+    raster_steps: int = _key("steps of the recorded spike raster", COUNT, 1000)
+    snapshot_every: int = _key("weight snapshots every k steps (0: none)", COUNT, 0)
+    name: str = _key("the config's name", TEXT, "custom")
+    description: str = _key("one line about the config", TEXT, "", compare=False)
 
     def __post_init__(self) -> None:
         beta = self.beta
@@ -70,35 +130,9 @@ class SleepConfig:
         self.validate()
 
     def validate(self) -> None:
-        positive = ("max_rate", "alpha_scale", "dt", "threshold", "gamma")
-        for key in positive:
-            if not _finite(getattr(self, key)) or getattr(self, key) <= 0:
-                raise SleepnetError(f"{key} must be a positive number, got {getattr(self, key)!r}")
-        for key in ("inc", "dec", "w_inh"):
-            if not _finite(getattr(self, key)) or getattr(self, key) < 0:
-                raise SleepnetError(f"{key} must be a non-negative number, got {getattr(self, key)!r}")
-        if not _finite(self.dc):
-            raise SleepnetError(f"dc must be a number, got {self.dc!r}")
-        if not (_finite(self.decay) and 0 < self.decay <= 1):
-            raise SleepnetError(f"decay must be in (0, 1], got {self.decay!r}")
-        if not self.beta or not all(_finite(b) and b > 0 for b in self.beta):
-            raise SleepnetError(f"beta must be positive numbers, one per weight layer, got {self.beta}")
-        for key in ("T", "chunk", "window", "raster_steps", "snapshot_every", "raster_start", "seed"):
-            val = getattr(self, key)
-            if not isinstance(val, int) or isinstance(val, bool):
-                raise SleepnetError(f"{key} must be an integer, got {val!r}")
-        if self.T <= 0:
-            raise SleepnetError(f"T must be a positive number of steps, got {self.T}")
-        if self.chunk <= 0 or self.window <= 0:
-            raise SleepnetError("chunk and window must be positive")
-        if min(self.raster_steps, self.snapshot_every, self.raster_start, self.seed) < 0:
-            raise SleepnetError("raster_start, raster_steps, snapshot_every and seed must be >= 0")
-        if self.input_mode not in INPUT_MODES:
-            raise SleepnetError(
-                f"input_mode must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}"
-            )
-        if self.percentile is not None and not (0 < self.percentile <= 100):
-            raise SleepnetError(f"percentile must be in (0, 100], got {self.percentile}")
+        """Each key against its rule, in field order; the first bad one raises ``SleepnetError``."""
+        for f in dataclasses.fields(self):
+            f.metadata["rule"].check(f.name, getattr(self, f.name))
 
     def replace(self, **changes: Any) -> SleepConfig:
         return dataclasses.replace(self, **changes)
@@ -115,11 +149,37 @@ class SleepConfig:
         return [self.alpha_scale * float(f) for f in factors]
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 _FIELDS = {f.name: f for f in dataclasses.fields(SleepConfig)}
+
+_TYPES = {"float": "float", "int": "int", "bool": "bool", "str": "string",
+          "tuple[float, ...]": "list of floats", "tuple[int, int] | None": "[int, int]",
+          "float | None": "float"}  # fmt: skip
+
+
+class ConfigKey(NamedTuple):
+    """One row of ``sleepnet presets --keys``: everything shown as text."""
+
+    name: str
+    type: str
+    default: str
+    range: str
+    help: str
+
+
+def config_keys() -> list[ConfigKey]:
+    """Every ``SleepConfig`` key with its type, default (``preset``: no default), range and help.
+
+    The range is the text of the rule ``SleepConfig.validate`` checks.
+    """
+    rows = []
+    for name, f in _FIELDS.items():
+        if f.default is dataclasses.MISSING:
+            default = "preset"
+        else:
+            default = "unset" if f.default is None else toml_value(f.default)
+        rows.append(ConfigKey(name, _TYPES.get(str(f.type), str(f.type)), default,
+                              f.metadata["rule"].text, f.metadata["help"]))  # fmt: skip
+    return rows
 
 
 def from_mapping(values: dict[str, Any], source: str = "config") -> SleepConfig:

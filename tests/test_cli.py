@@ -1,13 +1,17 @@
 """The command line: a happy path end to end, and bad input that must fail cleanly."""
 
+import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from sleepnet.cli import COMMANDS, build_parser
+from sleepnet.config import SleepConfig, toml_value
 from sleepnet.models import load_model, save_model
 from tests.conftest import run_cli
 
@@ -183,3 +187,147 @@ def test_evaluate_paper_suite_quick(patches_model, tmp_path):
     assert "hopskipjump" in proc.stdout and "gradient" in proc.stdout
     proc = run_cli("evaluate", patches_model, "--suite", "paper", "--subsample", "0", "-o", out)
     assert_clean_failure(proc, "--subsample must be positive")
+
+
+# --- the parser: commands, tune's subcommands, help ---------------------------------------------
+
+COMMAND_NAMES = ("data", "train", "convert", "sleep", "evaluate", "plot", "presets", "run", "tune", "demo")
+
+
+def _subparsers(parser):
+    """{name: parser} of the commands under ``parser``."""
+    (action,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    return action.choices
+
+
+def _expected_default(f) -> str:
+    if f.default is dataclasses.MISSING:
+        return "preset"
+    return "unset" if f.default is None else toml_value(f.default)
+
+
+def test_python_m_sleepnet_help_lists_all_commands():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("    ")}
+    assert set(COMMAND_NAMES) <= listed
+    assert "tune-export" not in proc.stdout and "tune-report" not in proc.stdout
+    assert "search sleep configs with Optuna" in proc.stdout and "fetch and verify datasets" in proc.stdout
+    assert tuple(_subparsers(build_parser())) == COMMAND_NAMES == tuple(
+        m.__name__.rsplit(".", 1)[1] for m in COMMANDS
+    )
+
+
+@pytest.mark.parametrize(
+    "action, options",
+    [("run", ["--objective", "--trials", "--storage", "--grace", "model"]),
+     ("export", ["STUDY", "--trial", "--force", "the TOML file to write"]),
+     ("report", ["STUDY", "--test", "report folder (default: STUDY, if a folder)"])],
+)
+def test_tune_actions_are_real_subcommands(action, options):
+    proc = run_cli("tune", action, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: sleepnet tune {action} ")
+    for option in options:
+        assert option in proc.stdout
+    assert "(default: sleepnet)" in proc.stdout  # --study
+    tune = _subparsers(build_parser())["tune"]
+    assert set(_subparsers(tune)) == {"run", "export", "report"}
+
+
+def test_tune_without_an_action_word_is_tune_run():
+    parser = build_parser()
+    for argv in (["tune", "m", "-o", "out"], ["tune", "-o", "out", "m"], ["tune", "run", "m", "-o", "out"]):
+        args = parser.parse_args(argv)
+        assert (args.command, args.tune_command, args.model, args.output) == ("tune", "run", Path("m"),
+                                                                              Path("out"))  # fmt: skip
+        assert args.trials == 40 and args.objective == "fgsm" and args.study == "sleepnet"
+    args = parser.parse_args(["tune", "export", "runs/t", "--trial", "7", "-o", "t.toml"])
+    assert (args.tune_command, args.study_path, args.trial, args.force) == ("export", "runs/t", 7, False)
+    args = parser.parse_args(["tune", "report", "runs/t", "--test"])
+    assert (args.tune_command, args.study_path, args.test, args.output) == ("report", "runs/t", True, None)
+    from sleepnet.cli import tune
+
+    assert args.handler is tune.run
+
+
+def test_sleep_backends_come_from_the_one_list():
+    from sleepnet.backends import BACKENDS, DEFAULT
+
+    sleep = _subparsers(build_parser())["sleep"]
+    (backend,) = [a for a in sleep._actions if a.dest == "backend"]
+    assert tuple(backend.choices) == BACKENDS.names() and backend.default == DEFAULT == "numba"
+    assert "torch" in backend.choices
+
+
+def _key_rows(text: str) -> dict[str, str]:
+    """{key: its table row} for the rows of the sleep-config key table in ``text``."""
+    names = {f.name for f in dataclasses.fields(SleepConfig)}
+    rows = {}
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] in names and len(words) >= 4:
+            assert words[0] not in rows, f"{words[0]} listed twice"
+            rows[words[0]] = line
+    return rows
+
+
+def test_sleep_help_lists_every_config_key_with_its_default():
+    proc = run_cli("sleep", "--help")
+    assert proc.returncode == 0, proc.stderr
+    epilog = proc.stdout.split("sleep-config keys", 1)[1]
+    rows = _key_rows(epilog)
+    fields = dataclasses.fields(SleepConfig)
+    assert list(rows) == [f.name for f in fields]
+    for f in fields:
+        assert f" {_expected_default(f)} " in rows[f.name], rows[f.name]
+    assert rows["decay"].split()[1:4] == ["float", "0.999", "(0,"] and "(0, 1]" in rows["decay"]
+    assert rows["T"].split()[1:4] == ["int", "preset", ">"] and "> 0" in rows["T"]
+    assert "sequential, mean, masked-mean" in rows["input_mode"]
+    assert "one per weight layer" in rows["beta"] and ">= 0" in rows["inc"]
+    assert "(default: numba)" in proc.stdout and "{numba,numpy,brian2,torch}" in proc.stdout
+
+
+def test_presets_keys_prints_one_row_per_key():
+    proc = run_cli("presets", "--keys")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    fields = dataclasses.fields(SleepConfig)
+    assert lines[0].split()[:5] == ["key", "type", "default", "range", "meaning"]
+    assert [line.split()[0] for line in lines[1:]] == [f.name for f in fields]
+    assert all(f" {_expected_default(f)} " in line for f, line in zip(fields, lines[1:]))
+    sleep_help = run_cli("sleep", "--help").stdout
+    assert _key_rows(sleep_help) == {k: "  " + v for k, v in _key_rows(proc.stdout).items()}
+
+
+def _defaulted_options(parser):
+    for action in parser._actions:
+        default = action.default
+        if default is None or default is False or default == [] or default == "==SUPPRESS==":
+            continue  # nothing to show (0 is a default to show, so no `in (None, False)`)
+        if action.option_strings and action.help:
+            yield action
+
+
+def _all_parsers():
+    for name, parser in _subparsers(build_parser()).items():
+        if name == "tune":
+            yield from ((f"tune {n}", p) for n, p in _subparsers(parser).items())
+        yield name, parser
+
+
+def test_every_help_shows_the_defaults():
+    shown = {}
+    for name, parser in _all_parsers():
+        text = " ".join(parser.format_help().split())
+        for action in _defaulted_options(parser):
+            if "(default" not in action.help:
+                assert f"(default: {action.default})" in text, (name, action.dest)
+                shown.setdefault(name, []).append(action.dest)
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+    assert set(shown) == {"train", "sleep", "evaluate", "tune run", "tune export", "tune report", "demo"}
+    assert set(shown["tune run"]) >= {"objective", "trials", "max_drop", "seed", "workers", "grace"}
+    proc = run_cli("train", "--help")
+    assert proc.returncode == 0
+    for text in ("(default: mnist)", "(default: paper)", "(default: 0)"):
+        assert text in " ".join(proc.stdout.split())

@@ -1,0 +1,127 @@
+"""What the commands share: the parser class, the help formatter, common options, parsing helpers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import SleepnetError
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, ``(default: X)``; tables in descriptions kept as written.
+
+    No default is shown where there is none to show (``None``, an off switch, an empty
+    list) or where the help already says it in words. Descriptions and epilogs are
+    filled paragraph by paragraph, except a paragraph indented by two spaces (a table).
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(
+            "\n".join(indent + line for line in para.splitlines()) if para.startswith("  ")
+            else super(HelpFormatter, self)._fill_text(para, width, indent)
+            for para in text.split("\n\n")
+        )  # fmt: skip
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        default = action.default
+        if default is None or default is False or default == [] or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``sleepnet: error: ...``), not usage + message."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise SleepnetError(f"{self.prog}: {message}")
+
+
+def add_command(subparsers, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+    """A command's parser, with its one-line ``help`` also as the description of its ``--help``."""
+    return subparsers.add_parser(name, help=help, description=kwargs.pop("description", help), **kwargs)
+
+
+DATA_DIR_HELP = "folder of IDX files to use instead of the default data source"
+
+
+def add_data_dir(p: argparse.ArgumentParser, help: str = DATA_DIR_HELP) -> None:
+    p.add_argument("--data-dir", help=help)
+
+
+def add_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="the model's dataset, if its record names none "
+                   "(mnist, fashion-mnist, patches, npz:PATH)")  # fmt: skip
+
+
+def add_quiet(p: argparse.ArgumentParser, help: str = "no progress bars") -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help=help)
+
+
+def add_output(p: argparse.ArgumentParser, help: str = "output folder", required: bool = True) -> None:
+    p.add_argument("-o", "--output", required=required, type=Path, help=help)
+
+
+def add_force(p: argparse.ArgumentParser, help: str = "replace the output folder if it exists") -> None:
+    p.add_argument("--force", action="store_true", help=help)
+
+
+def add_common(p: argparse.ArgumentParser, out: bool = True, dataset: bool = True) -> None:
+    """``--data-dir``, ``--dataset`` (unless not ``dataset``), ``-q``, and ``-o``/``--force`` (if ``out``)."""
+    add_data_dir(p)
+    if dataset:
+        add_dataset(p)
+    add_quiet(p)
+    if out:
+        add_output(p)
+        add_force(p)
+
+
+def progress(args) -> bool:
+    """Progress bars unless ``-q``."""
+    return not getattr(args, "quiet", False)
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2``: non-negative integers; None stays None."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SleepnetError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise SleepnetError(f"--seeds expects non-negative integers, got {text!r}")
+    return seeds
+
+
+def parse_hidden(text: str | None) -> tuple[int, ...] | None:
+    """``--hidden 1200,1200``: positive layer sizes, ``''`` for none; None stays None."""
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise SleepnetError(f"--hidden expects sizes like 1200,1200, got {text!r}") from None
+    if any(n <= 0 for n in sizes):
+        raise SleepnetError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def keys_table() -> str:
+    """The sleep-config keys, one row each: name, type, default, allowed range, meaning.
+
+    ``sleepnet sleep --help`` ends with it and ``sleepnet presets --keys`` prints it;
+    both read ``sleepnet.config.config_keys()``, the rules that validation checks.
+    """
+    from ..config import config_keys
+
+    rows = [("key", "type", "default", "range", "meaning"), *config_keys()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows
+    )

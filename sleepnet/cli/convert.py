@@ -1,0 +1,36 @@
+"""``sleepnet convert MODEL``: the scale factors and a summary of the spiking network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_command, add_common
+
+
+def add_parser(subparsers):
+    p = add_command(subparsers, "convert", "scale factors and summary of the spiking network")
+    p.add_argument("model", type=Path, help="a model folder")
+    p.add_argument("--percentile", type=float, help="use this activation percentile, not the max")
+    p.add_argument("--json", type=Path, help="also write the conversion record to this file")
+    add_common(p, out=False)
+    return p
+
+
+def run(args) -> int:
+    from ..converters import from_torch
+    from ..fsio import write_json
+    from ..models import load_model
+    from ..workflow import dataset_for
+
+    model, meta = load_model(args.model)
+    data = dataset_for(meta, args.data_dir, args.dataset)
+    net = from_torch(model, data.x_train, args.percentile)
+    summary = net.summary()
+    print(f"spiking network {'-'.join(map(str, net.sizes))}, activation statistic "
+          f"{summary['activation_statistic']}")  # fmt: skip
+    print(f"{'layer':>6}{'max weight':>14}{'max activation':>16}{'factor':>12}")
+    for l in range(len(net.weights)):
+        print(f"{l:>6}{net.max_weight[l]:>14.6f}{net.max_activation[l]:>16.6f}{net.factors[l]:>12.6f}")
+    if args.json:
+        write_json(args.json, summary)
+    return 0

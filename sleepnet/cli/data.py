@@ -1,0 +1,24 @@
+"""``sleepnet data fetch DATASET``: download (MNIST) and verify a dataset."""
+
+from __future__ import annotations
+
+from .common import add_command
+
+
+def add_parser(subparsers):
+    p = add_command(subparsers, "data", "fetch and verify datasets")
+    p.add_argument("action", choices=["fetch"], help="fetch: download if needed, then verify the hashes")
+    p.add_argument("dataset", choices=["mnist", "fashion-mnist"], help="the dataset")
+    p.add_argument("--data-dir", help="verify this folder of IDX files instead")
+    return p
+
+
+def run(args) -> int:
+    from ..data import fetch_mnist, load_dataset
+
+    if args.dataset == "mnist" and not args.data_dir:
+        fetch_mnist(quiet=True)
+    data = load_dataset(args.dataset, args.data_dir)
+    print(f"{data.name}: {len(data.x_train)} train, {len(data.x_test)} test images verified "
+          f"(sha256 {data.sha256[:16]}...)")  # fmt: skip
+    return 0

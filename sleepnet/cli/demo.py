@@ -1,0 +1,26 @@
+"""``sleepnet demo -o OUT``: train, sleep and evaluate on MNIST end to end."""
+
+from __future__ import annotations
+
+from .common import add_command, add_common, progress
+
+
+def add_parser(subparsers):
+    p = add_command(subparsers, "demo", "train, sleep and evaluate on MNIST end to end")
+    p.add_argument("--seed", type=int, default=0, help="seed of training, sleep and evaluation")
+    p.add_argument("--preset", default="mnist-fgsm", help="the sleep preset")
+    add_common(p, dataset=False)
+    return p
+
+
+def run(args) -> int:
+    from ..demo import run_demo, table
+
+    metrics = run_demo(args.output, seed=args.seed, preset=args.preset, overwrite=args.force,
+                       progress=progress(args), data_dir=args.data_dir)  # fmt: skip
+    print(table(metrics))
+    t = metrics["timings"]
+    print(f"sleep: {t['sleep_simulation_s']:.2f} s simulated "
+          f"({metrics['sleep']['steps_per_second']:.0f} steps/s); train {t['train_s']:.1f} s, "
+          f"evaluate {t['evaluate_s']:.1f} s -> {args.output}")  # fmt: skip
+    return 0

@@ -1,0 +1,28 @@
+"""``sleepnet run EXPERIMENT -o OUT``: an experiment file end to end (control, sleep, defences, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_command, add_common, parse_seeds, progress
+
+
+def add_parser(subparsers):
+    p = add_command(subparsers, "run", "an experiment file: control, sleep, defences, seeds, report")
+    p.add_argument("experiment", type=Path, help="the experiment TOML file")
+    p.add_argument("--quick", action="store_true", help="CI-sized attack settings")
+    p.add_argument("--workers", type=int,
+                   help="evaluation processes (default: the file's, else one per core)")  # fmt: skip
+    p.add_argument("--seeds", help="run these seeds instead of the file's, e.g. 0 or 0,1")
+    add_common(p, dataset=False)
+    return p
+
+
+def run(args) -> int:
+    from ..experiment import run_experiment
+
+    run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
+                   progress=progress(args), data_dir=args.data_dir, workers=args.workers,
+                   seeds=parse_seeds(args.seeds))  # fmt: skip
+    print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
+    return 0

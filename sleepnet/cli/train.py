@@ -1,0 +1,30 @@
+"""``sleepnet train -o OUT``: train a bias-free ReLU network into a model folder."""
+
+from __future__ import annotations
+
+from .common import add_command, add_common, parse_hidden, progress
+
+
+def add_parser(subparsers):
+    p = add_command(subparsers, "train", "train a bias-free ReLU network")
+    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, patches or npz:PATH")
+    p.add_argument("--recipe", default="paper", help="paper (the ICLR 2020 recipe) or standard")
+    p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    p.add_argument("--hidden", help="hidden layer sizes, e.g. 1200,1200 (the recipe's); '' for none")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights, the shuffling and the dropout masks")  # fmt: skip
+    add_common(p, dataset=False)
+    return p
+
+
+def run(args) -> int:
+    from .. import workflow
+
+    rec = workflow.train_to_folder(args.dataset, args.recipe, args.seed, args.output,
+                                   epochs=args.epochs, hidden=parse_hidden(args.hidden),
+                                   data_dir=args.data_dir, overwrite=args.force,
+                                   progress=progress(args))  # fmt: skip
+    m = rec["metrics"]
+    print(f"trained {args.recipe} on {args.dataset}: test accuracy {m['test_accuracy']:.4f} "
+          f"in {m['train_time_s']:.1f} s -> {args.output}")  # fmt: skip
+    return 0
