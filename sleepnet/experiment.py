@@ -23,60 +23,213 @@ processes, while the next seed trains). Then
 aggregate over seeds (mean, std, paired t-test of each model against the
 control) and write ``metrics.json``, ``results.csv``, ``report.md`` and
 ``figures/`` into the output folder, atomically.
+
+``load_experiment`` reads the file into an ``ExperimentSpec``, a frozen
+dataclass that checks every field when it is made: a bad value, an unknown key,
+suite, recipe, dataset, defence or defence parameter, or a sleep variant
+without a preset is one ``SleepnetError`` naming the file and the key, before
+anything is trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import tomllib
 
-from .config import apply_overrides, load_preset, toml_value
+from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError
-from .fsio import atomic_dir, write_json
+from .evaluation.suites import SUITES, FrozenMap
+from .fsio import atomic_dir, refuse_existing, write_json
+from .registry import UnknownName
 from .threads import pinned
 
-KNOWN = {"dataset", "recipe", "hidden", "seeds", "suite", "subsample", "epochs", "name", "description",
-         "workers"}
+TABLES = ("experiment", "sleep", "defences")
+KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
+         "workers")  # fmt: skip
+#: what a sleep variant may be called (it names a model folder)
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def load_experiment(path: Path) -> dict:
-    path = Path(path)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_list(value: Any, least: int) -> bool:
+    return isinstance(value, (list, tuple)) and all(_is_int(v) and v >= least for v in value)
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """An experiment file, checked: every field valid when the object exists.
+
+    ``sleep``: variant name -> ``SleepConfig``; ``defences``: name in ``DEFENCES`` -> its
+    parameters. ``source`` names the file in error messages. ``to_dict()`` is what
+    ``metrics.json`` records under ``experiment``.
+    """
+
+    name: str
+    dataset: str = "mnist"
+    recipe: str = "paper"
+    hidden: tuple[int, ...] | None = None
+    epochs: int | None = None
+    seeds: tuple[int, ...] = (0,)
+    suite: str = "paper"
+    subsample: int = 1000
+    workers: int | None = None
+    sleep: Mapping[str, SleepConfig] = field(default_factory=FrozenMap)
+    defences: Mapping[str, Mapping[str, Any]] = field(default_factory=FrozenMap)
+    source: str = field(default="experiment", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._check_values()
+        self._check_names()
+        self._check_models()
+
+    def _fail(self, table: str, text: str) -> NoReturn:
+        raise SleepnetError(f"{self.source}: [{table}] {text}")
+
+    def _check_values(self) -> None:
+        checks = [
+            ("name", isinstance(self.name, str) and bool(self.name), "a non-empty string"),
+            ("hidden", self.hidden is None or _int_list(self.hidden, 1), "a list of positive integers"),
+            ("epochs", self.epochs is None or (_is_int(self.epochs) and self.epochs > 0),
+             "a positive integer"),
+            ("seeds", _int_list(self.seeds, 0) and len(self.seeds) > 0,
+             "a list of non-negative integers"),
+            ("subsample", _is_int(self.subsample) and self.subsample > 0, "a positive integer"),
+            ("workers", self.workers is None or (_is_int(self.workers) and self.workers >= 1),
+             "an integer >= 1"),
+        ]  # fmt: skip
+        for key, ok, what in checks:
+            if not ok:
+                self._fail("experiment", f"{key} must be {what}, got {getattr(self, key)!r}")
+        for key in ("hidden", "seeds"):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+
+    def _check_names(self) -> None:
+        from .data import DATASETS
+        from .training import RECIPES
+
+        for key, registry in (("recipe", RECIPES), ("suite", SUITES)):
+            value = getattr(self, key)
+            if not isinstance(value, str):
+                self._fail("experiment", f"{key} must be a string, got {value!r}")
+            try:
+                registry.get(value)
+            except UnknownName as exc:
+                self._fail("experiment", f"{key}: {exc}")
+        if not isinstance(self.dataset, str):
+            self._fail("experiment", f"dataset must be a string, got {self.dataset!r}")
+        if self.dataset not in DATASETS and not self.dataset.startswith("npz:"):
+            self._fail("experiment", f"dataset: unknown dataset {self.dataset!r} "
+                                     f"(known: {', '.join(DATASETS)}, npz:PATH)")  # fmt: skip
+
+    def _check_models(self) -> None:
+        from .defences import DEFENCES
+
+        for table in ("sleep", "defences"):
+            if not isinstance(getattr(self, table), Mapping):
+                self._fail(table, f"must be a table, got {getattr(self, table)!r}")
+        for name, config in self.sleep.items():
+            if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or name == "control":
+                self._fail("sleep", f"{name!r}: a variant name must be letters, digits, '.', '_' or "
+                                    "'-', and not 'control'")  # fmt: skip
+            if not isinstance(config, SleepConfig):
+                self._fail("sleep", f"{name} must be a SleepConfig, got {config!r}")
+        for name, params in self.defences.items():
+            try:
+                entry = DEFENCES.get(name)
+            except UnknownName as exc:
+                self._fail("defences", str(exc))
+            if not isinstance(params, Mapping):
+                self._fail("defences", f"{name} must be a table of parameters, got {params!r}")
+            try:
+                entry.check(params)
+            except SleepnetError as exc:
+                self._fail("defences", f"{name}: {exc}")
+            if name in self.sleep:
+                self._fail("defences", f"{name}: also the name of a [sleep] variant; every model "
+                                       "needs its own name")  # fmt: skip
+        object.__setattr__(self, "sleep", FrozenMap(self.sleep))
+        object.__setattr__(self, "defences", FrozenMap({k: FrozenMap(v) for k, v in self.defences.items()}))
+
+    def to_dict(self) -> dict:
+        """The dict ``metrics.json`` records (lists, plain dicts, each sleep config as a dict)."""
+        return {
+            "name": self.name, "dataset": self.dataset, "recipe": self.recipe,
+            "hidden": None if self.hidden is None else list(self.hidden), "epochs": self.epochs,
+            "seeds": list(self.seeds), "suite": self.suite, "subsample": self.subsample,
+            "workers": self.workers, "defences": {k: dict(v) for k, v in self.defences.items()},
+            "sleep": {k: c.to_dict() for k, c in self.sleep.items()},
+        }  # fmt: skip
+
+
+def _read_toml(path: Path) -> dict:
     try:
-        spec = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise SleepnetError(f"experiment file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise SleepnetError(f"{path} is not valid TOML ({exc})") from None
-    exp = spec.get("experiment")
-    if not isinstance(exp, dict):
-        raise SleepnetError(f"{path} has no [experiment] table")
-    unknown = set(exp) - KNOWN
+    unknown = [k for k in doc if k not in TABLES]
     if unknown:
-        raise SleepnetError(f"{path}: unknown [experiment] keys {', '.join(sorted(unknown))}")
-    from .defences import DEFENCES
+        raise SleepnetError(f"{path}: unknown table [{unknown[0]}] (known: {', '.join(TABLES)})")
+    for table in TABLES:
+        if table in doc and not isinstance(doc[table], dict):
+            raise SleepnetError(f"{path}: [{table}] must be a table, got {doc[table]!r}")
+    return doc
 
-    for name in spec.get("defences", {}):
-        if name not in DEFENCES:
-            raise SleepnetError(f"{path}: unknown defence {name!r} (known: {', '.join(DEFENCES)})")
-    sleeps = {}
-    for name, entry in spec.get("sleep", {}).items():
-        entry = dict(entry)
-        if "preset" not in entry:
-            raise SleepnetError(f"{path}: sleep variant {name!r} needs a preset")
-        preset = entry.pop("preset")
-        overrides = [f"{k}={toml_value(v)}" for k, v in entry.items()]
-        sleeps[name] = apply_overrides(load_preset(preset), overrides)
-    return {
-        "name": exp.get("name", path.stem), "dataset": exp.get("dataset", "mnist"),
-        "recipe": exp.get("recipe", "paper"), "hidden": exp.get("hidden"), "epochs": exp.get("epochs"),
-        "seeds": [int(s) for s in exp.get("seeds", [0])], "suite": exp.get("suite", "paper"),
-        "subsample": int(exp.get("subsample", 1000)), "workers": exp.get("workers"), "sleep": sleeps,
-        "defences": {k: dict(v) for k, v in spec.get("defences", {}).items()},
-    }  # fmt: skip
+
+def _sleep_variant(name: str, entry: Any, where: str) -> SleepConfig:
+    """The ``SleepConfig`` of ``[sleep] name = {preset = ..., key = value, ...}``."""
+    at = f"{where}: [sleep] {name}"
+    if not isinstance(entry, dict):
+        raise SleepnetError(f'{at} must be a table like {{ preset = "mnist-fgsm" }}, got {entry!r}')
+    entry = dict(entry)
+    if "preset" not in entry:
+        raise SleepnetError(f"{at} needs a preset")
+    preset = entry.pop("preset")
+    if not isinstance(preset, str):
+        raise SleepnetError(f"{at}: preset must be a string, got {preset!r}")
+    known = [f.name for f in dataclasses.fields(SleepConfig)]
+    for key in entry:
+        if ALIASES.get(key, key) not in known:
+            raise SleepnetError(f"{at}: unknown key {key!r} (known: {', '.join(known)})")
+    try:
+        return apply_overrides(load_preset(preset), [f"{k}={toml_value(v)}" for k, v in entry.items()])
+    except SleepnetError as exc:
+        raise SleepnetError(f"{at}: {str(exc).removeprefix('--set: ')}") from None
+
+
+def load_experiment(path: Path) -> ExperimentSpec:
+    """The ``ExperimentSpec`` of an experiment file (module docstring); one ``SleepnetError`` for the
+    first bad table, key or value, naming the file and the key."""
+    path = Path(path)
+    doc = _read_toml(path)
+    table = doc.get("experiment")
+    if table is None:
+        raise SleepnetError(f"{path} has no [experiment] table")
+    unknown = sorted(set(table) - set(KNOWN))
+    if unknown:
+        raise SleepnetError(f"{path}: unknown [experiment] keys {', '.join(unknown)} "
+                            f"(known: {', '.join(KNOWN)})")  # fmt: skip
+    description = table.get("description", "")
+    if not isinstance(description, str):
+        raise SleepnetError(f"{path}: [experiment] description must be a string, got {description!r}")
+    fields = {k: v for k, v in table.items() if k != "description"}
+    fields.setdefault("name", path.stem)
+    sleep = {name: _sleep_variant(name, entry, str(path)) for name, entry in doc.get("sleep", {}).items()}
+    return ExperimentSpec(**fields, sleep=sleep, defences=doc.get("defences", {}), source=str(path))
 
 
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
@@ -102,57 +255,37 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     import torch
 
     from .data import load_dataset
-    from .defences import DEFENCES
-    from .models import save_model
     from .report import aggregate, write_report
-    from .sleep_phase import sleep
-    from .training import get_recipe, train
-    from .workflow import activation_record
 
-    exp = load_experiment(path)
+    spec = load_experiment(path)
     if seeds is not None:
-        exp["seeds"] = list(seeds)
-    if Path(out).exists() and not overwrite:
-        raise SleepnetError(f"{out} already exists (use --force to replace it)")
-    workers = int(workers or exp["workers"] or os.cpu_count() or 1)
-    if workers < 1:
+        if not _int_list(seeds, 0) or not seeds:
+            raise SleepnetError(f"seeds must be non-negative integers, got {seeds!r}")
+        spec = dataclasses.replace(spec, seeds=tuple(seeds))
+    refuse_existing(out, overwrite)
+    if workers is not None and (not _is_int(workers) or workers < 1):
         raise SleepnetError(f"workers must be at least 1, got {workers}")
-    data = load_dataset(exp["dataset"], data_dir)
-    recipe = get_recipe(exp["recipe"], epochs=exp["epochs"])
-    if exp["hidden"] is not None:
-        recipe = get_recipe(exp["recipe"], epochs=exp["epochs"],
-                            sizes=(recipe.sizes[0], *exp["hidden"], recipe.sizes[-1]))  # fmt: skip
-    options = {"subsample": exp["subsample"], "quick": quick} if exp["suite"] == "paper" else {}
+    workers = workers or spec.workers or os.cpu_count() or 1
+    data = load_dataset(spec.dataset, data_dir)
+    recipe = _recipe(spec)
+    options = {"subsample": spec.subsample, "quick": quick} if SUITES[spec.suite].subsample_attacks else {}
     cores = os.cpu_count() or 1
     train_threads = max(1, cores - workers) if workers > 1 else torch.get_num_threads()
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads}
     t_all = time.perf_counter()
-    with atomic_dir(out, overwrite=overwrite) as tmp, Evaluator(exp, data_dir, options, workers) as ev, \
+    with atomic_dir(out, overwrite=overwrite) as tmp, Evaluator(spec, data_dir, options, workers) as ev, \
             pinned(train_threads):  # fmt: skip
-        for seed in _bar(exp["seeds"], progress, "train"):
+        for seed in _bar(spec.seeds, progress, "train"):
             t0 = time.perf_counter()
-            control, record = train(data, recipe, seed=seed, progress=progress)
-            record["activation_max"] = activation_record(control, data)
-            ev.submit(seed, "control", save_model(control, tmp / f"seed{seed}" / "control", record))
-            for name, config in exp["sleep"].items():
-                result = sleep(control, config.replace(seed=seed), data.x_train, progress=progress,
-                               max_activation=np.asarray(record["activation_max"]["values"]))  # fmt: skip
-                folder = save_model(result.model, tmp / f"seed{seed}" / name,
-                                    {"kind": "slept", "recipe": record["recipe"], "dataset": data.record(),
-                                     "seed": seed, "sleep": result.summary()})  # fmt: skip
-                ev.submit(seed, name, folder)
-            for name, params in exp["defences"].items():
-                model, rec = DEFENCES[name](**params).apply(control, record, data, seed)
-                ev.submit(seed, name, save_model(model, tmp / f"seed{seed}" / name, rec))
+            _train_seed(spec, data, recipe, seed, tmp, ev, progress)
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
         timing["total_s"] = time.perf_counter() - t_all
         timing["evaluate_s"] = {f"seed{k[0]}/{k[1]}": r["evaluate_s"] for k, r in results.items()}
         per_seed = {seed: {name: res for (s, name), res in results.items() if s == seed}
-                    for seed in exp["seeds"]}  # fmt: skip
+                    for seed in spec.seeds}  # fmt: skip
         metrics = {
-            "experiment": {k: v for k, v in exp.items() if k not in ("sleep",)}
-            | {"sleep": {k: c.to_dict() for k, c in exp["sleep"].items()}, "quick": quick},
+            "experiment": spec.to_dict() | {"quick": quick},
             "dataset": data.record(),
             "timing": timing,
             "per_seed": {str(s): r for s, r in per_seed.items()},
@@ -161,6 +294,42 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         write_json(tmp / "metrics.json", metrics)
         write_report(metrics, tmp)
     return metrics
+
+
+def _recipe(spec: ExperimentSpec):
+    """The spec's training recipe, its hidden sizes replaced if the spec names them."""
+    from .training import get_recipe
+
+    recipe = get_recipe(spec.recipe, epochs=spec.epochs)
+    if spec.hidden is not None:
+        recipe = get_recipe(spec.recipe, epochs=spec.epochs,
+                            sizes=(recipe.sizes[0], *spec.hidden, recipe.sizes[-1]))  # fmt: skip
+    return recipe
+
+
+def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Evaluator,
+                progress: bool) -> None:  # fmt: skip
+    """Train the control of ``seed``, sleep it with each variant, train each defence from it; each
+    model is saved under ``tmp/seed<seed>/`` and handed to ``ev``."""
+    from .defences import DEFENCES
+    from .models import save_model
+    from .sleep_phase import sleep
+    from .training import train
+    from .workflow import activation_record
+
+    control, record = train(data, recipe, seed=seed, progress=progress)
+    record["activation_max"] = activation_record(control, data)
+    ev.submit(seed, "control", save_model(control, tmp / f"seed{seed}" / "control", record))
+    for name, config in spec.sleep.items():
+        result = sleep(control, config.replace(seed=seed), data.x_train, progress=progress,
+                       max_activation=np.asarray(record["activation_max"]["values"]))  # fmt: skip
+        folder = save_model(result.model, tmp / f"seed{seed}" / name,
+                            {"kind": "slept", "recipe": record["recipe"], "dataset": data.record(),
+                             "seed": seed, "sleep": result.summary()})  # fmt: skip
+        ev.submit(seed, name, folder)
+    for name, params in spec.defences.items():
+        model, rec = DEFENCES[name](**params).apply(control, record, data, seed)
+        ev.submit(seed, name, save_model(model, tmp / f"seed{seed}" / name, rec))
 
 
 _WORKER: dict = {}
@@ -191,8 +360,8 @@ class Evaluator:
     """Evaluates saved models as they come: in this process (``workers=1``) or in a pool of
     ``workers`` processes that works while the next models train."""
 
-    def __init__(self, exp: dict, data_dir, options: dict, workers: int) -> None:
-        self.exp, self.data_dir, self.options, self.workers = exp, data_dir, options, workers
+    def __init__(self, spec: ExperimentSpec, data_dir, options: dict, workers: int) -> None:
+        self.spec, self.data_dir, self.options, self.workers = spec, data_dir, options, workers
         self.pending: list = []  # (key, folder) or futures
         self.pool = None
 
@@ -202,7 +371,7 @@ class Evaluator:
             from concurrent.futures import ProcessPoolExecutor
 
             threads = max(1, (os.cpu_count() or 1) // self.workers)
-            init = (self.exp["dataset"], self.data_dir, threads)
+            init = (self.spec.dataset, self.data_dir, threads)
             self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                             initializer=_worker_init, initargs=init)  # fmt: skip
         return self
@@ -220,16 +389,16 @@ class Evaluator:
         if self.pool is None:
             self.pending.append(task)
         else:
-            self.pending.append(self.pool.submit(_evaluate_one, task, self.exp["suite"], seed, self.options))
+            self.pending.append(self.pool.submit(_evaluate_one, task, self.spec.suite, seed, self.options))
 
     def results(self, progress: bool) -> dict:
         """``{(seed, name): results}`` in the order the models were submitted."""
         bar = _bar(None, progress, "evaluate", total=len(self.pending))
         out = {}
         if self.pool is None:
-            _worker_init(self.exp["dataset"], self.data_dir, None)
+            _worker_init(self.spec.dataset, self.data_dir, None)
             for task in self.pending:
-                key, res = _evaluate_one(task, self.exp["suite"], task[0][0], self.options)
+                key, res = _evaluate_one(task, self.spec.suite, task[0][0], self.options)
                 out[key] = res
                 bar.update(1)
         else:

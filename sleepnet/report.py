@@ -12,10 +12,10 @@ import numpy as np
 from .evaluation import SUITES
 from .evaluation.distortions import DISTORTIONS
 
-ATTACKS = tuple(SUITES["paper"]["subsample_attacks"])  # the labels the paper suite reports
-CURVES = tuple(DISTORTIONS)  # every registered distortion has an accuracy curve
+ATTACKS = SUITES["paper"].labels  # the labels the paper suite reports
+CURVES = DISTORTIONS.names()  # every registered distortion has an accuracy curve
 
-#: ``paper-protocol.md`` §5, per dataset: (row, metric, control, after sleep, our sleep variant);
+#: ``docs/paper-protocol.md`` §5, per dataset: (row, metric, control, after sleep, our sleep variant);
 #: the paper reports nothing for Fashion-MNIST
 PAPER_ROWS = {
     "mnist": (
@@ -133,24 +133,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
              f"defences: {', '.join(exp['defences']) or 'none'}",
              "- numbers are mean ± std over seeds; p is a paired t-test against the control "
              "(n/a with one seed)", ""]  # fmt: skip
-    lines += ["## The paper's table next to ours", ""]
-    dataset = metrics["dataset"]["name"]
-    rows = PAPER_ROWS.get(dataset, ())
-    if rows:
-        lines += ["| measure | paper control | paper sleep | our control | our sleep | our sleep variant |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
-    for label, key, pc, ps, variant in rows:
-        if variant not in agg:
-            variant = next((m for m in models if m.startswith("sleep")), None)
-        ours_c = _paper_cell(agg.get("control", {}), key)
-        ours_s = _paper_cell(agg.get(variant, {}), key) if variant else "n/a"
-        lines.append(f"| {label} | {pc} | {ps} | {ours_c} | {ours_s} | {variant or 'none'} |")
-    if rows:
-        lines += ["", f"The paper's numbers are from `paper-protocol.md` §5 ({dataset}), a summary to "
-                  "compare with, not a ground truth.", ""]  # fmt: skip
-    else:
-        lines += [f"The paper reports no numbers for {dataset} (`paper-protocol.md` §5 covers MNIST, "
-                  "Patches and CUB-200); ours are in the next table.", ""]  # fmt: skip
+    lines += _paper_table(agg, models, metrics["dataset"]["name"])
     cols = [("clean acc.", "clean_accuracy"), ("noise acc.", "gaussian-noise.mean_accuracy"),
             ("blur acc.", "gaussian-blur.mean_accuracy"), ("FGSM med. eps", "fgsm.median_eps"),
             ("PGD-inf acc.", "pgd-linf.accuracy"), ("PGD-L2 acc.", "pgd-l2.accuracy"),
@@ -171,22 +154,49 @@ def write_report(metrics: dict, folder: Path) -> Path:
         n = len(flagged["values"])
         verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
         lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
-    timing = metrics.get("timing")
-    if timing:
-        ev = timing.get("evaluate_s", {})
-        lines += ["", "## Timing", "",
-                  f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
-                  f"worker(s) on {os.cpu_count()} cores",
-                  "- training (control, sleep variants, defences) per seed"
-                  + (f" on {timing['train_threads']} torch thread(s)" if "train_threads" in timing else "")
-                  + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
-                  f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
-                  f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
-                  "- no evaluation"]  # fmt: skip
+    lines += _timing_lines(metrics.get("timing"))
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:
+    """The report's section with the paper's numbers next to ours (``PAPER_ROWS``)."""
+    lines = ["## The paper's table next to ours", ""]
+    rows = PAPER_ROWS.get(dataset, ())
+    if rows:
+        lines += ["| measure | paper control | paper sleep | our control | our sleep | our sleep variant |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+    for label, key, pc, ps, variant in rows:
+        if variant not in agg:
+            variant = next((m for m in models if m.startswith("sleep")), None)
+        ours_c = _paper_cell(agg.get("control", {}), key)
+        ours_s = _paper_cell(agg.get(variant, {}), key) if variant else "n/a"
+        lines.append(f"| {label} | {pc} | {ps} | {ours_c} | {ours_s} | {variant or 'none'} |")
+    if rows:
+        lines += ["", f"The paper's numbers are from `docs/paper-protocol.md` §5 ({dataset}), a summary to "
+                  "compare with, not a ground truth.", ""]  # fmt: skip
+    else:
+        lines += [f"The paper reports no numbers for {dataset} (`docs/paper-protocol.md` §5 covers MNIST, "
+                  "Patches and CUB-200); ours are in the next table.", ""]  # fmt: skip
+    return lines
+
+
+def _timing_lines(timing: dict | None) -> list[str]:
+    """The report's timing section (none without timings)."""
+    if not timing:
+        return []
+    ev = timing.get("evaluate_s", {})
+    return ["", "## Timing", "",
+            f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
+            f"worker(s) on {os.cpu_count()} cores",
+            "- training (control, sleep variants, defences) per seed"
+            + (f" on {timing['train_threads']} torch thread(s)" if "train_threads" in timing else "")
+            + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
+            f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
+            f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
+            "- no evaluation"]  # fmt: skip
 
 
 def _sizes(metrics: dict) -> str:

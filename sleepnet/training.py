@@ -31,6 +31,7 @@ from .devices import cuda_deterministic_env, model_device, resolve_device
 from .errors import SleepnetError
 from .losses import LOSSES, loss_fn
 from .models import build_mlp
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -64,17 +65,16 @@ class Recipe:
         return d
 
 
-RECIPES = {
-    "paper": Recipe("paper"),
-    "standard": Recipe("standard", epochs=3, optimizer="adam", lr=1e-3, momentum=0.0,
-                       loss="cross-entropy", init="default", dropout_convention="inverted"),
-}  # fmt: skip
+RECIPES: Registry[Recipe] = Registry("recipe")
+RECIPES.register("paper", Recipe("paper"))
+RECIPES.register("standard", Recipe("standard", epochs=3, optimizer="adam", lr=1e-3, momentum=0.0,
+                                    loss="cross-entropy", init="default",
+                                    dropout_convention="inverted"))  # fmt: skip
 
 
 def get_recipe(name: str, **changes) -> Recipe:
-    if name not in RECIPES:
-        raise SleepnetError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
-    recipe = replace(RECIPES[name], **{k: v for k, v in changes.items() if v is not None})
+    """Recipe ``name`` with ``changes`` (those not None); ``UnknownName`` for an unknown name."""
+    recipe = replace(RECIPES.get(name), **{k: v for k, v in changes.items() if v is not None})
     recipe.validate()
     return recipe
 

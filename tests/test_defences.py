@@ -34,7 +34,10 @@ def test_distillation_teacher_targets_are_softer_at_t50(control):
 @pytest.mark.parametrize("name", ["finetune-fgsm", "finetune-noise", "finetune-blur"])
 def test_finetuning_changes_the_control_and_keeps_it_accurate(control, name):
     data, model, record = control
-    tuned, rec = DEFENCES[name]().apply(model, record, data, seed=0)
+    weights, flags = model[0].weight.detach().clone(), [m.training for m in model.modules()]
+    tuned, rec = DEFENCES[name]().apply(model, record, data, seed=0, device="cpu")
+    assert torch.equal(model[0].weight, weights) and [m.training for m in model.modules()] == flags
+    assert tuned[0].weight.device == torch.device("cpu") and not tuned.training
     assert not torch.equal(tuned[0].weight, model[0].weight)
     assert rec["metrics"]["test_accuracy"] > 0.9
     assert rec["recipe"]["loss"] == "squared"
@@ -63,3 +66,17 @@ def test_adversarial_training_raises_accuracy_under_its_attack(control, name, at
     # measured: FGSM 0.49 -> 0.57, PGD 0.39 -> 0.60
     assert after > before + 0.05, (before, after)
     assert accuracy(defended, data.x_test, data.y_test) > 0.8
+
+
+def test_defences_are_a_registry_that_checks_parameters():
+    from sleepnet.errors import SleepnetError
+
+    assert DEFENCES.names() == ("adv-pgd", "adv-fgsm", "distillation", "finetune-blur", "finetune-noise",
+                                "finetune-fgsm")  # fmt: skip
+    assert DEFENCES["adv-fgsm"](eps=0.2).params == {"method": "fgsm", "eps": 0.2, "epochs": 1}
+    with pytest.raises(SleepnetError) as err:
+        DEFENCES["distillation"](epoch=3)
+    known = "(known: temperature, epochs, lr)"
+    assert str(err.value) == f"defence 'distillation' has no parameter 'epoch' {known}"
+    with pytest.raises(ValueError, match=r"^unknown defence 'bogus' \(known: adv-pgd, "):
+        DEFENCES["bogus"]

@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from sleepnet.data import Dataset
-from sleepnet.evaluation import SAMPLE_SIZES, distortion_curve, evaluate_model
+from sleepnet.evaluation import SUITES, distortion_curve, evaluate_model
 from sleepnet.evaluation.attacks import FGSM
-from sleepnet.evaluation.distortions import gaussian_blur, gaussian_kernel, gaussian_noise
+from sleepnet.evaluation.distortions import DISTORTIONS, gaussian_blur, gaussian_kernel, gaussian_noise
 
 
 def _linear_model(w):
@@ -93,10 +93,51 @@ def test_paper_suite_reports_every_attack_and_the_masking_checks():
                          quick=True)
     assert res["subsample"]["n"] == 12
     assert len(res["salt-and-pepper"]["accuracy"]) == 6
+    most = {s.label: s.n_images for s in SUITES["paper"].subsample_attacks}
+    assert most == {"pgd-linf": 1000, "pgd-l2": 1000, "deepfool": 1000, "jsma": 50, "cw-l2": 12,
+                    "boundary": 5, "hopskipjump": 10}  # fmt: skip
     for name in ("pgd-linf", "pgd-l2", "deepfool", "jsma", "cw-l2", "boundary", "hopskipjump"):
         r = res[name]
-        assert r["n"] == res["subsample"]["sizes"][name] == min(SAMPLE_SIZES[name], 12)
+        assert r["n"] == res["subsample"]["sizes"][name] == min(most[name], 12)
         assert 0.0 <= r["success_rate"] <= 1.0
         assert r["accuracy"] == pytest.approx(1.0 - r["success_rate"])  # all clean images correct
+    assert res["pgd-linf"]["params"] == {"eps": 0.1, "norm": "inf", "n_steps": 10}  # quick: 10 steps
+    assert res["hopskipjump"]["params"] == {"max_iter": 5, "max_eval": 500}
     assert res["deepfool"]["success_rate"] == 1.0  # a linear model always falls to DeepFool
     assert res["masking"]["masked"] is False, res["masking"]["warnings"]
+
+
+@pytest.mark.parametrize("name", ["gaussian-noise", "gaussian-blur", "salt-and-pepper"])
+def test_distortions_of_a_tensor_are_a_tensor_with_the_numpy_values(name):
+    x = np.random.default_rng(0).random((5, 784)).astype(np.float32)
+    d = DISTORTIONS[name]
+    level = d.levels[2]
+    from_numpy = d.fn(x, level, np.random.default_rng(3), (28, 28))
+    from_tensor = d.fn(torch.from_numpy(x), level, np.random.default_rng(3), (28, 28))
+    assert isinstance(from_numpy, np.ndarray) and from_numpy.dtype == np.float32
+    assert isinstance(from_tensor, torch.Tensor) and from_tensor.device == torch.device("cpu")
+    np.testing.assert_array_equal(from_tensor.numpy(), from_numpy)
+    assert 0.0 <= from_numpy.min() and from_numpy.max() <= 1.0 and (from_numpy != x).any()
+    on_cpu = d.fn(x, level, np.random.default_rng(3), (28, 28), device="cpu")  # numpy in, numpy out
+    np.testing.assert_array_equal(on_cpu, from_numpy)
+
+
+def test_evaluate_model_on_a_device_leaves_the_model_where_and_as_it_was():
+    rng = np.random.default_rng(0)
+    x = rng.random((100, 784)).astype(np.float32)
+    model = nn.Sequential(nn.Linear(784, 3, bias=False), nn.Dropout(0.5), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.from_numpy(rng.normal(size=(3, 784)).astype(np.float32) * 0.05))
+    y = model.eval()(torch.from_numpy(x)).argmax(1).numpy()
+    data = Dataset("toy", x, y, x, y, "0" * 64, (28, 28))
+    model.train()
+    model[2].eval()  # mixed flags must come back module by module
+    before = model[0].weight.detach().clone()
+    res = evaluate_model(model, data, "cross-entropy", device="cpu")
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    assert model[0].weight.device == torch.device("cpu") and torch.equal(model[0].weight, before)
+    assert res["clean_accuracy"] == 1.0  # evaluated in evaluation mode: dropout off
+    assert res == evaluate_model(model.eval(), data, "cross-entropy")  # same numbers as the default
+    assert all(isinstance(a, float) for a in res["gaussian-blur"]["accuracy"])
+    with pytest.raises(ValueError, match=r"unknown suite 'bogus' \(known: quick, paper\)"):
+        evaluate_model(model, data, "cross-entropy", "bogus")

@@ -90,6 +90,17 @@ def test_bad_experiment_files(tmp_path):
     assert_clean_failure(run_cli("run", bad, "-o", out), "unknown defence 'bogus-defence'", out)
     bad.write_text(TINY.replace("seeds", "sedes"))
     assert_clean_failure(run_cli("run", bad, "-o", out), "unknown [experiment] keys sedes", out)
+    # caught when the file is read, before any training
+    bad.write_text(TINY.replace('suite = "paper"', 'suite = "bogus"'))
+    assert_clean_failure(run_cli("run", bad, "-o", out),
+                         f"{bad}: [experiment] suite: unknown suite 'bogus' (known: quick, paper)", out)
+    bad.write_text(TINY.replace("seeds = [0, 1]", 'seeds = "zero"'))
+    assert_clean_failure(run_cli("run", bad, "-o", out),
+                         f"{bad}: [experiment] seeds must be a list of non-negative integers, got 'zero'",
+                         out)  # fmt: skip
+    bad.write_text(TINY.replace("subsample = 8", "subsample = 8\nworkers = 0"))
+    assert_clean_failure(run_cli("run", bad, "-o", out),
+                         f"{bad}: [experiment] workers must be an integer >= 1, got 0", out)
     assert_clean_failure(run_cli("run", tmp_path / "none.toml", "-o", out), "does not exist", out)
     good = tmp_path / "good.toml"
     good.write_text(TINY)

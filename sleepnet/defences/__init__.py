@@ -1,8 +1,10 @@
 """Baseline defences trained from a control network, one module each, in one registry.
 
-``DEFENCES[name](**params).apply(control, record, data, seed)`` returns the
-defended model and its record for ``model.json``. Defences of the sleep paper
-(``paper-protocol.md`` §4) and the standard ones users expect:
+``DEFENCES[name](**params).apply(control, record, data, seed, device)`` trains
+on ``device`` (default cpu) and returns the defended model and its record for
+``model.json``; ``DEFENCES`` is a ``sleepnet.registry.Registry``, and a
+parameter a defence does not have is an error. Defences of the sleep paper
+(``docs/paper-protocol.md`` §4) and the standard ones users expect:
 
 - ``distillation``: defensive distillation at temperature T = 50;
 - ``finetune-fgsm``, ``finetune-noise``, ``finetune-blur``: the paper's fine-tuning;
@@ -10,8 +12,8 @@ defended model and its record for ``model.json``. Defences of the sleep paper
 """
 
 from .adversarial import AdversarialTraining
-from .base import DEFENCES, Defence
+from .base import DEFENCES, Defence, DefenceEntry
 from .distillation import Distillation
 from .finetune import FineTune
 
-__all__ = ["DEFENCES", "AdversarialTraining", "Defence", "Distillation", "FineTune"]
+__all__ = ["DEFENCES", "AdversarialTraining", "Defence", "DefenceEntry", "Distillation", "FineTune"]

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import torch
 
+from ..evaluation import make_attack
 from ..evaluation.attacks import PGD
 from ..training import fit
 from .base import Defence, register
@@ -23,18 +24,21 @@ from .base import Defence, register
 @register("adv-fgsm", method="fgsm", eps=0.1, epochs=1)
 @register("adv-pgd", method="pgd", eps=0.1, epochs=1)
 class AdversarialTraining(Defence):
-    def train(self, control, recipe, data, seed):
+    def train(self, control, recipe, data, seed, device):
         p = self.params
-        model = self.copy_of(control)
+        model = self.copy_of(control, device)
         counter = iter(range(10**12))
 
         def perturb(m, xb, yb):
             if p["method"] == "fgsm":
-                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=1, step=p["eps"], random_start=False)
+                attack = make_attack(PGD, m, recipe.loss, device, eps=p["eps"], n_steps=1, step=p["eps"],
+                                     random_start=False)  # fmt: skip
             else:
-                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=0.025, seed=seed + next(counter))
-            return torch.from_numpy(attack.generate(xb.numpy(), yb.numpy()))
+                attack = make_attack(PGD, m, recipe.loss, device, eps=p["eps"], n_steps=7, step=0.025,
+                                     seed=seed + next(counter))  # fmt: skip
+            adv = attack.generate(xb.detach().cpu().numpy(), yb.detach().cpu().numpy())
+            return torch.from_numpy(adv).to(xb.device)
 
         fit(model, replace(recipe, epochs=int(p["epochs"])), data.x_train, data.y_train, seed,
-            perturb=perturb)
+            perturb=perturb, device=device)  # fmt: skip
         return model, recipe.loss

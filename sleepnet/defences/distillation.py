@@ -17,16 +17,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import model_device
 from ..losses import pre_activation
 from ..training import fit, init_model
 from .base import Defence, register
 
 
 @torch.no_grad()
-def soft_labels(model, x: np.ndarray, temperature: float) -> np.ndarray:
+def soft_labels(model, x: np.ndarray, temperature: float, device=None) -> np.ndarray:
+    """``softmax(z / temperature)`` of ``model`` on ``x``, computed on ``device`` (default: where
+    ``model`` is; the model is not moved), as numpy."""
+    device = model_device(model) if device is None else device
     model.eval()
-    out = [F.softmax(pre_activation(model, torch.as_tensor(x[s : s + 5000])) / temperature, dim=1)
-           for s in range(0, len(x), 5000)]  # fmt: skip
+    out = [F.softmax(pre_activation(model, torch.as_tensor(x[s : s + 5000], device=device)) / temperature,
+                     dim=1).cpu() for s in range(0, len(x), 5000)]  # fmt: skip
     return torch.cat(out).numpy()
 
 
@@ -36,7 +40,7 @@ def entropy(p: np.ndarray) -> np.ndarray:
 
 @register("distillation", temperature=50.0, epochs=None, lr=1e-3)
 class Distillation(Defence):
-    def train(self, control, recipe, data, seed):
+    def train(self, control, recipe, data, seed, device):
         T = float(self.params["temperature"])
         epochs = int(self.params["epochs"] or recipe.epochs)
         adam = replace(recipe, optimizer="adam", lr=float(self.params["lr"]), epochs=epochs)
@@ -47,10 +51,11 @@ class Distillation(Defence):
         def soft(m, xb, pb):
             return -(pb * F.log_softmax(pre_activation(m, xb) / T, dim=1)).sum(dim=1).mean()
 
-        teacher = init_model(recipe, seed)
-        fit(teacher, adam, data.x_train, data.y_train, seed, loss=hard)
+        teacher = init_model(recipe, seed).to(device)
+        fit(teacher, adam, data.x_train, data.y_train, seed, loss=hard, device=device)
         self.teacher = teacher
-        self.teacher_targets = soft_labels(teacher, data.x_train, T)
-        student = init_model(recipe, seed + 1)
-        fit(student, adam, data.x_train, data.y_train, seed + 1, targets=self.teacher_targets, loss=soft)
+        self.teacher_targets = soft_labels(teacher, data.x_train, T, device)
+        student = init_model(recipe, seed + 1).to(device)
+        fit(student, adam, data.x_train, data.y_train, seed + 1, targets=self.teacher_targets, loss=soft,
+            device=device)  # fmt: skip
         return student, "cross-entropy"

@@ -1,4 +1,4 @@
-"""Fine-tuning of the sleep paper (``paper-protocol.md`` §4).
+"""Fine-tuning of the sleep paper (``docs/paper-protocol.md`` §4).
 
 From the control network: the first 5000 training images are replaced by
 perturbed versions, then 2 more epochs at learning rate 0.05 on the whole
@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import torch
 
+from ..devices import model_device
+from ..evaluation import make_attack
 from ..evaluation.attacks import FGSM
 from ..evaluation.distortions import DISTORTIONS
 from ..training import fit
@@ -24,30 +27,34 @@ from .base import Defence, register
 
 def perturbed_images(kind: str, model, loss: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
                      image_shape) -> np.ndarray:  # fmt: skip
+    """``x`` perturbed by ``kind`` (numpy in and out), computed on ``model``'s device."""
+    device = model_device(model)
     if kind == "fgsm":
-        sign = np.sign(FGSM(model, loss).input_gradient(x, y))
+        sign = np.sign(make_attack(FGSM, model, loss, device).input_gradient(x, y))
         return np.clip(x + rng.uniform(0.0, 0.1, x.shape).astype(np.float32) * sign, 0, 1)
-    dist = DISTORTIONS["gaussian-noise" if kind == "noise" else "gaussian-blur"]
+    dist = DISTORTIONS.get("gaussian-noise" if kind == "noise" else "gaussian-blur")
     levels = [lv for lv in dist.levels if lv >= 0.1]
     pick = rng.integers(0, len(levels), len(x))
-    out = x.copy()
+    xt = torch.as_tensor(x, device=device)
+    out = xt.clone()
     for k, level in enumerate(levels):
-        rows = pick == k
+        rows = torch.as_tensor(pick == k, device=device)
         if rows.any():
-            out[rows] = dist.fn(x[rows], level, rng, image_shape)
-    return out.astype(np.float32)
+            out[rows] = dist.fn(xt[rows], level, rng, image_shape).to(out.dtype)
+    return out.cpu().numpy().astype(np.float32)
 
 
 @register("finetune-fgsm", kind="fgsm")
 @register("finetune-noise", kind="noise")
 @register("finetune-blur", kind="blur")
 class FineTune(Defence):
-    def train(self, control, recipe, data, seed):
+    def train(self, control, recipe, data, seed, device):
         rng = np.random.default_rng(seed)
         n = min(5000, len(data.x_train))
         x = data.x_train.copy()
-        x[:n] = perturbed_images(self.params["kind"], control.eval(), recipe.loss, x[:n],
+        model = self.copy_of(control, device).eval()  # the control's weights, on ``device``
+        x[:n] = perturbed_images(self.params["kind"], model, recipe.loss, x[:n],
                                  data.y_train[:n], rng, data.image_shape or (28, 28))  # fmt: skip
-        model = self.copy_of(control)
-        fit(model, replace(recipe, epochs=2, lr=0.05), x, data.y_train, seed)
+        model.train()
+        fit(model, replace(recipe, epochs=2, lr=0.05), x, data.y_train, seed, device=device)
         return model, recipe.loss

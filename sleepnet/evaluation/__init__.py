@@ -5,7 +5,7 @@ and the FGSM curve over ``eps = 0 : 0.005 : 0.4`` with the median epsilon.
 
 ``paper`` suite: the above plus salt-and-pepper, and the iterative attacks
 with the paper's settings, each on its own documented number of test images
-(``SAMPLE_SIZES``, capped by ``subsample``): the first of a permutation seeded
+(``AttackSetting.n_images`` in ``suites.py``, capped by ``subsample``): the first of a permutation seeded
 with 0, so every model, and every attack, sees nested subsets of the same
 images. PGD L-inf (eps 0.1), PGD L2 (eps 1.5) and DeepFool on 1000 images;
 JSMA on 50; Carlini-Wagner L2 on 12; HopSkipJump on 10; Boundary on 5. The
@@ -20,43 +20,36 @@ give the same median perturbation as 20 to four digits, at 45% of the time.
 Then the gradient-masking checks (``masking.py``) on the first
 ``masking_subsample`` images, the gradient-free check reusing the HopSkipJump
 result. ``quick=True`` shrinks the iterative attacks to CI size (fewer
-iterations, ``QUICK``).
+iterations, ``AttackSetting.quick``).
 
 Distortions are drawn with the same seed for every model, so the models are
 compared on the very same noisy images.
+
+Everything takes ``device`` (a ``torch.device`` or a name for
+``sleepnet.devices.resolve_device``, default cpu): the model is moved there for
+the evaluation and put back where it was afterwards, in the mode it was in;
+test images go there once, and results come back as plain Python numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+from collections.abc import Iterator
+
 import numpy as np
+import torch
 from torch import nn
 
 from ..data import Dataset
-from ..errors import SleepnetError
+from ..devices import model_device, resolve_device
 from ..training import accuracy
 from .attacks import ATTACKS
 from .distortions import DISTORTIONS
+from .suites import SUITES, AttackSetting, Suite
 
-SUITES = {
-    "quick": {"distortions": ("gaussian-noise", "gaussian-blur"), "attacks": ("fgsm",)},
-    "paper": {"distortions": ("gaussian-noise", "gaussian-blur", "salt-and-pepper"), "attacks": ("fgsm",),
-              "subsample_attacks": {
-                  "pgd-linf": ("pgd", {"eps": 0.1, "norm": "inf", "n_steps": 40}),
-                  "pgd-l2": ("pgd", {"eps": 1.5, "norm": "2", "n_steps": 40}),
-                  "deepfool": ("deepfool", {}),
-                  "jsma": ("jsma", {}),
-                  "cw-l2": ("cw-l2", {"binary_search_steps": 9}),
-                  "boundary": ("boundary", {"max_iter": 1000}),
-                  "hopskipjump": ("hopskipjump", {"max_iter": 50}),
-              }},
-}  # fmt: skip
-#: test images per iterative attack of the paper suite (the most; ``subsample`` caps them)
-SAMPLE_SIZES = {"pgd-linf": 1000, "pgd-l2": 1000, "deepfool": 1000, "jsma": 50, "cw-l2": 12,
-                "boundary": 5, "hopskipjump": 10}  # fmt: skip
-#: attack settings for CI-sized runs of the paper suite
-QUICK = {"pgd-linf": {"n_steps": 10}, "pgd-l2": {"n_steps": 10}, "jsma": {"max_iter": 30},
-         "cw-l2": {"binary_search_steps": 3, "max_iter": 50}, "boundary": {"max_iter": 50},
-         "hopskipjump": {"max_iter": 5, "max_eval": 500}}  # fmt: skip
+__all__ = ["SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate", "evaluate_model", "headline",
+           "make_attack", "on_device", "subsample_indices"]  # fmt: skip
 
 
 def subsample_indices(n_total: int, n: int) -> np.ndarray:
@@ -65,60 +58,94 @@ def subsample_indices(n_total: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(n_total)[: min(n, n_total)])
 
 
-def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0) -> dict:
-    d = DISTORTIONS[name]
-    acc = []
-    for k, level in enumerate(d.levels):
-        rng = np.random.default_rng([seed, k])
-        x = d.fn(data.x_test, level, rng, data.image_shape or (28, 28))
-        acc.append(accuracy(model, x, data.y_test))
+@contextlib.contextmanager
+def on_device(model: nn.Module, device) -> Iterator[torch.device]:
+    """``model`` on ``device`` inside the block (yields the ``torch.device``); afterwards back on
+    the device it was on, every module with the training flag it had."""
+    device = resolve_device(device)
+    home, flags = model_device(model), [(m, m.training) for m in model.modules()]
+    model.to(device)
+    try:
+        yield device
+    finally:
+        model.to(home)
+        for m, was in flags:
+            m.training = was
+
+
+def make_attack(cls, model: nn.Module, loss: str, device=None, **params):
+    """``cls(model, loss, **params)``, with ``device`` too where the attack class takes one."""
+    if device is not None and "device" in inspect.signature(cls).parameters:
+        params["device"] = device
+    return cls(model, loss, **params)
+
+
+def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, device=None) -> dict:
+    """Accuracy on the test set under distortion ``name`` at each of its levels (seeded by level)."""
+    d = DISTORTIONS.get(name)
+    shape = data.image_shape or (28, 28)
+    with on_device(model, device) as dev:
+        x = torch.as_tensor(data.x_test, device=dev)
+        y = torch.as_tensor(data.y_test, device=dev)
+        acc = [accuracy(model, d.fn(x, level, np.random.default_rng([seed, k]), shape), y, device=dev)
+               for k, level in enumerate(d.levels)]  # fmt: skip
     return {d.level_name: list(d.levels), "accuracy": acc}
 
 
-def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str = "quick",
+def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suite = "quick",
                    seed: int = 0, subsample: int = 1000, masking_subsample: int = 200,
-                   quick: bool = False) -> dict:  # fmt: skip
-    """Every measure of ``suite`` for one model, on ``data``'s test set."""
-    if suite not in SUITES:
-        raise SleepnetError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
-    spec = SUITES[suite]
-    out = {"clean_accuracy": accuracy(model, data.x_test, data.y_test)}
-    for name in spec["distortions"]:
-        out[name] = distortion_curve(model, data, name, seed)
-    for name in spec["attacks"]:
-        out[name] = ATTACKS[name](model, loss).run(data.x_test, data.y_test)
-    if "subsample_attacks" in spec:
-        n_test = len(data.x_test)
-        sizes = {label: min(SAMPLE_SIZES.get(label, subsample), subsample, n_test)
-                 for label in spec["subsample_attacks"]}  # fmt: skip
-        out["subsample"] = {"n": min(subsample, n_test), "seed": 0, "sizes": sizes}
-        for label, (name, params) in spec["subsample_attacks"].items():
-            params = params | (QUICK.get(label, {}) if quick else {})
-            idx = subsample_indices(n_test, sizes[label])
-            res = ATTACKS[name](model, loss, **params).run(data.x_test[idx], data.y_test[idx])
-            out[label] = res | {"params": params, "n": len(idx)}
-        from .masking import masking_checks
+                   quick: bool = False, device=None) -> dict:  # fmt: skip
+    """Every measure of ``suite`` (a name in ``SUITES`` or a ``Suite``) for one model, on ``data``'s
+    test set, run on ``device``; ``model`` ends where it was and in the mode it was in."""
+    spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
+    with on_device(model, device) as dev:
+        out = {"clean_accuracy": accuracy(model, data.x_test, data.y_test, device=dev)}
+        for name in spec.distortions:
+            out[name] = distortion_curve(model, data, name, seed, device=dev)
+        for name in spec.attacks:
+            out[name] = make_attack(ATTACKS[name], model, loss, dev).run(data.x_test, data.y_test)
+        if spec.subsample_attacks:
+            out |= _subsample_part(model, data, loss, spec, seed, subsample, masking_subsample, quick, dev)
+    return out
 
-        idx = subsample_indices(n_test, min(masking_subsample, subsample))
-        free = None
-        if "hopskipjump" in out:
-            hsj = subsample_indices(n_test, sizes["hopskipjump"])
-            free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
-        out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free)
+
+def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_subsample, quick,
+                    device) -> dict:  # fmt: skip
+    """The subsample attacks of ``spec`` and the gradient-masking checks."""
+    from .masking import masking_checks
+
+    n_test = len(data.x_test)
+    sizes = spec.sizes(subsample, n_test)
+    out = {"subsample": {"n": min(subsample, n_test), "seed": 0, "sizes": sizes}}
+    for setting in spec.subsample_attacks:
+        params = setting.kwargs(quick)
+        idx = subsample_indices(n_test, sizes[setting.label])
+        attack = make_attack(ATTACKS[setting.attack], model, loss, device, **params)
+        res = attack.run(data.x_test[idx], data.y_test[idx])
+        out[setting.label] = res | {"params": params, "n": len(idx)}
+    idx = subsample_indices(n_test, min(masking_subsample, subsample))
+    free = None
+    if "hopskipjump" in out:
+        hsj = subsample_indices(n_test, sizes["hopskipjump"])
+        free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
+    extra = {"device": device} if "device" in inspect.signature(masking_checks).parameters else {}
+    out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, **extra)
     return out
 
 
 def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str],
-             suite: str = "quick", seed: int = 0, progress: bool = False, **options) -> dict:  # fmt: skip
-    """Evaluate several models on the same test set; ``{name: results}``."""
+             suite: str | Suite = "quick", seed: int = 0, progress: bool = False, device=None,
+             **options) -> dict:  # fmt: skip
+    """Evaluate several models on the same test set, on ``device``; ``{name: results}``."""
     results = {}
     items = list(models.items())
     if progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, desc=f"evaluate ({suite})", leave=False)
+        label = suite.name if isinstance(suite, Suite) else suite
+        items = tqdm(items, desc=f"evaluate ({label})", leave=False)
     for name, model in items:
-        results[name] = evaluate_model(model, data, losses[name], suite, seed, **options)
+        results[name] = evaluate_model(model, data, losses[name], suite, seed, device=device, **options)
     return results
 
 

@@ -1,0 +1,169 @@
+"""Evaluation suites as typed, validated data: which distortions, which attacks, on how many images.
+
+A ``Suite`` names its distortions (accuracy curves on the full test set), its
+full-test-set attacks, and its ``AttackSetting``s: attacks run on the first
+``n_images`` test images of a fixed permutation (``subsample`` caps them),
+each with its parameters and the smaller ones of CI-sized runs (``quick``).
+Both check their names against the registries when they are made, so a typo
+fails before any model is trained. ``SUITES`` holds ``quick`` and ``paper``
+(the settings are documented in ``sleepnet.evaluation``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SleepnetError
+from ..registry import Registry
+from .attacks import ATTACKS
+from .distortions import DISTORTIONS
+
+
+class FrozenMap(Mapping):
+    """A read-only, picklable mapping (the parameters of the typed specs)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("FrozenMap is read-only")
+
+    def __getstate__(self) -> dict:
+        return self._data
+
+    def __setstate__(self, state: dict) -> None:
+        object.__setattr__(self, "_data", dict(state))
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _attack_keywords(name: str) -> tuple[str, ...] | None:
+    """The keyword arguments attack ``name`` accepts beyond (model, loss); None if any."""
+    params = list(inspect.signature(ATTACKS[name]).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params[2:])
+
+
+@dataclass(frozen=True)
+class AttackSetting:
+    """Attack ``attack`` with ``params`` on the first ``n_images`` test images, reported as ``label``.
+
+    ``quick``: parameters that replace ``params`` in CI-sized runs (fewer iterations).
+    """
+
+    label: str
+    attack: str
+    params: Mapping[str, Any] = field(default_factory=FrozenMap)
+    n_images: int = 1000
+    quick: Mapping[str, Any] = field(default_factory=FrozenMap)
+
+    def __post_init__(self) -> None:
+        where = f"attack setting {self.label!r}"
+        if not isinstance(self.label, str) or not self.label:
+            raise SleepnetError(f"attack setting label must be a non-empty string, got {self.label!r}")
+        if self.attack not in ATTACKS:
+            raise SleepnetError(f"{where}: unknown attack {self.attack!r} (known: {', '.join(ATTACKS)})")
+        if not _positive_int(self.n_images):
+            raise SleepnetError(f"{where}: n_images must be a positive integer, got {self.n_images!r}")
+        known = _attack_keywords(self.attack)
+        for kind in ("params", "quick"):
+            values = getattr(self, kind)
+            if not isinstance(values, Mapping):
+                raise SleepnetError(f"{where}: {kind} must be a mapping, got {values!r}")
+            bad = [k for k in values if known is not None and k not in known]
+            if bad:
+                raise SleepnetError(f"{where}: {kind}: attack {self.attack!r} has no parameter "
+                                    f"{bad[0]!r} (known: {', '.join(known)})")  # fmt: skip
+            object.__setattr__(self, kind, FrozenMap(values))
+
+    def kwargs(self, quick: bool = False) -> dict[str, Any]:
+        """The attack's keyword arguments: ``params``, with ``quick`` over them for CI-sized runs."""
+        return dict(self.params) | (dict(self.quick) if quick else {})
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Distortion curves and ``attacks`` on the full test set, then ``subsample_attacks``."""
+
+    name: str
+    distortions: tuple[str, ...] = ()
+    attacks: tuple[str, ...] = ()
+    subsample_attacks: tuple[AttackSetting, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"suite {self.name!r}"
+        for kind in ("distortions", "attacks", "subsample_attacks"):
+            value = getattr(self, kind)
+            if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)):
+                raise SleepnetError(f"{where}: {kind} must be a list, got {value!r}")
+            object.__setattr__(self, kind, tuple(value))
+        for name in self.distortions:
+            if name not in DISTORTIONS:
+                raise SleepnetError(f"{where}: unknown distortion {name!r} "
+                                    f"(known: {', '.join(DISTORTIONS)})")  # fmt: skip
+        for name in self.attacks:
+            if name not in ATTACKS:
+                raise SleepnetError(f"{where}: unknown attack {name!r} (known: {', '.join(ATTACKS)})")
+        for setting in self.subsample_attacks:
+            if not isinstance(setting, AttackSetting):
+                raise SleepnetError(f"{where}: subsample_attacks must be AttackSettings, got {setting!r}")
+        labels = self.labels
+        clash = sorted({a for a in labels if labels.count(a) > 1} | (set(labels) & set(self.names)))
+        if clash:
+            raise SleepnetError(f"{where}: result name {clash[0]!r} is used twice")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The result names of the subsample attacks, in order."""
+        return tuple(s.label for s in self.subsample_attacks)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The result names of the full-test-set measures (distortions, then attacks)."""
+        return self.distortions + self.attacks
+
+    def sizes(self, subsample: int, n_test: int) -> dict[str, int]:
+        """Test images per subsample attack: its ``n_images``, capped by ``subsample`` and the test set."""
+        return {s.label: min(s.n_images, subsample, n_test) for s in self.subsample_attacks}
+
+
+SUITES: Registry[Suite] = Registry("suite")
+SUITES.register("quick", Suite("quick", ("gaussian-noise", "gaussian-blur"), ("fgsm",)))
+SUITES.register("paper", Suite(
+    "paper", ("gaussian-noise", "gaussian-blur", "salt-and-pepper"), ("fgsm",), (
+        AttackSetting("pgd-linf", "pgd", {"eps": 0.1, "norm": "inf", "n_steps": 40}, 1000,
+                      quick={"n_steps": 10}),
+        AttackSetting("pgd-l2", "pgd", {"eps": 1.5, "norm": "2", "n_steps": 40}, 1000,
+                      quick={"n_steps": 10}),
+        AttackSetting("deepfool", "deepfool", {}, 1000),
+        AttackSetting("jsma", "jsma", {}, 50, quick={"max_iter": 30}),
+        AttackSetting("cw-l2", "cw-l2", {"binary_search_steps": 9}, 12,
+                      quick={"binary_search_steps": 3, "max_iter": 50}),
+        AttackSetting("boundary", "boundary", {"max_iter": 1000}, 5, quick={"max_iter": 50}),
+        AttackSetting("hopskipjump", "hopskipjump", {"max_iter": 50}, 10,
+                      quick={"max_iter": 5, "max_eval": 500}),
+    ),
+))  # fmt: skip
