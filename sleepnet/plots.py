@@ -1,33 +1,47 @@
 """Figures from what runs recorded: weights before/after sleep, spikes, robustness curves.
 
 Every function writes one PNG and returns its path; nothing is shown on screen.
+Figures are ``matplotlib.figure.Figure`` objects drawn by the Agg canvas
+directly, without ``pyplot``: importing or using this module never chooses or
+changes matplotlib's backend, and leaves no figure open in ``pyplot``.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .fsio import atomic_write
 
 
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def figure(**kwargs) -> Figure:
+    """A new figure on its own Agg canvas (``kwargs`` go to ``Figure``, e.g. ``figsize``)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def subplots(*args, figsize=None, **kwargs):
+    """``(figure, axes)`` as ``pyplot.subplots`` returns them, on a figure of our own."""
+    fig = figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG to ``path`` atomically."""
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return atomic_write(path, buf.getvalue())
 
 
 def weight_histograms(before: list[np.ndarray], after: list[np.ndarray], path: Path) -> Path:
     """One panel per weight layer: histogram of weights before and after sleep (log counts)."""
-    fig, axes = plt.subplots(1, len(before), figsize=(4.2 * len(before), 3.4), squeeze=False)
+    fig, axes = subplots(1, len(before), figsize=(4.2 * len(before), 3.4), squeeze=False)
     for l, (ax, w0, w1) in enumerate(zip(axes[0], before, after)):
         lo = min(w0.min(), w1.min())
         hi = max(w0.max(), w1.max())
@@ -48,7 +62,7 @@ def firing_rates(spike_counts: np.ndarray, sizes: list[int], dt: float, path: Pa
     T = spike_counts.shape[0]
     width = max(1, T // bins)
     n = T // width
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = subplots(figsize=(7, 3.6))
     for l, size in enumerate(sizes):
         per_bin = spike_counts[: n * width, l].reshape(n, width).sum(1)
         rate = per_bin / (size * width * dt)
@@ -63,7 +77,7 @@ def firing_rates(spike_counts: np.ndarray, sizes: list[int], dt: float, path: Pa
 
 def raster(spikes: np.ndarray, sizes: list[int], start: int, path: Path) -> Path:
     """Spike raster of a window of steps, layers stacked (input at the bottom)."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = subplots(figsize=(8, 5))
     t, unit = np.nonzero(spikes)
     ax.scatter(t + start, unit, s=0.5, marker="|", color="k", linewidths=0.5)
     edges = np.cumsum(sizes)
@@ -91,7 +105,7 @@ def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
         runs = {name: r[key] for name, r in results.items() if key in r}
         if not runs:
             continue
-        fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        fig, ax = subplots(figsize=(5.2, 3.8))
         for name, curve in runs.items():
             ax.plot(curve[level], curve["accuracy"], marker="o" if len(curve[level]) < 20 else None,
                     ms=3, label=name)  # fmt: skip

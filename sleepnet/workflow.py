@@ -6,7 +6,6 @@ folder atomically, so the CLI and the demo are thin layers over this module.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,8 @@ import numpy as np
 from .config import SleepConfig
 from .data import Dataset, load_dataset
 from .errors import SleepnetError
-from .fsio import atomic_dir, read_json, write_json
+from .fsio import atomic_dir, read_json, refuse_existing, write_json
+from .hashing import sha256_file
 from .models import load_model, save_model
 
 RECORD = "sleep_record.npz"
@@ -43,18 +43,13 @@ def model_loss(meta: dict) -> str:
     return (meta.get("recipe") or {}).get("loss", "cross-entropy")
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: int | None = None,
                     hidden: tuple[int, ...] | None = None, data_dir: str | None = None,
                     overwrite: bool = False, progress: bool = True) -> dict:  # fmt: skip
     """Train ``recipe`` on ``dataset``; ``hidden`` replaces the recipe's hidden layer sizes."""
     from .training import get_recipe, train
 
-    if Path(out).exists() and not overwrite:
-        raise SleepnetError(f"{out} already exists (use --force to replace it)")
+    refuse_existing(out, overwrite)
     data = load_dataset(dataset, data_dir)
     base = get_recipe(recipe, epochs=epochs)
     if hidden is not None:
@@ -98,8 +93,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     from .sleep_phase import sleep
     from .training import accuracy
 
-    if Path(out).exists() and not overwrite:
-        raise SleepnetError(f"{out} already exists (use --force to replace it)")
+    refuse_existing(out, overwrite)
     model, meta = load_model(model_dir)
     data = dataset_for(meta, data_dir, dataset)
     result = sleep(model, config, data.x_train, backend=backend, progress=progress,
@@ -108,7 +102,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     record = {
         "kind": "slept",
         "parent": {"path": str(Path(parent_path or model_dir).resolve()),
-                   "sha256": file_sha256(Path(model_dir) / "model.safetensors")},
+                   "sha256": sha256_file(Path(model_dir) / "model.safetensors")},
         "recipe": meta.get("recipe"),
         "dataset": data.record(),
         "seed": config.seed,
@@ -155,8 +149,7 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     from .evaluation import evaluate, headline
     from .plots import robustness_curves
 
-    if Path(out).exists() and not overwrite:
-        raise SleepnetError(f"{out} already exists (use --force to replace it)")
+    refuse_existing(out, overwrite)
     loaded = {}
     for d in model_dirs:
         name = _unique(Path(d).name, loaded)

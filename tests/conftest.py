@@ -1,4 +1,5 @@
-"""Shared fixtures: random networks with activity in every layer, tiny trained models, the CLI."""
+"""Shared fixtures: random networks with activity in every layer, tiny trained models, the CLI,
+and a check that no test leaves process-wide state changed (``no_leaked_state``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,25 @@ import numpy as np
 import pytest
 
 from sleepnet.kernels import KernelParams
+from sleepnet.state import changed, snapshot
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_state():
+    """Fail a test that leaves a process-wide setting changed (``sleepnet.state.snapshot``).
+
+    Compared before and after each test (its fixtures' teardown included): torch and Numba
+    thread counts, torch's deterministic-algorithms flag and default dtype, matplotlib's
+    backend, whether ``np.random.RandomState`` is numpy's own class, Brian2's code generation
+    target, device and default ``dt``, and Optuna's log level, of the libraries already
+    imported (the check imports none). The message names each setting, before -> after.
+    A leak is reported, not repaired: the next test starts from the changed state.
+    """
+    before = snapshot()
+    yield
+    leaked = changed(before, snapshot())
+    if leaked:
+        pytest.fail("the test left process-wide state changed: " + "; ".join(leaked), pytrace=False)
 
 
 def random_network(seed: int, sizes=(60, 40, 30, 8), low=-0.05, high=0.25):

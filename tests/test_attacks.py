@@ -96,6 +96,11 @@ def test_decision_attacks_are_fixed_by_their_seed(cls):
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
     assert np.random.RandomState is np.random.mtrand.RandomState  # numpy left as it was
+    np.random.seed(11)
+    expected = np.random.random(2)
+    np.random.seed(11)
+    cls(model, "cross-entropy", seed=0, **kw).generate(x, y)
+    np.testing.assert_array_equal(np.random.random(2), expected)  # ... its global stream too
 
 
 def test_jsma_reaches_the_second_most_likely_class_inside_the_box():
@@ -159,13 +164,16 @@ def ours_art(model):
 
 
 @pytest.mark.parametrize("name", sorted(set(ATTACKS) - {"fgsm"}))
-def test_every_perturbation_attack_reports_the_same_summary(name):
+def test_every_perturbation_attack_reports_the_same_summary_and_leaves_the_model_as_it_was(name):
     model, x, y, l2, _ = linear_case(4, n=4)
     fast = {"cw-l2": dict(binary_search_steps=3, max_iter=50), "boundary": dict(max_iter=50),
             "hopskipjump": dict(max_iter=5, max_eval=500), "jsma": dict(max_iter=20),
             "pgd": dict(eps=0.3, norm="2"), "deepfool-art": dict(max_iter=50),
             "cw-l2-art": dict(binary_search_steps=3, max_iter=50)}  # fmt: skip
+    model.train()  # attacked in evaluation mode, and handed back as it came
     res = ATTACKS[name](model, "cross-entropy", **fast.get(name, {})).run(x, y)
+    assert [m.training for m in model.modules()] == [True, True, True]
+    assert model[0].weight.grad is None and model[0].weight.requires_grad  # ART's backward() undone
     assert set(res) == {"n", "clean_accuracy", "success_rate", "median_rel_l2", "accuracy"}
     assert res["n"] == 4 and res["clean_accuracy"] == 1.0
     assert 0.0 <= res["success_rate"] <= 1.0

@@ -128,6 +128,7 @@ def test_numba_blocking_and_threads_do_not_change_results(seed):
                     inc=params.inc, dec=params.dec, w_inh=params.w_inh)
     assert ref.spike_counts[:, 1].sum() > 100  # layer 1 fires: blocks need refreshing
     results = []
+    previous = numba.get_num_threads()
     for threads, kw in [(1, dict(block=1, adaptive=False)), (1, dict(block=64, adaptive=False)),
                         (1, dict(block=13, adaptive=True)),
                         (2, dict(block=64, adaptive=False, parallel_min=1))]:
@@ -137,7 +138,7 @@ def test_numba_blocking_and_threads_do_not_change_results(seed):
             counts = np.zeros((300, 4), dtype=np.int64)
             sim.run(spikes, counts, np.zeros(sim.n_units, dtype=np.int64))
         finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            numba.set_num_threads(previous)  # the count this test found
         results.append((counts, sim.weights()))
     for counts, w in results:
         np.testing.assert_array_equal(counts, ref.spike_counts)

@@ -17,7 +17,9 @@ def test_margin_loss_is_the_logit_margin():
 
 def test_a_linear_model_passes_every_check():
     model, x, y, _, _ = linear_case(6, n=6)
+    model.train()
     res = masking_checks(model, "cross-entropy", x, y, free_kwargs={"max_iter": 10, "max_eval": 1000})
+    assert all(m.training for m in model.modules())  # checked in evaluation mode, handed back as it came
     assert not res["masked"], res["warnings"]
     assert res["unbounded"]["accuracy"] == 0.0
     assert res["gradient_norms"]["share_zero"] == 0.0

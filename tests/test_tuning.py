@@ -21,6 +21,42 @@ from tests.test_cli import assert_clean_failure
 TRIALS = ("--validation", "400", "--population", "4")
 
 
+def _tuning_imports(source: str) -> set[str]:
+    """The tuning modules a module's source imports, anywhere in it (in functions too)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 1:  # from .study import X; from . import study
+                out |= {module.split(".")[0]} if module else {a.name for a in node.names}
+            elif node.level == 0 and module.startswith("sleepnet.tuning"):
+                rest = module.split(".")[2:]
+                out |= {rest[0]} if rest else {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[2] for a in node.names if a.name.startswith("sleepnet.tuning.")}
+    return out
+
+
+def test_tuning_modules_import_each_other_one_way_only():
+    """storage <- space, objectives <- study <- report <- run: none imports one to its right,
+    at module level or inside a function, where an import would hide a cycle."""
+    from pathlib import Path
+
+    import sleepnet.tuning
+
+    order = ["storage", "space", "objectives", "study", "report", "run"]
+    folder = Path(sleepnet.tuning.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(order + ["__init__"])
+    found = {name: _tuning_imports((folder / f"{name}.py").read_text()) for name in order}
+    for name, imported in found.items():
+        assert all(order.index(m) < order.index(name) for m in imported), (name, imported)
+    assert found["study"] == {"storage", "space", "objectives"}
+    assert found["report"] == {"storage", "study", "objectives"}
+    assert _tuning_imports("def f():\n    from .report import load\n") == {"report"}  # the check sees these
+
+
 def test_default_space_brackets_the_preset_on_log_scales():
     base = load_preset("mnist-fgsm")
     space = build_space(base)

@@ -1,37 +1,31 @@
-"""What a study found: the trials table, the Pareto front plot, the report, and exported presets."""
+"""What a study found: the trials table, the Pareto front plot, the report, and exported presets.
+
+Imports ``study`` (to sleep the best trial again) and ``storage``; ``study``
+never imports this module (the order of the package: ``storage.py``).
+``load`` and ``storage_url`` live in ``storage.py`` and are importable from here too.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
+from ..config import config_to_toml, from_mapping
 from ..errors import SleepnetError
-from ..fsio import write_json
+from ..evaluation import evaluate_model, headline
+from ..fsio import atomic_write, refuse_existing, write_json
+from ..hashing import weights_sha256
+from ..state import optuna_quiet
+from .objectives import measure
+from .storage import load, storage_url
+from .study import Tuner, TuneSettings
 
-
-def load(study_name: str, url: str):
-    import optuna
-
-    from .study import _redact, storage_for
-
-    try:
-        return optuna.load_study(study_name=study_name, storage=storage_for(url))
-    except KeyError:
-        raise SleepnetError(f"no study {study_name!r} in {_redact(url)}") from None
-
-
-def storage_url(study: str | Path) -> str:
-    """A study folder (holding ``study.db``) or a database URL, as ``sleepnet tune`` wrote it."""
-    study = str(study)
-    if "://" in study:
-        return study
-    db = Path(study) / "study.db"
-    if not db.is_file():
-        raise SleepnetError(f"{study} holds no study.db: give the tuning output folder or a storage URL")
-    return f"sqlite:///{db.resolve()}"
+__all__ = ["best_within", "export_trial", "front", "load", "pareto_plot", "rows", "storage_url",
+           "test_results", "write_report"]  # fmt: skip
 
 
 def rows(study) -> list[dict]:
@@ -77,13 +71,13 @@ def best_within(study, max_drop: float):
 def pareto_plot(study, path: Path) -> Path:
     from optuna.trial import TrialState
 
-    from ..plots import _save, plt
+    from ..plots import _save, subplots
 
     s = study.user_attrs["settings"]
     obj = s["objective"]
     base = study.user_attrs["baseline"]
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = subplots(figsize=(6.4, 4.6))
     if done:
         ax.scatter([t.user_attrs["measures"]["clean"] for t in done],
                    [t.user_attrs["measures"][obj] for t in done], s=14, c="0.65", label="trials")  # fmt: skip
@@ -105,11 +99,6 @@ def pareto_plot(study, path: Path) -> Path:
 def test_results(study, data_dir: str | None = None) -> dict:
     """Control, preset and the best trial within the clean-accuracy budget, slept again from their
     configs and measured on the *test* set: the objective, and the quick suite's headline numbers."""
-    from ..config import from_mapping
-    from ..evaluation import evaluate_model, headline
-    from .objectives import measure
-    from .study import Tuner, TuneSettings, weights_sha256
-
     s = study.user_attrs["settings"]
     tuner = Tuner(TuneSettings(**s), data_dir)
     configs = {"preset": tuner.space.base}
@@ -130,6 +119,7 @@ def test_results(study, data_dir: str | None = None) -> dict:
     return out
 
 
+@optuna_quiet()
 def write_report(study_name: str, url: str, out: Path, extra: dict | None = None, test: bool = False,
                  data_dir: str | None = None) -> dict:  # fmt: skip
     """``trials.csv``, ``pareto.png``, ``report.md`` and ``tune.json`` in ``out``; returns the summary.
@@ -159,7 +149,7 @@ def write_report(study_name: str, url: str, out: Path, extra: dict | None = None
     if test:
         summary["test"] = test_results(study, data_dir)
     write_json(out / "tune.json", summary)
-    (out / "report.md").write_text(_markdown(summary))
+    atomic_write(out / "report.md", _markdown(summary))
     return summary
 
 
@@ -214,21 +204,18 @@ def _write_csv(table: list[dict], path: Path) -> None:
     keys: list[str] = []
     for r in table:
         keys += [k for k in r if k not in keys]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(table)
-    tmp.replace(path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(table)
+    atomic_write(path, buf.getvalue())
 
 
+@optuna_quiet()
 def export_trial(study_name: str, url: str, number: int, path: Path, overwrite: bool = False) -> Path:
     """Write trial ``number``'s sleep config as a preset TOML (``sleepnet sleep --config`` reads it)."""
-    from ..config import config_to_toml, from_mapping
-
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise SleepnetError(f"{path} already exists (use --force to replace it)")
+    refuse_existing(path, overwrite)
     study = load(study_name, url)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
@@ -241,8 +228,4 @@ def export_trial(study_name: str, url: str, number: int, path: Path, overwrite: 
     header = (f"sleepnet tune: study {study_name!r}, trial {number} ({t.state.name})\n"
               f"validation measures: {measures or t.user_attrs.get('stopped', 'none')}\n"
               f"slept weights SHA-256: {t.user_attrs.get('weights_sha256')}")  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(config_to_toml(config, header))
-    tmp.replace(path)
-    return path
+    return atomic_write(path, config_to_toml(config, header))

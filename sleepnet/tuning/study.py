@@ -1,4 +1,4 @@
-"""``sleepnet tune``: an Optuna study of sleep configs, on local worker processes or many machines.
+"""The trials of ``sleepnet tune``: an Optuna study of sleep configs, run by workers on one or many machines.
 
 Storage: by default a SQLite file, ``OUT/study.db``; or any database URL
 Optuna's RDBStorage takes (``postgresql://user@host/db``), which lets
@@ -23,13 +23,19 @@ falls more than ``collapse`` below the control's; otherwise measure the
 objective. A silent upper layer is not hopeless by default: on our MNIST
 paper network the published ``mnist-fgsm`` preset fires hidden layer 1 only,
 and still improves noise and blur accuracy significantly.
+
+``tune`` (``run.py``) runs the workers, then writes the report (``report.py``);
+this module imports neither (the order of the package: ``storage.py``).
+Optuna logs at ERROR only while ``open_study`` and ``run_worker`` run, and a
+worker's thread counts are pinned for its own trials only.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import socket
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +43,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SleepnetError
-from ..threads import pin
+from ..hashing import sha256_file, weights_sha256
+from ..state import optuna_quiet
+from ..threads import pinned
+from .objectives import OBJECTIVES, measure, validation_set
+from .space import SearchSpace, build_space
+from .storage import redact, storage_for
+
+__all__ = ["STUDY_NAME", "TuneSettings", "Tuner", "directions", "open_study", "run_worker", "sampler_for",
+           "weights_sha256"]  # fmt: skip
 
 STUDY_NAME = "sleepnet"
 
@@ -71,45 +85,9 @@ class TuneSettings:
 
 def _file_sha256(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except FileNotFoundError:
         raise SleepnetError(f"{path.parent} is not a model folder (no {path.name})") from None
-
-
-def weights_sha256(model) -> str:
-    """SHA-256 of the model's weights, layer by layer, as float32 bytes."""
-    h = hashlib.sha256()
-    for t in model.state_dict().values():
-        h.update(t.detach().cpu().numpy().astype(np.float32).tobytes())
-    return h.hexdigest()
-
-
-def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
-    import warnings
-
-    import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, whatever SQLAlchemy's default
-    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial; errors stop the run
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
-    except ImportError as exc:
-        raise SleepnetError(f"the storage {url.split(':')[0]} needs a driver: {exc}") from None
-    except Exception as exc:  # sqlalchemy's OperationalError and friends: bad URL, server down
-        first = str(exc).splitlines()[0]
-        raise SleepnetError(f"cannot open the study storage {_redact(url)}: {first}") from None
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def sampler_for(settings: TuneSettings, worker: int):
@@ -136,8 +114,6 @@ class Tuner:
         from ..config import load_preset
         from ..models import load_model
         from ..workflow import cached_maxima, dataset_for, model_loss
-        from .objectives import OBJECTIVES, validation_set
-        from .space import build_space
 
         if settings.objective not in OBJECTIVES:
             raise SleepnetError(f"unknown objective {settings.objective!r} (known: {', '.join(OBJECTIVES)})")
@@ -156,8 +132,6 @@ class Tuner:
         self.maxima = cached_maxima(self.meta, self.data, base)
 
     def measure(self, model) -> dict:
-        from .objectives import measure
-
         return measure(model, self.loss, self.val, self.settings.objective)
 
     def sleep(self, config):
@@ -221,7 +195,6 @@ def _fitting(space, x):
     """``space`` without the input modes this data cannot use (masked-mean on images smaller
     than its window)."""
     from ..inputs import SleepInput
-    from .space import SearchSpace
 
     modes = space.params.get("input_mode")
     if not isinstance(modes, tuple):
@@ -243,6 +216,7 @@ def _layer_spikes(summary: dict) -> list[int]:
     return [layer["total_spikes"] for layer in summary["spikes"]["layers"][1:]]
 
 
+@optuna_quiet()
 def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, heartbeat: int = 10,
                grace: int = 60, data_dir: str | None = None, create: bool = True,
                tuner: Tuner | None = None):  # fmt: skip
@@ -255,7 +229,7 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         if not create:
-            raise SleepnetError(f"no study {study_name!r} in {_redact(storage_url)}") from None
+            raise SleepnetError(f"no study {study_name!r} in {redact(storage_url)}") from None
         study = None
     if study is not None:
         theirs = study.user_attrs.get("identity")
@@ -284,13 +258,20 @@ def run_worker(settings: TuneSettings, storage_url: str, study_name: str, n_tria
                threads: int | None = None, heartbeat: int = 10, grace: int = 60,
                data_dir: str | None = None, progress: bool = False,
                tuner: Tuner | None = None) -> int:  # fmt: skip
-    """Run trials until the study holds ``n_trials`` finished ones; returns how many this worker ran."""
+    """Run trials until the study holds ``n_trials`` finished ones; returns how many this worker ran.
+
+    ``threads``: torch and Numba on that many threads for this worker's trials, then as they were."""
+    with pinned(threads) if threads is not None else contextlib.nullcontext(), optuna_quiet():
+        return _trials(settings, storage_url, study_name, n_trials, worker, heartbeat, grace, data_dir,
+                       progress, tuner)  # fmt: skip
+
+
+def _trials(settings: TuneSettings, storage_url: str, study_name: str, n_trials: int, worker: int,
+            heartbeat: int, grace: int, data_dir: str | None, progress: bool, tuner: Tuner | None) -> int:
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    if threads is not None:
-        pin(threads)
     storage = storage_for(storage_url, heartbeat, grace)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler_for(settings, worker))
     tuner = tuner or Tuner(settings, data_dir)
@@ -305,46 +286,8 @@ def run_worker(settings: TuneSettings, storage_url: str, study_name: str, n_tria
 
 
 def _print_trial(study, trial) -> None:
-    import sys
-
     m = trial.user_attrs.get("measures")
     what = ", ".join(f"{k} {v:.4g}" for k, v in m.items()) if m else trial.user_attrs.get("stopped", "")
     seconds = trial.user_attrs.get("trial_s", float("nan"))
     print(f"trial {trial.number} {trial.state.name.lower()}: {what} ({seconds:.1f} s)", file=sys.stderr,
           flush=True)  # fmt: skip
-
-
-def _worker_main(args: tuple) -> int:
-    return run_worker(*args)
-
-
-def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, storage: str | None = None,
-         study_name: str = STUDY_NAME, heartbeat: int = 10, grace: int = 60,
-         data_dir: str | None = None, progress: bool = True) -> dict:  # fmt: skip
-    """Run (or resume) a study to ``n_trials`` finished trials with ``workers`` local processes,
-    then write its report into ``out``."""
-    from .report import write_report
-
-    if n_trials < 1 or workers < 1:
-        raise SleepnetError("--trials and --workers must be at least 1")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    t0 = time.perf_counter()
-    # one worker runs here and shares the model and data it loads with the baseline
-    tuner = Tuner(settings, data_dir) if workers == 1 else None
-    open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir, tuner=tuner)
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // workers)
-    args = [(settings, url, study_name, n_trials, w, threads, heartbeat, grace, data_dir, progress)
-            for w in range(workers)]  # fmt: skip
-    if workers == 1:
-        run_worker(*args[0], tuner=tuner)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            list(pool.map(_worker_main, args))
-    elapsed = time.perf_counter() - t0
-    return write_report(study_name, url, out, extra={"wall_s": elapsed, "workers": workers})

@@ -12,6 +12,12 @@ time (Boundary on 2 MNIST images, one thread, two runs each: 10.9 and 13.1 s
 against 12.8 and 13.8 s).
 It runs the same forward passes on the same batches, so the numbers are
 those ART's ``predict`` gives.
+
+No mode is set here when the classifier is built: ART sets the network's mode
+itself on every call (evaluation mode unless asked for ``training_mode``),
+the lean ``predict`` holds ``state.eval_mode`` for its forward pass, and the
+attacks hold ``eval_mode`` around their whole work, which puts every
+module's own training flag back afterwards.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch
 from torch import nn
 
 from ...losses import loss_from_scores
+from ...state import eval_mode
 
 
 class Scores(nn.Module):
@@ -56,7 +63,7 @@ def identity(classifier) -> bool:
 
 
 def art_classifier(model: nn.Sequential, loss: str, n_inputs: int, n_classes: int):
-    """An ART ``PyTorchClassifier`` over ``model`` (evaluation mode), inputs clipped to [0, 1]."""
+    """An ART ``PyTorchClassifier`` over ``model``'s class scores, inputs clipped to [0, 1]."""
     from art.estimators.classification import PyTorchClassifier
 
     class Classifier(PyTorchClassifier):
@@ -64,11 +71,10 @@ def art_classifier(model: nn.Sequential, loss: str, n_inputs: int, n_classes: in
             if training_mode or not identity(self):
                 return super().predict(x, batch_size, training_mode, **kwargs)
             xt = torch.from_numpy(np.asarray(x))
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(scores):
                 out = [scores(xt[s : s + batch_size]).numpy() for s in range(0, len(xt), batch_size)]
             return np.vstack(out).astype(np.float32)
 
-    model.eval()
-    scores = Scores(model).eval()
+    scores = Scores(model)
     return Classifier(model=scores, loss=ModelLoss(loss), input_shape=(n_inputs,), nb_classes=n_classes,
                       clip_values=(0.0, 1.0), device_type="cpu")  # fmt: skip

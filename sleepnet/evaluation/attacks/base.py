@@ -2,7 +2,17 @@
 
 An attack is constructed with the model under attack and the name of its loss
 (the model's own training loss, ``sleepnet.losses``); ``run(x, y)`` returns a
-dict of JSON-able results. The model is attacked in evaluation mode.
+dict of JSON-able results.
+
+The model is attacked in evaluation mode, for the duration of each call only:
+every method that runs the model (``run``, ``generate``, ``predict``,
+``input_gradient``, and the like of each attack) holds ``state.eval_mode``,
+which puts back every module's own training flag afterwards, so attacking a
+model in training mode leaves it in training mode; and ``state.grads_kept``,
+which puts back the weights' ``.grad`` (ART's attacks call ``backward()``).
+``run`` and ``generate`` of every subclass are wrapped so automatically
+(``Attack.__init_subclass__``); other methods that call the model take the
+``evaluating`` decorator.
 
 Attacks that produce one adversarial example per image derive from
 ``PerturbationAttack`` and implement ``generate``; their results are
@@ -13,6 +23,7 @@ model classified correctly, median relative L2 perturbation
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -20,6 +31,7 @@ import torch
 from torch import nn
 
 from ...losses import loss_fn
+from ...state import eval_mode, grads_kept
 
 ATTACKS: dict[str, type[Attack]] = {}
 
@@ -29,14 +41,37 @@ def register(cls):
     return cls
 
 
+def evaluating(method):
+    """A method of an attack that runs ``self.model``: in evaluation mode, and with the model's
+    training flags and weight gradients as they were once it returns (or raises)."""
+    if getattr(method, "evaluating", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with eval_mode(self.model), grads_kept(self.model):
+            return method(self, *args, **kwargs)
+
+    wrapper.evaluating = True
+    return wrapper
+
+
 class Attack(ABC):
     name = "abstract"
 
     def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500) -> None:
-        self.model = model.eval()
+        self.model = model  # left in its mode: each call holds eval_mode (module docstring)
         self.loss = loss
         self.batch_size = batch_size
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("run", "generate"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, name, evaluating(method))
+
+    @evaluating
     def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``d loss / d x`` per image (summed loss, so a batch does not scale it)."""
         grads = []
@@ -52,6 +87,7 @@ class Attack(ABC):
         """Outputs of the last ``Linear`` layer."""
         return [m for m in self.model if isinstance(m, nn.Linear)][-1].out_features
 
+    @evaluating
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = [self.model(torch.as_tensor(x[s : s + 5000])).argmax(1).numpy()

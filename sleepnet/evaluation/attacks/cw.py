@@ -43,7 +43,8 @@ class CarliniWagnerL2(PerturbationAttack):
     def _batch(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         p = self.params
         scores = self.model[:-1]
-        for q in scores.parameters():
+        needs_grad = [(q, q.requires_grad) for q in scores.parameters()]
+        for q, _ in needs_grad:  # no gradients into the weights (backward() below): restored after
             q.requires_grad_(False)
         x0 = torch.as_tensor(x, dtype=torch.float64)
         yt = torch.as_tensor(y)
@@ -86,8 +87,8 @@ class CarliniWagnerL2(PerturbationAttack):
                 lower = torch.where(success, lower, torch.maximum(lower, c))
                 c = torch.where(torch.isinf(upper), c * 10, (lower + upper) / 2)
         finally:
-            for q in scores.parameters():
-                q.requires_grad_(True)
+            for q, flag in needs_grad:
+                q.requires_grad_(flag)
         return best.float().numpy()
 
 

@@ -5,8 +5,11 @@ them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
 directions and step sizes 0.5; HopSkipJump (Chen et al. 2020), L2. Both
 start from a random misclassified point and shrink the perturbation. ART
 draws from numpy's global generator, and for the starting point from a fresh,
-unseeded ``np.random.RandomState()``; ``seeded`` seeds both, so a seed fixes
-every draw (before, two runs of the same attack found different examples).
+unseeded ``np.random.RandomState()``; ``state.numpy_seeded`` seeds both, so a
+seed fixes every draw (before, two runs of the same attack found different
+examples). It patches ``np.random.RandomState`` and reseeds numpy's global
+generator, process-wide state, so it holds only around ART's ``generate``
+call and puts both back as it found them, on error too.
 
 They converge to within about 1e-5 of the decision boundary, and ART hands
 the result back in float32, which can round it to the clean side. Such an
@@ -16,30 +19,10 @@ example is pushed outward along its own perturbation, by 0.01% at a time
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
+from ...state import numpy_seeded
 from .base import PerturbationAttack, register
-
-
-class _SeededRandomState(np.random.RandomState):
-    """``RandomState()`` seeded from numpy's global generator (itself seeded) when given no seed."""
-
-    def __init__(self, seed=None):
-        super().__init__(np.random.randint(2**31) if seed is None else seed)
-
-
-@contextmanager
-def seeded(seed: int):
-    """Seed numpy's global generator and make unseeded ``RandomState()`` draw from it, for ART."""
-    original = np.random.RandomState
-    np.random.seed(seed)
-    np.random.RandomState = _SeededRandomState
-    try:
-        yield
-    finally:
-        np.random.RandomState = original
 
 
 def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -72,7 +55,7 @@ class Boundary(PerturbationAttack):
 
         attack = BoundaryAttack(self.art(), targeted=False, batch_size=self.batch_size, verbose=False,
                                 **self.params)  # fmt: skip
-        with seeded(self.seed):
+        with numpy_seeded(self.seed):  # ART's call only: module docstring
             adv = attack.generate(x)
         return push_across(self, x, adv, y)
 
@@ -92,6 +75,6 @@ class HopSkipJump(PerturbationAttack):
 
         attack = ArtHopSkipJump(self.art(), targeted=False, norm=2, batch_size=self.batch_size,
                                 verbose=False, **self.params)  # fmt: skip
-        with seeded(self.seed):
+        with numpy_seeded(self.seed):  # ART's call only: module docstring
             adv = attack.generate(x)
         return push_across(self, x, adv, y)

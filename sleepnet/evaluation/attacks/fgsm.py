@@ -1,4 +1,4 @@
-"""FGSM (Goodfellow et al. 2015) as the sleep paper evaluates it (``paper-protocol.md`` §3).
+"""FGSM (Goodfellow et al. 2015) as the sleep paper evaluates it (``docs/paper-protocol.md`` §3).
 
 ``x_adv = clip(x + eps * sign(grad_x loss(x, y)), 0, 1)`` with the model's own
 training loss, over ``eps = 0 : 0.005 : 0.4``. Summary: the median epsilon,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Attack, register
+from .base import Attack, evaluating, register
 
 PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
 
@@ -28,6 +28,7 @@ class FGSM(Attack):
         super().__init__(model, loss, batch_size)
         self.eps = tuple(float(e) for e in eps)
 
+    @evaluating
     def perturb(self, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
         return np.clip(x + np.float32(eps) * np.sign(self.input_gradient(x, y)), 0.0, 1.0)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import PerturbationAttack, register
+from .base import PerturbationAttack, evaluating, register
 
 
 @register
@@ -21,6 +21,7 @@ class JSMA(PerturbationAttack):
         super().__init__(model, loss, batch_size)
         self.theta, self.max_iter = float(theta), int(max_iter)
 
+    @evaluating
     def second_class(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             z = self.model[:-1](torch.as_tensor(x)).numpy()

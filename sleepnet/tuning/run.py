@@ -1,0 +1,54 @@
+"""``tune``: run (or resume) a study with local worker processes, then write its report.
+
+The top of the tuning package: it imports ``study`` (the trials) and
+``report`` (what they found), and nothing imports it but the package itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ..errors import SleepnetError
+from ..state import optuna_quiet
+from .report import write_report
+from .study import STUDY_NAME, Tuner, TuneSettings, open_study, run_worker
+
+
+def _worker_main(args: tuple) -> int:
+    return run_worker(*args)
+
+
+@optuna_quiet()
+def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, storage: str | None = None,
+         study_name: str = STUDY_NAME, heartbeat: int = 10, grace: int = 60,
+         data_dir: str | None = None, progress: bool = True) -> dict:  # fmt: skip
+    """Run (or resume) a study to ``n_trials`` finished trials with ``workers`` local processes,
+    then write its report into ``out``.
+
+    Each worker runs on ``cores // workers`` threads; with one worker, it runs in this process and
+    the thread counts are the caller's again once it is done."""
+    if n_trials < 1 or workers < 1:
+        raise SleepnetError("--trials and --workers must be at least 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    t0 = time.perf_counter()
+    # one worker runs here and shares the model and data it loads with the baseline
+    tuner = Tuner(settings, data_dir) if workers == 1 else None
+    open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir, tuner=tuner)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    args = [(settings, url, study_name, n_trials, w, threads, heartbeat, grace, data_dir, progress)
+            for w in range(workers)]  # fmt: skip
+    if workers == 1:
+        run_worker(*args[0], tuner=tuner)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            list(pool.map(_worker_main, args))
+    elapsed = time.perf_counter() - t0
+    return write_report(study_name, url, out, extra={"wall_s": elapsed, "workers": workers})

@@ -1,0 +1,62 @@
+"""Where a study lives: a study folder or database URL, Optuna's storage over it, loading a study.
+
+The bottom of the tuning package: it imports no other tuning module. The
+order is ``storage`` <- ``space``, ``objectives`` <- ``study`` (the trials) <-
+``report`` (what a study found) <- ``run`` (``tune``: the trials, then the
+report); no module imports one to its right, at module level or in a function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SleepnetError
+from ..state import optuna_quiet
+
+
+def storage_url(study: str | Path) -> str:
+    """A study folder (holding ``study.db``) or a database URL, as ``sleepnet tune`` wrote it."""
+    study = str(study)
+    if "://" in study:
+        return study
+    db = Path(study) / "study.db"
+    if not db.is_file():
+        raise SleepnetError(f"{study} holds no study.db: give the tuning output folder or a storage URL")
+    return f"sqlite:///{db.resolve()}"
+
+
+def redact(url: str) -> str:
+    """``url`` without its user and password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@optuna_quiet()
+def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
+    """Optuna's RDB storage over ``url``, with heartbeats (a dead worker's trial is retried twice)."""
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, whatever SQLAlchemy's default
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+    except ImportError as exc:
+        raise SleepnetError(f"the storage {url.split(':')[0]} needs a driver: {exc}") from None
+    except Exception as exc:  # sqlalchemy's OperationalError and friends: bad URL, server down
+        first = str(exc).splitlines()[0]
+        raise SleepnetError(f"cannot open the study storage {redact(url)}: {first}") from None
+
+
+@optuna_quiet()
+def load(study_name: str, url: str):
+    """The study ``study_name`` in the storage at ``url``."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage_for(url))
+    except KeyError:
+        raise SleepnetError(f"no study {study_name!r} in {redact(url)}") from None

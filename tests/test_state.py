@@ -1,0 +1,219 @@
+"""Settings changed for a block only (``sleepnet.state``), the one overwrite guard and atomic writer
+(``sleepnet.fsio``), and the one hashing helper (``sleepnet.hashing``)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sleepnet.errors import SleepnetError
+from sleepnet.evaluation.attacks import FGSM, HopSkipJump
+from sleepnet.fsio import atomic_write, refuse_existing, write_json
+from sleepnet.hashing import sha256_arrays, sha256_bytes, sha256_file, weights_sha256
+from sleepnet.state import changed, eval_mode, grads_kept, numpy_seeded, optuna_quiet, snapshot
+
+# --- matplotlib ------------------------------------------------------------------------------
+
+
+def test_importing_and_using_plots_leaves_matplotlib_backend_alone(tmp_path):
+    """In a fresh interpreter: the import chooses no backend, and drawing keeps the one chosen."""
+    script = textwrap.dedent("""
+        import sys
+        import matplotlib
+        import numpy as np
+
+        raw = lambda: dict.__getitem__(matplotlib.rcParams, "backend")
+        first = raw()
+        import sleepnet.plots as plots
+        print("import kept it:", raw() is first)
+        matplotlib.use("svg")
+        plots.firing_rates(np.ones((40, 2)), [3, 2], 0.001, sys.argv[1])
+        print("backend:", matplotlib.get_backend())
+        print("pyplot:", "matplotlib.pyplot" in sys.modules)
+    """)
+    png = tmp_path / "figs" / "rates.png"
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    out = subprocess.run([sys.executable, "-c", script, str(png)], capture_output=True, text=True, env=env,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["import kept it: True", "backend: svg", "pyplot: False"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(png.parent) == ["rates.png"]  # no temporary file left
+
+
+# --- a model's training flags ----------------------------------------------------------------
+
+
+def _dropout_mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(12, 10, bias=False), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(10, 3, bias=False), nn.ReLU())  # fmt: skip
+
+
+def test_eval_mode_restores_every_modules_own_flag_even_on_error():
+    model = _dropout_mlp().train()
+    model[2].eval()  # mixed: one submodule already in evaluation mode
+    flags = [m.training for m in model.modules()]
+    with pytest.raises(RuntimeError, match="inside"):
+        with eval_mode(model) as m:
+            assert m is model and not any(k.training for k in model.modules())
+            raise RuntimeError("inside")
+    assert [m.training for m in model.modules()] == flags == [True, True, True, False, True, True]
+
+
+def test_fgsm_leaves_a_model_in_training_mode_in_training_mode():
+    x = np.random.default_rng(0).random((30, 12)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 30)
+    reference = FGSM(_dropout_mlp().eval(), "cross-entropy").run(x, y)
+
+    model = _dropout_mlp().train()
+    seen = []
+    model[2].register_forward_hook(lambda mod, inp, out: seen.append(mod.training))
+    res = FGSM(model, "cross-entropy").run(x, y)
+    assert model.training and all(m.training for m in model.modules())
+    assert seen and not any(seen)  # the dropout layer ran in evaluation mode, every time
+    assert len(seen) == 1 + len(reference["eps"])  # the gradient, then one prediction per eps
+    assert res == reference  # the numbers of the model in evaluation mode (no dropout noise)
+    assert all(q.grad is None for q in model.parameters())
+
+
+def test_grads_kept_puts_back_the_gradients_the_block_found():
+    model = _dropout_mlp()
+    model[0].weight.grad = torch.full_like(model[0].weight, 2.0)
+    with grads_kept(model):
+        model.zero_grad()
+        model(torch.ones(4, 12)).sum().backward()
+        assert model[3].weight.grad is not None
+    assert model[3].weight.grad is None
+    assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 2.0))
+
+
+# --- numpy's RandomState patch ---------------------------------------------------------------
+
+
+def test_numpy_seeded_fixes_unseeded_draws_and_restores_numpy_after_an_exception():
+    np.random.seed(123)
+    expected_next = np.random.random(3)
+    np.random.seed(123)
+    draws = []
+    for _ in range(2):
+        with pytest.raises(ValueError, match="boom"):
+            with numpy_seeded(7):
+                assert np.random.RandomState is not np.random.mtrand.RandomState
+                draws.append(np.random.RandomState().randint(10**6, size=4))
+                raise ValueError("boom")
+        assert np.random.RandomState is np.random.mtrand.RandomState
+    np.testing.assert_array_equal(draws[0], draws[1])  # an unseeded RandomState() is seeded by 7
+    np.testing.assert_array_equal(np.random.random(3), expected_next)  # the caller's stream untouched
+
+
+def test_a_failing_art_attack_still_restores_numpy(monkeypatch):
+    from art.attacks.evasion import HopSkipJump as ArtHopSkipJump
+
+    def fail(self, x, y=None, **kwargs):
+        assert np.random.RandomState is not np.random.mtrand.RandomState  # patched during ART's call
+        raise RuntimeError("ART failed")
+
+    monkeypatch.setattr(ArtHopSkipJump, "generate", fail)
+    model = _dropout_mlp().train()
+    x = np.random.default_rng(0).random((2, 12)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="ART failed"):
+        HopSkipJump(model, "cross-entropy", max_iter=1, max_eval=200).run(x, np.array([0, 1]))
+    assert np.random.RandomState is np.random.mtrand.RandomState
+    assert all(m.training for m in model.modules())
+
+
+# --- Optuna's log level, and the leak check itself -------------------------------------------
+
+
+def test_optuna_quiet_restores_the_verbosity_even_on_error():
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        with pytest.raises(KeyError):
+            with optuna_quiet():
+                assert optuna.logging.get_verbosity() == optuna.logging.ERROR
+                raise KeyError("x")
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def test_snapshot_names_what_changed():
+    before = snapshot()
+    assert before["numpy RandomState is the original class"] is True
+    n = torch.get_num_threads()
+    torch.set_num_threads(n + 1)
+    try:
+        after = snapshot()
+    finally:
+        torch.set_num_threads(n)
+    assert changed(before, after) == [f"torch threads: {n} -> {n + 1}"]
+    assert changed(before, snapshot()) == []
+
+
+# --- one overwrite guard, one atomic writer ---------------------------------------------------
+
+
+def test_refuse_existing(tmp_path):
+    target = tmp_path / "out"
+    refuse_existing(target)  # nothing there: fine
+    target.mkdir()
+    with pytest.raises(SleepnetError) as err:
+        refuse_existing(target)
+    assert str(err.value) == f"{target} already exists (use --force to replace it)"
+    refuse_existing(target, overwrite=True)
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    path = tmp_path / "new" / "a.txt"
+    assert atomic_write(path, "héllo\n") == path  # the folder is made
+    assert path.read_bytes() == "héllo\n".encode()
+    atomic_write(path, b"\x00\x01")
+    assert path.read_bytes() == b"\x00\x01"
+    assert os.listdir(path.parent) == ["a.txt"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"old": 1})
+    with pytest.raises(TypeError):
+        atomic_write(path, 12345)  # fails while writing the temporary file
+    with pytest.raises(TypeError, match="cannot write object"):
+        write_json(path, {"new": object()})  # fails before any file is made
+
+    def no_rename(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk gone"):
+        write_json(path, {"new": 2})  # fails at the rename
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+# --- one hashing helper ----------------------------------------------------------------------
+
+
+def test_hashes_are_those_of_hashlib_on_the_same_bytes(tmp_path):
+    a = np.arange(12, dtype=np.float32).reshape(3, 4).T  # not C-contiguous
+    b = np.array([True, False])
+    assert sha256_arrays([a, b], prefix="p:") == hashlib.sha256(b"p:" + a.tobytes() + b.tobytes()).hexdigest()
+    assert sha256_bytes("ab", b"cd") == hashlib.sha256(b"abcd").hexdigest()
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(3 << 20))  # more than one block
+    assert sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2).double())
+    expect = hashlib.sha256(b"".join(t.detach().numpy().astype(np.float32).tobytes()
+                                     for t in model.state_dict().values())).hexdigest()  # fmt: skip
+    assert weights_sha256(model) == expect
