@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backends import DEFAULT, make_backend
 from .config import SleepConfig
 from .errors import SleepnetError
-from .backends import DEFAULT, make_backend
 from .kernels import KernelParams, normalize_columns
 from .kernels.simulator import Simulator
 from .stats import spike_summary, weight_change_summary

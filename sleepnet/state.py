@@ -6,7 +6,9 @@ generation target, Optuna's log level). Where a step needs such a setting,
 it sets it here, for the duration of the step, and restores it on the way
 out, on error as well. (Thread counts: ``threads.py``.)
 
-- ``eval_mode(model)``: the model, and every submodule, in evaluation mode.
+- ``modes_kept(model)``: every module's training flag put back after the block;
+  ``eval_mode(model)``: the model, and every submodule, in evaluation mode.
+- ``on_device(model, device)``: the model on a torch device, then back where it was.
 - ``grads_kept(model)``: the parameters' ``.grad`` put back after the block.
 - ``numpy_seeded(seed)``: numpy's global generator seeded, and an unseeded
   ``np.random.RandomState()`` drawing its seed from it (for ART's attacks).
@@ -30,20 +32,46 @@ import numpy as np
 
 
 @contextmanager
-def eval_mode(model) -> Iterator:
-    """``model`` in evaluation mode for the block; then every module's own training flag as before.
+def modes_kept(model) -> Iterator:
+    """Every module's own training flag put back after the block (yields ``model``).
 
     The flags are kept module by module (not just the top one's ``training``), so a model
     with some submodules in training mode and some not comes back exactly as it was.
-    Yields ``model``.
     """
     flags = [(m, m.training) for m in model.modules()]
-    model.eval()
     try:
         yield model
     finally:
         for m, was in flags:
             m.training = was
+
+
+@contextmanager
+def eval_mode(model) -> Iterator:
+    """``model`` in evaluation mode for the block; then every module's own flag as before (``modes_kept``)."""
+    with modes_kept(model):
+        model.eval()
+        yield model
+
+
+@contextmanager
+def on_device(model, device) -> Iterator:
+    """``model`` on ``device`` (a name or a ``torch.device``) for the block, then back where it was.
+
+    Yields the resolved ``torch.device``. A model already there is not touched.
+    """
+    from .devices import model_device, resolve_device
+
+    device = resolve_device(device)
+    home = model_device(model)
+    if home == device:
+        yield device
+        return
+    model.to(device)
+    try:
+        yield device
+    finally:
+        model.to(home)
 
 
 @contextmanager

@@ -56,3 +56,67 @@ def test_training_and_sleep_on_cuda(patches_model):
         gpu_out = run_sleep(w, s, backend="torch", backend_options={"device": "cuda", "dense": dense}, **kw)
         np.testing.assert_array_equal(cpu.spike_counts, gpu_out.spike_counts)
         assert max(np.abs(a - b).max() for a, b in zip(cpu.weights, gpu_out.weights)) <= 1e-12
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    model = build_mlp([6, 5, 3], dropout=0.0)
+    x = torch.rand(40, 6)
+    y = model.eval()(x).argmax(1)  # the model's own labels: every image correct, so attacks have work
+    return model, x, y
+
+
+def test_attacks_take_and_return_tensors():
+    from sleepnet.evaluation.attacks import ATTACKS
+
+    model, x, y = _tiny_model()
+    pgd = ATTACKS["pgd"](model, "cross-entropy", eps=0.3, n_steps=5, device="cpu")
+    adv = pgd(x, y)
+    assert isinstance(adv, torch.Tensor) and adv.device == x.device and adv.shape == x.shape
+    np.testing.assert_array_equal(adv.numpy(), pgd(x.numpy(), y.numpy()))
+    assert float((adv - x).abs().max()) <= 0.3 + 1e-6 and float(adv.min()) >= 0 and float(adv.max()) <= 1
+    assert (model(adv).argmax(1) != y).any()  # the attack found something to break
+    assert pgd.run(x, y) == pgd.run(x.numpy(), y.numpy())
+
+
+@pytest.mark.gpu
+@gpu
+def test_attack_suite_on_cuda_matches_cpu():
+    """Every registered attack runs on a CUDA model; the gradient attacks agree with the CPU's."""
+    from sleepnet.evaluation.attacks import ATTACKS
+
+    model, x, y = _tiny_model()
+    cpu = ATTACKS["fgsm"](model, "cross-entropy").run(x, y)
+    model_gpu = build_mlp([6, 5, 3], dropout=0.0)
+    model_gpu.load_state_dict(model.state_dict())
+    model_gpu.to("cuda")
+    gpu_res = ATTACKS["fgsm"](model_gpu, "cross-entropy").run(x.cuda(), y.cuda())
+    assert abs(gpu_res["median_eps"] - cpu["median_eps"]) <= 0.005
+    quick = {"boundary": {"max_iter": 5}, "hopskipjump": {"max_iter": 2, "max_eval": 100},
+             "cw-l2": {"binary_search_steps": 2, "max_iter": 20}, "cw-l2-art": {"binary_search_steps": 1,
+             "max_iter": 10}, "jsma": {"max_iter": 10}, "pgd": {"n_steps": 5}}  # fmt: skip
+    for name in ATTACKS:
+        res = ATTACKS[name](model_gpu, "cross-entropy", **quick.get(name, {})).run(x[:8].cuda(), y[:8].cuda())
+        assert res, name
+        assert next(model_gpu.parameters()).device.type == "cuda"
+
+
+@pytest.mark.gpu
+@gpu
+def test_demo_path_on_cuda(tmp_path):
+    """Train, sleep (torch backend on the GPU) and evaluate a Patches network on CUDA."""
+    from sleepnet.config import load_preset
+    from sleepnet.data import load_dataset
+    from sleepnet.evaluation import evaluate_model
+    from sleepnet.sleep_phase import sleep
+    from sleepnet.training import train
+
+    data = load_dataset("patches")
+    model, record = train(data, "paper", seed=0, device="cuda")
+    assert record["metrics"]["device"].startswith("cuda") and model_device(model).type == "cuda"
+    result = sleep(model, load_preset("patches"), data.x_train, backend="torch")
+    assert model_device(result.model).type == "cuda" and result.output.backend == "torch"
+    out = evaluate_model(result.model, data, "squared", "quick", device="cuda")
+    assert 0.0 <= out["clean_accuracy"] <= 1.0 and "fgsm" in out
+    cpu = sleep(model.cpu(), load_preset("patches"), data.x_train, backend="numba")
+    np.testing.assert_array_equal(cpu.output.spike_counts, result.output.spike_counts)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import torch
-
-from ..evaluation import make_attack
 from ..evaluation.attacks import PGD
 from ..training import fit
 from .base import Defence, register
@@ -31,13 +28,12 @@ class AdversarialTraining(Defence):
 
         def perturb(m, xb, yb):
             if p["method"] == "fgsm":
-                attack = make_attack(PGD, m, recipe.loss, device, eps=p["eps"], n_steps=1, step=p["eps"],
-                                     random_start=False)  # fmt: skip
+                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=1, step=p["eps"], random_start=False,
+                             device=device)  # fmt: skip
             else:
-                attack = make_attack(PGD, m, recipe.loss, device, eps=p["eps"], n_steps=7, step=0.025,
-                                     seed=seed + next(counter))  # fmt: skip
-            adv = attack.generate(xb.detach().cpu().numpy(), yb.detach().cpu().numpy())
-            return torch.from_numpy(adv).to(xb.device)
+                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=0.025, seed=seed + next(counter),
+                             device=device)  # fmt: skip
+            return attack(xb, yb)  # a tensor on xb's device
 
         fit(model, replace(recipe, epochs=int(p["epochs"])), data.x_train, data.y_train, seed,
             perturb=perturb, device=device)  # fmt: skip

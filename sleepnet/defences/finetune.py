@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ..devices import model_device
-from ..evaluation import make_attack
 from ..evaluation.attacks import FGSM
 from ..evaluation.distortions import DISTORTIONS
 from ..training import fit
@@ -30,7 +29,7 @@ def perturbed_images(kind: str, model, loss: str, x: np.ndarray, y: np.ndarray, 
     """``x`` perturbed by ``kind`` (numpy in and out), computed on ``model``'s device."""
     device = model_device(model)
     if kind == "fgsm":
-        sign = np.sign(make_attack(FGSM, model, loss, device).input_gradient(x, y))
+        sign = np.sign(FGSM(model, loss, device=device).input_gradient(x, y))
         return np.clip(x + rng.uniform(0.0, 0.1, x.shape).astype(np.float32) * sign, 0, 1)
     dist = DISTORTIONS.get("gaussian-noise" if kind == "noise" else "gaussian-blur")
     levels = [lv for lv in dist.levels if lv >= 0.1]

@@ -33,23 +33,19 @@ test images go there once, and results come back as plain Python numbers.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import Dataset
-from ..devices import model_device, resolve_device
+from ..state import modes_kept, on_device
 from ..training import accuracy
 from .attacks import ATTACKS
 from .distortions import DISTORTIONS
 from .suites import SUITES, AttackSetting, Suite
 
 __all__ = ["SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate", "evaluate_model", "headline",
-           "make_attack", "on_device", "subsample_indices"]  # fmt: skip
+           "subsample_indices"]  # fmt: skip
 
 
 def subsample_indices(n_total: int, n: int) -> np.ndarray:
@@ -58,33 +54,11 @@ def subsample_indices(n_total: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(n_total)[: min(n, n_total)])
 
 
-@contextlib.contextmanager
-def on_device(model: nn.Module, device) -> Iterator[torch.device]:
-    """``model`` on ``device`` inside the block (yields the ``torch.device``); afterwards back on
-    the device it was on, every module with the training flag it had."""
-    device = resolve_device(device)
-    home, flags = model_device(model), [(m, m.training) for m in model.modules()]
-    model.to(device)
-    try:
-        yield device
-    finally:
-        model.to(home)
-        for m, was in flags:
-            m.training = was
-
-
-def make_attack(cls, model: nn.Module, loss: str, device=None, **params):
-    """``cls(model, loss, **params)``, with ``device`` too where the attack class takes one."""
-    if device is not None and "device" in inspect.signature(cls).parameters:
-        params["device"] = device
-    return cls(model, loss, **params)
-
-
 def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, device=None) -> dict:
     """Accuracy on the test set under distortion ``name`` at each of its levels (seeded by level)."""
     d = DISTORTIONS.get(name)
     shape = data.image_shape or (28, 28)
-    with on_device(model, device) as dev:
+    with on_device(model, device) as dev, modes_kept(model):
         x = torch.as_tensor(data.x_test, device=dev)
         y = torch.as_tensor(data.y_test, device=dev)
         acc = [accuracy(model, d.fn(x, level, np.random.default_rng([seed, k]), shape), y, device=dev)
@@ -98,12 +72,12 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     """Every measure of ``suite`` (a name in ``SUITES`` or a ``Suite``) for one model, on ``data``'s
     test set, run on ``device``; ``model`` ends where it was and in the mode it was in."""
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
-    with on_device(model, device) as dev:
+    with on_device(model, device) as dev, modes_kept(model):
         out = {"clean_accuracy": accuracy(model, data.x_test, data.y_test, device=dev)}
         for name in spec.distortions:
             out[name] = distortion_curve(model, data, name, seed, device=dev)
         for name in spec.attacks:
-            out[name] = make_attack(ATTACKS[name], model, loss, dev).run(data.x_test, data.y_test)
+            out[name] = ATTACKS[name](model, loss, device=dev).run(data.x_test, data.y_test)
         if spec.subsample_attacks:
             out |= _subsample_part(model, data, loss, spec, seed, subsample, masking_subsample, quick, dev)
     return out
@@ -120,7 +94,7 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
     for setting in spec.subsample_attacks:
         params = setting.kwargs(quick)
         idx = subsample_indices(n_test, sizes[setting.label])
-        attack = make_attack(ATTACKS[setting.attack], model, loss, device, **params)
+        attack = ATTACKS[setting.attack](model, loss, device=device, **params)
         res = attack.run(data.x_test[idx], data.y_test[idx])
         out[setting.label] = res | {"params": params, "n": len(idx)}
     idx = subsample_indices(n_test, min(masking_subsample, subsample))
@@ -128,8 +102,7 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
     if "hopskipjump" in out:
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
-    extra = {"device": device} if "device" in inspect.signature(masking_checks).parameters else {}
-    out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, **extra)
+    out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free)
     return out
 
 

@@ -72,9 +72,23 @@ def art_classifier(model: nn.Sequential, loss: str, n_inputs: int, n_classes: in
                 return super().predict(x, batch_size, training_mode, **kwargs)
             xt = torch.from_numpy(np.asarray(x))
             with torch.no_grad(), eval_mode(scores):
-                out = [scores(xt[s : s + batch_size]).numpy() for s in range(0, len(xt), batch_size)]
+                out = [scores(xt[s : s + batch_size].to(self._device)).cpu().numpy()
+                       for s in range(0, len(xt), batch_size)]  # fmt: skip
             return np.vstack(out).astype(np.float32)
 
     scores = Scores(model)
     return Classifier(model=scores, loss=ModelLoss(loss), input_shape=(n_inputs,), nb_classes=n_classes,
-                      clip_values=(0.0, 1.0), device_type="cpu")  # fmt: skip
+                      clip_values=(0.0, 1.0), device_type=_art_device(model))  # fmt: skip
+
+
+def _art_device(model: nn.Module) -> str:
+    """ART's ``device_type``: ``"gpu"`` puts the classifier on ``cuda:{current device}``."""
+    from ...devices import model_device
+
+    device = model_device(model)
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.set_device(device)  # ART picks the current CUDA device
+        return "gpu"
+    return "cpu"

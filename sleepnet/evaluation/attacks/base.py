@@ -4,6 +4,15 @@ An attack is constructed with the model under attack and the name of its loss
 (the model's own training loss, ``sleepnet.losses``); ``run(x, y)`` returns a
 dict of JSON-able results.
 
+Devices: an attack runs the model on ``device`` (default: the device the model
+is on; a model elsewhere is moved there for each call and back afterwards).
+Every call of the model gets its batch on that device; what the attacks
+compute between calls (PGD's projection, ART's search) stays on the host, so
+numpy appears only at the edges of each model call. ``run`` and
+``generate`` take numpy arrays or tensors; a perturbation attack called as
+``attack(x, y)`` returns adversarial examples of the input's type, a tensor on
+the input's device for a tensor.
+
 The model is attacked in evaluation mode, for the duration of each call only:
 every method that runs the model (``run``, ``generate``, ``predict``,
 ``input_gradient``, and the like of each attack) holds ``state.eval_mode``,
@@ -30,8 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...devices import model_device, resolve_device
 from ...losses import loss_fn
-from ...state import eval_mode, grads_kept
+from ...state import eval_mode, grads_kept, on_device
 
 ATTACKS: dict[str, type[Attack]] = {}
 
@@ -49,20 +59,33 @@ def evaluating(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with eval_mode(self.model), grads_kept(self.model):
+        with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model):
             return method(self, *args, **kwargs)
 
     wrapper.evaluating = True
     return wrapper
 
 
+def as_numpy(a, dtype=None) -> np.ndarray:
+    """A host array of ``a`` (a numpy array, a tensor on any device, or a list)."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=dtype)
+
+
 class Attack(ABC):
     name = "abstract"
 
-    def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500) -> None:
+    def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500, device=None) -> None:
         self.model = model  # left in its mode: each call holds eval_mode (module docstring)
         self.loss = loss
         self.batch_size = batch_size
+        self.device = model_device(model) if device is None else resolve_device(device)
+
+    def tensor(self, a, dtype=torch.float32) -> torch.Tensor:
+        """``a`` as a tensor on the attack's device."""
+        return torch.as_tensor(as_numpy(a) if not isinstance(a, torch.Tensor) else a, dtype=dtype,
+                               device=self.device)  # fmt: skip
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -76,11 +99,11 @@ class Attack(ABC):
         """``d loss / d x`` per image (summed loss, so a batch does not scale it)."""
         grads = []
         for s in range(0, len(x), self.batch_size):
-            xb = torch.tensor(x[s : s + self.batch_size], requires_grad=True)
-            yb = torch.as_tensor(y[s : s + self.batch_size])
+            xb = self.tensor(x[s : s + self.batch_size]).requires_grad_(True)
+            yb = self.tensor(y[s : s + self.batch_size], dtype=torch.int64)
             loss = loss_fn(self.loss, self.model, xb, yb, reduction="sum")
             (g,) = torch.autograd.grad(loss, xb)
-            grads.append(g.numpy())
+            grads.append(g.cpu().numpy())
         return np.concatenate(grads)
 
     def n_classes(self) -> int:
@@ -90,7 +113,7 @@ class Attack(ABC):
     @evaluating
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        out = [self.model(torch.as_tensor(x[s : s + 5000])).argmax(1).numpy()
+        out = [self.model(self.tensor(x[s : s + 5000])).argmax(1).cpu().numpy()
                for s in range(0, len(x), 5000)]  # fmt: skip
         return np.concatenate(out)
 
@@ -124,9 +147,18 @@ class PerturbationAttack(Attack):
         """Adversarial examples for ``x`` (same shape, values in [0, 1])."""
 
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
-        x = np.asarray(x, dtype=np.float32)
+        x, y = as_numpy(x, np.float32), as_numpy(y)
         x_adv = np.clip(self.generate(x, y).astype(np.float32), 0.0, 1.0)
         return summarize(x, x_adv, y, self.predict(x), self.predict(x_adv))
+
+    def __call__(self, x, y):
+        """Adversarial examples for ``x`` (numpy or a tensor), of the same type, in [0, 1].
+
+        A tensor comes back on the device it came from; ``y`` may be either.
+        """
+        x_np = as_numpy(x, np.float32)
+        adv = np.clip(self.generate(x_np, as_numpy(y)).astype(np.float32), 0.0, 1.0)
+        return torch.from_numpy(adv).to(x.device) if isinstance(x, torch.Tensor) else adv
 
     def art(self):
         """This model as an ART classifier (``art_adapter``)."""

@@ -28,8 +28,8 @@ class CarliniWagnerL2(PerturbationAttack):
 
     def __init__(self, model, loss, binary_search_steps: int = 20, max_iter: int = 1000,
                  learning_rate: float = 5e-3, initial_const: float = 0.01, confidence: float = 0.0,
-                 abort_early: bool = True, batch_size: int = 1000):  # fmt: skip
-        super().__init__(model, loss, batch_size)
+                 abort_early: bool = True, batch_size: int = 1000, device=None):  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
         self.params = dict(binary_search_steps=binary_search_steps, max_iter=max_iter,
                            learning_rate=learning_rate, initial_const=initial_const,
                            confidence=confidence)  # fmt: skip
@@ -46,21 +46,22 @@ class CarliniWagnerL2(PerturbationAttack):
         needs_grad = [(q, q.requires_grad) for q in scores.parameters()]
         for q, _ in needs_grad:  # no gradients into the weights (backward() below): restored after
             q.requires_grad_(False)
-        x0 = torch.as_tensor(x, dtype=torch.float64)
-        yt = torch.as_tensor(y)
+        x0 = self.tensor(x, dtype=torch.float64)
+        yt = self.tensor(y, dtype=torch.int64)
         onehot = torch.nn.functional.one_hot(yt, self.n_classes()).bool()
         n = len(x)
-        lower = torch.zeros(n, dtype=torch.float64)
-        upper = torch.full((n,), float("inf"), dtype=torch.float64)
-        c = torch.full((n,), float(p["initial_const"]), dtype=torch.float64)
-        best_l2 = torch.full((n,), float("inf"), dtype=torch.float64)
+        f64 = dict(dtype=torch.float64, device=self.device)
+        lower = torch.zeros(n, **f64)
+        upper = torch.full((n,), float("inf"), **f64)
+        c = torch.full((n,), float(p["initial_const"]), **f64)
+        best_l2 = torch.full((n,), float("inf"), **f64)
         best = x0.clone()
         w0 = torch.atanh((x0 * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
         try:
             for _ in range(p["binary_search_steps"]):
                 w = w0.clone().requires_grad_(True)
                 opt = torch.optim.Adam([w], lr=p["learning_rate"])
-                success = torch.zeros(n, dtype=torch.bool)
+                success = torch.zeros(n, dtype=torch.bool, device=self.device)
                 previous = float("inf")
                 for it in range(p["max_iter"]):
                     adv = (torch.tanh(w) + 1) / 2
@@ -89,7 +90,7 @@ class CarliniWagnerL2(PerturbationAttack):
         finally:
             for q, flag in needs_grad:
                 q.requires_grad_(flag)
-        return best.float().numpy()
+        return best.float().cpu().numpy()
 
 
 @register

@@ -45,8 +45,8 @@ class Boundary(PerturbationAttack):
     name = "boundary"
 
     def __init__(self, model, loss, max_iter: int = 1000, num_trial: int = 25, delta: float = 0.5,
-                 epsilon: float = 0.5, seed: int = 0, batch_size: int = 64):  # fmt: skip
-        super().__init__(model, loss, batch_size)
+                 epsilon: float = 0.5, seed: int = 0, batch_size: int = 64, device=None):  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
         self.params = dict(max_iter=max_iter, num_trial=num_trial, delta=delta, epsilon=epsilon)
         self.seed = seed
 
@@ -65,8 +65,8 @@ class HopSkipJump(PerturbationAttack):
     name = "hopskipjump"
 
     def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
-                 seed: int = 0, batch_size: int = 64):  # fmt: skip
-        super().__init__(model, loss, batch_size)
+                 seed: int = 0, batch_size: int = 64, device=None):  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
         self.params = dict(max_iter=max_iter, max_eval=max_eval, init_eval=init_eval)
         self.seed = seed
 

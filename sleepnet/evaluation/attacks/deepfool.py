@@ -26,8 +26,9 @@ from .base import PerturbationAttack, register
 class DeepFool(PerturbationAttack):
     name = "deepfool"
 
-    def __init__(self, model, loss, max_iter: int = 100, overshoot: float = 1.05, batch_size: int = 1000):
-        super().__init__(model, loss, batch_size)
+    def __init__(self, model, loss, max_iter: int = 100, overshoot: float = 1.05, batch_size: int = 1000,
+                 device=None):  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
         self.max_iter, self.overshoot = int(max_iter), float(overshoot)
 
     def generate(self, x, y):
@@ -43,33 +44,33 @@ class DeepFool(PerturbationAttack):
         return z.detach(), torch.stack(grads, dim=1)
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
-        x0 = torch.as_tensor(x, dtype=torch.float32)
+        x0 = self.tensor(x)
         with torch.no_grad():
             k0 = self.model[:-1](x0).argmax(dim=1)
         r_tot = torch.zeros_like(x0)
         adv = x0.clone()
-        active = torch.ones(len(x0), dtype=torch.bool)
-        rows = torch.arange(len(x0))
+        active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
+        rows = torch.arange(len(x0), device=x0.device)
         for _ in range(self.max_iter):
             idx = rows[active]
             if len(idx) == 0:
                 break
             z, g = self._class_gradients(adv[idx])
             own = k0[idx]
-            f = z - z[torch.arange(len(idx)), own][:, None]
-            w = g - g[torch.arange(len(idx)), own][:, None, :]
+            pick = torch.arange(len(idx), device=x0.device)
+            f = z - z[pick, own][:, None]
+            w = g - g[pick, own][:, None, :]
             norm = w.flatten(2).norm(dim=2)
             dist = f.abs() / (norm + 1e-12)
-            dist[torch.arange(len(idx)), own] = float("inf")
+            dist[pick, own] = float("inf")
             best = dist.argmin(dim=1)
-            pick = torch.arange(len(idx))
             step = ((f[pick, best].abs() + 1e-4) / (norm[pick, best] ** 2 + 1e-12))[:, None] * w[pick, best]
             r_tot[idx] += step
             adv[idx] = torch.clamp(x0[idx] + self.overshoot * r_tot[idx], 0.0, 1.0)
             with torch.no_grad():
                 done = self.model[:-1](adv[idx]).argmax(dim=1) != own
             active[idx[done]] = False
-        return adv.numpy()
+        return adv.cpu().numpy()
 
 
 @register

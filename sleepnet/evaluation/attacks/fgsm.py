@@ -24,8 +24,8 @@ PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
 class FGSM(Attack):
     name = "fgsm"
 
-    def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500):
-        super().__init__(model, loss, batch_size)
+    def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500, device=None):
+        super().__init__(model, loss, batch_size, device)
         self.eps = tuple(float(e) for e in eps)
 
     @evaluating

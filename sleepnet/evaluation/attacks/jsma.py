@@ -17,14 +17,15 @@ from .base import PerturbationAttack, evaluating, register
 class JSMA(PerturbationAttack):
     name = "jsma"
 
-    def __init__(self, model, loss, theta: float = 0.1, max_iter: int = 500, batch_size: int = 256):
-        super().__init__(model, loss, batch_size)
+    def __init__(self, model, loss, theta: float = 0.1, max_iter: int = 500, batch_size: int = 256,
+                 device=None):  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
         self.theta, self.max_iter = float(theta), int(max_iter)
 
     @evaluating
     def second_class(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            z = self.model[:-1](torch.as_tensor(x)).numpy()
+            z = self.model[:-1](self.tensor(x)).cpu().numpy()
         return np.argsort(z, axis=1)[:, -2]
 
     def generate(self, x, y):

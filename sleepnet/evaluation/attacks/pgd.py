@@ -43,8 +43,8 @@ class PGD(PerturbationAttack):
 
     def __init__(self, model, loss, eps: float = 0.1, norm: str = "inf", n_steps: int = 40,
                  step: float | None = None, restarts: int = 1, random_start: bool = True,
-                 seed: int = 0, batch_size: int = 2500):  # fmt: skip
-        super().__init__(model, loss, batch_size)
+                 seed: int = 0, batch_size: int = 2500, device=None):  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
         if norm not in ("inf", "2"):
             raise ValueError(f"norm must be 'inf' or '2', got {norm!r}")
         self.eps, self.norm, self.n_steps = float(eps), norm, int(n_steps)
