@@ -16,8 +16,11 @@ from .workflow import evaluate_to_folder, plot_folder, sleep_to_folder, train_to
 
 
 def run_demo(out: Path, seed: int = 0, preset: str = "mnist-fgsm", overwrite: bool = False,
-             progress: bool = True, data_dir: str | None = None) -> dict:  # fmt: skip
-    """Write ``out/{control,sleep}`` model folders, ``out/metrics.json`` and ``out/figures``."""
+             progress: bool = True, data_dir: str | None = None, device=None) -> dict:  # fmt: skip
+    """Write ``out/{control,sleep}`` model folders, ``out/metrics.json`` and ``out/figures``.
+
+    Training, scale factors and evaluation run on ``device`` (default cpu); sleep on Numba.
+    """
     from .data import fetch_mnist
 
     out = Path(out)
@@ -28,17 +31,18 @@ def run_demo(out: Path, seed: int = 0, preset: str = "mnist-fgsm", overwrite: bo
             fetch_mnist(quiet=not progress)
         times["fetch_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        train_to_folder("mnist", "paper", seed, tmp / "control", data_dir=data_dir, progress=progress)
+        train_to_folder("mnist", "paper", seed, tmp / "control", data_dir=data_dir, progress=progress,
+                        device=device)  # fmt: skip
         times["train_s"] = time.perf_counter() - t
         t = time.perf_counter()
         config = load_preset(preset).replace(seed=seed)
         slept = sleep_to_folder(tmp / "control", config, tmp / "sleep", data_dir=data_dir,
-                                progress=progress, parent_path=out / "control")  # fmt: skip
+                                progress=progress, parent_path=out / "control", device=device)  # fmt: skip
         times["sleep_total_s"] = time.perf_counter() - t
         times["sleep_simulation_s"] = slept["sleep"]["wall_time_s"]
         t = time.perf_counter()
         evaluate_to_folder([tmp / "control", tmp / "sleep"], tmp / "eval", seed=seed,
-                           data_dir=data_dir, progress=progress)  # fmt: skip
+                           data_dir=data_dir, progress=progress, device=device)  # fmt: skip
         times["evaluate_s"] = time.perf_counter() - t
         metrics = read_json(tmp / "eval" / "metrics.json")
         shutil.move(str(tmp / "eval" / "figures"), str(tmp / "figures"))

@@ -234,7 +234,8 @@ def load_experiment(path: Path) -> ExperimentSpec:
 
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
                    progress: bool = True, data_dir: str | None = None,
-                   workers: int | None = None, seeds: list[int] | None = None) -> dict:  # fmt: skip
+                   workers: int | None = None, seeds: list[int] | None = None,
+                   device=None) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
     Each model is saved as soon as it is trained (or slept) and evaluated by
@@ -250,13 +251,16 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     21 to 33 minutes to train, against about 8 on one thread. Training's float rounding, and
     so its weights, can depend on that thread count (``sleepnet train`` uses
     torch's default).
-    ``seeds`` replaces the file's seeds.
+    ``seeds`` replaces the file's seeds. ``device`` (default cpu) is where models are
+    trained, slept (their scale factors; the Numba kernel runs on the host) and evaluated.
     """
     import torch
 
     from .data import load_dataset
+    from .devices import resolve_device
     from .report import aggregate, write_report
 
+    device = resolve_device(device)
     spec = load_experiment(path)
     if seeds is not None:
         if not _int_list(seeds, 0) or not seeds:
@@ -269,6 +273,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     data = load_dataset(spec.dataset, data_dir)
     recipe = _recipe(spec)
     options = {"subsample": spec.subsample, "quick": quick} if SUITES[spec.suite].subsample_attacks else {}
+    options["device"] = str(device)
     cores = os.cpu_count() or 1
     train_threads = max(1, cores - workers) if workers > 1 else torch.get_num_threads()
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads}
@@ -277,7 +282,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
             pinned(train_threads):  # fmt: skip
         for seed in _bar(spec.seeds, progress, "train"):
             t0 = time.perf_counter()
-            _train_seed(spec, data, recipe, seed, tmp, ev, progress)
+            _train_seed(spec, data, recipe, seed, tmp, ev, progress, device)
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
         timing["total_s"] = time.perf_counter() - t_all
@@ -285,7 +290,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         per_seed = {seed: {name: res for (s, name), res in results.items() if s == seed}
                     for seed in spec.seeds}  # fmt: skip
         metrics = {
-            "experiment": spec.to_dict() | {"quick": quick},
+            "experiment": spec.to_dict() | {"quick": quick, "device": str(device)},
             "dataset": data.record(),
             "timing": timing,
             "per_seed": {str(s): r for s, r in per_seed.items()},
@@ -308,7 +313,7 @@ def _recipe(spec: ExperimentSpec):
 
 
 def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Evaluator,
-                progress: bool) -> None:  # fmt: skip
+                progress: bool, device=None) -> None:  # fmt: skip
     """Train the control of ``seed``, sleep it with each variant, train each defence from it; each
     model is saved under ``tmp/seed<seed>/`` and handed to ``ev``."""
     from .defences import DEFENCES
@@ -317,7 +322,7 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
     from .training import train
     from .workflow import activation_record
 
-    control, record = train(data, recipe, seed=seed, progress=progress)
+    control, record = train(data, recipe, seed=seed, progress=progress, device=device)
     record["activation_max"] = activation_record(control, data)
     ev.submit(seed, "control", save_model(control, tmp / f"seed{seed}" / "control", record))
     for name, config in spec.sleep.items():
@@ -328,7 +333,7 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
                              "seed": seed, "sleep": result.summary()})  # fmt: skip
         ev.submit(seed, name, folder)
     for name, params in spec.defences.items():
-        model, rec = DEFENCES[name](**params).apply(control, record, data, seed)
+        model, rec = DEFENCES[name](**params).apply(control, record, data, seed, device=device)
         ev.submit(seed, name, save_model(model, tmp / f"seed{seed}" / name, rec))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .config import SleepConfig
 from .data import Dataset, load_dataset
+from .devices import resolve_device
 from .errors import SleepnetError
 from .fsio import atomic_dir, read_json, refuse_existing, write_json
 from .hashing import sha256_file
@@ -45,16 +46,17 @@ def model_loss(meta: dict) -> str:
 
 def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: int | None = None,
                     hidden: tuple[int, ...] | None = None, data_dir: str | None = None,
-                    overwrite: bool = False, progress: bool = True) -> dict:  # fmt: skip
-    """Train ``recipe`` on ``dataset``; ``hidden`` replaces the recipe's hidden layer sizes."""
+                    overwrite: bool = False, progress: bool = True, device=None) -> dict:  # fmt: skip
+    """Train ``recipe`` on ``dataset`` on ``device``; ``hidden`` replaces the recipe's hidden layer sizes."""
     from .training import get_recipe, train
 
     refuse_existing(out, overwrite)
+    device = resolve_device(device)
     data = load_dataset(dataset, data_dir)
     base = get_recipe(recipe, epochs=epochs)
     if hidden is not None:
         base = get_recipe(recipe, epochs=epochs, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
-    model, record = train(data, base, seed=seed, progress=progress)
+    model, record = train(data, base, seed=seed, progress=progress, device=device)
     record["activation_max"] = activation_record(model, data)
     save_model(model, out, record, overwrite=overwrite)
     return record
@@ -84,17 +86,19 @@ def cached_maxima(meta: dict, data: Dataset, config: SleepConfig) -> np.ndarray 
 
 def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend: str = "numba",
                     data_dir: str | None = None, overwrite: bool = False, progress: bool = True,
-                    parent_path: Path | None = None, dataset: str | None = None) -> dict:  # fmt: skip
+                    parent_path: Path | None = None, dataset: str | None = None,
+                    device=None) -> dict:  # fmt: skip
     """Sleep a model folder into a new model folder that records its parent and the run.
 
     ``parent_path`` is the parent's path to record, if it differs from ``model_dir``
-    (the demo builds its folders in a temporary place and renames them).
+    (the demo builds its folders in a temporary place and renames them). ``device`` is where
+    the model's scale factors and accuracy are computed, and where the ``torch`` backend sleeps.
     """
     from .sleep_phase import sleep
     from .training import accuracy
 
     refuse_existing(out, overwrite)
-    model, meta = load_model(model_dir)
+    model, meta = load_model(model_dir, device=resolve_device(device))
     data = dataset_for(meta, data_dir, dataset)
     result = sleep(model, config, data.x_train, backend=backend, progress=progress,
                    max_activation=cached_maxima(meta, data, config))  # fmt: skip
@@ -141,15 +145,18 @@ def load_sleep_record(folder: Path) -> dict[str, np.ndarray]:
 
 def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick", seed: int = 0,
                        data_dir: str | None = None, overwrite: bool = False,
-                       progress: bool = True, dataset: str | None = None, **options) -> dict:  # fmt: skip
+                       progress: bool = True, dataset: str | None = None, device=None,
+                       **options) -> dict:  # fmt: skip
     """Evaluate model folders on one test set into ``out`` (``metrics.json``, figures).
 
-    ``options`` go to ``evaluation.evaluate_model`` (``subsample``, ``quick``).
+    ``options`` go to ``evaluation.evaluate_model`` (``subsample``, ``quick``); the models are
+    evaluated on ``device`` (recorded in ``metrics.json``).
     """
     from .evaluation import evaluate, headline
     from .plots import robustness_curves
 
     refuse_existing(out, overwrite)
+    device = resolve_device(device)
     loaded = {}
     for d in model_dirs:
         name = _unique(Path(d).name, loaded)
@@ -160,9 +167,9 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
     results = evaluate({n: m[1] for n, m in loaded.items()}, data,
                        {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
-                       **options)  # fmt: skip
+                       device=device, **options)  # fmt: skip
     metrics = {
-        "suite": suite, "seed": seed, "dataset": data.record(), "options": options,
+        "suite": suite, "seed": seed, "dataset": data.record(), "options": options, "device": str(device),
         "models": {n: {"path": str(m[0]), "summary": headline(results[n]), "results": results[n]}
                    for n, m in loaded.items()},
     }  # fmt: skip

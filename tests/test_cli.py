@@ -325,9 +325,48 @@ def test_every_help_shows_the_defaults():
                 assert f"(default: {action.default})" in text, (name, action.dest)
                 shown.setdefault(name, []).append(action.dest)
         assert "(default: None)" not in text and "(default: False)" not in text, name
-    assert set(shown) == {"train", "sleep", "evaluate", "tune run", "tune export", "tune report", "demo"}
+    assert set(shown) == {"train", "sleep", "evaluate", "run", "tune run", "tune export", "tune report",
+                          "demo"}
     assert set(shown["tune run"]) >= {"objective", "trials", "max_drop", "seed", "workers", "grace"}
     proc = run_cli("train", "--help")
     assert proc.returncode == 0
     for text in ("(default: mnist)", "(default: paper)", "(default: 0)"):
         assert text in " ".join(proc.stdout.split())
+
+
+@pytest.mark.parametrize("command", ["train", "sleep", "evaluate", "run", "demo"])
+def test_device_option_on_every_torch_command(command):
+    from sleepnet.cli.common import device
+
+    argv = {"train": ["train"], "sleep": ["sleep", "m", "--preset", "patches"], "evaluate": ["evaluate", "m"],
+            "run": ["run", "e.toml"], "demo": ["demo"]}[command]  # fmt: skip
+    args = build_parser().parse_args(argv + ["-o", "x", "--device", "cpu"])
+    assert device(args) == torch.device("cpu")
+
+
+def test_a_bad_device_is_one_line_before_any_work(tmp_path):
+    out = tmp_path / "ann"
+    proc = run_cli("train", "--dataset", "patches", "--device", "tpu", "-o", out, "-q")
+    assert proc.returncode == 2 and not out.exists()
+    choices = "cpu, cuda, cuda:N, mps or auto (the first GPU if there is one, else cpu)"
+    assert proc.stderr.strip() == f"sleepnet: error: unknown device 'tpu' (choose {choices})"
+    if not torch.cuda.is_available():
+        proc = run_cli("evaluate", tmp_path / "missing", "--device", "cuda", "-o", tmp_path / "ev", "-q")
+        assert proc.returncode == 2 and "has no CUDA GPU" in proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+
+
+def test_sleep_with_the_torch_backend_equals_numba(tmp_path, patches_hidden_model):
+    outs = {}
+    for backend in ("numba", "torch"):
+        out = tmp_path / backend
+        proc = run_cli("sleep", patches_hidden_model, "--preset", "patches", "--set", "beta=[14.5, 10.0]",
+                       "--backend", backend, "--device", "cpu", "-o", out, "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert f"backend {backend}" in proc.stdout
+        outs[backend] = load_model(out)
+    spikes = outs["numba"][1]["sleep"]["spikes"]
+    assert all(layer["total_spikes"] > 0 for layer in spikes["layers"]), spikes  # every layer fired
+    assert outs["torch"][1]["sleep"]["spikes"] == spikes
+    for a, b in zip(outs["torch"][0].parameters(), outs["numba"][0].parameters()):
+        assert float((a - b).detach().abs().max()) <= 1e-6  # float64 within 1e-12, then float32

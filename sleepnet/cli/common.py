@@ -81,6 +81,20 @@ def add_common(p: argparse.ArgumentParser, out: bool = True, dataset: bool = Tru
         add_force(p)
 
 
+def add_device(p: argparse.ArgumentParser, what: str = "training and evaluation") -> None:
+    """``--device``: where torch runs ``what``."""
+    from ..devices import DEVICE_HELP
+
+    p.add_argument("--device", default="cpu", help=f"torch device for {what}: {DEVICE_HELP}")
+
+
+def device(args):
+    """The resolved ``--device``: one clear error for a device this machine lacks, before any work."""
+    from ..devices import resolve_device
+
+    return resolve_device(args.device)
+
+
 def progress(args) -> bool:
     """Progress bars unless ``-q``."""
     return not getattr(args, "quiet", False)

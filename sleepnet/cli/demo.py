@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_common, progress
+from .common import add_command, add_common, add_device, device, progress
 
 
 def add_parser(subparsers):
     p = add_command(subparsers, "demo", "train, sleep and evaluate on MNIST end to end")
     p.add_argument("--seed", type=int, default=0, help="seed of training, sleep and evaluation")
     p.add_argument("--preset", default="mnist-fgsm", help="the sleep preset")
+    add_device(p, "training and evaluation")
     add_common(p, dataset=False)
     return p
 
@@ -17,7 +18,7 @@ def run(args) -> int:
     from ..demo import run_demo, table
 
     metrics = run_demo(args.output, seed=args.seed, preset=args.preset, overwrite=args.force,
-                       progress=progress(args), data_dir=args.data_dir)  # fmt: skip
+                       progress=progress(args), data_dir=args.data_dir, device=device(args))  # fmt: skip
     print(table(metrics))
     t = metrics["timings"]
     print(f"sleep: {t['sleep_simulation_s']:.2f} s simulated "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SleepnetError
-from .common import add_command, add_common, progress
+from .common import add_command, add_common, add_device, device, progress
 
 
 def add_parser(subparsers):
@@ -17,6 +17,7 @@ def add_parser(subparsers):
     p.add_argument("--subsample", type=int, default=1000,
                    help="paper suite: test images for the iterative attacks")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="paper suite: CI-sized attack settings")
+    add_device(p, "the evaluation")
     add_common(p)
     return p
 
@@ -34,7 +35,8 @@ def run(args) -> int:
 
     metrics = evaluate_to_folder(args.models, args.output, suite=args.suite, seed=args.seed,
                                  data_dir=args.data_dir, overwrite=args.force, progress=progress(args),
-                                 dataset=args.dataset, **suite_options(args))  # fmt: skip
+                                 dataset=args.dataset, device=device(args),
+                                 **suite_options(args))  # fmt: skip
     print(table(metrics))
     if args.suite == "paper":
         print(attack_table(metrics))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_command, add_common, parse_seeds, progress
+from .common import add_command, add_common, add_device, device, parse_seeds, progress
 
 
 def add_parser(subparsers):
@@ -14,6 +14,7 @@ def add_parser(subparsers):
     p.add_argument("--workers", type=int,
                    help="evaluation processes (default: the file's, else one per core)")  # fmt: skip
     p.add_argument("--seeds", help="run these seeds instead of the file's, e.g. 0 or 0,1")
+    add_device(p, "training, defences and evaluation")
     add_common(p, dataset=False)
     return p
 
@@ -23,6 +24,6 @@ def run(args) -> int:
 
     run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
                    progress=progress(args), data_dir=args.data_dir, workers=args.workers,
-                   seeds=parse_seeds(args.seeds))  # fmt: skip
+                   seeds=parse_seeds(args.seeds), device=device(args))  # fmt: skip
     print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     return 0

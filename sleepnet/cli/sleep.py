@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..backends import BACKENDS, DEFAULT
 from ..errors import SleepnetError
-from .common import add_command, add_common, keys_table, progress
+from .common import add_command, add_common, add_device, device, keys_table, progress
 
 EPILOG = """\
 sleep-config keys, for --set KEY=VALUE or a --config TOML file (also `sleepnet presets
@@ -29,6 +29,7 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. --set inc=0.05 --set 'beta=[1,2,3]'")  # fmt: skip
     p.add_argument("--backend", default=DEFAULT, choices=BACKENDS.names(), help="the sleep simulator")
+    add_device(p, "the scale factors, the accuracies and the torch backend")
     add_common(p)
     return p
 
@@ -50,7 +51,7 @@ def run(args) -> int:
 
     rec = sleep_to_folder(args.model, sleep_config(args), args.output, backend=args.backend,
                           data_dir=args.data_dir, overwrite=args.force, progress=progress(args),
-                          dataset=args.dataset)  # fmt: skip
+                          dataset=args.dataset, device=device(args))  # fmt: skip
     s = rec["sleep"]
     rates = ", ".join(f"{layer['mean_rate_hz']:.3g}" for layer in s["spikes"]["layers"])
     print(f"slept {s['spikes']['steps']} steps in {s['wall_time_s']:.2f} s "

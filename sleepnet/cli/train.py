@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_common, parse_hidden, progress
+from .common import add_command, add_common, add_device, device, parse_hidden, progress
 
 
 def add_parser(subparsers):
@@ -13,6 +13,7 @@ def add_parser(subparsers):
     p.add_argument("--hidden", help="hidden layer sizes, e.g. 1200,1200 (the recipe's); '' for none")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the shuffling and the dropout masks")  # fmt: skip
+    add_device(p, "training")
     add_common(p, dataset=False)
     return p
 
@@ -23,7 +24,7 @@ def run(args) -> int:
     rec = workflow.train_to_folder(args.dataset, args.recipe, args.seed, args.output,
                                    epochs=args.epochs, hidden=parse_hidden(args.hidden),
                                    data_dir=args.data_dir, overwrite=args.force,
-                                   progress=progress(args))  # fmt: skip
+                                   progress=progress(args), device=device(args))  # fmt: skip
     m = rec["metrics"]
     print(f"trained {args.recipe} on {args.dataset}: test accuracy {m['test_accuracy']:.4f} "
           f"in {m['train_time_s']:.1f} s -> {args.output}")  # fmt: skip
