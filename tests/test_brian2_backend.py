@@ -25,15 +25,6 @@ def _compare(target, case, steps=300, chunk=4096, seed=0):
     return fast, b2
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_brian2_numpy_target_agrees_with_numba(case):
-    _compare("numpy", case)
-
-
-def test_brian2_runs_in_chunks_with_state_carried_over():
-    _compare("numpy", "w_inh", steps=250, chunk=60, seed=2)
-
-
 @pytest.mark.parametrize("case", ["plain", "w_inh"])
 def test_brian2_cython_target_agrees_with_numba(case):
     _compare("cython", case)
@@ -42,16 +33,6 @@ def test_brian2_cython_target_agrees_with_numba(case):
 @pytest.mark.long
 def test_brian2_cpp_standalone_agrees_with_numba():
     _compare("cpp_standalone", "w_inh", steps=200)
-
-
-def test_raster_from_brian2_matches_numba():
-    weights = random_network(1)
-    spikes = random_spikes(1, 200, 60)
-    p = active_params()
-    kw = dict(alpha=p.alpha, beta=p.beta, inc=p.inc, dec=p.dec, raster_start=40, raster_steps=100)
-    a = run_sleep(weights, spikes, backend="numba", **kw)
-    b = run_sleep(weights, spikes, backend="brian2", brian2_target="numpy", chunk=64, **kw)
-    np.testing.assert_array_equal(a.raster, b.raster)
 
 
 def test_to_brian2_hands_over_a_runnable_network():
