@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import tomllib
 
 from .errors import SleepnetError
+from .registry import Registry
 
 INPUT_MODES = ("sequential", "mean", "masked-mean")
 ALIASES = {"W_inh": "w_inh", "DC": "dc", "normW": "norm_w", "alpha": "alpha_scale"}
@@ -203,9 +204,23 @@ def from_mapping(values: dict[str, Any], source: str = "config") -> SleepConfig:
         raise SleepnetError(f"{source}: {exc}") from None
 
 
-def preset_names() -> list[str]:
+def _published_presets() -> Registry:
+    """Every ``experiments/presets/<name>.toml`` (installed as ``sleepnet.presets``), by name."""
+    reg = Registry("preset")
     folder = resources.files("sleepnet.presets")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.name.endswith(".toml"):
+            reg.register(p.name[:-5], p)
+    return reg
+
+
+#: the presets: name -> TOML file (a path or package resource); ``PRESETS.register`` adds one
+PRESETS: Registry = _published_presets()
+
+
+def preset_names() -> list[str]:
+    """The names of the registered presets, sorted."""
+    return sorted(PRESETS.names())
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
@@ -222,10 +237,7 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
 
 def load_preset(name: str) -> SleepConfig:
     """One of the published presets (``experiments/presets/<name>.toml``)."""
-    names = preset_names()
-    if name not in names:
-        raise SleepnetError(f"unknown preset {name!r} (known: {', '.join(names)})")
-    text = resources.files("sleepnet.presets").joinpath(f"{name}.toml").read_text()
+    text = PRESETS.get(name).read_text()
     values = _read_toml(text, f"preset {name}")
     values.setdefault("name", name)
     return from_mapping(values, f"preset {name}")

@@ -85,7 +85,8 @@ class AttackSetting:
         if not isinstance(self.label, str) or not self.label:
             raise SleepnetError(f"attack setting label must be a non-empty string, got {self.label!r}")
         if self.attack not in ATTACKS:
-            raise SleepnetError(f"{where}: unknown attack {self.attack!r} (known: {', '.join(ATTACKS)})")
+            known = ", ".join(ATTACKS.names())
+            raise SleepnetError(f"{where}: unknown attack {self.attack!r} (known: {known})")
         if not _positive_int(self.n_images):
             raise SleepnetError(f"{where}: n_images must be a positive integer, got {self.n_images!r}")
         known = _attack_keywords(self.attack)
@@ -126,7 +127,7 @@ class Suite:
                                     f"(known: {', '.join(DISTORTIONS)})")  # fmt: skip
         for name in self.attacks:
             if name not in ATTACKS:
-                raise SleepnetError(f"{where}: unknown attack {name!r} (known: {', '.join(ATTACKS)})")
+                raise SleepnetError(f"{where}: unknown attack {name!r} (known: {', '.join(ATTACKS.names())})")
         for setting in self.subsample_attacks:
             if not isinstance(setting, AttackSetting):
                 raise SleepnetError(f"{where}: subsample_attacks must be AttackSettings, got {setting!r}")

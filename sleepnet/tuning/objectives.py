@@ -28,6 +28,7 @@ from ..data import Dataset
 from ..errors import SleepnetError
 from ..evaluation import distortion_curve
 from ..evaluation.attacks import ATTACKS
+from ..registry import Registry
 from ..training import accuracy
 
 PGD_IMAGES = 1000
@@ -68,18 +69,23 @@ def _boundary(model, loss, val: Dataset) -> float:
     return float(res["median_rel_l2"]) if np.isfinite(res["median_rel_l2"]) else 10.0
 
 
-OBJECTIVES = {
-    "fgsm": _fgsm,
-    "noise": lambda model, loss, val: _curve_mean(model, val, "gaussian-noise"),
-    "blur": lambda model, loss, val: _curve_mean(model, val, "gaussian-blur"),
-    "pgd": _pgd,
-    "boundary": _boundary,
-}
+def _noise(model, loss, val: Dataset) -> float:
+    return _curve_mean(model, val, "gaussian-noise")
+
+
+def _blur(model, loss, val: Dataset) -> float:
+    return _curve_mean(model, val, "gaussian-blur")
+
+
+#: the robustness measures a study can maximise: name -> ``fn(model, loss, validation set)``
+OBJECTIVES: Registry = Registry("objective")
+for _name, _fn in (("fgsm", _fgsm), ("noise", _noise), ("blur", _blur), ("pgd", _pgd),
+                   ("boundary", _boundary)):  # fmt: skip
+    OBJECTIVES.register(_name, _fn)
 
 
 def measure(model, loss: str, val: Dataset, objective: str) -> dict:
     """``{"clean": ..., objective: ...}`` of one model on the validation split."""
-    if objective not in OBJECTIVES:
-        raise SleepnetError(f"unknown objective {objective!r} (known: {', '.join(OBJECTIVES)})")
+    fn = OBJECTIVES.get(objective)
     clean = accuracy(model, val.x_test, val.y_test)
-    return {"clean": clean, objective: OBJECTIVES[objective](model, loss, val)}
+    return {"clean": clean, objective: fn(model, loss, val)}

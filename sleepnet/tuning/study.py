@@ -115,8 +115,7 @@ class Tuner:
         from ..models import load_model
         from ..workflow import cached_maxima, dataset_for, model_loss
 
-        if settings.objective not in OBJECTIVES:
-            raise SleepnetError(f"unknown objective {settings.objective!r} (known: {', '.join(OBJECTIVES)})")
+        OBJECTIVES.get(settings.objective)  # an unknown name: one error naming the known ones
         self.settings = settings
         self.model, self.meta = load_model(settings.model)
         self.data = dataset_for(self.meta, data_dir)

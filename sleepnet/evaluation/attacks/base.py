@@ -41,14 +41,15 @@ from torch import nn
 
 from ...devices import model_device, resolve_device
 from ...losses import loss_fn
+from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device
 
-ATTACKS: dict[str, type[Attack]] = {}
+ATTACKS: Registry[type[Attack]] = Registry("attack")
 
 
 def register(cls):
-    ATTACKS[cls.name] = cls
-    return cls
+    """Class decorator: ``cls`` joins ``ATTACKS`` under ``cls.name``."""
+    return ATTACKS.register(cls.name, cls)
 
 
 def evaluating(method):
