@@ -29,6 +29,19 @@ dataclass that checks every field when it is made: a bad value, an unknown key,
 suite, recipe, dataset, defence or defence parameter, or a sleep variant
 without a preset is one ``SleepnetError`` naming the file and the key, before
 anything is trained.
+
+Workers and threads: each model is saved as soon as it is trained (or
+slept) and evaluated by ``workers`` processes, each with ``cores // workers``
+torch threads, while the next models train: the decision-based attacks gain
+little from a second thread and almost 2x from a second process. Results do
+not depend on the number of workers beyond float rounding in torch's
+threaded matrix products (which the decision-based attacks, walking along the
+boundary, can amplify). With a pool, training runs on ``cores - workers``
+torch threads (at least one): torch's threads wait on each other, and with
+two training threads beside two busy workers on two cores, a seed of the
+MNIST experiment took 21 to 33 minutes to train, against about 8 on one
+thread. Training's float rounding, and so its weights, can depend on that
+thread count (``sleepnet train`` uses torch's default).
 """
 
 from __future__ import annotations
@@ -238,21 +251,10 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
                    device=None) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
-    Each model is saved as soon as it is trained (or slept) and evaluated by
-    ``workers`` processes (default: the experiment's ``workers``, else one per
-    core), each with ``cores // workers`` torch threads, while the next models
-    train: the decision-based attacks gain little from a second thread and
-    almost 2x from a second process. Results do not depend on the number of
-    workers beyond float rounding in torch's threaded matrix products (which
-    the decision-based attacks, walking along the boundary, can amplify).
-    With a pool, training runs on ``cores - workers`` torch threads (at least
-    one): torch's threads wait on each other, and with two training threads
-    beside two busy workers on two cores, a seed of the MNIST experiment took
-    21 to 33 minutes to train, against about 8 on one thread. Training's float rounding, and
-    so its weights, can depend on that thread count (``sleepnet train`` uses
-    torch's default).
-    ``seeds`` replaces the file's seeds. ``device`` (default cpu) is where models are
-    trained, slept (their scale factors; the Numba kernel runs on the host) and evaluated.
+    ``workers`` evaluation processes (default: the file's, else one per core; see
+    "Workers and threads" in the module docstring). ``seeds`` replaces the file's
+    seeds. ``device`` (default cpu) is where models are trained, slept (their scale
+    factors; the Numba kernel runs on the host) and evaluated.
     """
     import torch
 
