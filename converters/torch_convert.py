@@ -27,8 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from sleepnet.devices import model_device
 from sleepnet.errors import ConversionError
 from sleepnet.models import PaperDropout
+from sleepnet.state import eval_mode
 
 _PASSIVE = (nn.Dropout, PaperDropout, nn.Flatten, nn.Identity)
 
@@ -112,14 +114,13 @@ def check_sequential(model: nn.Module) -> list[int]:
 def activation_maxima(model: nn.Sequential, inputs: torch.Tensor | np.ndarray, linear: list[int],
                       percentile: float | None = None, batch_size: int = 2000) -> np.ndarray:  # fmt: skip
     """Per weight layer, the max (or percentile of the positive values) of ``a_{l+1}``."""
-    was_training = model.training
-    model.eval()
     taps = linear[1:] + [len(model)]  # a_{l+1}: the input of the next Linear, or the output
     maxima = np.zeros(len(linear))
     kept: list[list[torch.Tensor]] = [[] for _ in linear]
-    x_all = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    try:
+    x_all = inputs.float() if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs),
+                                                                                     dtype=torch.float32)
+    device = model_device(model)
+    with eval_mode(model):
         for start in range(0, len(x_all), batch_size):
             h = x_all[start : start + batch_size].to(device)  # on the model's device
             layer = 0
@@ -129,8 +130,6 @@ def activation_maxima(model: nn.Sequential, inputs: torch.Tensor | np.ndarray, l
                     layer += 1
                 h = m(h)
             _tap(h, layer, maxima, kept, percentile)
-    finally:
-        model.train(was_training)
     if percentile is not None:
         for l, parts in enumerate(kept):
             vals = torch.cat(parts).cpu().numpy() if parts else np.zeros(1)

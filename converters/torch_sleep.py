@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sleepnet.errors import SleepnetError
 from sleepnet.kernels.params import KernelParams
 from sleepnet.kernels.rules import G_SCALE
 from sleepnet.kernels.simulator import Simulator
@@ -64,7 +65,7 @@ class TorchSimulator(Simulator):
 
         self.device = resolve_device(device)
         if self.device.type == "mps":
-            raise ValueError("the torch sleep backend needs float64, which MPS does not have")
+            raise SleepnetError("the torch sleep backend needs float64, which MPS does not have")
         self.dense = self.device.type != "cpu" if dense is None else bool(dense)
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), device=self.device)  # noqa: E731
         self.w = [as_t(w).clone() for w in weights]

@@ -20,7 +20,8 @@ def resolve_device(spec=None):
     """A ``torch.device`` for ``spec`` (a string, a ``torch.device`` or ``None`` for cpu).
 
     ``auto`` picks ``cuda`` if available, else ``mps``, else ``cpu``. A device
-    that this machine does not have raises ``SleepnetError``.
+    that this machine does not have raises ``SleepnetError``. ``cuda`` comes back with
+    its index (``cuda:0``), as a model's parameters report it.
     """
     import torch
 
@@ -31,11 +32,11 @@ def resolve_device(spec=None):
     text = str(spec).strip().lower()
     if text == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return resolve_device("cuda")
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
+    if not re.fullmatch(r"cpu|mps(:\d+)?|cuda(:\d+)?", text):
         raise SleepnetError(f"unknown device {spec!r} (choose {DEVICE_HELP})")
     device = torch.device(text)
     if device.type == "cuda":
@@ -45,6 +46,9 @@ def resolve_device(spec=None):
             raise SleepnetError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not _mps_available():
         raise SleepnetError(f"device {spec!r}: MPS is not available on this machine")
+    if device.type == "cuda":
+        cuda_deterministic_env()  # before any cuBLAS handle of ours exists
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
     return device
 
 

@@ -65,8 +65,9 @@ class Registry(Generic[T]):
         if name in self._entries:
             return self._entries[name]
         if name in self._lazy:
-            module, attr = self._lazy.pop(name).split(":")
-            self._entries[name] = getattr(importlib.import_module(module), attr)
+            module, attr = self._lazy[name].split(":")
+            self._entries[name] = getattr(importlib.import_module(module), attr)  # may raise: stays lazy
+            del self._lazy[name]
             return self._entries[name]
         raise UnknownName(f"unknown {self.kind} {name!r} (known: {', '.join(self.names()) or 'none'})")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 
 from .evaluation import SUITES
 from .evaluation.distortions import DISTORTIONS
+from .fsio import atomic_write
 
 ATTACKS = SUITES["paper"].labels  # the labels the paper suite reports
 CURVES = DISTORTIONS.names()  # every registered distortion has an accuracy curve
@@ -86,13 +88,15 @@ def _fmt(cell: dict | None, digits: int = 3) -> str:
 
 
 def write_csv(agg: dict, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "metric", "mean", "std", "p_vs_control", "values"])
-        for model, metrics in agg.items():
-            for key, c in metrics.items():
-                w.writerow([model, key, c["mean"], c["std"], c["p_vs_control"],
-                            " ".join(f"{v:.6g}" for v in c["values"])])  # fmt: skip
+    """``results.csv``: one row per model and metric (mean, std, paired p, the per-seed values)."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["model", "metric", "mean", "std", "p_vs_control", "values"])
+    for model, metrics in agg.items():
+        for key, c in metrics.items():
+            w.writerow([model, key, c["mean"], c["std"], c["p_vs_control"],
+                        " ".join(f"{v:.6g}" for v in c["values"])])  # fmt: skip
+    atomic_write(path, buf.getvalue())
 
 
 def mean_curves(per_seed: dict) -> dict:
@@ -157,7 +161,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
     lines += _timing_lines(metrics.get("timing"))
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     path = folder / "report.md"
-    path.write_text("\n".join(lines))
+    atomic_write(path, "\n".join(lines))
     return path
 
 

@@ -58,17 +58,18 @@ def eval_mode(model) -> Iterator:
 def on_device(model, device) -> Iterator:
     """``model`` on ``device`` (a name or a ``torch.device``) for the block, then back where it was.
 
-    Yields the resolved ``torch.device``. A model already there is not touched.
+    Yields the resolved ``torch.device``; ``None`` means where the model already is. A model
+    already there is not touched.
     """
     from .devices import model_device, resolve_device
 
-    device = resolve_device(device)
     home = model_device(model)
+    device = home if device is None else resolve_device(device)
     if home == device:
         yield device
         return
-    model.to(device)
     try:
+        model.to(device)
         yield device
     finally:
         model.to(home)

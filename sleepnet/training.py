@@ -32,6 +32,7 @@ from .errors import SleepnetError
 from .losses import LOSSES, loss_fn
 from .models import build_mlp
 from .registry import Registry
+from .state import eval_mode, on_device
 
 
 @dataclass(frozen=True)
@@ -99,19 +100,13 @@ def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
 
     Runs on ``device`` (default: the model's own); the model is left on its device and in its mode.
     """
-    home = model_device(model)
-    device = home if device is None else resolve_device(device)
-    was = model.training
-    model.eval().to(device)
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    try:
+    with on_device(model, device) as dev, eval_mode(model):
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
         for s in range(0, len(x), batch_size):
-            xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size].to(device)
+            xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
             correct += (model(xb).argmax(1) == yb).sum()
-    finally:
-        model.train(was).to(home)
     return int(correct) / len(x)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import SleepConfig
 from .data import Dataset, load_dataset
-from .devices import resolve_device
+from .devices import model_device, resolve_device
 from .errors import SleepnetError
 from .fsio import atomic_dir, read_json, refuse_existing, write_json
 from .hashing import sha256_file
@@ -110,6 +110,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
         "recipe": meta.get("recipe"),
         "dataset": data.record(),
         "seed": config.seed,
+        "device": str(model_device(model)),
         "sleep": summary,
         "metrics": {"test_accuracy": accuracy(result.model, data.x_test, data.y_test),
                     "parent_test_accuracy": accuracy(model, data.x_test, data.y_test)},

@@ -67,16 +67,16 @@ def test_torch_equals_numba_to_1e_12(seed):
     assert max(np.abs(x - y).max() for x, y in zip(a.weights, b.weights)) <= 1e-12
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_torch_dense_and_sparse_plasticity_give_the_same_bits(dense):
+def test_torch_dense_and_sparse_plasticity_give_the_same_bits():
     weights = random_network(3)
     spikes = random_spikes(3, 200, 60)
     params = active_params(dc=0.01)
-    ref = _run("torch", weights, spikes, params)
     kw = dict(alpha=params.alpha, beta=params.beta, inc=params.inc, dec=params.dec, dc=params.dc)
-    out = run_sleep(weights, spikes, backend="torch", backend_options={"dense": dense}, **kw)
-    np.testing.assert_array_equal(out.spike_counts, ref.spike_counts)
-    for a, b in zip(out.weights, ref.weights):
+    sparse, dense = (run_sleep(weights, spikes, backend="torch", backend_options={"dense": d}, **kw)
+                     for d in (False, True))  # fmt: skip
+    assert (sparse.spike_counts.sum(axis=0) > 50).all()
+    np.testing.assert_array_equal(dense.spike_counts, sparse.spike_counts)
+    for a, b in zip(dense.weights, sparse.weights):
         np.testing.assert_array_equal(a, b)
 
 

@@ -18,7 +18,10 @@ def test_resolve_device_names():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(" CPU ") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
-    assert resolve_device("auto").type == ("cuda" if CUDA else resolve_device("auto").type)
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    assert resolve_device("auto").type == ("cuda" if CUDA else "mps" if mps else "cpu")
+    if CUDA:
+        assert resolve_device("cuda") == torch.device("cuda", torch.cuda.current_device())
     with pytest.raises(SleepnetError, match="unknown device 'gpu' \\(choose cpu, cuda, cuda:N, mps or auto"):
         resolve_device("gpu")
 
@@ -44,7 +47,7 @@ def test_accuracy_leaves_the_model_where_and_as_it_was():
 
 @pytest.mark.gpu
 @gpu
-def test_training_and_sleep_on_cuda(patches_model):
+def test_torch_sleep_on_cuda_equals_numba():
     """The torch sleep backend on the GPU gives the CPU's spikes and weights to 1e-12."""
     from sleepnet.sleep_phase import run_sleep
     from tests.conftest import active_params, random_network, random_spikes
@@ -77,6 +80,9 @@ def test_attacks_take_and_return_tensors():
     assert float((adv - x).abs().max()) <= 0.3 + 1e-6 and float(adv.min()) >= 0 and float(adv.max()) <= 1
     assert (model(adv).argmax(1) != y).any()  # the attack found something to break
     assert pgd.run(x, y) == pgd.run(x.numpy(), y.numpy())
+    fgsm = ATTACKS["fgsm"](model, "cross-entropy")
+    res = fgsm.run(x, y)
+    assert res == fgsm.run(x.numpy(), y.numpy()) and 0.0 < res["median_eps"] <= 0.4
 
 
 @pytest.mark.gpu
@@ -97,7 +103,9 @@ def test_attack_suite_on_cuda_matches_cpu():
              "max_iter": 10}, "jsma": {"max_iter": 10}, "pgd": {"n_steps": 5}}  # fmt: skip
     for name in ATTACKS:
         res = ATTACKS[name](model_gpu, "cross-entropy", **quick.get(name, {})).run(x[:8].cuda(), y[:8].cuda())
-        assert res, name
+        if name != "fgsm":
+            assert res["n"] == 8 and res["clean_accuracy"] == 1.0, (name, res)
+            assert 0.0 <= res["accuracy"] <= 1.0 and 0.0 <= res["success_rate"] <= 1.0, (name, res)
         assert next(model_gpu.parameters()).device.type == "cuda"
 
 

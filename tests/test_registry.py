@@ -40,6 +40,15 @@ def test_unknown_name_is_one_clear_error():
         Registry("empty").get("x")
 
 
+def test_a_lazy_entry_whose_import_fails_stays_registered():
+    reg = Registry("backend")
+    reg.register_lazy("missing", "sleepnet_no_such_module:Thing")
+    for _ in range(2):  # the second get says the same, not "unknown backend"
+        with pytest.raises(ModuleNotFoundError, match="sleepnet_no_such_module"):
+            reg.get("missing")
+    assert reg.names() == ("missing",)
+
+
 def test_a_name_registers_once():
     reg = Registry("preset")
     reg.register("a", 1)

@@ -1,7 +1,7 @@
 """Baseline defences trained from a control network, one module each, in one registry.
 
 ``DEFENCES[name](**params).apply(control, record, data, seed, device)`` trains
-on ``device`` (default cpu) and returns the defended model and its record for
+on ``device`` (default: the control's) and returns the defended model and its record for
 ``model.json``; ``DEFENCES`` is a ``sleepnet.registry.Registry``, and a
 parameter a defence does not have is an error. Defences of the sleep paper
 (``docs/paper-protocol.md`` §4) and the standard ones users expect:

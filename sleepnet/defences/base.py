@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..devices import resolve_device
+from ..devices import model_device, resolve_device
 from ..errors import SleepnetError
 from ..registry import Registry
 from ..training import Recipe, accuracy, get_recipe
@@ -81,9 +81,10 @@ class Defence(ABC):
         """The defended model (on ``device``, a ``torch.device``) and the loss its attacks should use."""
 
     def apply(self, control: nn.Sequential, record: dict, data: Dataset, seed: int = 0, device=None):
-        """Train the defence from ``control`` on ``device`` (default cpu); returns the defended model,
-        on ``device`` in evaluation mode, and its record. ``control`` stays on its own device."""
-        device = resolve_device(device)
+        """Train the defence from ``control`` on ``device`` (default: the control's); returns the
+        defended model, on ``device`` in evaluation mode, and its record. ``control`` stays on its
+        own device."""
+        device = model_device(control) if device is None else resolve_device(device)
         recipe = self.recipe_of(record)
         torch.manual_seed(seed)
         model, loss = self.train(control, recipe, data, seed, device)

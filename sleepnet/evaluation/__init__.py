@@ -26,7 +26,7 @@ Distortions are drawn with the same seed for every model, so the models are
 compared on the very same noisy images.
 
 Everything takes ``device`` (a ``torch.device`` or a name for
-``sleepnet.devices.resolve_device``, default cpu): the model is moved there for
+``sleepnet.devices.resolve_device``, default: where the model is): the model is moved there for
 the evaluation and put back where it was afterwards, in the mode it was in;
 test images go there once, and results come back as plain Python numbers.
 """

@@ -1,4 +1,4 @@
-"""Input distortions, one function each, in a registry (``paper-protocol.md`` §3).
+"""Input distortions, one function each, in a registry (``docs/paper-protocol.md`` §3).
 
 A distortion maps images ``x`` (float32 ``(N, h*w)`` in [0, 1]) and one level
 to distorted images in [0, 1]. Register more with ``@register(name, levels)``.

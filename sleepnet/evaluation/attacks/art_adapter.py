@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...devices import model_device
 from ...losses import loss_from_scores
 from ...state import eval_mode
 
@@ -77,18 +78,10 @@ def art_classifier(model: nn.Sequential, loss: str, n_inputs: int, n_classes: in
             return np.vstack(out).astype(np.float32)
 
     scores = Scores(model)
-    return Classifier(model=scores, loss=ModelLoss(loss), input_shape=(n_inputs,), nb_classes=n_classes,
-                      clip_values=(0.0, 1.0), device_type=_art_device(model))  # fmt: skip
-
-
-def _art_device(model: nn.Module) -> str:
-    """ART's ``device_type``: ``"gpu"`` puts the classifier on ``cuda:{current device}``."""
-    from ...devices import model_device
-
     device = model_device(model)
-    if device.type == "cuda":
-        import torch
-
-        torch.cuda.set_device(device)  # ART picks the current CUDA device
-        return "gpu"
-    return "cpu"
+    if device.type != "cuda":
+        return Classifier(model=scores, loss=ModelLoss(loss), input_shape=(n_inputs,), nb_classes=n_classes,
+                          clip_values=(0.0, 1.0), device_type="cpu")  # fmt: skip
+    with torch.cuda.device(device):  # ART puts a "gpu" classifier on the current CUDA device
+        return Classifier(model=scores, loss=ModelLoss(loss), input_shape=(n_inputs,), nb_classes=n_classes,
+                          clip_values=(0.0, 1.0), device_type="gpu")  # fmt: skip

@@ -8,10 +8,10 @@ Devices: an attack runs the model on ``device`` (default: the device the model
 is on; a model elsewhere is moved there for each call and back afterwards).
 Every call of the model gets its batch on that device; what the attacks
 compute between calls (PGD's projection, ART's search) stays on the host, so
-numpy appears only at the edges of each model call. ``run`` and
-``generate`` take numpy arrays or tensors; a perturbation attack called as
-``attack(x, y)`` returns adversarial examples of the input's type, a tensor on
-the input's device for a tensor.
+numpy appears only at the edges of each model call. ``run`` takes numpy
+arrays or tensors (on any device); ``generate`` works on numpy arrays; a
+perturbation attack called as ``attack(x, y)`` returns adversarial examples of
+the input's type, a tensor on the input's device for a tensor.
 
 The model is attacked in evaluation mode, for the duration of each call only:
 every method that runs the model (``run``, ``generate``, ``predict``,
@@ -60,8 +60,14 @@ def evaluating(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model):
+        if getattr(self, "_evaluating", False):  # nested: the outer call holds the state already
             return method(self, *args, **kwargs)
+        self._evaluating = True
+        try:
+            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model):
+                return method(self, *args, **kwargs)
+        finally:
+            self._evaluating = False
 
     wrapper.evaluating = True
     return wrapper

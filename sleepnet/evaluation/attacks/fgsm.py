@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Attack, evaluating, register
+from .base import Attack, as_numpy, evaluating, register
 
 PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
 
@@ -24,15 +24,18 @@ PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
 class FGSM(Attack):
     name = "fgsm"
 
-    def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500, device=None):
+    def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500,
+                 device=None):  # fmt: skip
         super().__init__(model, loss, batch_size, device)
         self.eps = tuple(float(e) for e in eps)
 
     @evaluating
     def perturb(self, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+        x, y = as_numpy(x, np.float32), as_numpy(y)
         return np.clip(x + np.float32(eps) * np.sign(self.input_gradient(x, y)), 0.0, 1.0)
 
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
+        x, y = as_numpy(x, np.float32), as_numpy(y)
         direction = np.sign(self.input_gradient(x, y)).astype(np.float32)
         first = np.full(len(x), np.inf)
         acc = []
