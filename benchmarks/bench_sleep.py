@@ -152,8 +152,10 @@ def backend_table(net, data, preset, args, bandwidth):
     print(row("numpy reference", P, tn, ref.spike_counts, sizes, t2) + check)
     results["numpy"] = tn
     for label, opts in torch_variants(args.torch_device):
-        tt, outt = median_time(lambda opts=opts: run_sleep(net.weights, prefix, backend="torch",
-                                                           backend_options=opts, **kw), args.repeat)  # fmt: skip
+        def run_torch(opts=opts):
+            return run_sleep(net.weights, prefix, backend="torch", backend_options=opts, **kw)
+
+        tt, outt = median_time(run_torch, args.repeat)
         print(row(label, P, tt, ref.spike_counts, sizes, t2) + _agree(outt.spike_counts, outt.weights, ref))
         results[label] = tt
     if not args.skip_brian2:
@@ -193,18 +195,20 @@ def wide(trained, data, args):
     cfg = load_preset("mnist-fgsm")
     T = 300 if args.quick else 2000
     spikes = input_spikes(cfg.replace(T=T), data.x_train)
-    print(f"\n## wide networks (mnist-fgsm parameters, T = {T}; torch on the first {min(T, args.slow_steps)})")
+    P = min(T, args.slow_steps)
+    print(f"\n## wide networks (mnist-fgsm parameters, T = {T}; torch on the first {P} steps)")
     print(HEADER)
     for hidden in ((1200, 4000) if args.quick else (1200, 4000, 8000)):
         net = from_torch(synthetic_model(trained, hidden), data.x_train[:10000])
         kw = dict(alpha=cfg.alpha(net.factors), beta=cfg.beta, inc=cfg.inc, dec=cfg.dec)
         t2, ref = median_time(lambda net=net, kw=kw: numba_run(net.weights, spikes, kw, 2), args.repeat)
         print(row(f"784-{hidden}-{hidden}-10 numba 2 thr", T, t2, ref.spike_counts, net.sizes, t2))
-        P = min(T, args.slow_steps)
         ref_p = numba_run(net.weights, spikes[:P], kw, 2) if P < T else ref
         for label, opts in torch_variants(args.torch_device):
-            tt, out = median_time(lambda net=net, kw=kw, opts=opts: run_sleep(
-                net.weights, spikes[:P], backend="torch", backend_options=opts, **kw), args.repeat)  # fmt: skip
+            def run_torch(net=net, kw=kw, opts=opts):
+                return run_sleep(net.weights, spikes[:P], backend="torch", backend_options=opts, **kw)
+
+            tt, out = median_time(run_torch, args.repeat)
             print(row(f"  {label}", P, tt, ref_p.spike_counts, net.sizes, t2 * P / T)
                   + _agree(out.spike_counts, out.weights, ref_p))  # fmt: skip
 
@@ -307,7 +311,8 @@ def main():
     ap.add_argument("--skip-standalone", action="store_true")
     ap.add_argument("--torch-device", default="auto",
                     help="also time the torch backend here when it is a GPU (auto: the first GPU)")
-    ap.add_argument("--only", choices=["backends", "wide"], help="run this section only")
+    ap.add_argument("--only", choices=["backends", "wide"],
+                    help="backends: the per-preset tables and the wide networks; wide: only the latter")
     args = ap.parse_args()
     if args.quick:
         args.slow_steps = min(args.slow_steps, 500)
