@@ -181,6 +181,11 @@ class Brian2Simulator(Simulator):
         self.run_time = 0.0  # cpp_standalone: the compiled binary's own run time
 
     def run(self, spikes, counts, unit_counts, raster=None, raster_t0=0):
+        """See ``Simulator.run``; builds the Brian2 network on the first chunk, then runs it on.
+
+        Brian2's settings are the caller's again after each chunk; ``cpp_standalone`` takes the whole
+        input in one chunk (``ValueError`` on a second one).
+        """
         import brian2 as b2
         from brian2.devices.device import reset_device
 
@@ -231,4 +236,5 @@ class Brian2Simulator(Simulator):
                 raster[r[keep], offsets[l] + idx[keep]] = True
 
     def weights(self):
+        """See ``Simulator.weights``; the initial weights until a chunk has run."""
         return [w.copy() for w in (self._final if self._final is not None else self._weights0)]

@@ -56,9 +56,11 @@ class SpikingNetwork:
 
     @property
     def sizes(self) -> list[int]:
+        """Layer sizes ``n_0 .. n_L``, input first."""
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
     def summary(self) -> dict:
+        """The conversion record: sizes, factors, both maxima, activation statistic (``max`` or ``pNN``)."""
         return {
             "sizes": self.sizes,
             "factors": self.factors.tolist(),

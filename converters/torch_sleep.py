@@ -74,6 +74,7 @@ class TorchSimulator(Simulator):
         self._thresh = [float(t) for t in params.thresholds]
 
     def run(self, spikes, counts, unit_counts, raster=None, raster_t0=0):
+        """See ``Simulator.run``; counts and raster are gathered on the device, copied once per chunk."""
         self.check_chunk(spikes, counts)
         n_steps = spikes.shape[0]
         if n_steps == 0:
@@ -130,4 +131,5 @@ class TorchSimulator(Simulator):
         return fired
 
     def weights(self):
+        """See ``Simulator.weights``; copied to the host as numpy."""
         return [w.detach().cpu().numpy().copy() for w in self.w]

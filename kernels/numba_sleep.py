@@ -307,11 +307,13 @@ class NumbaSimulator(Simulator):
         self.block, self.adaptive = int(block), bool(adaptive)
 
     def prepare(self):
+        """See ``Simulator.prepare``; compiles (or loads) the kernel by running a chunk of zero steps."""
         n_layers = len(self.sizes)
         self.run(np.zeros((0, self.sizes[0]), dtype=np.bool_), np.zeros((0, n_layers), dtype=np.int64),
                  np.zeros(self.n_units, dtype=np.int64))  # fmt: skip
 
     def run(self, spikes, counts, unit_counts, raster=None, raster_t0=0):
+        """See ``Simulator.run``; one call of the compiled ``_simulate_chunk`` over the whole chunk."""
         self.check_chunk(spikes, counts)
         p = self.params
         _simulate_chunk(
@@ -323,6 +325,7 @@ class NumbaSimulator(Simulator):
         )  # fmt: skip
 
     def weights(self):
+        """See ``Simulator.weights``; unpacked from the kernel's flat transposed store."""
         return [
             self._wt[a:b].reshape(shape[1], shape[0]).T.copy()
             for a, b, shape in zip(self._w_off[:-1], self._w_off[1:], self._shapes)

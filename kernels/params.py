@@ -48,4 +48,5 @@ class KernelParams:
 
     @property
     def alphas(self) -> np.ndarray:
+        """The per-layer input gains ``alpha_l`` as a float64 array, shape ``(L,)``."""
         return np.asarray(self.alpha, dtype=np.float64)

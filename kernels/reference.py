@@ -14,6 +14,8 @@ from .simulator import Simulator
 
 
 class NumpySimulator(Simulator):
+    """The NumPy reference backend: ``docs/algorithm.md`` §3 step by step, float64 (module docstring)."""
+
     name = "numpy"
 
     def __init__(self, weights: list[np.ndarray], params: KernelParams) -> None:
@@ -22,6 +24,7 @@ class NumpySimulator(Simulator):
         self.v = [np.zeros(w.shape[0], dtype=np.float64) for w in self.w]
 
     def run(self, spikes, counts, unit_counts, raster=None, raster_t0=0):
+        """See ``Simulator.run``; one step at a time, each layer in turn within the step."""
         self.check_chunk(spikes, counts)
         p = self.params
         alpha, thresh = p.alphas, p.thresholds
@@ -54,4 +57,5 @@ class NumpySimulator(Simulator):
                 raster[r] = np.concatenate(layer_spikes)
 
     def weights(self):
+        """See ``Simulator.weights``."""
         return [w.copy() for w in self.w]

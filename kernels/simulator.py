@@ -45,6 +45,7 @@ class Simulator(ABC):
         return int(self.unit_offsets[-1])
 
     def check_chunk(self, spikes: np.ndarray, counts: np.ndarray) -> None:
+        """``ValueError`` unless ``spikes`` is bool ``(t, n_0)`` and ``counts`` has shape ``(t, L+1)``."""
         if spikes.ndim != 2 or spikes.shape[1] != self.sizes[0]:
             raise ValueError(
                 f"input spikes have shape {spikes.shape}; expected (T, {self.sizes[0]})"

@@ -52,6 +52,7 @@ class Rule:
     integer: bool = False
 
     def check(self, key: str, value: Any) -> None:
+        """Raise ``SleepnetError`` if ``value`` of ``key`` breaks the rule."""
         if self.integer and (not isinstance(value, int) or isinstance(value, bool)):
             raise SleepnetError(f"{key} must be an integer, got {value!r}")
         if not self.ok(value):
@@ -136,9 +137,11 @@ class SleepConfig:
             f.metadata["rule"].check(f.name, getattr(self, f.name))
 
     def replace(self, **changes: Any) -> SleepConfig:
+        """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every key and its value, tuples as lists (``beta``, ``image_shape``); unset keys are None."""
         d = dataclasses.asdict(self)
         d["beta"] = list(self.beta)
         if self.image_shape is not None:
@@ -296,6 +299,21 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def apply_overrides(config: SleepConfig, items: list[str]) -> SleepConfig:
+    """``config`` with ``key=value`` items (``--set``) applied, in order, and validated again.
+
+    Parameters
+    ----------
+    config : SleepConfig
+        The config to start from.
+    items : list of str
+        ``key=value`` strings (see ``parse_override``); an integral float for ``T``, ``seed`` or
+        ``chunk`` becomes an int.
+
+    Returns
+    -------
+    SleepConfig
+        A new config; ``SleepnetError`` for an unknown key or a value its rule refuses.
+    """
     values = config.to_dict()
     for item in items:
         key, value = parse_override(item)

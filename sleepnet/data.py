@@ -67,14 +67,17 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
+        """Number of classes: the largest label of either split plus one."""
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     def record(self) -> dict:
+        """The dataset as recorded in ``model.json``: name, SHA-256, ``n_train`` and ``n_test``."""
         return {"name": self.name, "sha256": self.sha256, "n_train": len(self.x_train),
                 "n_test": len(self.x_test)}  # fmt: skip
 
 
 def cache_dir() -> Path:
+    """The data cache: ``$SLEEPNET_DATA``, else ``$XDG_CACHE_HOME/sleepnet``, else ``~/.cache/sleepnet``."""
     if os.environ.get("SLEEPNET_DATA"):
         return Path(os.environ["SLEEPNET_DATA"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -222,6 +225,7 @@ def make_patches(num_images: int = 4, width: int = 10, overlap: int = 5, n_train
         protos[k, own] = 1.0
 
     def samples(n: int):
+        """``n`` noisy copies of each class image (pixels flipped w.p. ``flip``): float32 x, int64 y."""
         y = np.repeat(np.arange(num_images), n)
         x = protos[y].copy()
         flips = rng.random(x.shape) < flip
@@ -239,6 +243,19 @@ def make_patches(num_images: int = 4, width: int = 10, overlap: int = 5, n_train
 
 
 def load_npz(path: Path) -> Dataset:
+    """A ``Dataset`` from a user ``.npz`` with ``x_train, y_train, x_test, y_test`` (``npz:PATH``).
+
+    Parameters
+    ----------
+    path : Path
+        The file; images of any shape, values already in [0, 1].
+
+    Returns
+    -------
+    Dataset
+        Named ``npz:PATH``; images flattened to float32 ``(N, n_inputs)``, labels int64 ``(N,)``,
+        SHA-256 of the four arrays as stored. ``SleepnetError`` if it is missing, incomplete or out of range.
+    """
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}

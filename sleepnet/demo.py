@@ -58,6 +58,7 @@ def run_demo(out: Path, seed: int = 0, preset: str = "mnist-fgsm", overwrite: bo
 
 
 def table(metrics: dict) -> str:
+    """The demo's text table: clean, noise, blur accuracy and FGSM median epsilon per model."""
     rows = [("clean accuracy", "clean", "{:.4f}"), ("noise (mean acc, var 0-0.9)", "noise", "{:.4f}"),
             ("blur (mean acc, sigma 0-4)", "blur", "{:.4f}"),
             ("FGSM median eps", "fgsm_median_eps", "{:.3f}")]  # fmt: skip

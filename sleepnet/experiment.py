@@ -392,6 +392,7 @@ class Evaluator:
         self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
 
     def submit(self, seed: int, name: str, folder: Path) -> None:
+        """Queue model ``folder`` (``name`` of ``seed``) for evaluation: in the pool, or for ``results``."""
         task = ((seed, name), str(folder))
         if self.pool is None:
             self.pending.append(task)

@@ -86,6 +86,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The JSON content of ``path``; ``SleepnetError`` if it is missing or not valid JSON."""
     path = Path(path)
     try:
         return json.loads(path.read_text())

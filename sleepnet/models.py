@@ -40,11 +40,13 @@ class PaperDropout(nn.Module):
         self.p = float(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * mask`` (mask ~ Bernoulli(1 - p)) in training, ``x * (1 - p)`` in evaluation."""
         if self.training:
             return x * torch.bernoulli(torch.full_like(x, 1.0 - self.p))
         return x * (1.0 - self.p)
 
     def extra_repr(self) -> str:
+        """``p=...`` for the module's repr."""
         return f"p={self.p}"
 
 
@@ -110,6 +112,7 @@ def build(spec: list[dict[str, Any]]) -> nn.Sequential:
 
 
 def versions() -> dict[str, str]:
+    """Versions of sleepnet, Python, torch, numpy and numba, recorded in ``model.json``."""
     import numba
     import numpy
 

@@ -47,6 +47,7 @@ class Registry(Generic[T]):
             return entry
 
         def wrap(obj: T) -> T:
+            """Register ``obj`` under ``name`` and return it unchanged."""
             self._add(name, obj)
             return obj
 

@@ -116,6 +116,21 @@ def mean_curves(per_seed: dict) -> dict:
 
 
 def write_report(metrics: dict, folder: Path) -> Path:
+    """Write ``results.csv``, ``report.md`` and ``figures/`` of an experiment into ``folder``.
+
+    Parameters
+    ----------
+    metrics : dict
+        The experiment's metrics: ``experiment``, ``dataset``, ``per_seed`` (results per seed and model),
+        ``aggregate`` (from ``aggregate``) and optionally ``timing``.
+    folder : Path
+        Where the files go (created if needed).
+
+    Returns
+    -------
+    Path
+        The path of ``report.md``.
+    """
     from .plots import robustness_curves
 
     folder = Path(folder)

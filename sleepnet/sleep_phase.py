@@ -54,13 +54,16 @@ class SleepOutput:
 
     @property
     def steps(self) -> int:
+        """Number of simulated steps ``T`` (rows of ``spike_counts``)."""
         return int(self.spike_counts.shape[0])
 
     @property
     def steps_per_second(self) -> float:
+        """Simulation speed, steps per second of ``wall_time`` (``inf`` if no time was measured)."""
         return self.steps / self.wall_time if self.wall_time > 0 else float("inf")
 
     def unit_counts_by_layer(self) -> list[np.ndarray]:
+        """``unit_counts`` split per layer (input first): int64 arrays of shapes ``(n_0,) .. (n_L,)``."""
         edges = np.cumsum([0] + list(self.sizes))
         return [self.unit_counts[a:b] for a, b in zip(edges[:-1], edges[1:])]
 

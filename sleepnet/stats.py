@@ -14,6 +14,7 @@ def excess_kurtosis(x: np.ndarray) -> float:
 
 
 def weight_stats(w: np.ndarray) -> dict:
+    """Mean, std, min, max and excess kurtosis of all entries of ``w``, as floats."""
     w = np.asarray(w, dtype=np.float64)
     return {"mean": float(w.mean()), "std": float(w.std()), "min": float(w.min()),
             "max": float(w.max()), "kurtosis": excess_kurtosis(w)}  # fmt: skip

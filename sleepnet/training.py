@@ -37,6 +37,8 @@ from .state import eval_mode, on_device
 
 @dataclass(frozen=True)
 class Recipe:
+    """A training recipe: architecture ``sizes``, optimiser, loss, init and dropout (``RECIPES``)."""
+
     name: str
     sizes: tuple[int, ...] = (784, 1200, 1200, 10)
     epochs: int = 2
@@ -51,6 +53,7 @@ class Recipe:
     dropout_convention: str = "paper"
 
     def validate(self) -> None:
+        """``SleepnetError`` for non-positive epochs, batch_size or lr, or an unknown loss/optimizer/init."""
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
             raise SleepnetError("epochs, batch_size and lr must be positive")
         if self.loss not in LOSSES:
@@ -61,6 +64,7 @@ class Recipe:
             raise SleepnetError(f"unknown init {self.init!r} (uniform or default)")
 
     def to_dict(self) -> dict:
+        """The recipe as a JSON-able dict (``sizes`` as a list), as in ``model.json``."""
         d = asdict(self)
         d["sizes"] = list(self.sizes)
         return d
@@ -111,6 +115,20 @@ def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
 
 
 def init_model(recipe: Recipe, seed: int) -> nn.Sequential:
+    """A fresh untrained network of ``recipe`` with initial weights drawn from ``seed``.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Its ``sizes``, dropout and init (``uniform``: U(-init_scale, init_scale); else torch's).
+    seed : int
+        Seeds torch's global generator (``torch.manual_seed``) before the draw.
+
+    Returns
+    -------
+    nn.Sequential
+        The model from ``build_mlp``, on the CPU.
+    """
     torch.manual_seed(seed)
     model = build_mlp(list(recipe.sizes), recipe.dropout, recipe.dropout_convention)
     if recipe.init == "uniform":

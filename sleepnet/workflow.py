@@ -41,6 +41,7 @@ def dataset_for(meta: dict, data_dir: str | None = None, name: str | None = None
 
 
 def model_loss(meta: dict) -> str:
+    """The training loss named in a model record's recipe (``cross-entropy`` if none)."""
     return (meta.get("recipe") or {}).get("loss", "cross-entropy")
 
 
@@ -118,6 +119,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     out_ = result.output
 
     def write_record(folder: Path) -> None:
+        """Write spike counts, raster (if kept), snapshots and ``dt`` to ``folder/sleep_record.npz``."""
         arrays = {"spike_counts": out_.spike_counts, "unit_counts": out_.unit_counts,
                   "sizes": np.asarray(out_.sizes), "raster_start": np.asarray(out_.raster_start),
                   "dt": np.asarray(config.dt)}  # fmt: skip
@@ -134,6 +136,19 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
 
 
 def load_sleep_record(folder: Path) -> dict[str, np.ndarray]:
+    """The arrays of a slept model folder's ``sleep_record.npz`` by name.
+
+    Parameters
+    ----------
+    folder : Path
+        A model folder written by ``sleep_to_folder``.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``spike_counts``, ``unit_counts``, ``sizes``, ``raster_start``, ``dt``, and ``raster`` and
+        ``snapshot_{step}_{layer}`` if recorded; ``SleepnetError`` if the file is missing or damaged.
+    """
     path = Path(folder) / RECORD
     if not path.is_file():
         raise SleepnetError(f"{folder} has no {RECORD}: it is not a slept model")

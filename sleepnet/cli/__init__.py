@@ -30,6 +30,7 @@ class _Sleepnet(Parser):
     """The top-level parser: each command's ``rewrite_argv`` goes over the arguments first."""
 
     def parse_known_args(self, args=None, namespace=None):
+        """``argparse``'s, after each command's ``rewrite_argv`` (default: ``sys.argv[1:]``)."""
         args = list(sys.argv[1:] if args is None else args)
         for module in COMMANDS:
             args = getattr(module, "rewrite_argv", list)(args)
@@ -37,6 +38,7 @@ class _Sleepnet(Parser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sleepnet`` parser with every command of ``COMMANDS``, each with its ``run`` as ``handler``."""
     from .. import __version__
 
     parser = _Sleepnet(prog="sleepnet", description="Sleep-like plasticity for bias-free ReLU networks.")
@@ -52,6 +54,11 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0 on success, 2 for a ``SleepnetError`` (one line on stderr), 130 if interrupted (Ctrl-C or
+    SIGTERM), 1 for any other failure (one line; the traceback with ``SLEEPNET_DEBUG=1``).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)  # `kill`: unwind like Ctrl-C, so temporary folders go
     try:

@@ -38,6 +38,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
+        """Raise ``SleepnetError`` with ``message`` (the CLI prints it as one line), instead of exiting."""
         raise SleepnetError(f"{self.prog}: {message}")
 
 
@@ -50,23 +51,28 @@ DATA_DIR_HELP = "folder of IDX files to use instead of the default data source"
 
 
 def add_data_dir(p: argparse.ArgumentParser, help: str = DATA_DIR_HELP) -> None:
+    """``--data-dir``: a folder of data files instead of the default source."""
     p.add_argument("--data-dir", help=help)
 
 
 def add_dataset(p: argparse.ArgumentParser) -> None:
+    """``--dataset``: the model's dataset when its record names none."""
     p.add_argument("--dataset", help="the model's dataset, if its record names none "
                    "(mnist, fashion-mnist, patches, npz:PATH)")  # fmt: skip
 
 
 def add_quiet(p: argparse.ArgumentParser, help: str = "no progress bars") -> None:
+    """``-q``/``--quiet``: no progress bars."""
     p.add_argument("-q", "--quiet", action="store_true", help=help)
 
 
 def add_output(p: argparse.ArgumentParser, help: str = "output folder", required: bool = True) -> None:
+    """``-o``/``--output``: the output path (a ``Path``), required unless ``required`` is false."""
     p.add_argument("-o", "--output", required=required, type=Path, help=help)
 
 
 def add_force(p: argparse.ArgumentParser, help: str = "replace the output folder if it exists") -> None:
+    """``--force``: replace the output if it exists."""
     p.add_argument("--force", action="store_true", help=help)
 
 

@@ -8,6 +8,7 @@ from .common import add_command, add_common
 
 
 def add_parser(subparsers):
+    """Add ``convert MODEL``; returns its parser."""
     p = add_command(subparsers, "convert", "scale factors and summary of the spiking network")
     p.add_argument("model", type=Path, help="a model folder")
     p.add_argument("--percentile", type=float, help="use this activation percentile, not the max")
@@ -17,6 +18,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Print max weight, max activation and scale factor per layer (and write ``--json``); returns 0."""
     from ..converters import from_torch
     from ..fsio import write_json
     from ..models import load_model

@@ -6,6 +6,7 @@ from .common import add_command
 
 
 def add_parser(subparsers):
+    """Add ``data fetch DATASET``; returns its parser."""
     p = add_command(subparsers, "data", "fetch and verify datasets")
     p.add_argument("action", choices=["fetch"], help="fetch: download if needed, then verify the hashes")
     p.add_argument("dataset", choices=["mnist", "fashion-mnist"], help="the dataset")
@@ -14,6 +15,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Fetch MNIST if needed (no ``--data-dir``), load and verify the dataset, print its size; returns 0."""
     from ..data import fetch_mnist, load_dataset
 
     if args.dataset == "mnist" and not args.data_dir:

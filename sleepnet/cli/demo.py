@@ -6,6 +6,7 @@ from .common import add_command, add_common, add_device, device, progress
 
 
 def add_parser(subparsers):
+    """Add ``demo -o OUT``; returns its parser."""
     p = add_command(subparsers, "demo", "train, sleep and evaluate on MNIST end to end")
     p.add_argument("--seed", type=int, default=0, help="seed of training, sleep and evaluation")
     p.add_argument("--preset", default="mnist-fgsm", help="the sleep preset")
@@ -15,6 +16,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Run the demo (``sleepnet.demo.run_demo``) and print its table and timings; returns 0."""
     from ..demo import run_demo, table
 
     metrics = run_demo(args.output, seed=args.seed, preset=args.preset, overwrite=args.force,

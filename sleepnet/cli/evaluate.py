@@ -9,6 +9,7 @@ from .common import add_command, add_common, add_device, device, progress
 
 
 def add_parser(subparsers):
+    """Add ``evaluate MODEL... -o OUT``; returns its parser."""
     p = add_command(subparsers, "evaluate", "robustness of one or more model folders")
     p.add_argument("models", nargs="+", type=Path, help="model folders")
     p.add_argument("--suite", default="quick", help="quick, or paper (all attacks and the "
@@ -30,6 +31,7 @@ def suite_options(args) -> dict:
 
 
 def run(args) -> int:
+    """Evaluate the model folders into ``args.output`` and print the tables; returns 0."""
     from ..demo import attack_table, table
     from ..workflow import evaluate_to_folder
 

@@ -8,6 +8,7 @@ from .common import add_command, add_output
 
 
 def add_parser(subparsers):
+    """Add ``plot FOLDER [-o OUT]``; returns its parser."""
     p = add_command(subparsers, "plot", "figures of a slept model or an evaluation folder")
     p.add_argument("folder", type=Path, help="a slept model folder or an evaluation folder")
     add_output(p, help="figure folder (default: FOLDER/figures)", required=False)
@@ -15,6 +16,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Write the figures of ``args.folder`` and print their paths; returns 0."""
     from ..workflow import plot_folder
 
     for path in plot_folder(args.folder, args.output):

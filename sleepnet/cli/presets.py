@@ -6,6 +6,7 @@ from .common import add_command, keys_table
 
 
 def add_parser(subparsers):
+    """Add ``presets [--keys]``; returns its parser."""
     p = add_command(subparsers, "presets", "list the sleep presets")
     p.add_argument("--keys", action="store_true",
                    help="list every sleep-config key instead: type, default, allowed range")  # fmt: skip
@@ -13,6 +14,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Print each preset (name, ``T``, input mode, description), or with ``--keys`` the keys table; 0."""
     if args.keys:
         print(keys_table())
         return 0

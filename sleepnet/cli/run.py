@@ -8,6 +8,7 @@ from .common import add_command, add_common, add_device, device, parse_seeds, pr
 
 
 def add_parser(subparsers):
+    """Add ``run EXPERIMENT -o OUT``; returns its parser."""
     p = add_command(subparsers, "run", "an experiment file: control, sleep, defences, seeds, report")
     p.add_argument("experiment", type=Path, help="the experiment TOML file")
     p.add_argument("--quick", action="store_true", help="CI-sized attack settings")
@@ -20,6 +21,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Run the experiment file end to end (``sleepnet.experiment.run_experiment``); returns 0."""
     from ..experiment import run_experiment
 
     run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,

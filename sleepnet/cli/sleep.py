@@ -21,6 +21,7 @@ sleep-config keys, for --set KEY=VALUE or a --config TOML file (also `sleepnet p
 
 
 def add_parser(subparsers):
+    """Add ``sleep MODEL``, its help ending with the sleep-config keys table; returns its parser."""
     p = add_command(subparsers, "sleep", "run a sleep phase on a model folder",
                     epilog=EPILOG + textwrap.indent(keys_table(), "  "))  # fmt: skip
     p.add_argument("model", type=Path, help="a model folder")
@@ -47,6 +48,7 @@ def sleep_config(args):
 
 
 def run(args) -> int:
+    """Sleep ``args.model`` into ``args.output`` and print speed, mean rates and accuracies; returns 0."""
     from ..workflow import sleep_to_folder
 
     rec = sleep_to_folder(args.model, sleep_config(args), args.output, backend=args.backend,

@@ -6,6 +6,7 @@ from .common import add_command, add_common, add_device, device, parse_hidden, p
 
 
 def add_parser(subparsers):
+    """Add ``train -o OUT``; returns its parser."""
     p = add_command(subparsers, "train", "train a bias-free ReLU network")
     p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, patches or npz:PATH")
     p.add_argument("--recipe", default="paper", help="paper (the ICLR 2020 recipe) or standard")
@@ -19,6 +20,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    """Train a model folder into ``args.output`` and print its test accuracy; returns 0."""
     from .. import workflow
 
     rec = workflow.train_to_folder(args.dataset, args.recipe, args.seed, args.output,

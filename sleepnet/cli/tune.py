@@ -23,6 +23,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
 
 
 def add_parser(subparsers):
+    """Add ``tune`` and its actions ``run``, ``export`` and ``report``; returns the ``tune`` parser."""
     summary = "search sleep configs with Optuna (multi-objective by default)"
     p = add_command(subparsers, "tune", summary, description=f"{summary}, export a trial, report a "
                     "study. `sleepnet tune MODEL ...` is `sleepnet tune run MODEL ...`.")  # fmt: skip
@@ -93,6 +94,7 @@ def _add_report(sub) -> None:
 
 
 def run(args) -> int:
+    """Run ``tune run``, ``tune export`` or ``tune report`` as ``args.tune_command`` says; returns 0."""
     {"run": _search, "export": _export, "report": _report}[args.tune_command](args)
     return 0
 

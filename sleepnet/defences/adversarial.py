@@ -21,12 +21,19 @@ from .base import Defence, register
 @register("adv-fgsm", method="fgsm", eps=0.1, epochs=1)
 @register("adv-pgd", method="pgd", eps=0.1, epochs=1)
 class AdversarialTraining(Defence):
+    """Adversarial training from the control, ``method`` ``fgsm`` or ``pgd`` (module docstring)."""
+
     def train(self, control, recipe, data, seed, device):
+        """See ``Defence.train``; a copy of ``control`` trained ``epochs`` more on adversarial batches."""
         p = self.params
         model = self.copy_of(control, device)
         counter = iter(range(10**12))
 
         def perturb(m, xb, yb):
+            """Batch ``xb`` made adversarial under ``m``: FGSM (one step of ``eps``) or PGD (7 x 0.025).
+
+            PGD starts at a random point of the ball. Returns a tensor on ``xb``'s device, in [0, 1].
+            """
             if p["method"] == "fgsm":
                 attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=1, step=p["eps"], random_start=False,
                              device=device)  # fmt: skip

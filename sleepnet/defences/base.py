@@ -52,6 +52,7 @@ def register(name: str, **defaults):
     (and the only parameters it accepts)."""
 
     def wrap(cls):
+        """Add ``cls`` to ``DEFENCES`` as a ``DefenceEntry`` and return ``cls`` unchanged."""
         DEFENCES.register(name, DefenceEntry(name, cls, defaults))
         return cls
 
@@ -59,11 +60,14 @@ def register(name: str, **defaults):
 
 
 class Defence(ABC):
+    """A baseline defence with parameters ``params``; ``apply`` turns a control into a defended model."""
+
     def __init__(self, name: str, **params) -> None:
         self.name = name
         self.params = params
 
     def recipe_of(self, record: dict) -> Recipe:
+        """The control's recipe: the one its record names (default ``paper``) with the record's fields."""
         rec = dict(record.get("recipe") or {})
         base = get_recipe(rec.get("name", "paper"))
         fields = {k: (tuple(v) if k == "sizes" else v) for k, v in rec.items() if k in base.__dict__}

@@ -35,20 +35,30 @@ def soft_labels(model, x: np.ndarray, temperature: float, device=None) -> np.nda
 
 
 def entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each row of probabilities ``p`` ``(N, K)``: float ``(N,)``."""
     return -(p * np.log(np.clip(p, 1e-30, 1.0))).sum(axis=1)
 
 
 @register("distillation", temperature=50.0, epochs=None, lr=1e-3)
 class Distillation(Defence):
+    """Defensive distillation at ``temperature`` (default 50) with Adam at ``lr`` (module docstring)."""
+
     def train(self, control, recipe, data, seed, device):
+        """See ``Defence.train``; trains a teacher and a student afresh (``control`` is not used).
+
+        The teacher and its soft labels are kept as ``self.teacher`` and ``self.teacher_targets``; the
+        student is returned with the loss ``cross-entropy``.
+        """
         T = float(self.params["temperature"])
         epochs = int(self.params["epochs"] or recipe.epochs)
         adam = replace(recipe, optimizer="adam", lr=float(self.params["lr"]), epochs=epochs)
 
         def hard(m, xb, yb):
+            """The teacher's loss: ``cross_entropy(z / T, y)`` on hard labels ``yb``."""
             return F.cross_entropy(pre_activation(m, xb) / T, yb)
 
         def soft(m, xb, pb):
+            """The student's loss: cross-entropy of ``softmax(z / T)`` against soft labels ``pb``."""
             return -(pb * F.log_softmax(pre_activation(m, xb) / T, dim=1)).sum(dim=1).mean()
 
         teacher = init_model(recipe, seed).to(device)

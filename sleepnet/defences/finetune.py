@@ -47,7 +47,10 @@ def perturbed_images(kind: str, model, loss: str, x: np.ndarray, y: np.ndarray, 
 @register("finetune-noise", kind="noise")
 @register("finetune-blur", kind="blur")
 class FineTune(Defence):
+    """The paper's fine-tuning on ``fgsm``, ``noise`` or ``blur`` perturbed images (module docstring)."""
+
     def train(self, control, recipe, data, seed, device):
+        """See ``Defence.train``; a copy of ``control``, 5000 images perturbed, 2 more epochs at lr 0.05."""
         rng = np.random.default_rng(seed)
         n = min(5000, len(data.x_train))
         x = data.x_train.copy()

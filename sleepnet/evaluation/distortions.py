@@ -25,6 +25,11 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class Distortion:
+    """A registered distortion: ``fn(x, level, rng, image_shape, device=None)`` and its ``levels``.
+
+    ``level_name`` names the level in results (``variance``, ``sigma``).
+    """
+
     name: str
     fn: Callable[..., np.ndarray | torch.Tensor]  # fn(x, level, rng, image_shape, device=None) -> x'
     levels: tuple[float, ...]
@@ -35,7 +40,10 @@ DISTORTIONS: Registry[Distortion] = Registry("distortion")
 
 
 def register(name: str, levels: tuple[float, ...], level_name: str):
+    """A decorator: the function it wraps joins ``DISTORTIONS`` as ``name``, run at ``levels``."""
+
     def wrap(fn):
+        """Add ``fn`` to ``DISTORTIONS`` as a ``Distortion`` and return ``fn``."""
         DISTORTIONS.register(name, Distortion(name, fn, levels, level_name))
         return fn
 

@@ -34,6 +34,24 @@ FREE_TO_GRADIENT_MIN_RATIO = 0.8
 
 
 def gradient_norms(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray) -> dict:
+    """Check 2: share of exactly zero input gradients of the training loss, and their median L2 norm.
+
+    Parameters
+    ----------
+    model : nn.Sequential
+        The model under test.
+    loss : str
+        Its training loss (``sleepnet.losses``).
+    x : float32 (N, n) in [0, 1]
+        Images.
+    y : int64 (N,)
+        Their labels.
+
+    Returns
+    -------
+    dict
+        ``share_zero``, ``median_norm`` and ``ok`` (share at most ``ZERO_GRADIENT_MAX_SHARE``).
+    """
     g = PGD(model, loss).input_gradient(x, y).astype(np.float64)
     norms = np.linalg.norm(g, axis=1)
     share_zero = float(np.mean(norms == 0.0))
@@ -42,11 +60,20 @@ def gradient_norms(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
 
 
 def unbounded(model, loss, x, y, seed=0) -> dict:
+    """Check 1: accuracy under L-inf PGD with ``eps = 1`` (50 steps of 0.05), which should reach about 0.
+
+    Returns ``accuracy`` and ``ok`` (accuracy at most ``UNBOUNDED_MAX_ACCURACY``).
+    """
     res = PGD(model, loss, eps=1.0, norm="inf", n_steps=50, step=0.05, seed=seed).run(x, y)
     return {"accuracy": res["accuracy"], "ok": res["accuracy"] <= UNBOUNDED_MAX_ACCURACY}
 
 
 def loss_choice(model, loss, x, y, eps: float = 0.1, seed: int = 0) -> dict:
+    """Check 3: accuracy under PGD (L-inf, ``eps``) with the training loss against the logit margin loss.
+
+    Returns ``eps``, ``accuracy_training_loss``, ``accuracy_margin_loss`` and ``ok`` (the margin attack is
+    at most ``LOSS_GAP_MAX`` accuracy stronger).
+    """
     own = PGD(model, loss, eps=eps, seed=seed).run(x, y)["accuracy"]
     margin = PGD(model, "margin", eps=eps, seed=seed).run(x, y)["accuracy"]
     return {"eps": eps, "accuracy_training_loss": own, "accuracy_margin_loss": margin,

@@ -69,6 +69,11 @@ def best_within(study, max_drop: float):
 
 
 def pareto_plot(study, path: Path) -> Path:
+    """``pareto.png``: clean accuracy against the objective of every complete trial, on validation data.
+
+    Marks the Pareto front (multi-objective studies), the control, the base preset and the
+    clean-accuracy floor ``control - max_drop``. Returns ``path``.
+    """
     from optuna.trial import TrialState
 
     from ..plots import _save, subplots

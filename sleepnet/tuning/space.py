@@ -39,11 +39,14 @@ INTEGER = {"T"}
 
 @dataclass(frozen=True)
 class Range:
+    """A searched key's range ``[low, high]``, on a log scale unless ``log`` is false."""
+
     low: float
     high: float
     log: bool = True
 
     def suggest(self, trial, name: str):
+        """The value ``trial`` draws for key ``name`` (an int for ``T``, else a float)."""
         if name in INTEGER:
             return trial.suggest_int(name, int(round(self.low)), int(round(self.high)), log=self.log)
         return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
@@ -57,6 +60,7 @@ class SearchSpace:
     params: dict
 
     def keys(self) -> list[str]:
+        """The names of the space's keys (searched or fixed), in order."""
         return list(self.params)
 
     def suggest(self, trial) -> SleepConfig:
@@ -114,6 +118,10 @@ class SearchSpace:
 
 
 def default_space(base: SleepConfig) -> dict:
+    """The default ranges around ``base`` (``DEFAULT_FACTORS``, one ``beta_l`` per layer), all input modes.
+
+    Returns ``{name: Range or tuple of choices}``; ``T`` is rounded to integers, at least 1.
+    """
     params: dict = {}
     for key, (lo, hi) in DEFAULT_FACTORS.items():
         if key == "beta":

@@ -74,6 +74,7 @@ class TuneSettings:
     population: int = 16  # NSGA-II population size
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (stored with the study)."""
         return asdict(self)
 
     def identity(self) -> dict:
@@ -91,6 +92,10 @@ def _file_sha256(path: Path) -> str:
 
 
 def sampler_for(settings: TuneSettings, worker: int):
+    """The Optuna sampler of ``worker``: NSGA-II, or TPE with the clean-accuracy constraint if ``single``.
+
+    Seeded with ``settings.seed + worker``.
+    """
     import optuna
 
     seed = settings.seed + worker
@@ -104,6 +109,7 @@ def _constraint(trial) -> list[float]:
 
 
 def directions(settings: TuneSettings) -> list[str]:
+    """The study's directions: the objective, and clean accuracy unless ``single``; all maximised."""
     return ["maximize"] if settings.single else ["maximize", "maximize"]
 
 
@@ -131,9 +137,11 @@ class Tuner:
         self.maxima = cached_maxima(self.meta, self.data, base)
 
     def measure(self, model) -> dict:
+        """``{"clean": ..., objective: ...}`` of ``model`` on the validation split."""
         return measure(model, self.loss, self.val, self.settings.objective)
 
     def sleep(self, config):
+        """``sleep_phase.sleep`` of the control with ``config`` on the training set (cached maxima)."""
         from ..sleep_phase import sleep
 
         return sleep(self.model, config, self.data.x_train, max_activation=self.maxima)
@@ -147,6 +155,20 @@ class Tuner:
                 "preset_config": self.space.base.to_dict(), "seconds": time.perf_counter() - t0}  # fmt: skip
 
     def objective(self, trial, control_clean: float):
+        """Run one Optuna ``trial``: draw a config, sleep, prune or measure (module docstring).
+
+        Parameters
+        ----------
+        trial : optuna.Trial
+            The trial; its user attributes get the config, spikes, weights hash, timings and measures.
+        control_clean : float
+            The control's clean validation accuracy, for the collapse check and the constraint.
+
+        Returns
+        -------
+        float or (float, float)
+            The objective, and with two objectives the clean accuracy too; ``optuna.TrialPruned`` if stopped.
+        """
         import optuna
 
         s = self.settings

@@ -39,6 +39,7 @@ class Scores(nn.Module):
         self.body = model[:-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The class scores of ``x`` (cast to the weights' dtype)."""
         return self.body(x.to(self.body[0].weight.dtype))  # some ART attacks send float64
 
 
@@ -50,6 +51,7 @@ class ModelLoss(nn.Module):
         self.name = name
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of scores ``z`` for labels ``y`` (class indices or one-hot), summed over the batch."""
         if y.ndim == 2:  # ART passes one-hot labels to losses it does not know
             y = y.argmax(dim=1)
         return loss_from_scores(self.name, z, y.long(), reduction="sum")
@@ -68,7 +70,10 @@ def art_classifier(model: nn.Sequential, loss: str, n_inputs: int, n_classes: in
     from art.estimators.classification import PyTorchClassifier
 
     class Classifier(PyTorchClassifier):
+        """ART's ``PyTorchClassifier`` with a lean ``predict`` (module docstring)."""
+
         def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs):
+            """Class scores, float32 ``(N, K)``; ART's own in training mode or with processing."""
             if training_mode or not identity(self):
                 return super().predict(x, batch_size, training_mode, **kwargs)
             xt = torch.from_numpy(np.asarray(x))

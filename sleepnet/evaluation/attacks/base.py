@@ -60,6 +60,7 @@ def evaluating(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        """``method`` with the model on the attack's device, in evaluation mode, grads kept."""
         if getattr(self, "_evaluating", False):  # nested: the outer call holds the state already
             return method(self, *args, **kwargs)
         self._evaluating = True
@@ -81,6 +82,8 @@ def as_numpy(a, dtype=None) -> np.ndarray:
 
 
 class Attack(ABC):
+    """An attack on ``model`` with its training ``loss``, run on ``device``; ``run(x, y)`` gives results."""
+
     name = "abstract"
 
     def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500, device=None) -> None:
@@ -120,6 +123,7 @@ class Attack(ABC):
     @evaluating
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model's predicted class of each image of ``x`` (in batches of 5000): int64 ``(N,)``."""
         out = [self.model(self.tensor(x[s : s + 5000])).argmax(1).cpu().numpy()
                for s in range(0, len(x), 5000)]  # fmt: skip
         return np.concatenate(out)
@@ -154,6 +158,13 @@ class PerturbationAttack(Attack):
         """Adversarial examples for ``x`` (same shape, values in [0, 1])."""
 
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
+        """See ``Attack.run``; returns ``summarize`` of ``generate``'s examples (clipped to [0, 1]).
+
+        Returns
+        -------
+        dict
+            ``n``, ``clean_accuracy``, ``success_rate``, ``median_rel_l2`` and ``accuracy``.
+        """
         x, y = as_numpy(x, np.float32), as_numpy(y)
         x_adv = np.clip(self.generate(x, y).astype(np.float32), 0.0, 1.0)
         return summarize(x, x_adv, y, self.predict(x), self.predict(x_adv))

@@ -24,6 +24,8 @@ from .base import PerturbationAttack, register
 
 @register
 class CarliniWagnerL2(PerturbationAttack):
+    """Carlini-Wagner L2, ours: batched in torch, optimised in float64 (module docstring)."""
+
     name = "cw-l2"
 
     def __init__(self, model, loss, binary_search_steps: int = 20, max_iter: int = 1000,
@@ -36,6 +38,7 @@ class CarliniWagnerL2(PerturbationAttack):
         self.abort_early = abort_early
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; per image the smallest successful example, else ``x``."""
         out = [self._batch(x[s : s + self.batch_size], y[s : s + self.batch_size])
                for s in range(0, len(x), self.batch_size)]  # fmt: skip
         return np.concatenate(out)
@@ -95,9 +98,12 @@ class CarliniWagnerL2(PerturbationAttack):
 
 @register
 class CarliniWagnerL2Art(CarliniWagnerL2):
+    """Carlini-Wagner L2 through ART's ``CarliniL2Method`` with the same settings, for cross-checks."""
+
     name = "cw-l2-art"
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; ART's ``CarliniL2Method``."""
         from art.attacks.evasion import CarliniL2Method
 
         attack = CarliniL2Method(self.art(), batch_size=self.batch_size, verbose=False, **self.params)

@@ -42,6 +42,8 @@ def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: n
 
 @register
 class Boundary(PerturbationAttack):
+    """Boundary attack through ART, untargeted, seeded (module docstring)."""
+
     name = "boundary"
 
     def __init__(self, model, loss, max_iter: int = 1000, num_trial: int = 25, delta: float = 0.5,
@@ -51,6 +53,7 @@ class Boundary(PerturbationAttack):
         self.seed = seed
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; ART's ``BoundaryAttack``, then ``push_across``."""
         from art.attacks.evasion import BoundaryAttack
 
         attack = BoundaryAttack(self.art(), targeted=False, batch_size=self.batch_size, verbose=False,
@@ -62,6 +65,8 @@ class Boundary(PerturbationAttack):
 
 @register
 class HopSkipJump(PerturbationAttack):
+    """HopSkipJump (L2) through ART, untargeted, seeded (module docstring)."""
+
     name = "hopskipjump"
 
     def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
@@ -71,6 +76,7 @@ class HopSkipJump(PerturbationAttack):
         self.seed = seed
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; ART's ``HopSkipJump``, then ``push_across``."""
         from art.attacks.evasion import HopSkipJump as ArtHopSkipJump
 
         attack = ArtHopSkipJump(self.art(), targeted=False, norm=2, batch_size=self.batch_size,

@@ -24,6 +24,8 @@ from .base import PerturbationAttack, register
 
 @register
 class DeepFool(PerturbationAttack):
+    """DeepFool L2, ours: the whole batch at once (module docstring)."""
+
     name = "deepfool"
 
     def __init__(self, model, loss, max_iter: int = 100, overshoot: float = 1.05, batch_size: int = 1000,
@@ -32,6 +34,7 @@ class DeepFool(PerturbationAttack):
         self.max_iter, self.overshoot = int(max_iter), float(overshoot)
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; runs in batches of ``batch_size``, float32 ``(N, n)``."""
         return np.concatenate([self._batch(x[s : s + self.batch_size])
                                for s in range(0, len(x), self.batch_size)])  # fmt: skip
 
@@ -75,9 +78,12 @@ class DeepFool(PerturbationAttack):
 
 @register
 class DeepFoolArt(DeepFool):
+    """DeepFool L2 through ART's implementation (``epsilon = overshoot - 1``), for cross-checks."""
+
     name = "deepfool-art"
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; ART's ``DeepFool`` over all classes."""
         from art.attacks.evasion import DeepFool as ArtDeepFool
 
         clf = self.art()

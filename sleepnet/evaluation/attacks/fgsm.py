@@ -22,6 +22,8 @@ PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
 
 @register
 class FGSM(Attack):
+    """FGSM over a sweep of ``eps``, summarised by the median epsilon (module docstring)."""
+
     name = "fgsm"
 
     def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500,
@@ -31,10 +33,19 @@ class FGSM(Attack):
 
     @evaluating
     def perturb(self, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+        """FGSM examples at one ``eps``: ``clip(x + eps * sign(grad_x loss), 0, 1)``, float32 ``(N, n)``."""
         x, y = as_numpy(x, np.float32), as_numpy(y)
         return np.clip(x + np.float32(eps) * np.sign(self.input_gradient(x, y)), 0.0, 1.0)
 
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
+        """See ``Attack.run``; FGSM at every ``eps`` of the sweep.
+
+        Returns
+        -------
+        dict
+            ``eps`` (the sweep), ``accuracy`` (one per ``eps``), ``median_eps`` (median over images of the
+            first ``eps`` that fools each, the largest ``eps`` if none) and ``never_fooled`` (their share).
+        """
         x, y = as_numpy(x, np.float32), as_numpy(y)
         direction = np.sign(self.input_gradient(x, y)).astype(np.float32)
         first = np.full(len(x), np.inf)

@@ -15,6 +15,8 @@ from .base import PerturbationAttack, evaluating, register
 
 @register
 class JSMA(PerturbationAttack):
+    """JSMA through ART, targeted at each image's second most likely class (module docstring)."""
+
     name = "jsma"
 
     def __init__(self, model, loss, theta: float = 0.1, max_iter: int = 500, batch_size: int = 256,
@@ -24,11 +26,13 @@ class JSMA(PerturbationAttack):
 
     @evaluating
     def second_class(self, x: np.ndarray) -> np.ndarray:
+        """The class of second highest score (pre-ReLU output) of each image: int64 ``(N,)``."""
         with torch.no_grad():
             z = self.model[:-1](self.tensor(x)).cpu().numpy()
         return np.argsort(z, axis=1)[:, -2]
 
     def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; ART's ``SaliencyMapMethod`` (module docstring)."""
         from art.attacks.evasion import SaliencyMapMethod
 
         clf = self.art()

@@ -29,6 +29,7 @@ def project(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
 
 
 def random_in_ball(shape, eps: float, norm: str, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random points of the ``eps`` ball of ``norm`` (``inf`` or ``2``), one per row: ``shape``."""
     if norm == "inf":
         return rng.uniform(-eps, eps, shape)
     direction = rng.standard_normal(shape)
@@ -39,6 +40,8 @@ def random_in_ball(shape, eps: float, norm: str, rng: np.random.Generator) -> np
 
 @register
 class PGD(PerturbationAttack):
+    """Projected gradient descent, L-inf or L2, with restarts (module docstring)."""
+
     name = "pgd"
 
     def __init__(self, model, loss, eps: float = 0.1, norm: str = "inf", n_steps: int = 40,
@@ -64,6 +67,7 @@ class PGD(PerturbationAttack):
         return x_adv
 
     def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """See ``PerturbationAttack.generate``; per image the first fooling restart, else the last."""
         rng = np.random.default_rng(self.seed)
         best = x.copy()
         fooled = np.zeros(len(x), dtype=bool)
