@@ -80,6 +80,11 @@ def test_attacks_take_and_return_tensors():
     assert float((adv - x).abs().max()) <= 0.3 + 1e-6 and float(adv.min()) >= 0 and float(adv.max()) <= 1
     assert (model(adv).argmax(1) != y).any()  # the attack found something to break
     assert pgd.run(x, y) == pgd.run(x.numpy(), y.numpy())
+    calls = []
+    real = pgd.generate
+    pgd.generate = lambda *a: calls.append(1) or real(*a)  # the tensor path must not go through the host
+    pgd(x, y)
+    assert calls == []
     fgsm = ATTACKS["fgsm"](model, "cross-entropy")
     res = fgsm.run(x, y)
     assert res == fgsm.run(x.numpy(), y.numpy()) and 0.0 < res["median_eps"] <= 0.4

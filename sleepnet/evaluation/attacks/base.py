@@ -105,16 +105,22 @@ class Attack(ABC):
                 setattr(cls, name, evaluating(method))
 
     @evaluating
-    def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``d loss / d x`` per image (summed loss, so a batch does not scale it)."""
+    def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``d loss / d x`` per image, on the attack's device (summed loss: a batch does not scale it).
+
+        x : float32 ``(N, n)``; y : int64 ``(N,)``; both on the attack's device.
+        """
         grads = []
         for s in range(0, len(x), self.batch_size):
-            xb = self.tensor(x[s : s + self.batch_size]).requires_grad_(True)
-            yb = self.tensor(y[s : s + self.batch_size], dtype=torch.int64)
-            loss = loss_fn(self.loss, self.model, xb, yb, reduction="sum")
+            xb = x[s : s + self.batch_size].detach().clone().requires_grad_(True)
+            loss = loss_fn(self.loss, self.model, xb, y[s : s + self.batch_size], reduction="sum")
             (g,) = torch.autograd.grad(loss, xb)
-            grads.append(g.cpu().numpy())
-        return np.concatenate(grads)
+            grads.append(g)
+        return torch.cat(grads)
+
+    def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``gradient`` for host arrays: float32 ``(N, n)`` numpy in and out."""
+        return self.gradient(self.tensor(x), self.tensor(y, dtype=torch.int64)).cpu().numpy()
 
     def n_classes(self) -> int:
         """Outputs of the last ``Linear`` layer."""
@@ -122,11 +128,14 @@ class Attack(ABC):
 
     @evaluating
     @torch.no_grad()
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's class of each image of ``x`` (a tensor on the attack's device), in batches of 5000:
+        int64 ``(N,)`` on the same device."""
+        return torch.cat([self.model(x[s : s + 5000]).argmax(1) for s in range(0, len(x), 5000)])
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """The model's predicted class of each image of ``x`` (in batches of 5000): int64 ``(N,)``."""
-        out = [self.model(self.tensor(x[s : s + 5000])).argmax(1).cpu().numpy()
-               for s in range(0, len(x), 5000)]  # fmt: skip
-        return np.concatenate(out)
+        """``classify`` for host arrays: int64 ``(N,)`` numpy."""
+        return self.classify(self.tensor(x)).cpu().numpy()
 
     @abstractmethod
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
@@ -157,6 +166,11 @@ class PerturbationAttack(Attack):
     def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Adversarial examples for ``x`` (same shape, values in [0, 1])."""
 
+    def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``generate`` on tensors on the attack's device; an attack that works on tensors
+        overrides this (and makes ``generate`` its host wrapper), others go through the host."""
+        return self.tensor(self.generate(as_numpy(x, np.float32), as_numpy(y)))
+
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
         """See ``Attack.run``; returns ``summarize`` of ``generate``'s examples (clipped to [0, 1]).
 
@@ -172,11 +186,15 @@ class PerturbationAttack(Attack):
     def __call__(self, x, y):
         """Adversarial examples for ``x`` (numpy or a tensor), of the same type, in [0, 1].
 
-        A tensor comes back on the device it came from; ``y`` may be either.
+        A tensor comes back on the device it came from; ``y`` may be either. An attack that
+        works on tensors (``generate_tensor``) keeps them on its device throughout.
         """
-        x_np = as_numpy(x, np.float32)
-        adv = np.clip(self.generate(x_np, as_numpy(y)).astype(np.float32), 0.0, 1.0)
-        return torch.from_numpy(adv).to(x.device) if isinstance(x, torch.Tensor) else adv
+        if isinstance(x, torch.Tensor):
+            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model):
+                adv = self.generate_tensor(self.tensor(x), self.tensor(y, dtype=torch.int64))
+            return adv.clamp(0.0, 1.0).to(device=x.device, dtype=torch.float32)
+        adv = self.generate(as_numpy(x, np.float32), as_numpy(y))
+        return np.clip(adv.astype(np.float32), 0.0, 1.0)
 
     def art(self):
         """This model as an ART classifier (``art_adapter``)."""

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .base import Attack, as_numpy, evaluating, register
 
@@ -46,14 +47,15 @@ class FGSM(Attack):
             ``eps`` (the sweep), ``accuracy`` (one per ``eps``), ``median_eps`` (median over images of the
             first ``eps`` that fools each, the largest ``eps`` if none) and ``never_fooled`` (their share).
         """
-        x, y = as_numpy(x, np.float32), as_numpy(y)
-        direction = np.sign(self.input_gradient(x, y)).astype(np.float32)
-        first = np.full(len(x), np.inf)
+        x, y = self.tensor(x), self.tensor(y, dtype=torch.int64)  # on the attack's device from here
+        direction = torch.sign(self.gradient(x, y))
+        first = torch.full((len(x),), float("inf"), dtype=torch.float64, device=self.device)
         acc = []
         for e in self.eps:
-            wrong = self.predict(np.clip(x + np.float32(e) * direction, 0.0, 1.0)) != y
-            acc.append(float(np.mean(~wrong)))
-            first[np.isinf(first) & wrong] = e
+            wrong = self.classify(torch.clamp(x + float(np.float32(e)) * direction, 0.0, 1.0)) != y
+            acc.append(int((~wrong).sum()) / len(x))
+            first[torch.isinf(first) & wrong] = e
+        first = first.cpu().numpy()
         never = np.isinf(first)
         return {
             "eps": list(self.eps),

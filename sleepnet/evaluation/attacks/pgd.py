@@ -16,16 +16,17 @@ Example::
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .base import PerturbationAttack, register
 
 
-def project(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
+def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Onto the ``eps`` ball of ``norm`` (per image, rows of ``delta``)."""
     if norm == "inf":
-        return np.clip(delta, -eps, eps)
-    length = np.linalg.norm(delta, axis=1, keepdims=True)
-    return delta * np.minimum(1.0, eps / np.maximum(length, 1e-12))
+        return torch.clamp(delta, -eps, eps)
+    length = torch.linalg.vector_norm(delta, dim=1, keepdim=True)
+    return delta * torch.clamp(eps / torch.clamp(length, min=1e-12), max=1.0)
 
 
 def random_in_ball(shape, eps: float, norm: str, rng: np.random.Generator) -> np.ndarray:
@@ -54,33 +55,42 @@ class PGD(PerturbationAttack):
         self.step = float(step) if step is not None else 2.5 * self.eps / self.n_steps
         self.restarts, self.random_start, self.seed = int(restarts), random_start, seed
 
-    def _ascend(self, x: np.ndarray, y: np.ndarray, x0: np.ndarray) -> np.ndarray:
-        x_adv = x0
+    def _ascend(self, x: torch.Tensor, y: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """``n_steps`` steps from ``x0``, each projected onto the ball and the box (float64 arithmetic,
+        float32 iterates, as the host version did)."""
+        x64, x_adv = x.double(), x0
         for _ in range(self.n_steps):
-            g = self.input_gradient(x_adv, y).astype(np.float64)
+            g = self.gradient(x_adv, y).double()
             if self.norm == "inf":
-                g = np.sign(g)
+                g = torch.sign(g)
             else:
-                g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-            delta = project(x_adv + self.step * g - x, self.eps, self.norm)
-            x_adv = np.clip(x + delta, 0.0, 1.0).astype(np.float32)
+                g = g / torch.clamp(torch.linalg.vector_norm(g, dim=1, keepdim=True), min=1e-12)
+            delta = project(x_adv.double() + self.step * g - x64, self.eps, self.norm)
+            x_adv = torch.clamp(x64 + delta, 0.0, 1.0).float()
         return x_adv
 
-    def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """See ``PerturbationAttack.generate``; per image the first fooling restart, else the last."""
+    def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per image the first fooling restart, else the last; tensors on the attack's device.
+
+        The random starts are drawn on the host from ``seed`` (the same points on every device).
+        """
         rng = np.random.default_rng(self.seed)
-        best = x.copy()
-        fooled = np.zeros(len(x), dtype=bool)
+        best = x.clone()
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for r in range(max(1, self.restarts)):
-            start = x.astype(np.float64)
+            start = x.double()
             if self.random_start or r > 0:
-                start = start + random_in_ball(x.shape, self.eps, self.norm, rng)
-            x0 = np.clip(start, 0.0, 1.0).astype(np.float32)
-            cand = self._ascend(x, y, x0)
-            now = self.predict(cand) != y
+                start = start + torch.from_numpy(random_in_ball(tuple(x.shape), self.eps, self.norm,
+                                                                rng)).to(x.device)  # fmt: skip
+            cand = self._ascend(x, y, torch.clamp(start, 0.0, 1.0).float())
+            now = self.classify(cand) != y
             take = ~fooled
             best[take] = cand[take]
             fooled |= now
-            if fooled.all():
+            if bool(fooled.all()):
                 break
         return best
+
+    def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """See ``PerturbationAttack.generate``: ``generate_tensor`` on the attack's device."""
+        return self.generate_tensor(self.tensor(x), self.tensor(y, dtype=torch.int64)).cpu().numpy()
