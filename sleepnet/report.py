@@ -116,20 +116,10 @@ def mean_curves(per_seed: dict) -> dict:
 
 
 def write_report(metrics: dict, folder: Path) -> Path:
-    """Write ``results.csv``, ``report.md`` and ``figures/`` of an experiment into ``folder``.
+    """Write ``results.csv``, ``report.md`` and ``figures/`` into ``folder``; returns ``report.md``'s path.
 
-    Parameters
-    ----------
-    metrics : dict
-        The experiment's metrics: ``experiment``, ``dataset``, ``per_seed`` (results per seed and model),
-        ``aggregate`` (from ``aggregate``) and optionally ``timing``.
-    folder : Path
-        Where the files go (created if needed).
-
-    Returns
-    -------
-    Path
-        The path of ``report.md``.
+    ``metrics``: the experiment's ``experiment``, ``dataset``, ``per_seed`` (results per seed and
+    model), ``aggregate`` (from ``aggregate``) and, optionally, ``timing``.
     """
     from .plots import robustness_curves
 
