@@ -325,8 +325,8 @@ def test_every_help_shows_the_defaults():
                 assert f"(default: {action.default})" in text, (name, action.dest)
                 shown.setdefault(name, []).append(action.dest)
         assert "(default: None)" not in text and "(default: False)" not in text, name
-    assert set(shown) == {"train", "sleep", "evaluate", "run", "tune run", "tune export", "tune report",
-                          "demo"}
+    assert set(shown) == {"train", "convert", "sleep", "evaluate", "run", "tune run", "tune export",
+                          "tune report", "demo"}
     assert set(shown["tune run"]) >= {"objective", "trials", "max_drop", "seed", "workers", "grace"}
     proc = run_cli("train", "--help")
     assert proc.returncode == 0
@@ -334,13 +334,14 @@ def test_every_help_shows_the_defaults():
         assert text in " ".join(proc.stdout.split())
 
 
-@pytest.mark.parametrize("command", ["train", "sleep", "evaluate", "run", "demo"])
+@pytest.mark.parametrize("command", ["train", "convert", "sleep", "evaluate", "run", "demo"])
 def test_device_option_on_every_torch_command(command):
     from sleepnet.cli.common import device
 
     argv = {"train": ["train"], "sleep": ["sleep", "m", "--preset", "patches"], "evaluate": ["evaluate", "m"],
-            "run": ["run", "e.toml"], "demo": ["demo"]}[command]  # fmt: skip
-    args = build_parser().parse_args(argv + ["-o", "x", "--device", "cpu"])
+            "run": ["run", "e.toml"], "demo": ["demo"], "convert": ["convert", "m"]}[command]  # fmt: skip
+    out = [] if command == "convert" else ["-o", "x"]
+    args = build_parser().parse_args(argv + out + ["--device", "cpu"])
     assert device(args) == torch.device("cpu")
 
 

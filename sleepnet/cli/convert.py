@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_command, add_common
+from .common import add_command, add_common, add_device, device
 
 
 def add_parser(subparsers):
@@ -13,6 +13,7 @@ def add_parser(subparsers):
     p.add_argument("model", type=Path, help="a model folder")
     p.add_argument("--percentile", type=float, help="use this activation percentile, not the max")
     p.add_argument("--json", type=Path, help="also write the conversion record to this file")
+    add_device(p, "the activation pass behind the scale factors")
     add_common(p, out=False)
     return p
 
@@ -24,7 +25,7 @@ def run(args) -> int:
     from ..models import load_model
     from ..workflow import dataset_for
 
-    model, meta = load_model(args.model)
+    model, meta = load_model(args.model, device=device(args))
     data = dataset_for(meta, args.data_dir, args.dataset)
     net = from_torch(model, data.x_train, args.percentile)
     summary = net.summary()
