@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean-venv
+.PHONY: demo test test-long bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: $(STAMP)
 	$(VENV)/bin/sleepnet demo -o runs/demo --seed 0 --force
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not long"
+
+# the slow tests (minutes each: the Brian2 cpp_standalone build)
+test-long: $(STAMP)
+	$(PY) -m pytest -q -m long
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sleep.py

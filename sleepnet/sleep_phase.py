@@ -21,6 +21,7 @@ from .config import SleepConfig
 from .errors import SleepnetError
 from .kernels import KernelParams, normalize_columns
 from .kernels.simulator import Simulator
+from .state import interrupts_deferred
 from .stats import spike_summary, weight_change_summary
 from .threads import torch_threads_kept
 
@@ -98,7 +99,9 @@ def _drive_steps(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T
     raster = np.zeros((raster_steps, sim.n_units), dtype=bool) if raster_steps else None
     snapshots = []
     start = time.perf_counter()
-    sim.prepare()
+    with interrupts_deferred():  # a signal inside Numba's compiler would be swallowed there
+        sim.prepare()
+        _compile_input_kernel()
     compile_time = time.perf_counter() - start
     bar = _progress(T, progress, sim.name)
     start = time.perf_counter()
@@ -122,6 +125,13 @@ def _drive_steps(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T
         sizes=[int(n) for n in sim.sizes], backend=sim.name, raster=raster,
         raster_start=raster_start, snapshots=snapshots, wall_time=wall, compile_time=compile_time,
     )  # fmt: skip
+
+
+def _compile_input_kernel() -> None:
+    """Compile (or load) the Poisson input kernel now, rather than at the first chunk."""
+    from .kernels.poisson import spikes_from_uniform
+
+    spikes_from_uniform(np.zeros((1, 1)), np.zeros((1, 1)), 0.001, 1.0)
 
 
 def _progress(total: int, enabled: bool, name: str):

@@ -16,6 +16,7 @@ out, on error as well. (Thread counts: ``threads.py``.)
   thread count and the default clock's ``dt`` put back after the block.
 - ``optuna_quiet()``: Optuna's log level at ERROR and its experimental-feature
   warnings silenced.
+- ``interrupts_deferred()``: SIGINT/SIGTERM held until the block ends (Numba's compilation).
 
 Each is a ``contextlib.contextmanager``, so ``@optuna_quiet()`` also works as a decorator.
 ``snapshot()`` lists those settings (and the thread counts) for the test suite's leak check.
@@ -200,3 +201,33 @@ def snapshot() -> dict[str, object]:
 def changed(before: dict[str, object], after: dict[str, object]) -> list[str]:
     """``"NAME: BEFORE -> AFTER"`` for each setting of ``before`` that ``after`` differs in."""
     return [f"{k}: {before[k]!r} -> {after[k]!r}" for k in before if k in after and before[k] != after[k]]
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive in the block take effect when it ends, not inside it.
+
+    Why: Numba compiles its kernels through ctypes callbacks, and an exception raised inside
+    one (Ctrl-C, or the CLI's SIGTERM handler) is printed and swallowed there: the run then
+    went on as if never interrupted. Inside the block the signals are only recorded; on the
+    way out the previous handlers are back and the first signal is raised again, so it acts
+    as it would have (``KeyboardInterrupt``, or the CLI's unwinding). Outside the main thread,
+    where handlers cannot be set, the block does nothing.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in kept:
+        signal.signal(s, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in kept.items():
+            signal.signal(s, handler)
+    if pending:
+        signal.raise_signal(pending[0])

@@ -217,3 +217,21 @@ def test_hashes_are_those_of_hashlib_on_the_same_bytes(tmp_path):
     expect = hashlib.sha256(b"".join(t.detach().numpy().astype(np.float32).tobytes()
                                      for t in model.state_dict().values())).hexdigest()  # fmt: skip
     assert weights_sha256(model) == expect
+
+
+def test_interrupts_in_a_deferred_block_take_effect_when_it_ends():
+    import signal
+
+    from sleepnet.state import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)  # recorded, not raised here
+            reached.append("end of block")
+    assert reached == ["end of block"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with interrupts_deferred():
+        reached.append("quiet")
+    assert reached == ["end of block", "quiet"]  # no signal: nothing raised
