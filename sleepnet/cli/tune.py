@@ -72,11 +72,16 @@ def _worker_options(p) -> None:
     add_output(p, help="output folder (holds study.db unless --storage; resumed if it exists)")
 
 
+def _add_study(p) -> None:
+    """``STUDY`` (a folder or storage URL) and ``--study NAME``: which study to read."""
+    p.add_argument("study_path", metavar="STUDY", help="the tuning output folder, or a storage URL")
+    p.add_argument("--study", default="sleepnet", help="study name in the storage")
+
+
 def _add_export(sub) -> None:
     p = add_command(sub, "export", "a trial's config as a preset TOML "
                     "(`sleepnet tune export STUDY --trial N -o FILE`)")  # fmt: skip
-    p.add_argument("study_path", metavar="STUDY", help="the tuning output folder, or a storage URL")
-    p.add_argument("--study", default="sleepnet", help="study name in the storage")
+    _add_study(p)
     p.add_argument("--trial", type=int, required=True, help="the trial's number")
     add_output(p, help="the TOML file to write")
     add_force(p, help="replace the file if it exists")
@@ -85,8 +90,7 @@ def _add_export(sub) -> None:
 def _add_report(sub) -> None:
     p = add_command(sub, "report", "Pareto front, trials table, and with --test the chosen configs "
                     "on the test set (`sleepnet tune report STUDY`)")  # fmt: skip
-    p.add_argument("study_path", metavar="STUDY", help="the tuning output folder, or a storage URL")
-    p.add_argument("--study", default="sleepnet", help="study name in the storage")
+    _add_study(p)
     p.add_argument("--test", action="store_true", help="evaluate control, preset and the best trial "
                    "within the clean-accuracy budget on the test set (quick suite)")  # fmt: skip
     add_data_dir(p)
