@@ -110,6 +110,13 @@ class ExperimentSpec:
     def _fail(self, table: str, text: str) -> NoReturn:
         raise SleepnetError(f"{self.source}: [{table}] {text}")
 
+    def _lookup(self, table: str, registry, name: str, prefix: str = ""):
+        """``registry.get(name)``, an unknown name failing as ``[table] prefix<the registry's message>``."""
+        try:
+            return registry.get(name)
+        except UnknownName as exc:
+            self._fail(table, f"{prefix}{exc}")
+
     def _check_values(self) -> None:
         checks = [
             ("name", isinstance(self.name, str) and bool(self.name), "a non-empty string"),
@@ -137,10 +144,7 @@ class ExperimentSpec:
             value = getattr(self, key)
             if not isinstance(value, str):
                 self._fail("experiment", f"{key} must be a string, got {value!r}")
-            try:
-                registry.get(value)
-            except UnknownName as exc:
-                self._fail("experiment", f"{key}: {exc}")
+            self._lookup("experiment", registry, value, f"{key}: ")
         if not isinstance(self.dataset, str):
             self._fail("experiment", f"dataset must be a string, got {self.dataset!r}")
         if self.dataset not in DATASETS and not self.dataset.startswith("npz:"):
@@ -160,10 +164,7 @@ class ExperimentSpec:
             if not isinstance(config, SleepConfig):
                 self._fail("sleep", f"{name} must be a SleepConfig, got {config!r}")
         for name, params in self.defences.items():
-            try:
-                entry = DEFENCES.get(name)
-            except UnknownName as exc:
-                self._fail("defences", str(exc))
+            entry = self._lookup("defences", DEFENCES, name)
             if not isinstance(params, Mapping):
                 self._fail("defences", f"{name} must be a table of parameters, got {params!r}")
             try:

@@ -21,7 +21,7 @@ every method that runs the model (``run``, ``generate``, ``predict``,
 which puts back every module's own training flag afterwards, so attacking a
 model in training mode leaves it in training mode; and ``state.grads_kept``,
 which puts back the weights' ``.grad`` (ART's attacks call ``backward()``).
-``run`` and ``generate`` of every subclass are wrapped so automatically
+``run``, ``generate`` and ``generate_tensor`` of every subclass are wrapped so automatically
 (``Attack.__init_subclass__``); other methods that call the model take the
 ``evaluating`` decorator.
 
@@ -101,7 +101,7 @@ class Attack(ABC):
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        for name in ("run", "generate"):
+        for name in ("run", "generate", "generate_tensor"):
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "__isabstractmethod__", False):
                 setattr(cls, name, evaluating(method))
@@ -168,6 +168,7 @@ class PerturbationAttack(Attack):
     def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Adversarial examples for ``x`` (same shape, values in [0, 1])."""
 
+    @evaluating
     def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``generate`` on tensors on the attack's device; an attack that works on tensors
         overrides this (and makes ``generate`` its host wrapper), others go through the host."""
@@ -192,8 +193,7 @@ class PerturbationAttack(Attack):
         works on tensors (``generate_tensor``) keeps them on its device throughout.
         """
         if isinstance(x, torch.Tensor):
-            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model):
-                adv = self.generate_tensor(self.tensor(x), self.tensor(y, dtype=torch.int64))
+            adv = self.generate_tensor(self.tensor(x), self.tensor(y, dtype=torch.int64))
             return adv.clamp(0.0, 1.0).to(device=x.device, dtype=torch.float32)
         adv = self.generate(as_numpy(x, np.float32), as_numpy(y))
         return np.clip(adv.astype(np.float32), 0.0, 1.0)
