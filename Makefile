@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: this is a CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# AutoAttack's parts (evaluation/attacks/autoattack.py): torchattacks declares torchvision, which
+	# does not import beside torch 2.13 and which its attacks never use, so it comes without deps.
+	$(PY) -m pip install -q --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -9,6 +9,13 @@
 - ``margin``: for attacks only, ``max_{j != y} z_j - z_y`` on the pre-ReLU
   outputs (Carlini-Wagner's logit margin), which does not saturate where the
   training loss does; comparing the two is one of the gradient-masking checks.
+- ``dlr``: for attacks only, AutoAttack's difference-of-logits ratio (Croce &
+  Hein 2020), ``-(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3 + 1e-12)`` with the
+  logits sorted descending: the margin divided by a logit spread, so scaling
+  the logits up or down does not change it.
+
+``reduction``: ``"mean"`` over the batch, ``"sum"``, or ``"none"`` (one value
+per image).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from torch import nn
 
 from .errors import SleepnetError
 
-LOSSES = ("squared", "cross-entropy")  # training losses; attacks may also use "margin"
+LOSSES = ("squared", "cross-entropy")  # training losses
+ATTACK_LOSSES = LOSSES + ("margin", "dlr")  # what a gradient attack may ascend
 
 
 def pre_activation(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -42,16 +50,21 @@ def loss_fn(name: str, model: nn.Sequential, x: torch.Tensor, y: torch.Tensor,
 
 def loss_from_scores(name: str, z: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """The loss ``name`` on the pre-ReLU outputs ``z`` of the last ``Linear``, labels ``y``."""
+    if name == "cross-entropy":
+        return F.cross_entropy(z, y, reduction=reduction)
     if name == "squared":
         out = straight_through_relu(z)
         onehot = F.one_hot(y, out.shape[1]).to(out.dtype)
-        total = 0.5 * ((out - onehot) ** 2).sum()
-        return total / len(z) if reduction == "mean" else total
-    if name == "cross-entropy":
-        return F.cross_entropy(z, y, reduction=reduction)
-    if name == "margin":
+        per = 0.5 * ((out - onehot) ** 2).sum(dim=1)
+    elif name in ("margin", "dlr"):
         own = z.gather(1, y[:, None])[:, 0]
         others = z.masked_fill(F.one_hot(y, z.shape[1]).bool(), float("-inf")).max(dim=1).values
-        margin = others - own
-        return margin.mean() if reduction == "mean" else margin.sum()
-    raise SleepnetError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")
+        per = others - own
+        if name == "dlr":
+            top = z.sort(dim=1, descending=True).values
+            per = per / (top[:, 0] - top[:, 2] + 1e-12)
+    else:
+        raise SleepnetError(f"unknown loss {name!r} (known: {', '.join(ATTACK_LOSSES)})")
+    if reduction == "none":
+        return per
+    return per.mean() if reduction == "mean" else per.sum()

@@ -181,6 +181,8 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     if len(datasets) > 1:
         raise SleepnetError("the models were trained on different datasets; evaluate them separately")
     data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
+    for name, m in loaded.items():
+        check_classes(m[1], data, str(m[0]))
     results = evaluate({n: m[1] for n, m in loaded.items()}, data,
                        {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
                        device=device, **options)  # fmt: skip
@@ -193,6 +195,56 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
         write_json(tmp / "metrics.json", metrics)
         robustness_curves(results, tmp / "figures")
     return metrics
+
+
+def check_classes(model, data: Dataset, where: str) -> None:
+    """One clear error if ``model``'s output size is not ``data``'s number of classes."""
+    from .evaluation.attacks.base import n_outputs
+
+    k = n_outputs(model)
+    if k != data.n_classes:
+        raise SleepnetError(f"{where}: the model has {k} outputs but {data.name} has {data.n_classes} classes")
+
+
+def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n: int = 1000,
+                   eot_samples: int | None = None, loss: str = "cross-entropy", seed: int = 0,
+                   data_dir: str | None = None, dataset: str | None = None, overwrite: bool = False,
+                   device=None, **params) -> dict:  # fmt: skip
+    """One attack at budgets ``eps`` on the first ``n`` test images of the fixed permutation, as JSON.
+
+    Everything is checked before any attack runs (budgets, norm, attack, loss, ``n``, EOT samples,
+    the model's output size), and ``out`` is written once, atomically, at the end.
+    """
+    from .evaluation import subsample_indices
+    from .evaluation.attacks.base import check_eot, eot_default
+    from .evaluation.curve import attack_curve, check_attack
+    from .evaluation.robust import check_budgets
+    from .losses import ATTACK_LOSSES
+
+    budgets = check_budgets(eps)
+    check_attack(attack, norm)
+    if loss not in ATTACK_LOSSES:
+        raise SleepnetError(f"unknown loss {loss!r} (known: {', '.join(ATTACK_LOSSES)})")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SleepnetError(f"--n must be a positive integer, got {n!r}")
+    if eot_samples is not None:
+        check_eot(eot_samples)
+    refuse_existing(out, overwrite)
+    device = resolve_device(device)
+    model, meta = load_model(model_dir)
+    data = dataset_for(meta, data_dir, dataset)
+    if n > len(data.x_test):
+        raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
+    check_classes(model, data, str(model_dir))
+    eot = eot_samples if eot_samples is not None else eot_default(model, meta)
+    idx = subsample_indices(len(data.x_test), n)
+    shape = (1, *data.image_shape) if data.image_shape else None
+    res = attack_curve(model, data.x_test[idx], data.y_test[idx], attack, norm, budgets, loss=loss,
+                       eot_samples=eot, seed=seed, image_shape=shape, device=device, **params)  # fmt: skip
+    res = {"model": str(model_dir), "dataset": data.record(), "device": str(device), **res,
+           "indices": idx.tolist()}  # fmt: skip
+    write_json(out, res)
+    return res
 
 
 def _unique(name: str, taken: dict) -> str:

@@ -41,7 +41,9 @@ from ..data import Dataset
 from ..state import modes_kept, on_device
 from ..training import accuracy
 from .attacks import ATTACKS
+from .curve import attack_curve
 from .distortions import DISTORTIONS
+from .robust import robust_accuracy, worst_case
 from .suites import SUITES, AttackSetting, Suite
 
 __all__ = ["SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate", "evaluate_model", "headline",
@@ -86,16 +88,22 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
 def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_subsample, quick,
                     device) -> dict:  # fmt: skip
     """The subsample attacks of ``spec`` and the gradient-masking checks."""
-    from .masking import masking_checks
+    from .masking import add_budget_checks, masking_checks
 
     n_test = len(data.x_test)
     sizes = spec.sizes(subsample, n_test)
     out = {"subsample": {"n": min(subsample, n_test), "seed": 0, "sizes": sizes}}
+    shape = (1, *data.image_shape) if data.image_shape else None
     for setting in spec.subsample_attacks:
         params = setting.kwargs(quick)
         idx = subsample_indices(n_test, sizes[setting.label])
-        attack = ATTACKS[setting.attack](model, loss, device=device, **params)
-        res = attack.run(data.x_test[idx], data.y_test[idx])
+        x, y = data.x_test[idx], data.y_test[idx]
+        own = setting.loss or loss
+        if setting.norm is not None:
+            res = attack_curve(model, x, y, setting.attack, setting.norm, setting.budgets, loss=own,
+                               seed=seed, image_shape=shape, device=device, **params)  # fmt: skip
+        else:
+            res = ATTACKS[setting.attack](model, own, device=device, **params).run(x, y)
         out[setting.label] = res | {"params": params, "n": len(idx)}
     idx = subsample_indices(n_test, min(masking_subsample, subsample))
     free = None
@@ -103,7 +111,33 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
     out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free)
+    if any(s.norm for s in spec.subsample_attacks):
+        out["robust"] = worst_cases(out, spec)
+        out["masking"] = add_budget_checks(out["masking"], out, spec)
     return out
+
+
+def worst_cases(out: dict, spec: Suite) -> dict:
+    """Per norm, the worst case over the suite's curves that ran on the most images (robust only if
+    every one of them failed); a curve on fewer images (HopSkipJump) is left out of it and compared
+    on its own images by the masking checks."""
+    res = {}
+    for norm in ("inf", "2"):
+        curves = [(s.label, out[s.label]) for s in spec.subsample_attacks if s.norm == norm]
+        if not curves:
+            continue
+        n = max(c["n"] for _, c in curves)
+        used = [(label, c) for label, c in curves if c["n"] == n]
+        budgets = sorted({e for _, c in used for e in c["budgets"]})
+        norms = worst_case(*[_norms(c) for _, c in used])
+        res[norm] = {"attacks": [label for label, _ in used], "n": n, "budgets": budgets,
+                     "robust_accuracy": robust_accuracy(norms, budgets)}  # fmt: skip
+    return res
+
+
+def _norms(curve: dict) -> np.ndarray:
+    """The found norms of a curve result as floats (inf for none found)."""
+    return np.array([np.inf if v is None else v for v in curve["norms"]], dtype=np.float64)
 
 
 def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str],

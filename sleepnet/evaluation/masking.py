@@ -14,6 +14,17 @@ is not. Four checks on the same images, each with a verdict in plain words:
    DeepFool (gradients): median L2 perturbations of their successes. A
    gradient-free attack that needs clearly smaller perturbations means the
    gradients mislead.
+
+With robust-accuracy curves (the ``standard`` suite), ``add_budget_checks``
+adds two on the same budgets:
+
+5. ``square_after_gradients``: the share of images that AutoAttack's Square,
+   run last, fooled after APGD-CE, APGD-T and FAB-T had all failed on them, at
+   any budget. Above ``SQUARE_MAX_SHARE`` the gradient attacks miss what a
+   random search finds.
+6. ``free_vs_gradient``: at each L2 budget, robust accuracy under
+   HopSkipJump against AutoAttack's on the same images. The decision attack
+   must not be stronger by more than ``FREE_MAX_GAIN``.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import numpy as np
 from torch import nn
 
 from .attacks import PGD, DeepFool, HopSkipJump
+from .robust import robust_accuracy
 
 #: accuracy under the unbounded attack above which the attack is judged stuck
 UNBOUNDED_MAX_ACCURACY = 0.05
@@ -31,6 +43,10 @@ ZERO_GRADIENT_MAX_SHARE = 0.05
 LOSS_GAP_MAX = 0.10
 #: gradient-free / gradient median perturbation below which gradients are judged misleading
 FREE_TO_GRADIENT_MIN_RATIO = 0.8
+#: share of images that only Square (after the gradient parts of AutoAttack) may fool
+SQUARE_MAX_SHARE = 0.01
+#: robust accuracy by which HopSkipJump may undercut AutoAttack at an L2 budget
+FREE_MAX_GAIN = 0.02
 
 
 def gradient_norms(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray) -> dict:
@@ -124,3 +140,34 @@ def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
     out["warnings"] = [words[k] for k in words if not out[k]["ok"]]
     out["masked"] = bool(out["warnings"])
     return out
+
+
+def add_budget_checks(checks: dict, out: dict, spec) -> dict:
+    """``checks`` with checks 5 and 6 (module docstring) from the suite's curve results ``out``."""
+    checks = dict(checks)
+    words = {"square_after_gradients": "Square fools images on which every gradient attack of "
+                                       "AutoAttack failed: the gradients are masked",
+             "free_vs_gradient": "HopSkipJump, which uses no gradients, breaks more images than "
+                                 "AutoAttack at an L2 budget: the gradients are masked"}  # fmt: skip
+    for s in spec.subsample_attacks:
+        if s.attack != "autoattack" or s.label not in out:
+            continue
+        res = out[s.label]
+        share = sum(b.get("square", 0) for b in res.get("breakdown", {}).values()) / max(res["n"], 1)
+        key = f"square_after_gradients_l{s.norm}"
+        checks[key] = {"share": share, "ok": share <= SQUARE_MAX_SHARE}
+        words[key] = words["square_after_gradients"] + f" (L{s.norm})"
+    hsj = out.get("hopskipjump")
+    aa = out.get("autoattack-l2")
+    if hsj is not None and "norms" in hsj and aa is not None:
+        n = min(hsj["n"], aa["n"])
+        free = np.array([np.inf if v is None else v for v in hsj["norms"][:n]])
+        grad = np.array([np.inf if v is None else v for v in aa["norms"][:n]])
+        by_grad, by_free = robust_accuracy(grad, aa["budgets"]), robust_accuracy(free, aa["budgets"])
+        gains = {e: by_grad[e] - by_free[e] for e in by_grad}
+        checks["free_vs_gradient"] = {"n": n, "gain": gains,
+                                      "ok": max(gains.values()) <= FREE_MAX_GAIN}  # fmt: skip
+    failed = [words[k] for k in words if k in checks and not checks[k]["ok"]]
+    checks["warnings"] = list(checks.get("warnings", [])) + failed
+    checks["masked"] = bool(checks["warnings"])
+    return checks

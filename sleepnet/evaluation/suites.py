@@ -3,10 +3,13 @@
 A ``Suite`` names its distortions (accuracy curves on the full test set), its
 full-test-set attacks, and its ``AttackSetting``s: attacks run on the first
 ``n_images`` test images of a fixed permutation (``subsample`` caps them),
-each with its parameters and the smaller ones of CI-sized runs (``quick``).
-Both check their names against the registries when they are made, so a typo
-fails before any model is trained. ``SUITES`` holds ``quick`` and ``paper``
-(the settings are documented in ``sleepnet.evaluation``).
+each with its parameters and the smaller ones of CI-sized runs (``quick``),
+the loss it ascends (``loss``; None: the model's training loss, the sleep
+paper's protocol) and, for a robust-accuracy curve, a ``norm`` and its
+``budgets``. Both check their names against the registries when they are
+made, so a typo fails before any model is trained. ``SUITES`` holds
+``quick``, ``paper`` and ``standard`` (the settings are documented in
+``sleepnet.evaluation``).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SleepnetError
+from ..losses import ATTACK_LOSSES
 from ..registry import Registry
 from .attacks import ATTACKS
 from .distortions import DISTORTIONS
+from .robust import DEFAULT_BUDGETS, check_budgets, check_norm
 
 
 class FrozenMap(Mapping):
@@ -71,7 +76,9 @@ def _attack_keywords(name: str) -> tuple[str, ...] | None:
 class AttackSetting:
     """Attack ``attack`` with ``params`` on the first ``n_images`` test images, reported as ``label``.
 
-    ``quick``: parameters that replace ``params`` in CI-sized runs (fewer iterations).
+    ``quick``: parameters that replace ``params`` in CI-sized runs (fewer iterations). ``loss``:
+    the loss a gradient attack ascends (None: the model's training loss). ``norm`` and
+    ``budgets``: run for the robust-accuracy curve at those budgets (``curve.attack_curve``).
     """
 
     label: str
@@ -79,6 +86,9 @@ class AttackSetting:
     params: Mapping[str, Any] = field(default_factory=FrozenMap)
     n_images: int = 1000
     quick: Mapping[str, Any] = field(default_factory=FrozenMap)
+    loss: str | None = None
+    norm: str | None = None
+    budgets: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"attack setting {self.label!r}"
@@ -99,6 +109,16 @@ class AttackSetting:
                 raise SleepnetError(f"{where}: {kind}: attack {self.attack!r} has no parameter "
                                     f"{bad[0]!r} (known: {', '.join(known)})")  # fmt: skip
             object.__setattr__(self, kind, FrozenMap(values))
+        if self.loss is not None and self.loss not in ATTACK_LOSSES:
+            raise SleepnetError(f"{where}: unknown loss {self.loss!r} (known: {', '.join(ATTACK_LOSSES)})")
+        try:
+            if self.norm is not None:
+                check_norm(self.norm)
+                object.__setattr__(self, "budgets", check_budgets(self.budgets))
+            elif self.budgets:
+                raise SleepnetError("budgets need a norm")
+        except SleepnetError as e:
+            raise SleepnetError(f"{where}: {e}") from None
 
     def kwargs(self, quick: bool = False) -> dict[str, Any]:
         """The attack's keyword arguments: ``params``, with ``quick`` over them for CI-sized runs."""
@@ -166,5 +186,17 @@ SUITES.register("paper", Suite(
         AttackSetting("boundary", "boundary", {"max_iter": 1000}, 5, quick={"max_iter": 50}),
         AttackSetting("hopskipjump", "hopskipjump", {"max_iter": 50}, 10,
                       quick={"max_iter": 5, "max_eval": 500}),
+    ),
+))  # fmt: skip
+
+_AA_QUICK = {"steps": 10, "n_queries": 100}
+SUITES.register("standard", Suite(
+    "standard", ("gaussian-noise", "gaussian-blur", "salt-and-pepper"), (), tuple(
+        AttackSetting(f"{attack}-l{norm}", attack, {}, 1000, quick=_AA_QUICK, norm=norm,
+                      budgets=DEFAULT_BUDGETS[norm])
+        for norm in ("inf", "2") for attack in ("autoattack", "square")
+    ) + (
+        AttackSetting("hopskipjump", "hopskipjump", {"max_iter": 20, "max_eval": 1000}, 500,
+                      quick={"max_iter": 3, "max_eval": 100}, norm="2", budgets=DEFAULT_BUDGETS["2"]),
     ),
 ))  # fmt: skip

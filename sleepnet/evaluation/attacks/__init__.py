@@ -1,12 +1,17 @@
 """Adversarial attacks, one module each, behind the ``Attack`` interface of ``base.py``.
 
-Ours (batched): ``fgsm`` (the paper's curve and median epsilon), ``pgd``
-(L-inf and L2). Through the Adversarial Robustness Toolbox, with the sleep
-paper's settings: ``deepfool``, ``jsma``, ``cw-l2``, and the gradient-free
-``boundary`` and ``hopskipjump``.
+Ours (batched, torch): ``fgsm`` (the paper's curve and median epsilon),
+``pgd`` (L-inf and L2), ``deepfool`` and ``cw-l2``, each with an ART twin
+(``*-art``) for cross-checks. Through the Adversarial Robustness Toolbox, with
+the sleep paper's settings: ``jsma``, and the gradient-free ``boundary`` and
+``hopskipjump``. Through torchattacks (``autoattack.py``): ``autoattack``
+(standard and rand versions) and its parts ``apgd-ce``, ``apgd-dlr``,
+``apgd-t``, ``fab-t`` and ``square``.
 """
 
-from .base import ATTACKS, Attack, PerturbationAttack, register, summarize
+from . import autoattack  # noqa: F401  (registers autoattack and its parts)
+from .autoattack import AutoAttack
+from .base import ATTACKS, Attack, PerturbationAttack, eot_default, register, stochastic, summarize
 from .cw import CarliniWagnerL2
 from .decision import Boundary, HopSkipJump
 from .deepfool import DeepFool
@@ -14,5 +19,5 @@ from .fgsm import FGSM
 from .jsma import JSMA
 from .pgd import PGD
 
-__all__ = ["ATTACKS", "Attack", "Boundary", "CarliniWagnerL2", "DeepFool", "FGSM", "HopSkipJump",
-           "JSMA", "PGD", "PerturbationAttack", "register", "summarize"]
+__all__ = ["ATTACKS", "Attack", "AutoAttack", "Boundary", "CarliniWagnerL2", "DeepFool", "FGSM", "HopSkipJump",
+           "JSMA", "PGD", "PerturbationAttack", "eot_default", "register", "stochastic", "summarize"]

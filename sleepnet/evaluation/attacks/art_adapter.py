@@ -44,17 +44,19 @@ class Scores(nn.Module):
 
 
 class ModelLoss(nn.Module):
-    """The model's training loss on the class scores, summed over the batch."""
+    """The attack's loss on the class scores, summed over the batch (``reduction``, which ART sets to
+    ``"none"`` for per-image losses, as torch's losses have it)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, reduction: str = "sum") -> None:
         super().__init__()
         self.name = name
+        self.reduction = reduction
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The loss of scores ``z`` for labels ``y`` (class indices or one-hot), summed over the batch."""
+        """The loss of scores ``z`` for labels ``y`` (class indices or one-hot), reduced by ``reduction``."""
         if y.ndim == 2:  # ART passes one-hot labels to losses it does not know
             y = y.argmax(dim=1)
-        return loss_from_scores(self.name, z, y.long(), reduction="sum")
+        return loss_from_scores(self.name, z, y.long(), reduction=self.reduction)
 
 
 def identity(classifier) -> bool:

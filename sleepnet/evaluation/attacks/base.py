@@ -29,7 +29,19 @@ Attacks that produce one adversarial example per image derive from
 ``PerturbationAttack`` and implement ``generate``; their results are
 summarised the same way (``summarize``): success rate over the images the
 model classified correctly, median relative L2 perturbation
-``||x_adv - x|| / ||x||`` over the successes, and accuracy under the attack.
+``||x_adv - x|| / ||x||`` over the successes, robust accuracy (an image counts
+only if classified correctly clean and not fooled), and the found norm per
+image (``robust.py``), with the robust-accuracy curve over budgets for a
+minimal-perturbation attack (``minimal = True``: DeepFool, CW, Boundary,
+HopSkipJump) and at its own budget for a fixed-budget one.
+
+Losses: ``loss`` names the loss a gradient attack ascends (``sleepnet.losses``):
+the model's training loss where the sleep paper's protocol is reproduced, else
+cross-entropy, the margin or the DLR loss; every result says which (``loss``).
+
+Randomized models: a gradient attack averages the gradient over
+``eot_samples`` forward passes (Expectation over Transformation, Athalye et
+al. 2018); ``eot_default`` gives the number for a model.
 """
 
 from __future__ import annotations
@@ -42,9 +54,14 @@ import torch
 from torch import nn
 
 from ...devices import model_device, resolve_device
+from ...errors import SleepnetError
 from ...losses import loss_fn
 from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device
+from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
+
+#: EOT draws for a stochastic model whose record names none (AutoAttack's rand version uses 20)
+EOT_STOCHASTIC = 20
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
 
@@ -76,6 +93,31 @@ def evaluating(method):
     return wrapper
 
 
+def n_outputs(model: nn.Sequential) -> int:
+    """Outputs of ``model``'s last ``Linear`` layer: its number of classes."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+
+def stochastic(model: nn.Module) -> bool:
+    """Whether ``model`` draws noise at evaluation time: a module with a true ``stochastic`` attribute."""
+    return any(getattr(m, "stochastic", False) for m in model.modules())
+
+
+def eot_default(model: nn.Module, record: dict | None = None) -> int:
+    """EOT samples for ``model``: its record's ``eot_samples``, else ``EOT_STOCHASTIC`` for a stochastic
+    model and 1 for a deterministic one."""
+    if record and record.get("eot_samples"):
+        return check_eot(record["eot_samples"])
+    return EOT_STOCHASTIC if stochastic(model) else 1
+
+
+def check_eot(value) -> int:
+    """``value`` as a number of EOT samples (an integer >= 1); one clear error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SleepnetError(f"eot_samples must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def as_numpy(a, dtype=None) -> np.ndarray:
     """A host array of ``a`` (a numpy array, a tensor on any device, or a list)."""
     if isinstance(a, torch.Tensor):
@@ -88,11 +130,13 @@ class Attack(ABC):
 
     name = "abstract"
 
-    def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500, device=None) -> None:
+    def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500, device=None,
+                 eot_samples: int = 1) -> None:  # fmt: skip
         self.model = model  # left in its mode: each call holds eval_mode (module docstring)
         self.loss = loss
         self.batch_size = batch_size
         self.device = model_device(model) if device is None else resolve_device(device)
+        self.eot_samples = check_eot(eot_samples)
 
     def tensor(self, a, dtype=torch.float32) -> torch.Tensor:
         """``a`` as a tensor on the attack's device."""
@@ -108,16 +152,19 @@ class Attack(ABC):
 
     @evaluating
     def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``d loss / d x`` per image, on the attack's device (summed loss: a batch does not scale it).
+        """``d loss / d x`` per image, on the attack's device (summed loss: a batch does not scale it),
+        averaged over ``eot_samples`` forward passes.
 
         x : float32 ``(N, n)``; y : int64 ``(N,)``; both on the attack's device.
         """
         grads = []
         for s in range(0, len(x), self.batch_size):
             xb = x[s : s + self.batch_size].detach().clone().requires_grad_(True)
-            loss = loss_fn(self.loss, self.model, xb, y[s : s + self.batch_size], reduction="sum")
-            (g,) = torch.autograd.grad(loss, xb)
-            grads.append(g)
+            g = 0
+            for _ in range(self.eot_samples):
+                loss = loss_fn(self.loss, self.model, xb, y[s : s + self.batch_size], reduction="sum")
+                g = g + torch.autograd.grad(loss, xb)[0]
+            grads.append(g / self.eot_samples if self.eot_samples > 1 else g)
         return torch.cat(grads)
 
     def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -126,7 +173,7 @@ class Attack(ABC):
 
     def n_classes(self) -> int:
         """Outputs of the last ``Linear`` layer."""
-        return [m for m in self.model if isinstance(m, nn.Linear)][-1].out_features
+        return n_outputs(self.model)
 
     @evaluating
     @torch.no_grad()
@@ -145,24 +192,44 @@ class Attack(ABC):
 
 
 def summarize(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, pred_clean: np.ndarray,
-              pred_adv: np.ndarray) -> dict:  # fmt: skip
-    """Success rate, median relative L2 perturbation over successes, accuracy under attack."""
+              pred_adv: np.ndarray, norm: str = "2", budgets=None) -> dict:  # fmt: skip
+    """Success rate, median relative L2 perturbation over successes, robust accuracy, found norms.
+
+    ``accuracy`` is robust accuracy under this attack: the share of images classified correctly
+    clean and not fooled (an image misclassified clean and pushed into its class by the attack
+    does not count). ``norms``: per image the ``norm`` of its adversarial example, 0 if
+    misclassified clean, None if not fooled; ``robust_accuracy`` over ``budgets`` from them.
+    """
     attacked = pred_clean == y
     success = attacked & (pred_adv != y)
     rel = np.linalg.norm((x_adv - x).reshape(len(x), -1), axis=1) / np.maximum(
         np.linalg.norm(x.reshape(len(x), -1), axis=1), 1e-12)  # fmt: skip
     n_attacked = int(attacked.sum())
-    return {
+    norms = found_norms(x, x_adv, y, pred_clean, pred_adv, norm)
+    out = {
         "n": len(x),
         "clean_accuracy": float(attacked.mean()),
         "success_rate": float(success.sum() / n_attacked) if n_attacked else 0.0,
         "median_rel_l2": float(np.median(rel[success])) if success.any() else float("nan"),
-        "accuracy": float(np.mean(pred_adv == y)),
+        "accuracy": float(np.mean(attacked & ~success)),
+        "norm": norm,
+        "norms": jsonable_norms(norms),
     }
+    if budgets is not None:
+        out["robust_accuracy"] = robust_accuracy(norms, budgets)
+    return out
 
 
 class PerturbationAttack(Attack):
-    """An attack that returns one adversarial example per image."""
+    """An attack that returns one adversarial example per image.
+
+    ``norm``: the norm its perturbations are measured in; ``minimal``: whether it searches for the
+    smallest adversarial example (then its summary has the robust-accuracy curve over
+    ``DEFAULT_BUDGETS[norm]``) rather than any within a fixed budget ``eps``.
+    """
+
+    norm = "2"
+    minimal = False
 
     @abstractmethod
     def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -180,11 +247,16 @@ class PerturbationAttack(Attack):
         Returns
         -------
         dict
-            ``n``, ``clean_accuracy``, ``success_rate``, ``median_rel_l2`` and ``accuracy``.
+            ``n``, ``clean_accuracy``, ``success_rate``, ``median_rel_l2``, ``accuracy`` (robust
+            accuracy), ``norm``, ``norms``, ``robust_accuracy`` (at ``eps`` for a fixed-budget
+            attack, over the default budgets for a minimal one), ``loss`` and ``eot_samples``.
         """
         x, y = as_numpy(x, np.float32), as_numpy(y)
         x_adv = np.clip(self.generate(x, y).astype(np.float32), 0.0, 1.0)
-        return summarize(x, x_adv, y, self.predict(x), self.predict(x_adv))
+        budgets = DEFAULT_BUDGETS[self.norm] if self.minimal else (getattr(self, "eps", None),)
+        budgets = None if budgets == (None,) else budgets
+        out = summarize(x, x_adv, y, self.predict(x), self.predict(x_adv), self.norm, budgets)
+        return out | {"loss": self.loss, "eot_samples": self.eot_samples}
 
     def __call__(self, x, y):
         """Adversarial examples for ``x`` (numpy or a tensor), of the same type, in [0, 1].

@@ -1,8 +1,7 @@
 """Carlini-Wagner L2 (2017) with the sleep paper's settings: ours (batched, torch) and ART's.
 
-Minimise ``||x_adv - x||^2 + c * max(z_y - max_{j != y} z_j, -kappa)`` over
-``x_adv = (tanh(w) + 1) / 2`` (the box [0, 1] by construction) with Adam,
-``max_iter`` iterations per value of ``c``; a binary search of
+Minimise ``||x_adv - x||^2 + c * max(z_y - max_{j != y} z_j, -kappa)`` with
+Adam, ``max_iter`` iterations per value of ``c``; a binary search of
 ``binary_search_steps`` steps per image moves ``c`` (starting at ``c0``) down
 after a success and up (x10 until a success bounds it) after a failure. The
 smallest successful perturbation of each image is kept. Paper settings:
@@ -10,8 +9,21 @@ smallest successful perturbation of each image is kept. Paper settings:
 step once the loss has not improved by 0.01% over ``max_iter / 10``
 iterations (as in the authors' code).
 
+The box [0, 1] (``box``):
+
+- ``"tanh"``, the original: optimise ``w`` with ``x_adv = (tanh(w) + 1) / 2``.
+  A pixel at exactly 0 or 1 starts at ``w = atanh(-+(1 - 1e-6))``, about
+  -+7.25, where ``tanh`` is flat: Adam's steps of ``lr`` need some 1450
+  iterations to bring it back into play, so on binary images (the Patches
+  data) the attack found nothing at all.
+- ``"clip"`` (default): optimise the perturbation ``delta`` itself and
+  project ``x + delta`` onto the box after every Adam step. Every pixel moves
+  from the first step, saturated or not.
+
 ``cw-l2`` is ours: the whole batch at once, some 100x faster than ART's
-implementation here. ``cw-l2-art`` runs ART's, for cross-checks.
+implementation here. ``cw-l2-art`` runs ART's (tanh box), for cross-checks.
+With ``eot_samples`` > 1 the margin term is averaged over that many forward
+passes per step.
 """
 
 from __future__ import annotations
@@ -19,7 +31,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...errors import SleepnetError
 from .base import PerturbationAttack, register
+
+BOXES = ("clip", "tanh")
 
 
 @register
@@ -27,15 +42,20 @@ class CarliniWagnerL2(PerturbationAttack):
     """Carlini-Wagner L2, ours: batched in torch, optimised in float64 (module docstring)."""
 
     name = "cw-l2"
+    minimal = True
 
     def __init__(self, model, loss, binary_search_steps: int = 20, max_iter: int = 1000,
                  learning_rate: float = 5e-3, initial_const: float = 0.01, confidence: float = 0.0,
-                 abort_early: bool = True, batch_size: int = 1000, device=None):  # fmt: skip
-        super().__init__(model, loss, batch_size, device)
+                 abort_early: bool = True, box: str = "clip", batch_size: int = 1000, device=None,
+                 eot_samples: int = 1):  # fmt: skip
+        super().__init__(model, loss, batch_size, device, eot_samples)
+        if box not in BOXES:
+            raise SleepnetError(f"unknown box {box!r} (known: {', '.join(BOXES)})")
         self.params = dict(binary_search_steps=binary_search_steps, max_iter=max_iter,
                            learning_rate=learning_rate, initial_const=initial_const,
                            confidence=confidence)  # fmt: skip
-        self.abort_early = abort_early
+        self.abort_early, self.box = abort_early, box
+        self.loss = "margin"  # what CW minimises, whatever the model was trained with
 
     def generate(self, x, y):
         """See ``PerturbationAttack.generate``; per image the smallest successful example, else ``x``."""
@@ -59,7 +79,8 @@ class CarliniWagnerL2(PerturbationAttack):
         c = torch.full((n,), float(p["initial_const"]), **f64)
         best_l2 = torch.full((n,), float("inf"), **f64)
         best = x0.clone()
-        w0 = torch.atanh((x0 * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+        tanh = self.box == "tanh"
+        w0 = torch.atanh((x0 * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6)) if tanh else torch.zeros_like(x0)
         try:
             for _ in range(p["binary_search_steps"]):
                 w = w0.clone().requires_grad_(True)
@@ -67,16 +88,23 @@ class CarliniWagnerL2(PerturbationAttack):
                 success = torch.zeros(n, dtype=torch.bool, device=self.device)
                 previous = float("inf")
                 for it in range(p["max_iter"]):
-                    adv = (torch.tanh(w) + 1) / 2
-                    z = scores(adv.float()).double()
-                    own = z[onehot]
-                    other = z.masked_fill(onehot, float("-inf")).max(dim=1).values
-                    f = torch.clamp(own - other, min=-p["confidence"])
+                    adv = (torch.tanh(w) + 1) / 2 if tanh else x0 + w
+                    f, own, other = 0, 0, 0
+                    for _ in range(self.eot_samples):
+                        z = scores(adv.float()).double()
+                        own_k = z[onehot]
+                        other_k = z.masked_fill(onehot, float("-inf")).max(dim=1).values
+                        f = f + torch.clamp(own_k - other_k, min=-p["confidence"]) / self.eot_samples
+                        own = own + own_k.detach() / self.eot_samples
+                        other = other + other_k.detach() / self.eot_samples
                     l2 = ((adv - x0) ** 2).sum(dim=1)
                     total = (l2 + c * f).sum()
                     opt.zero_grad()
                     total.backward()
                     opt.step()
+                    if not tanh:
+                        with torch.no_grad():  # project x0 + w onto the box
+                            w.copy_((x0 + w).clamp(0.0, 1.0) - x0)
                     with torch.no_grad():
                         hit = (other - own) > p["confidence"] if p["confidence"] > 0 else other > own
                         better = hit & (l2 < best_l2)

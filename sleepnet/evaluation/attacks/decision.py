@@ -45,11 +45,13 @@ class Boundary(PerturbationAttack):
     """Boundary attack through ART, untargeted, seeded (module docstring)."""
 
     name = "boundary"
+    minimal = True
 
     def __init__(self, model, loss, max_iter: int = 1000, num_trial: int = 25, delta: float = 0.5,
                  epsilon: float = 0.5, seed: int = 0, batch_size: int = 64, device=None):  # fmt: skip
         super().__init__(model, loss, batch_size, device)
         self.params = dict(max_iter=max_iter, num_trial=num_trial, delta=delta, epsilon=epsilon)
+        self.loss = "none (decision-based)"
         self.seed = seed
 
     def generate(self, x, y):
@@ -68,11 +70,13 @@ class HopSkipJump(PerturbationAttack):
     """HopSkipJump (L2) through ART, untargeted, seeded (module docstring)."""
 
     name = "hopskipjump"
+    minimal = True
 
     def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
                  seed: int = 0, batch_size: int = 64, device=None):  # fmt: skip
         super().__init__(model, loss, batch_size, device)
         self.params = dict(max_iter=max_iter, max_eval=max_eval, init_eval=init_eval)
+        self.loss = "none (decision-based)"
         self.seed = seed
 
     def generate(self, x, y):

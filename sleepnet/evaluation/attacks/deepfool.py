@@ -27,11 +27,13 @@ class DeepFool(PerturbationAttack):
     """DeepFool L2, ours: the whole batch at once (module docstring)."""
 
     name = "deepfool"
+    minimal = True
 
     def __init__(self, model, loss, max_iter: int = 100, overshoot: float = 1.05, batch_size: int = 1000,
-                 device=None):  # fmt: skip
-        super().__init__(model, loss, batch_size, device)
+                 device=None, eot_samples: int = 1):  # fmt: skip
+        super().__init__(model, loss, batch_size, device, eot_samples)
         self.max_iter, self.overshoot = int(max_iter), float(overshoot)
+        self.loss = "none (DeepFool: linearised class scores)"
 
     def generate(self, x, y):
         """See ``PerturbationAttack.generate``; runs in batches of ``batch_size``, float32 ``(N, n)``."""
@@ -39,12 +41,16 @@ class DeepFool(PerturbationAttack):
                                for s in range(0, len(x), self.batch_size)])  # fmt: skip
 
     def _class_gradients(self, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores ``(B, K)`` and their input gradients ``(B, K, n)``."""
+        """Scores ``(B, K)`` and their input gradients ``(B, K, n)``, averaged over ``eot_samples``
+        forward passes."""
         xb = xb.clone().requires_grad_(True)
-        z = self.model[:-1](xb)
-        grads = [torch.autograd.grad(z[:, k].sum(), xb, retain_graph=k < z.shape[1] - 1)[0]
-                 for k in range(z.shape[1])]  # fmt: skip
-        return z.detach(), torch.stack(grads, dim=1)
+        z_sum, g_sum = 0, 0
+        for _ in range(self.eot_samples):
+            z = self.model[:-1](xb)
+            grads = [torch.autograd.grad(z[:, k].sum(), xb, retain_graph=k < z.shape[1] - 1)[0]
+                     for k in range(z.shape[1])]  # fmt: skip
+            z_sum, g_sum = z_sum + z.detach(), g_sum + torch.stack(grads, dim=1)
+        return z_sum / self.eot_samples, g_sum / self.eot_samples
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
         x0 = self.tensor(x)

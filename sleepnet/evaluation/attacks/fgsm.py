@@ -28,8 +28,8 @@ class FGSM(Attack):
     name = "fgsm"
 
     def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500,
-                 device=None):  # fmt: skip
-        super().__init__(model, loss, batch_size, device)
+                 device=None, eot_samples: int = 1):  # fmt: skip
+        super().__init__(model, loss, batch_size, device, eot_samples)
         self.eps = tuple(float(e) for e in eps)
 
     @evaluating
@@ -44,8 +44,11 @@ class FGSM(Attack):
         Returns
         -------
         dict
-            ``eps`` (the sweep), ``accuracy`` (one per ``eps``), ``median_eps`` (median over images of the
-            first ``eps`` that fools each, the largest ``eps`` if none) and ``never_fooled`` (their share).
+            ``eps`` (the sweep), ``accuracy`` (one per ``eps``: the share classified correctly after
+            the step, the paper's curve), ``robust_accuracy`` (one per ``eps``: correct clean and not
+            fooled at that or any smaller ``eps`` of the sweep), ``median_eps`` (median over images
+            of the first ``eps`` that fools each, the largest ``eps`` if none), ``never_fooled``
+            (their share), ``loss`` and ``eot_samples``.
         """
         x, y = self.tensor(x), self.tensor(y, dtype=torch.int64)  # on the attack's device from here
         direction = torch.sign(self.gradient(x, y))
@@ -57,9 +60,13 @@ class FGSM(Attack):
             first[torch.isinf(first) & wrong] = e
         first = first.cpu().numpy()
         never = np.isinf(first)
+        clean = (self.classify(x) == y).cpu().numpy()
         return {
             "eps": list(self.eps),
             "accuracy": acc,
+            "robust_accuracy": [float(np.mean(clean & (first > e))) for e in self.eps],
             "median_eps": float(np.median(np.where(never, self.eps[-1], first))),
             "never_fooled": float(never.mean()),
+            "loss": self.loss,
+            "eot_samples": self.eot_samples,
         }

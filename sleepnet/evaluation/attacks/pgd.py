@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..robust import check_budgets, check_norm
 from .base import PerturbationAttack, register
 
 
@@ -47,10 +48,10 @@ class PGD(PerturbationAttack):
 
     def __init__(self, model, loss, eps: float = 0.1, norm: str = "inf", n_steps: int = 40,
                  step: float | None = None, restarts: int = 1, random_start: bool = True,
-                 seed: int = 0, batch_size: int = 2500, device=None):  # fmt: skip
-        super().__init__(model, loss, batch_size, device)
-        if norm not in ("inf", "2"):
-            raise ValueError(f"norm must be 'inf' or '2', got {norm!r}")
+                 seed: int = 0, batch_size: int = 2500, device=None, eot_samples: int = 1):  # fmt: skip
+        super().__init__(model, loss, batch_size, device, eot_samples)
+        check_norm(norm)
+        check_budgets([eps])
         self.eps, self.norm, self.n_steps = float(eps), norm, int(n_steps)
         self.step = float(step) if step is not None else 2.5 * self.eps / self.n_steps
         self.restarts, self.random_start, self.seed = int(restarts), random_start, seed

@@ -1,0 +1,173 @@
+"""AutoAttack (Croce & Hein 2020) and its parts, through torchattacks' port of the authors' code.
+
+The parts, each a fixed-budget attack in L-inf or L2 (``eps``, ``norm``):
+
+- ``apgd-ce``: APGD on the cross-entropy, 100 iterations, 1 restart.
+- ``apgd-dlr``: APGD on the DLR loss (scale-invariant margin), 100 iterations.
+- ``apgd-t``: targeted APGD on the targeted DLR loss, each of the K-1 most likely
+  wrong classes in turn, 100 iterations each.
+- ``fab-t``: targeted FAB (minimal-norm, geometric: no loss), K-1 targets, 100
+  iterations each.
+- ``square``: Square (Andriushchenko et al. 2020), gradient-free random search on the
+  margin loss, 5000 queries, ``p_init`` 0.8.
+
+``autoattack`` runs them in sequence, each on the images the parts before it left
+correctly classified (per image, the first part that fools it wins):
+``version="standard"`` is APGD-CE, APGD-T, FAB-T, Square; ``version="rand"``, for
+randomized models, is APGD-CE and APGD-DLR with EOT over ``eot_samples`` (default
+20) forward passes. These are the settings of the original ``AutoAttack`` class.
+``breakdown`` (after a call) counts the images each part fooled.
+
+The library: ``torchattacks`` 3.5.1, whose APGD, APGD-T, FAB and Square are the
+authors' code adapted. It declares ``torchvision`` as a dependency but its
+attacks never import it, so it is installed with ``pip install --no-deps`` (the
+Makefile does); it is cross-checked in the tests against ART's APGD and Square
+on a fixed model. It wants images as ``(N, C, H, W)``: flat inputs are reshaped
+to ``image_shape`` (``(1, 28, 28)`` for MNIST; Square's squares are squares of
+that image) and back, and the model is seen through its class scores (the
+pre-ReLU output of the last ``Linear``). torchattacks reseeds torch's global
+generator with ``seed``; each call holds ``torch.random.fork_rng``, so the
+caller's generator is as it was afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import SleepnetError
+from ..robust import check_budgets, check_norm
+from .base import PerturbationAttack, as_numpy, register
+
+#: what each part ascends, as its results report it
+LOSSES = {"apgd-ce": "cross-entropy", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted", "fab-t": "none (FAB)",
+          "square": "margin"}  # fmt: skip
+VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
+
+
+def torchattacks():
+    """The ``torchattacks`` module, or one clear error saying how to install it."""
+    try:
+        import torchattacks as lib
+    except ImportError:
+        raise SleepnetError("AutoAttack needs torchattacks: pip install --no-deps torchattacks==3.5.1 "
+                            "(its declared torchvision dependency is not used)") from None  # fmt: skip
+    return lib
+
+
+class ImageScores(nn.Module):
+    """``model``'s class scores for images ``(N, C, H, W)``: flattened, then all layers but the last ReLU."""
+
+    def __init__(self, model: nn.Sequential) -> None:
+        super().__init__()
+        self.body = model[:-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``(N, K)`` of images ``x``."""
+        return self.body(x.reshape(len(x), -1))
+
+
+def default_shape(n_inputs: int) -> tuple[int, int, int]:
+    """``(1, s, s)`` for a square number of inputs, else ``(1, 1, n)``."""
+    side = math.isqrt(n_inputs)
+    return (1, side, side) if side * side == n_inputs else (1, 1, n_inputs)
+
+
+class LibraryAttack(PerturbationAttack):
+    """One or more torchattacks parts at budget ``eps`` (module docstring); ``parts`` names them."""
+
+    parts: tuple[str, ...] = ()
+
+    def __init__(self, model, loss=None, eps: float = 0.1, norm: str = "inf", steps: int = 100,
+                 n_queries: int = 5000, image_shape: tuple[int, ...] | None = None, seed: int = 0,
+                 batch_size: int = 1000, device=None, eot_samples: int = 1):  # fmt: skip
+        super().__init__(model, loss, batch_size, device, eot_samples)
+        self.norm = check_norm(norm)
+        (self.eps,) = check_budgets([eps])
+        self.steps, self.n_queries, self.seed = int(steps), int(n_queries), int(seed)
+        self.image_shape = tuple(image_shape) if image_shape else None
+        self.loss = "+".join(dict.fromkeys(LOSSES[p] for p in self.parts))
+        self.breakdown: dict[str, int] = {}
+
+    def settings(self) -> dict:
+        """The parts and their budgets, for the record."""
+        return {"parts": list(self.parts), "eps": self.eps, "norm": self.norm, "steps": self.steps,
+                "n_queries": self.n_queries, "restarts": 1, "eot_samples": self.eot_samples,
+                "seed": self.seed, "library": "torchattacks " + torchattacks().__version__}  # fmt: skip
+
+    def part(self, name: str, scores: nn.Module):
+        """The torchattacks attack for part ``name`` on ``scores``."""
+        lib, k = torchattacks(), self.n_classes()
+        norm = "Linf" if self.norm == "inf" else "L2"
+        common = dict(norm=norm, eps=self.eps, seed=self.seed)
+        if name in ("apgd-ce", "apgd-dlr"):
+            return lib.APGD(scores, steps=self.steps, n_restarts=1, loss=name[5:], eot_iter=self.eot_samples,
+                            rho=0.75, **common)  # fmt: skip
+        if name == "apgd-t":
+            return lib.APGDT(scores, steps=self.steps, n_restarts=1, eot_iter=self.eot_samples, rho=0.75,
+                             n_classes=k, **common)  # fmt: skip
+        if name == "fab-t":
+            return lib.FAB(scores, steps=self.steps, n_restarts=1, multi_targeted=True, n_classes=k, **common)
+        return lib.Square(scores, n_queries=self.n_queries, n_restarts=1, p_init=0.8, loss="margin", **common)
+
+    def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The parts in sequence, each on the images still classified correctly; tensors on the device."""
+        shape = self.image_shape or default_shape(x.shape[1])
+        if int(np.prod(shape)) != x.shape[1]:
+            raise SleepnetError(f"image_shape {shape} does not hold {x.shape[1]} inputs")
+        scores = ImageScores(self.model)
+        adv = x.clone()
+        self.breakdown = {}
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for name in self.parts:
+                left = torch.nonzero(self.classify(adv) == y).flatten()
+                if not len(left):
+                    break
+                out = torch.cat([
+                    self.part(name, scores)(x[b].reshape(len(b), *shape), y[b]).reshape(len(b), -1)
+                    for b in left.split(self.batch_size)])  # fmt: skip
+                fooled = self.classify(out) != y[left]
+                adv[left[fooled]] = out[fooled]
+                self.breakdown[name] = int(fooled.sum())
+        return adv
+
+    def generate(self, x, y):
+        """See ``PerturbationAttack.generate``: ``generate_tensor`` on the attack's device."""
+        return as_numpy(self.generate_tensor(self.tensor(x), self.tensor(y, dtype=torch.int64)))
+
+
+def _part(label: str, doc: str) -> type[LibraryAttack]:
+    cls = type(f"Part_{label.replace('-', '_')}", (LibraryAttack,), {"name": label, "parts": (label,),
+                                                                      "__doc__": doc})  # fmt: skip
+    return register(cls)
+
+
+for _label, _doc in (("apgd-ce", "APGD on the cross-entropy (torchattacks)."),
+                     ("apgd-dlr", "APGD on the DLR loss (torchattacks)."),
+                     ("apgd-t", "Targeted APGD on the targeted DLR loss, K-1 targets (torchattacks)."),
+                     ("fab-t", "Targeted FAB, K-1 targets (torchattacks)."),
+                     ("square", "Square, gradient-free, margin loss (torchattacks).")):  # fmt: skip
+    _part(_label, _doc)
+
+
+@register
+class AutoAttack(LibraryAttack):
+    """AutoAttack, ``version`` standard or rand (module docstring)."""
+
+    name = "autoattack"
+
+    def __init__(self, model, loss=None, eps: float = 0.1, norm: str = "inf", version: str = "standard",
+                 eot_samples: int | None = None, **kwargs):  # fmt: skip
+        if version not in VERSIONS:
+            raise SleepnetError(f"unknown AutoAttack version {version!r} (known: {', '.join(VERSIONS)})")
+        self.parts, self.version = VERSIONS[version], version
+        eot = eot_samples if eot_samples is not None else (20 if version == "rand" else 1)
+        super().__init__(model, loss, eps=eps, norm=norm, eot_samples=eot, **kwargs)
+
+    def settings(self) -> dict:
+        """See ``LibraryAttack.settings``; with the version."""
+        return super().settings() | {"version": self.version}

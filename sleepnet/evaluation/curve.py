@@ -1,0 +1,112 @@
+"""One attack, one norm, a list of budgets: the robust-accuracy curve (``sleepnet evaluate --attack``).
+
+``attack_curve`` runs attack ``name`` on test images ``x`` (labels ``y``) and
+returns robust accuracy at each budget (``robust.py``): a minimal-perturbation
+attack once, its found norms giving the whole curve; a fixed-budget attack
+(``pgd``, ``autoattack`` and its parts) at each budget in ascending order on
+the images still unbroken (``robust.sweep``); ``fgsm`` once per budget, from
+the same gradient. The result says which loss, how many and which images, the
+EOT samples, the seed and the attack's settings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+from torch import nn
+
+from ..errors import SleepnetError
+from .attacks import ATTACKS, FGSM
+from .attacks.autoattack import LibraryAttack
+from .robust import check_budgets, check_norm, jsonable_norms, key, robust_accuracy, sweep
+
+def check_attack(name: str, norm: str) -> type:
+    """The attack class of ``name``, checked against ``norm``; one clear error otherwise."""
+    cls = ATTACKS.get(name)
+    check_norm(norm)
+    if getattr(cls, "minimal", False) and norm != cls.norm:
+        raise SleepnetError(f"attack {name!r} measures L{cls.norm} perturbations: use --norm {cls.norm}")
+    if name == "jsma":
+        raise SleepnetError("attack 'jsma' changes few pixels (L0): it has no L-inf or L2 budget")
+    if name == "fgsm" and norm != "inf":
+        raise SleepnetError("attack 'fgsm' is an L-inf attack: use --norm inf")
+    return cls
+
+
+def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, norm: str, budgets,
+                 loss: str = "cross-entropy", eot_samples: int = 1, seed: int = 0,
+                 image_shape: tuple[int, ...] | None = None, device=None, **params) -> dict:  # fmt: skip
+    """Robust accuracy of ``model`` under attack ``name`` at each of ``budgets`` (module docstring).
+
+    Returns
+    -------
+    dict
+        ``attack``, ``norm``, ``budgets``, ``clean_accuracy``, ``robust_accuracy`` (``{str(eps):
+        share}``), ``norms`` (the found norm per image, None for none found), ``n``, ``loss``,
+        ``eot_samples``, ``seed``, ``settings`` and ``seconds``.
+    """
+    cls = check_attack(name, norm)
+    budgets = check_budgets(budgets)
+    start = time.perf_counter()
+    kwargs = dict(params, device=device)
+    accepts = inspect.signature(cls).parameters
+    if "seed" in accepts:
+        kwargs["seed"] = seed
+    if "eot_samples" in accepts or issubclass(cls, LibraryAttack):
+        kwargs["eot_samples"] = eot_samples
+    elif eot_samples != 1:
+        raise SleepnetError(f"attack {name!r} uses no gradients: EOT does not apply (use eot_samples 1)")
+    if issubclass(cls, LibraryAttack):
+        kwargs["image_shape"] = image_shape
+    extra = {}
+    if name == "fgsm":
+        attack = FGSM(model, loss, eps=budgets, **kwargs)
+        norms = _fgsm_norms(attack, x, y, budgets)
+    elif cls.minimal:
+        attack = cls(model, loss, **kwargs)
+        run = attack.run(x, y)
+        norms = np.array([np.inf if v is None else v for v in run["norms"]])
+        extra = {k: run[k] for k in ("success_rate", "median_rel_l2")}
+    else:
+        made = {}
+
+        def attack_at(eps):
+            made[eps] = cls(model, loss, eps=eps, norm=norm, **kwargs)
+            return made[eps]
+
+        attack = attack_at(budgets[0])
+        norms = sweep(attack_at, x, y, budgets, norm, attack.predict)["norms"]
+        if issubclass(cls, LibraryAttack):
+            extra["breakdown"] = {key(e): a.breakdown for e, a in made.items()}
+    return {"attack": name, "norm": norm, "budgets": list(budgets), "n": len(x),
+            "clean_accuracy": float(np.mean(attack.predict(x) == np.asarray(y))),
+            "robust_accuracy": robust_accuracy(norms, budgets), "norms": jsonable_norms(norms),
+            "loss": attack.loss, "eot_samples": attack.eot_samples, "seed": seed,
+            "settings": _settings(attack), **extra,
+            "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+
+
+def _fgsm_norms(attack: FGSM, x: np.ndarray, y: np.ndarray, budgets) -> np.ndarray:
+    """Per image the first budget whose FGSM step (one gradient for all) fools it; 0 if wrong clean."""
+    direction = np.sign(attack.input_gradient(x, y))
+    norms = np.full(len(x), np.inf)
+    for e in budgets:
+        fooled = attack.predict(np.clip(x + np.float32(e) * direction, 0, 1).astype(np.float32)) != y
+        norms[np.isinf(norms) & fooled] = e
+    norms[attack.predict(x) != y] = 0.0
+    return norms
+
+
+def _settings(attack) -> dict:
+    """The attack's own settings, JSON-able."""
+    if hasattr(attack, "settings"):
+        return attack.settings()
+    keep = ("params", "max_iter", "overshoot", "box", "eps", "n_steps", "step", "restarts", "random_start")
+    out = {}
+    for k in keep:
+        v = getattr(attack, k, None)
+        if v is not None:
+            out[k] = dict(v) if isinstance(v, dict) else v
+    return out

@@ -1,0 +1,115 @@
+"""Robust accuracy at a budget: the primary robustness figure (``docs/evaluation.md``).
+
+A threat model is a norm (``"inf"`` or ``"2"``) and a budget ``eps`` on inputs
+in [0, 1]. An image is robust at ``eps`` only if the model classifies it
+correctly clean **and** no attack found an adversarial example within ``eps``
+of it. Everything here works on one number per image, the **found norm**: the
+norm of the smallest adversarial example any attack found for it, ``0`` for an
+image misclassified clean (never robust), ``inf`` where every attack failed.
+Robust accuracy at ``eps`` is the share of images whose found norm exceeds
+``eps``; the worst case over attacks is the per-image minimum.
+
+A minimal-perturbation attack (DeepFool, CW, Boundary, HopSkipJump) gives the
+found norms in one run, hence the whole curve. A fixed-budget attack (PGD,
+APGD, FAB-T, Square, AutoAttack) is run at each budget in ascending order
+(``sweep``), each time only on the images no smaller budget has broken yet: an
+example within ``eps`` is within every larger budget too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import SleepnetError
+
+NORMS = ("inf", "2")
+#: default budgets for MNIST-like data (inputs in [0, 1])
+DEFAULT_BUDGETS = {"inf": (0.05, 0.1, 0.2, 0.3), "2": (0.5, 1.0, 1.5, 2.0)}
+#: an adversarial example counts within ``eps`` if its norm is at most ``eps * (1 + TOLERANCE)``:
+#: float32 projection rounds norms on the ball's surface a few ulps above ``eps``
+TOLERANCE = 1e-5
+
+
+def check_norm(norm: str) -> str:
+    """``norm`` if it is ``"inf"`` or ``"2"``; one clear error otherwise."""
+    if norm not in NORMS:
+        raise SleepnetError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
+    return norm
+
+
+def check_budgets(budgets: Iterable[float]) -> tuple[float, ...]:
+    """The budgets as sorted, distinct floats; one clear error for an empty list, a negative or NaN."""
+    out = []
+    for e in budgets:
+        try:
+            value = float(e)
+        except (TypeError, ValueError):
+            raise SleepnetError(f"a budget must be a number, got {e!r}") from None
+        if math.isnan(value) or value < 0 or math.isinf(value):
+            raise SleepnetError(f"a budget must be a finite number >= 0, got {e!r}")
+        out.append(value)
+    if not out:
+        raise SleepnetError("at least one budget is needed")
+    return tuple(sorted(set(out)))
+
+
+def norms_of(delta: np.ndarray, norm: str) -> np.ndarray:
+    """Per-row L-inf or L2 norm of ``delta`` ``(N, ...)``, float64 ``(N,)``."""
+    flat = np.asarray(delta, dtype=np.float64).reshape(len(delta), -1)
+    return np.abs(flat).max(axis=1) if norm == "inf" else np.linalg.norm(flat, axis=1)
+
+
+def found_norms(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, pred_clean: np.ndarray,
+                pred_adv: np.ndarray, norm: str) -> np.ndarray:  # fmt: skip
+    """Per image: 0 if misclassified clean, the norm of ``x_adv - x`` if it fools the model, else inf."""
+    out = np.where(pred_adv != y, norms_of(x_adv - x, norm), np.inf)
+    out[pred_clean != y] = 0.0
+    return out
+
+
+def robust_accuracy(norms: np.ndarray, budgets: Sequence[float]) -> dict[str, float]:
+    """``{str(eps): share of images whose found norm exceeds eps}`` for each budget."""
+    norms = np.asarray(norms, dtype=np.float64)
+    return {key(e): float(np.mean(norms > e * (1 + TOLERANCE))) if len(norms) else float("nan")
+            for e in budgets}  # fmt: skip
+
+
+def key(eps: float) -> str:
+    """The JSON key of a budget: the shortest decimal that reads back as ``eps`` (``0.1``, ``1.5``)."""
+    return repr(float(eps))
+
+
+def worst_case(*norms: np.ndarray) -> np.ndarray:
+    """Per image, the smallest found norm over attacks: robust only if every attack failed."""
+    return np.minimum.reduce([np.asarray(n, dtype=np.float64) for n in norms])
+
+
+def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, budgets: Sequence[float],
+          norm: str, predict: Callable[[np.ndarray], np.ndarray]) -> dict:  # fmt: skip
+    """A fixed-budget attack at each budget, ascending, on the images not yet broken.
+
+    ``attack_at(eps)`` gives an attack object whose call ``(x, y)`` returns adversarial examples
+    within ``eps``; ``predict`` gives the model's classes. Returns ``norms`` (found norms, per
+    image), ``robust_accuracy`` and ``clean_accuracy``.
+    """
+    budgets = check_budgets(budgets)
+    pred_clean = predict(x)
+    norms = np.where(pred_clean == y, np.inf, 0.0)
+    for eps in budgets:
+        todo = np.flatnonzero(norms > eps * (1 + TOLERANCE))
+        if not len(todo):
+            continue
+        adv = np.clip(np.asarray(attack_at(eps)(x[todo], y[todo]), dtype=np.float32), 0.0, 1.0)
+        fooled = predict(adv) != y[todo]
+        dist = norms_of(adv - x[todo], norm)
+        norms[todo[fooled]] = np.minimum(norms[todo[fooled]], dist[fooled])
+    return {"norm": norm, "budgets": list(budgets), "clean_accuracy": float(np.mean(pred_clean == y)),
+            "robust_accuracy": robust_accuracy(norms, budgets), "norms": norms}  # fmt: skip
+
+
+def jsonable_norms(norms: np.ndarray) -> list:
+    """Found norms for JSON: floats, ``None`` for inf (no adversarial example found)."""
+    return [None if not np.isfinite(v) else round(float(v), 6) for v in norms]
