@@ -70,6 +70,21 @@ def table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def robust_table(metrics: dict) -> str:
+    """Per model: worst-case robust accuracy at each budget of each norm (the standard suite)."""
+    names = list(metrics["models"])
+    first = metrics["models"][names[0]]["results"].get("robust", {})
+    lines = []
+    for norm, r in first.items():
+        budgets = list(r["robust_accuracy"])
+        lines.append(f"robust accuracy, L{norm}, worst case over {', '.join(r['attacks'])} ({r['n']} images)")
+        lines.append(f"{'model':22}" + "".join(f"{'eps ' + e:>12}" for e in budgets))
+        for n in names:
+            acc = metrics["models"][n]["results"]["robust"][norm]["robust_accuracy"]
+            lines.append(f"{n:22}" + "".join(f"{acc[e]:>12.3f}" for e in budgets))
+    return "\n".join(lines)
+
+
 def attack_table(metrics: dict) -> str:
     """Per attack and model: success rate, median relative L2 perturbation, accuracy; masking verdict."""
     from .report import ATTACKS

@@ -42,6 +42,13 @@ def scalars(res: dict) -> dict[str, float]:
         if a in res:
             for k in ("success_rate", "median_rel_l2", "accuracy"):
                 out[f"{a}.{k}"] = res[a][k]
+    for label, r in res.items():  # robust-accuracy curves (standard suite), FGSM's excepted
+        if isinstance(r, dict) and isinstance(r.get("robust_accuracy"), dict) and label != "robust":
+            for eps, v in r["robust_accuracy"].items():
+                out[f"{label}.robust@{eps}"] = v
+    for norm, r in res.get("robust", {}).items():
+        for eps, v in r["robust_accuracy"].items():
+            out[f"worst-l{norm}.robust@{eps}"] = v
     if "masking" in res:
         out["masking.flagged"] = float(res["masking"]["masked"])
     return out
@@ -136,7 +143,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
              f"{metrics['dataset']['n_train']} training / {metrics['dataset']['n_test']} test images",
              f"- recipe: {exp['recipe']}; seeds: {exp['seeds']}; suite: {exp['suite']}"
              + (f"; iterative attacks on at most {exp['subsample']} test images (a fixed permutation, "
-                f"seed 0): {_sizes(metrics)}" if exp["suite"] == "paper" else "")
+                f"seed 0): {_sizes(metrics)}" if exp["suite"] != "quick" else "")
              + ("; CI-sized attack settings (--quick)" if exp.get("quick") else ""),
              f"- sleep variants: {', '.join(exp['sleep']) or 'none'}; "
              f"defences: {', '.join(exp['defences']) or 'none'}",
@@ -154,6 +161,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
               "|---" * (len(cols) + 1) + "|"]  # fmt: skip
     for m in models:
         lines.append(f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for _, k in cols) + " |")
+    lines += _robust_lines(agg, models, metrics)
     lines += ["", "## Gradient-masking checks", ""]
     for m in models:
         flagged = agg[m].get("masking.flagged")
@@ -168,6 +176,62 @@ def write_report(metrics: dict, folder: Path) -> Path:
     path = folder / "report.md"
     atomic_write(path, "\n".join(lines))
     return path
+
+
+#: p below which a difference from the control is called significant in the verdict
+ALPHA = 0.05
+
+
+def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
+    """Robust accuracy at every budget (worst case over the suite's attacks) and the verdict."""
+    keys = sorted({k for m in models for k in agg[m] if k.startswith("worst-l")})
+    if not keys:
+        return []
+    first = next(iter(next(iter(metrics["per_seed"].values())).values()))
+    lines = ["", "## Robust accuracy at budgets", "",
+             "An image counts only if classified correctly clean and not fooled within the budget by "
+             "any attack of the suite (the worst case per image); the attacks, their losses and the "
+             "numbers of images:", ""]  # fmt: skip
+    for norm, r in first.get("robust", {}).items():
+        losses = ", ".join(f"{a} (loss {first[a]['loss']})" for a in r["attacks"])
+        lines.append(f"- L{norm}: {losses}; {r['n']} test images")
+    for norm in ("inf", "2"):
+        cols = [k for k in keys if k.startswith(f"worst-l{norm}.")]
+        if not cols:
+            continue
+        lines += ["", "| model | " + " | ".join(f"L{norm} {k.split('@')[1]}" for k in cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]  # fmt: skip
+        lines += [f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for k in cols) + " |" for m in models]
+    return lines + ["", "## Verdict", "", *_verdict(agg, models, keys)]
+
+
+def _verdict(agg: dict, models: list[str], keys: list[str]) -> list[str]:
+    """One plain sentence per model against the control, from the worst-case robust accuracies."""
+    if "control" not in models:
+        return ["No control in this experiment: nothing to compare against."]
+    out = []
+    for m in models:
+        if m == "control":
+            continue
+        better, worse, same = [], [], []
+        for k in keys:
+            cell, ctrl = agg[m].get(k), agg["control"].get(k)
+            if cell is None or ctrl is None:
+                continue
+            diff, p = cell["mean"] - ctrl["mean"], cell["p_vs_control"]
+            budget = f"L{k[len('worst-l'):].replace('.robust@', ' ')} ({diff:+.3f}, p={p:.2g})"
+            (better if diff > 0 and p < ALPHA else worse if diff < 0 and p < ALPHA else same).append(budget)
+        text = f"- **{m}**: "
+        text += (f"more robust than the control at {', '.join(better)}" if better else
+                 "not more robust than the control at any budget (paired p < 0.05 over seeds)")
+        if worse:
+            text += f"; less robust at {', '.join(worse)}"
+        clean = agg[m].get("clean_accuracy"), agg["control"].get("clean_accuracy")
+        if all(clean):
+            text += f"; clean accuracy {clean[0]['mean'] - clean[1]['mean']:+.4f}"
+        out.append(text + ".")
+    return out + ["", f"With 3 seeds a paired t-test has little power: 'not more robust' means no "
+                      f"difference at p < {ALPHA} was measured, not that there is none."]  # fmt: skip
 
 
 def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:
@@ -185,7 +249,9 @@ def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:
         lines.append(f"| {label} | {pc} | {ps} | {ours_c} | {ours_s} | {variant or 'none'} |")
     if rows:
         lines += ["", f"The paper's numbers are from `docs/paper-protocol.md` §5 ({dataset}), a summary to "
-                  "compare with, not a ground truth.", ""]  # fmt: skip
+                  "compare with, not a ground truth. These are the paper's measures under its own "
+                  "protocol (the model's training loss, squared error, for FGSM; minimal-perturbation "
+                  "medians), not robust accuracy at a budget: see `docs/replication.md`.", ""]  # fmt: skip
     else:
         lines += [f"The paper reports no numbers for {dataset} (`docs/paper-protocol.md` §5 covers MNIST, "
                   "Patches and CUB-200); ours are in the next table.", ""]  # fmt: skip

@@ -93,7 +93,7 @@ def test_bad_experiment_files(tmp_path):
     # caught when the file is read, before any training
     bad.write_text(TINY.replace('suite = "paper"', 'suite = "bogus"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] suite: unknown suite 'bogus' (known: quick, paper)", out)
+                         f"{bad}: [experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)", out)
     bad.write_text(TINY.replace("seeds = [0, 1]", 'seeds = "zero"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
                          f"{bad}: [experiment] seeds must be a list of non-negative integers, got 'zero'",

@@ -56,7 +56,7 @@ def test_the_tiny_experiment_file_as_a_spec(tmp_path):
     ("seeds = [0, 1]", "seeds = [0, -1]",
      "[experiment] seeds must be a list of non-negative integers, got [0, -1]"),
     ("seeds = [0, 1]", "seeds = []", "[experiment] seeds must be a list of non-negative integers, got []"),
-    ('suite = "paper"', 'suite = "bogus"', "[experiment] suite: unknown suite 'bogus' (known: quick, paper)"),
+    ('suite = "paper"', 'suite = "bogus"', "[experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)"),
     ('recipe = "paper"', 'recipe = "fancy"',
      "[experiment] recipe: unknown recipe 'fancy' (known: paper, standard)"),
     ('dataset = "patches"', 'dataset = "cifar"',
@@ -127,7 +127,7 @@ def test_a_spec_made_in_code_is_checked_too():
 
 
 def test_suites_hold_the_paper_settings():
-    assert SUITES.names() == ("quick", "paper") and isinstance(SUITES["paper"], Suite)
+    assert SUITES.names() == ("quick", "paper", "standard") and isinstance(SUITES["paper"], Suite)
     quick, paper = SUITES["quick"], SUITES["paper"]
     assert quick.distortions == ("gaussian-noise", "gaussian-blur") and quick.attacks == ("fgsm",)
     assert quick.subsample_attacks == ()

@@ -79,7 +79,7 @@ def test_fgsm_leaves_a_model_in_training_mode_in_training_mode():
     res = FGSM(model, "cross-entropy").run(x, y)
     assert model.training and all(m.training for m in model.modules())
     assert seen and not any(seen)  # the dropout layer ran in evaluation mode, every time
-    assert len(seen) == 1 + len(reference["eps"])  # the gradient, then one prediction per eps
+    assert len(seen) == 2 + len(reference["eps"])  # the gradient, one prediction per eps, the clean one
     assert res == reference  # the numbers of the model in evaluation mode (no dropout noise)
     assert all(q.grad is None for q in model.parameters())
 

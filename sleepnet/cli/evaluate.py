@@ -37,8 +37,8 @@ def add_parser(subparsers):
     g.add_argument("--n", type=int, default=1000, help="test images")
     g.add_argument("--eot-samples", type=int, help="forward passes per gradient (default: the model's "
                    "record, else 20 for a stochastic model and 1 otherwise)")  # fmt: skip
-    g.add_argument("--loss", default="cross-entropy", help="loss of pgd, fgsm: cross-entropy, margin, "
-                   "dlr, or squared (the sleep paper's protocol)")  # fmt: skip
+    g.add_argument("--loss", default="cross-entropy", help="the loss pgd and fgsm ascend; also margin, "
+                   "dlr, squared (the paper's)")  # fmt: skip
     g.add_argument("--version", default="standard", help="autoattack: standard or rand")
     g.add_argument("--json", type=Path, help="where the result goes (JSON)")
     add_device(p, "the evaluation")
@@ -97,7 +97,7 @@ def run(args) -> int:
     """Evaluate the model folders into ``args.output`` and print the tables; returns 0."""
     if args.attack is not None:
         return run_attack(args)
-    from ..demo import attack_table, table
+    from ..demo import attack_table, robust_table, table
     from ..workflow import evaluate_to_folder
 
     if args.output is None:
@@ -107,7 +107,9 @@ def run(args) -> int:
                                  dataset=args.dataset, device=device(args),
                                  **suite_options(args))  # fmt: skip
     print(table(metrics))
-    if args.suite != "quick":
+    if args.suite == "paper":
         print(attack_table(metrics))
+    elif args.suite != "quick":
+        print(robust_table(metrics))
     print(f"-> {args.output}/metrics.json")
     return 0

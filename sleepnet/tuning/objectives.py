@@ -8,7 +8,11 @@ the chosen configs are evaluated on it afterwards (``sleepnet tune report
 - ``fgsm``: FGSM median epsilon (``eps = 0 : 0.005 : 0.4``).
 - ``noise``: mean accuracy over the paper's Gaussian-noise variances.
 - ``blur``: mean accuracy over the paper's blur sigmas.
-- ``pgd``: accuracy under PGD L-inf, eps 0.1, 40 steps, on the first 1000.
+- ``pgd``: robust accuracy under PGD L-inf, eps 0.1, 40 steps, the model's
+  training loss, on the first 1000.
+- ``apgd``: robust accuracy under APGD-CE (AutoAttack's first part, 100
+  iterations, cross-entropy) at L-inf 0.1 on the first 1000: the field's
+  measure, for sleep's robust-vs-clean trade-off (``experiments/tradeoff_mnist.py``).
 - ``boundary``: median relative L2 distance of the Boundary attack (paper
   settings, 1000 iterations) on the first 8 validation images: slow, about
   50 s a trial on MNIST.
@@ -62,6 +66,14 @@ def _pgd(model, loss, val: Dataset) -> float:
     return float(ATTACKS["pgd"](model, loss, eps=0.1, norm="inf", n_steps=40).run(x, y)["accuracy"])
 
 
+def _apgd(model, loss, val: Dataset) -> float:
+    from ..evaluation.curve import attack_curve
+
+    x, y = val.x_test[:PGD_IMAGES], val.y_test[:PGD_IMAGES]
+    shape = (1, *val.image_shape) if val.image_shape else None
+    return float(attack_curve(model, x, y, "apgd-ce", "inf", [0.1], image_shape=shape)["robust_accuracy"]["0.1"])
+
+
 def _boundary(model, loss, val: Dataset) -> float:
     x, y = val.x_test[:BOUNDARY_IMAGES], val.y_test[:BOUNDARY_IMAGES]
     res = ATTACKS["boundary"](model, loss, max_iter=1000).run(x, y)
@@ -79,7 +91,7 @@ def _blur(model, loss, val: Dataset) -> float:
 
 #: the robustness measures a study can maximise: name -> ``fn(model, loss, validation set)``
 OBJECTIVES: Registry = Registry("objective")
-for _name, _fn in (("fgsm", _fgsm), ("noise", _noise), ("blur", _blur), ("pgd", _pgd),
+for _name, _fn in (("fgsm", _fgsm), ("noise", _noise), ("blur", _blur), ("pgd", _pgd), ("apgd", _apgd),
                    ("boundary", _boundary)):  # fmt: skip
     OBJECTIVES.register(_name, _fn)
 
