@@ -193,6 +193,21 @@ def test_eot_averages_the_gradient_over_that_many_forward_passes():
         PGD(model, "cross-entropy", eot_samples=0)
 
 
+def test_a_stochastic_models_clean_accuracy_is_the_mean_over_draws_with_its_spread():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8, bias=False), Noisy(), nn.ReLU(), nn.Linear(8, 3, bias=False),
+                          nn.ReLU()).eval()  # fmt: skip
+    x = np.random.default_rng(0).random((200, 6)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 200)
+    res = attack_curve(model, x, y, "pgd", "inf", [0.05], eot_samples=5, n_steps=3)
+    draws = res["clean_over_draws"]
+    assert draws["draws"] == 5 and draws["std"] > 0  # the noise changes predictions between draws
+    again = attack_curve(model, x, y, "pgd", "inf", [0.05], eot_samples=5, n_steps=3)["clean_over_draws"]
+    assert again == draws  # seeded
+    assert "clean_over_draws" not in attack_curve(_mlp4(), *_images(_mlp4(), n=10), "pgd", "inf", [0.05],
+                                                  n_steps=2)
+
+
 def test_eot_applies_only_to_attacks_that_use_gradients():
     model, x, y, _, _ = linear_case(n=3)
     with pytest.raises(SleepnetError, match="EOT does not apply"):

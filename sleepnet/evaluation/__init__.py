@@ -40,10 +40,10 @@ from torch import nn
 from ..data import Dataset
 from ..state import modes_kept, on_device
 from ..training import accuracy
-from .attacks import ATTACKS
+from .attacks import ATTACKS, eot_default, stochastic
 from .curve import attack_curve
 from .distortions import DISTORTIONS
-from .robust import robust_accuracy, worst_case
+from .robust import accuracy_over_draws, robust_accuracy, worst_case
 from .suites import SUITES, AttackSetting, Suite
 
 __all__ = ["SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate", "evaluate_model", "headline",
@@ -76,6 +76,10 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
     with on_device(model, device) as dev, modes_kept(model):
         out = {"clean_accuracy": accuracy(model, data.x_test, data.y_test, device=dev)}
+        if stochastic(model):  # the mean over draws, with its spread (docs/evaluation.md §4)
+            probe = ATTACKS["pgd"](model, "cross-entropy", device=dev)
+            out["clean_over_draws"] = accuracy_over_draws(probe.predict, data.x_test, data.y_test,
+                                                          eot_default(model), seed)  # fmt: skip
         for name in spec.distortions:
             out[name] = distortion_curve(model, data, name, seed, device=dev)
         for name in spec.attacks:

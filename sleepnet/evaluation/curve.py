@@ -18,9 +18,9 @@ import numpy as np
 from torch import nn
 
 from ..errors import SleepnetError
-from .attacks import ATTACKS, FGSM
+from .attacks import ATTACKS, FGSM, stochastic
 from .attacks.autoattack import LibraryAttack
-from .robust import check_budgets, check_norm, jsonable_norms, key, robust_accuracy, sweep
+from .robust import accuracy_over_draws, check_budgets, check_norm, jsonable_norms, key, robust_accuracy, sweep
 
 def check_attack(name: str, norm: str) -> type:
     """The attack class of ``name``, checked against ``norm``; one clear error otherwise."""
@@ -80,6 +80,8 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
         norms = sweep(attack_at, x, y, budgets, norm, attack.predict)["norms"]
         if issubclass(cls, LibraryAttack):
             extra["breakdown"] = {key(e): a.breakdown for e, a in made.items()}
+    if stochastic(model):  # a stochastic model's clean accuracy: the mean over draws, with its spread
+        extra["clean_over_draws"] = accuracy_over_draws(attack.predict, x, np.asarray(y), eot_samples, seed)
     return {"attack": name, "norm": norm, "budgets": list(budgets), "n": len(x),
             "clean_accuracy": float(np.mean(attack.predict(x) == np.asarray(y))),
             "robust_accuracy": robust_accuracy(norms, budgets), "norms": jsonable_norms(norms),

@@ -113,3 +113,19 @@ def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, bu
 def jsonable_norms(norms: np.ndarray) -> list:
     """Found norms for JSON: floats, ``None`` for inf (no adversarial example found)."""
     return [None if not np.isfinite(v) else round(float(v), 6) for v in norms]
+
+
+def accuracy_over_draws(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
+                        draws: int, seed: int = 0) -> dict:  # fmt: skip
+    """Clean accuracy of a stochastic model: mean and standard deviation over ``draws`` passes.
+
+    The passes draw from torch's generator seeded with ``seed`` inside ``torch.random.fork_rng``
+    (the caller's generator is as it was afterwards); one pass for a deterministic model.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        acc = np.array([np.mean(predict(x) == y) for _ in range(max(1, draws))])
+    return {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "draws": len(acc)}  # fmt: skip
