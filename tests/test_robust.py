@@ -293,3 +293,14 @@ def test_the_standard_suite_reports_worst_cases_and_the_budget_masking_checks(pa
     for k, v in worst.items():
         assert v <= min(res["autoattack-linf"]["robust_accuracy"][k], res["square-linf"]["robust_accuracy"][k])
     assert {"square_after_gradients_linf", "free_vs_gradient"} <= set(res["masking"])
+
+
+def test_arts_per_image_loss_works_on_our_classifier():
+    """ART's AutoAttack and APGD call ``compute_loss(reduction="none")``: ModelLoss has to honour it."""
+    model = _mlp4()
+    x, y = _images(model, n=7)
+    clf = PGD(model, "cross-entropy").art()
+    per = clf.compute_loss(x, np.eye(4, dtype=np.float32)[y], reduction="none")
+    assert per.shape == (7,)
+    total = clf.compute_loss(x, np.eye(4, dtype=np.float32)[y], reduction="sum")
+    assert float(np.sum(per)) == pytest.approx(float(total), rel=1e-5)
