@@ -155,6 +155,23 @@ def test_autoattack_is_at_least_as_strong_as_each_of_its_parts_and_records_who_b
     assert aa["settings"]["parts"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
 
 
+def test_autoattack_judges_its_parts_in_evaluation_mode_on_a_model_with_dropout():
+    """torchattacks puts a model it found in training mode back into training mode after each part;
+    the parts' results must still be judged with dropout off (review of issue 12: they were not)."""
+    from sleepnet.models import PaperDropout
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(64, 32, bias=False), nn.ReLU(), PaperDropout(0.5),
+                          nn.Linear(32, 4, bias=False), nn.ReLU()).eval()  # fmt: skip
+    seen = []
+    model[2].register_forward_hook(lambda mod, inp, out: seen.append(mod.training))
+    x, y = _images(model, n=30, seed=4)
+    attack = ATTACKS["autoattack"](model, eps=0.05, steps=10, n_queries=50, image_shape=(1, 8, 8))
+    adv = attack(x, y)
+    assert seen and not any(seen)
+    assert sum(attack.breakdown.values()) == int(np.sum(predict(model, adv) != y))
+
+
 def test_autoattack_leaves_torchs_generator_and_the_model_as_they_were():
     model = _mlp4(4).train()
     x, y = _images(model.eval(), n=10, seed=3)

@@ -18,9 +18,9 @@ import numpy as np
 from torch import nn
 
 from ..errors import SleepnetError
-from .attacks import ATTACKS, FGSM, stochastic
+from .attacks import ATTACKS, FGSM, stochastic, summarize
 from .attacks.autoattack import LibraryAttack
-from .robust import accuracy_over_draws, check_budgets, check_norm, jsonable_norms, key, robust_accuracy, sweep
+from .robust import accuracy_over_draws, check_budgets, found_norms, check_norm, jsonable_norms, key, robust_accuracy, sweep
 
 def check_attack(name: str, norm: str) -> type:
     """The attack class of ``name``, checked against ``norm``; one clear error otherwise."""
@@ -66,8 +66,10 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
         norms = _fgsm_norms(attack, x, y, budgets)
     elif cls.minimal:
         attack = cls(model, loss, **kwargs)
-        run = attack.run(x, y)
-        norms = np.array([np.inf if v is None else v for v in run["norms"]])
+        x_adv = attack(x, y)
+        pred_clean, pred_adv = attack.predict(x), attack.predict(x_adv)
+        norms = found_norms(x, x_adv, y, pred_clean, pred_adv, norm)  # unrounded, unlike the JSON's
+        run = summarize(x, x_adv, y, pred_clean, pred_adv, norm)
         extra = {k: run[k] for k in ("success_rate", "median_rel_l2")}
     else:
         made = {}

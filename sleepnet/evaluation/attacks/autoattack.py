@@ -118,7 +118,9 @@ class LibraryAttack(PerturbationAttack):
         shape = self.image_shape or default_shape(x.shape[1])
         if int(np.prod(shape)) != x.shape[1]:
             raise SleepnetError(f"image_shape {shape} does not hold {x.shape[1]} inputs")
-        scores = ImageScores(self.model)
+        # in evaluation mode: torchattacks puts a model it found in training mode back into training
+        # mode after each part, which would switch the shared layers' dropout on for what follows
+        scores = ImageScores(self.model).eval()
         adv = x.clone()
         self.breakdown = {}
         devices = [self.device] if self.device.type == "cuda" else []
