@@ -60,7 +60,7 @@ def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
     """Per norm and budget: robust accuracy per model and seed, mean/std, paired tests."""
     from scipy.stats import ttest_rel
 
-    from sleepnet.evaluation.robust import key
+    from sleepnet.evaluation.robust import TOLERANCE, key, norms_from_json
 
     out = {}
     for norm in norms:
@@ -69,13 +69,15 @@ def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
         for eps in first["budgets"]:
             k = key(eps)
             acc = {m: [runs[(norm, m, s)]["robust_accuracy"][k] for s in seeds] for m in ("control", "sleep")}
-            robust = {(m, s): np.array([v is None or v > eps * (1 + 1e-5) for v in runs[(norm, m, s)]["norms"]])
+            robust = {(m, s): norms_from_json(runs[(norm, m, s)]["norms"]) > eps * (1 + TOLERANCE)
                       for m in ("control", "sleep") for s in seeds}  # fmt: skip
             p = float(ttest_rel(acc["sleep"], acc["control"]).pvalue) if len(seeds) > 1 else float("nan")
             rows[k] = {m: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))
                            if len(v) > 1 else 0.0} for m, v in acc.items()}  # fmt: skip
             rows[k]["p_seeds"] = p
-            rows[k]["mcnemar"] = {str(s): mcnemar(robust[("control", s)], robust[("sleep", s)]) for s in seeds}
+            rows[k]["mcnemar"] = {
+                str(s): mcnemar(robust[("control", s)], robust[("sleep", s)]) for s in seeds
+            }
         out[norm] = {"n": first["n"], "loss": first["loss"], "settings": first["settings"], "budgets": rows,
                      "clean": {m: [runs[(norm, m, s)]["clean_accuracy"] for s in seeds]
                                for m in ("control", "sleep")},
@@ -102,11 +104,17 @@ def report(summary: dict, seeds: list[int]) -> str:
                   "|---|---|---|---|---|---|"]  # fmt: skip
         for k, row in s["budgets"].items():
             c, z = row["control"], row["sleep"]
-            mc = "; ".join(f"{v['only_control']}/{v['only_sleep']} p={v['p']:.2g}" for v in row["mcnemar"].values())
+            mc = "; ".join(
+                f"{v['only_control']}/{v['only_sleep']} p={v['p']:.2g}" for v in row["mcnemar"].values()
+            )
             lines.append(f"| {k} | {c['mean']:.4f} ± {c['std']:.4f} | {z['mean']:.4f} ± {z['std']:.4f} | "
                          f"{z['mean'] - c['mean']:+.4f} | {row['p_seeds']:.3g} | {mc} |")  # fmt: skip
         secs = {m: np.median(v) for m, v in s["seconds"].items()}
-        lines += ["", f"seconds per model (median): control {secs['control']:.0f}, sleep {secs['sleep']:.0f}", ""]
+        lines += [
+            "",
+            f"seconds per model (median): control {secs['control']:.0f}, sleep {secs['sleep']:.0f}",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +136,7 @@ def main(argv=None) -> int:
         for seed in seeds:
             for name, folder in folders[seed].items():
                 out = args.work / f"autoattack-l{norm}-{name}-{seed}.json"
-                step(out, "autoattack", lambda: attack_to_file(
+                step(out, "autoattack", lambda folder=folder, out=out, norm=norm: attack_to_file(
                     folder, out, attack="autoattack", norm=norm, eps=DEFAULT_BUDGETS[norm], n=args.n,
                     seed=0))  # fmt: skip
                 runs[(norm, name, seed)] = json.loads(out.read_text())

@@ -26,8 +26,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "tradeoff_mnist"
 ADV_EPS = (0.05, 0.1, 0.2)
@@ -40,7 +38,9 @@ def test_measures(model, data) -> dict:
     from sleepnet.training import accuracy
 
     idx = subsample_indices(len(data.x_test), 1000)
-    res = attack_curve(model, data.x_test[idx], data.y_test[idx], "apgd-ce", "inf", [0.1], image_shape=(1, 28, 28))
+    res = attack_curve(
+        model, data.x_test[idx], data.y_test[idx], "apgd-ce", "inf", [0.1], image_shape=(1, 28, 28)
+    )
     return {"clean": accuracy(model, data.x_test, data.y_test), "apgd": res["robust_accuracy"]["0.1"]}
 
 
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     from sleepnet.tuning.report import front
     from sleepnet.tuning.run import tune
     from sleepnet.tuning.storage import load
-    from sleepnet.tuning.study import STUDY_NAME, TuneSettings, Tuner
+    from sleepnet.tuning.study import STUDY_NAME, Tuner, TuneSettings
     from sleepnet.workflow import dataset_for
 
     settings = TuneSettings(model=str(args.control), objective="apgd", max_drop=0.15, collapse=0.25)
@@ -73,7 +73,10 @@ def main(argv=None) -> int:
         if weights_sha256(model) != t.user_attrs["weights_sha256"]:
             raise SystemExit(f"trial {t.number} did not reproduce")
         points[f"sleep trial {t.number}"] = test_measures(model, data) | {
-            "kind": "sleep", "validation": t.user_attrs["measures"], "config": t.user_attrs["config"]}
+            "kind": "sleep",
+            "validation": t.user_attrs["measures"],
+            "config": t.user_attrs["config"],
+        }
         print(points[f"sleep trial {t.number}"], flush=True)
     control, meta = load_model(args.control)
     for eps in ADV_EPS:
@@ -82,7 +85,10 @@ def main(argv=None) -> int:
             model, rec = DEFENCES["adv-pgd"](eps=eps).apply(control, meta, dataset_for(meta), seed=0)
             save_model(model, folder, rec)
         model, _ = load_model(folder)
-        points[f"adv-pgd eps {eps}"] = test_measures(model, data) | {"kind": "adversarial training", "eps": eps}
+        points[f"adv-pgd eps {eps}"] = test_measures(model, data) | {
+            "kind": "adversarial training",
+            "eps": eps,
+        }
         print(eps, points[f"adv-pgd eps {eps}"], flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tradeoff.json").write_text(json.dumps(points, indent=2) + "\n")
@@ -98,9 +104,17 @@ def plot(points: dict, path: Path) -> None:
     sleep = sorted((v["clean"], v["apgd"]) for v in points.values() if v["kind"] == "sleep")
     if sleep:
         ax.plot(*zip(*sleep), "-o", c="tab:red", ms=5, label="sleep: Pareto front (chosen on validation)")
-    adv = sorted((v["eps"], v["clean"], v["apgd"]) for v in points.values() if v["kind"] == "adversarial training")
-    ax.plot([a[1] for a in adv], [a[2] for a in adv], "-s", c="tab:green", ms=5,
-            label="adversarial training (PGD-7, 1 epoch)")
+    adv = sorted(
+        (v["eps"], v["clean"], v["apgd"]) for v in points.values() if v["kind"] == "adversarial training"
+    )
+    ax.plot(
+        [a[1] for a in adv],
+        [a[2] for a in adv],
+        "-s",
+        c="tab:green",
+        ms=5,
+        label="adversarial training (PGD-7, 1 epoch)",
+    )
     for eps, c, r in adv:
         ax.annotate(f"eps {eps}", (c, r), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ctrl = points["control"]

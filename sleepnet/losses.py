@@ -61,6 +61,8 @@ def loss_from_scores(name: str, z: torch.Tensor, y: torch.Tensor, reduction: str
         others = z.masked_fill(F.one_hot(y, z.shape[1]).bool(), float("-inf")).max(dim=1).values
         per = others - own
         if name == "dlr":
+            if z.shape[1] < 3:
+                raise SleepnetError(f"the dlr loss needs at least 3 classes, the scores have {z.shape[1]}")
             top = z.sort(dim=1, descending=True).values
             per = per / (top[:, 0] - top[:, 2] + 1e-12)
     else:

@@ -34,16 +34,20 @@ PAPER_ROWS = {
 
 def scalars(res: dict) -> dict[str, float]:
     """The numbers of one model's results that are compared across seeds."""
-    out = {"clean_accuracy": res["clean_accuracy"], "fgsm.median_eps": res["fgsm"]["median_eps"]}
+    out = {"clean_accuracy": res["clean_accuracy"]}
+    if "fgsm" in res:
+        out["fgsm.median_eps"] = res["fgsm"]["median_eps"]
     for c in CURVES:
         if c in res:
             out[f"{c}.mean_accuracy"] = float(np.mean(res[c]["accuracy"]))
     for a in ATTACKS:
         if a in res:
             for k in ("success_rate", "median_rel_l2", "accuracy"):
-                out[f"{a}.{k}"] = res[a][k]
-    for label, r in res.items():  # robust-accuracy curves (standard suite), FGSM's excepted
-        if isinstance(r, dict) and isinstance(r.get("robust_accuracy"), dict) and label != "robust":
+                if k in res[a]:  # a curve (standard suite) has no single accuracy
+                    out[f"{a}.{k}"] = res[a][k]
+    for label, r in res.items():  # robust-accuracy curves (standard suite), FGSM's 81 budgets excepted
+        curve = isinstance(r, dict) and isinstance(r.get("robust_accuracy"), dict)
+        if curve and label not in ("robust", "fgsm"):
             for eps, v in r["robust_accuracy"].items():
                 out[f"{label}.robust@{eps}"] = v
     for norm, r in res.get("robust", {}).items():
@@ -223,15 +227,16 @@ def _verdict(agg: dict, models: list[str], keys: list[str]) -> list[str]:
             (better if diff > 0 and p < ALPHA else worse if diff < 0 and p < ALPHA else same).append(budget)
         text = f"- **{m}**: "
         text += (f"more robust than the control at {', '.join(better)}" if better else
-                 "not more robust than the control at any budget (paired p < 0.05 over seeds)")
+                 f"not more robust than the control at any budget (paired p < {ALPHA} over seeds)")
         if worse:
             text += f"; less robust at {', '.join(worse)}"
         clean = agg[m].get("clean_accuracy"), agg["control"].get("clean_accuracy")
         if all(clean):
             text += f"; clean accuracy {clean[0]['mean'] - clean[1]['mean']:+.4f}"
         out.append(text + ".")
-    return out + ["", f"With 3 seeds a paired t-test has little power: 'not more robust' means no "
-                      f"difference at p < {ALPHA} was measured, not that there is none."]  # fmt: skip
+    seeds = len(next(iter(agg["control"].values()))["values"])
+    return out + ["", f"With {seeds} seed(s) a paired t-test has little power: 'not more robust' means "
+                      f"no difference at p < {ALPHA} was measured, not that there is none."]  # fmt: skip
 
 
 def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:

@@ -122,6 +122,17 @@ def numpy_seeded(seed: int) -> Iterator[None]:
 
 
 @contextmanager
+def torch_rng_kept() -> Iterator[None]:
+    """torch's CPU generator, and that of every CUDA device already in use, as they were afterwards
+    (libraries such as torchattacks reseed them; ``torch.manual_seed`` reseeds them all)."""
+    import torch
+
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        yield
+
+
+@contextmanager
 def brian2_kept() -> Iterator[None]:
     """Brian2's ``prefs.codegen.target``, ``prefs.devices.cpp_standalone.openmp_threads`` and
     ``defaultclock.dt`` (of the device active at the end) as they were before the block.

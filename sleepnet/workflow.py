@@ -181,7 +181,7 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     if len(datasets) > 1:
         raise SleepnetError("the models were trained on different datasets; evaluate them separately")
     data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
-    for name, m in loaded.items():
+    for m in loaded.values():
         check_classes(m[1], data, str(m[0]))
     results = evaluate({n: m[1] for n, m in loaded.items()}, data,
                        {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
@@ -203,7 +203,8 @@ def check_classes(model, data: Dataset, where: str) -> None:
 
     k = n_outputs(model)
     if k != data.n_classes:
-        raise SleepnetError(f"{where}: the model has {k} outputs but {data.name} has {data.n_classes} classes")
+        raise SleepnetError(f"{where}: the model has {k} outputs but {data.name} has "
+                            f"{data.n_classes} classes")  # fmt: skip
 
 
 def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n: int = 1000,
@@ -217,7 +218,7 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
     """
     from .evaluation import subsample_indices
     from .evaluation.attacks.base import check_eot, eot_default
-    from .evaluation.curve import attack_curve, check_attack
+    from .evaluation.curve import attack_curve, check_attack, takes_eot
     from .evaluation.robust import check_budgets
     from .losses import ATTACK_LOSSES
 
@@ -236,7 +237,9 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
     if n > len(data.x_test):
         raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
     check_classes(model, data, str(model_dir))
-    eot = eot_samples if eot_samples is not None else eot_default(model, meta)
+    eot = eot_samples
+    if eot is None and takes_eot(attack) and meta.get("eot_samples"):  # the record's, else the default
+        eot = eot_default(model, meta)
     idx = subsample_indices(len(data.x_test), n)
     shape = (1, *data.image_shape) if data.image_shape else None
     res = attack_curve(model, data.x_test[idx], data.y_test[idx], attack, norm, budgets, loss=loss,

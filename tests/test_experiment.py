@@ -93,7 +93,8 @@ def test_bad_experiment_files(tmp_path):
     # caught when the file is read, before any training
     bad.write_text(TINY.replace('suite = "paper"', 'suite = "bogus"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)", out)
+                         f"{bad}: [experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)",
+                         out)
     bad.write_text(TINY.replace("seeds = [0, 1]", 'seeds = "zero"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
                          f"{bad}: [experiment] seeds must be a list of non-negative integers, got 'zero'",
@@ -128,3 +129,22 @@ def test_a_killed_run_leaves_nothing_behind(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert not out.exists() and not list(tmp_path.glob(".run.*"))
+
+
+def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict(tmp_path):
+    """The standard suite end to end: experiment, aggregate, report (review of issue 12: the report
+    and the headline read results the standard suite did not have)."""
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(TINY.replace('suite = "paper"', 'suite = "standard"').replace(
+        'distillation = { epochs = 2 }\nfinetune-noise = {}\n', ""))
+    out = tmp_path / "run"
+    proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    agg = metrics["aggregate"]
+    want = {"worst-linf.robust@0.1", "worst-l2.robust@1.5", "autoattack-linf.robust@0.05"}
+    assert want <= set(agg["control"])
+    report = (out / "report.md").read_text()
+    assert "## Robust accuracy at budgets" in report and "## Verdict" in report
+    assert "**sleep-fgsm**:" in report.split("## Verdict")[1]
+    assert "loss cross-entropy+dlr-targeted+none (FAB)+margin" in report

@@ -34,8 +34,13 @@ def test_found_norms_count_a_clean_mistake_as_broken_at_every_budget_and_a_failu
     pred_adv = np.array([0, 1, 1, 0])  # image 0 "pushed into" its class: still not robust
     norms = found_norms(x, adv, y, pred_clean, pred_adv, "inf")
     np.testing.assert_array_equal(norms, [0.0, 0.25, 0.5, np.inf])
-    assert robust_accuracy(norms, [0.0, 0.1, 0.25, 0.3, 1.0]) == {"0.0": 0.75, "0.1": 0.75, "0.25": 0.5,
-                                                                  "0.3": 0.5, "1.0": 0.25}
+    assert robust_accuracy(norms, [0.0, 0.1, 0.25, 0.3, 1.0]) == {
+        "0.0": 0.75,
+        "0.1": 0.75,
+        "0.25": 0.5,
+        "0.3": 0.5,
+        "1.0": 0.25,
+    }
     assert worst_case(norms, [1.0, 0.1, 9.0, 0.3]).tolist() == [0.0, 0.1, 0.5, 0.3]
     assert key(1.0) == "1.0" and key(0.05) == "0.05"
 
@@ -58,8 +63,14 @@ def test_a_budget_sweep_matches_the_closed_form_robust_accuracy_of_a_linear_mode
     below eps, so robust accuracy at eps is the share of images farther than eps."""
     model, x, y, _, linf = linear_case(3, n=40)
     budgets = sorted({float(np.round(np.quantile(linf, q), 4)) for q in (0.2, 0.5, 0.8)})
-    res = sweep(lambda e: PGD(model, "cross-entropy", eps=e, n_steps=50, step=e / 10, random_start=False),
-                x, y, budgets, "inf", PGD(model, "cross-entropy").predict)
+    res = sweep(
+        lambda e: PGD(model, "cross-entropy", eps=e, n_steps=50, step=e / 10, random_start=False),
+        x,
+        y,
+        budgets,
+        "inf",
+        PGD(model, "cross-entropy").predict,
+    )
     want = {key(e): float(np.mean(linf > e * 1.001)) for e in budgets}
     for k in want:  # the few images within 0.1% of a budget may go either way
         assert abs(res["robust_accuracy"][k] - want[k]) <= 1 / 40
@@ -77,8 +88,9 @@ def test_a_minimal_attack_gives_the_whole_curve_from_one_run():
 
 def _mlp4(seed=1, d=64):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d, 32, bias=False), nn.ReLU(), nn.Linear(32, 4, bias=False),
-                         nn.ReLU()).eval()
+    return nn.Sequential(
+        nn.Linear(d, 32, bias=False), nn.ReLU(), nn.Linear(32, 4, bias=False), nn.ReLU()
+    ).eval()
 
 
 def _images(model, n=60, d=64, seed=0):
@@ -132,8 +144,9 @@ def test_our_square_through_torchattacks_matches_arts_square():
     accs = []
     with numpy_seeded(0):
         for _ in range(3):  # ART's Square draws from numpy's global generator: its own spread
-            adv = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=1000, p_init=0.8, nb_restarts=1,
-                               verbose=False).generate(x.reshape(-1, 1, 8, 8), y=np.eye(4, dtype=np.float32)[y])
+            adv = SquareAttack(
+                clf, norm=np.inf, eps=eps, max_iter=1000, p_init=0.8, nb_restarts=1, verbose=False
+            ).generate(x.reshape(-1, 1, 8, 8), y=np.eye(4, dtype=np.float32)[y])
             accs.append(float(np.mean(predict(model, adv.reshape(len(x), -1)) == y)))
     assert 0.1 < np.mean(accs) < 0.9
     assert min(accs) - 2 / 60 <= ours["robust_accuracy"][key(eps)] <= max(accs) + 2 / 60
@@ -210,6 +223,27 @@ def test_eot_averages_the_gradient_over_that_many_forward_passes():
         PGD(model, "cross-entropy", eot_samples=0)
 
 
+def test_eot_defaults_come_from_the_model_and_autoattacks_rand_version_uses_20():
+    torch.manual_seed(0)
+    noisy = nn.Sequential(nn.Linear(64, 8, bias=False), Noisy(), nn.ReLU(), nn.Linear(8, 4, bias=False),
+                          nn.ReLU()).eval()  # fmt: skip
+    x, y = _images(_mlp4(), n=4)
+    assert attack_curve(noisy, x, y, "fgsm", "inf", [0.1])["eot_samples"] == 20
+    assert attack_curve(_mlp4(), x, y, "fgsm", "inf", [0.1])["eot_samples"] == 1
+    assert attack_curve(noisy, x, y, "deepfool", "2", [1.0], max_iter=2)["eot_samples"] == 20
+    assert attack_curve(noisy, x, y, "hopskipjump", "2", [1.0], max_iter=2, max_eval=100)["eot_samples"] == 1
+    assert ATTACKS["autoattack"](_mlp4(), version="rand").eot_samples == 20
+    assert ATTACKS["autoattack"](_mlp4()).eot_samples == 1 and ATTACKS["autoattack"](noisy).eot_samples == 20
+
+
+def test_the_dlr_attacks_refuse_a_model_with_too_few_classes():
+    model, _, _, _, _ = linear_case()
+    with pytest.raises(SleepnetError, match="needs at least 4 classes"):
+        ATTACKS["apgd-t"](model)
+    with pytest.raises(SleepnetError, match="at least 3 classes"):
+        loss_from_scores("dlr", torch.zeros(2, 2), torch.tensor([0, 1]))
+
+
 def test_a_stochastic_models_clean_accuracy_is_the_mean_over_draws_with_its_spread():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8, bias=False), Noisy(), nn.ReLU(), nn.Linear(8, 3, bias=False),
@@ -221,14 +255,17 @@ def test_a_stochastic_models_clean_accuracy_is_the_mean_over_draws_with_its_spre
     assert draws["draws"] == 5 and draws["std"] > 0  # the noise changes predictions between draws
     again = attack_curve(model, x, y, "pgd", "inf", [0.05], eot_samples=5, n_steps=3)["clean_over_draws"]
     assert again == draws  # seeded
-    assert "clean_over_draws" not in attack_curve(_mlp4(), *_images(_mlp4(), n=10), "pgd", "inf", [0.05],
-                                                  n_steps=2)
+    assert "clean_over_draws" not in attack_curve(
+        _mlp4(), *_images(_mlp4(), n=10), "pgd", "inf", [0.05], n_steps=2
+    )
 
 
 def test_eot_applies_only_to_attacks_that_use_gradients():
     model, x, y, _, _ = linear_case(n=3)
-    with pytest.raises(SleepnetError, match="EOT does not apply"):
+    with pytest.raises(SleepnetError, match="takes no EOT"):
         attack_curve(model, x, y, "hopskipjump", "2", [1.0], eot_samples=5)
+    with pytest.raises(SleepnetError, match="takes no EOT"):
+        attack_curve(_mlp4(), *_images(_mlp4(), n=3), "square", "inf", [0.1], eot_samples=5)
 
 
 def test_cw_now_succeeds_on_a_binary_patches_model_where_the_tanh_box_finds_nothing(patches_model):
@@ -250,12 +287,35 @@ def test_cw_now_succeeds_on_a_binary_patches_model_where_the_tanh_box_finds_noth
 
 def test_evaluate_attack_writes_the_curve_with_everything_a_reader_needs(patches_model, tmp_path):
     out = tmp_path / "r.json"
-    r = run_cli("evaluate", patches_model, "--attack", "apgd-ce", "--norm", "inf", "--eps", "0.3,0.1",
-                "--n", "50", "--json", out)
+    r = run_cli(
+        "evaluate",
+        patches_model,
+        "--attack",
+        "apgd-ce",
+        "--norm",
+        "inf",
+        "--eps",
+        "0.3,0.1",
+        "--n",
+        "50",
+        "--json",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
-    assert set(res) >= {"clean_accuracy", "robust_accuracy", "n", "indices", "loss", "eot_samples", "seed",
-                        "settings", "norm", "attack", "budgets"}
+    assert set(res) >= {
+        "clean_accuracy",
+        "robust_accuracy",
+        "n",
+        "indices",
+        "loss",
+        "eot_samples",
+        "seed",
+        "settings",
+        "norm",
+        "attack",
+        "budgets",
+    }
     assert list(res["robust_accuracy"]) == ["0.1", "0.3"] and res["n"] == len(res["indices"]) == 50
     assert res["loss"] == "cross-entropy" and res["eot_samples"] == 1
     assert res["robust_accuracy"]["0.3"] <= res["robust_accuracy"]["0.1"] <= res["clean_accuracy"]
@@ -263,8 +323,8 @@ def test_evaluate_attack_writes_the_curve_with_everything_a_reader_needs(patches
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--eps", "-0.1"], "--eps must be numbers >= 0"),
-    (["--eps", "nan"], "--eps must be numbers >= 0"),
+    (["--eps", "-0.1"], "--eps -0.1: a budget must be a finite number >= 0"),
+    (["--eps", "nan"], "--eps nan: a budget must be a finite number >= 0"),
     (["--eps", "a"], "--eps expects numbers"),
     (["--attack", "bogus"], "unknown attack 'bogus'"),
     (["--norm", "1"], "invalid choice"),
@@ -274,8 +334,9 @@ def test_evaluate_attack_writes_the_curve_with_everything_a_reader_needs(patches
     (["--attack", "deepfool", "--norm", "inf"], "measures L2 perturbations"),
     (["--loss", "hinge"], "unknown loss 'hinge'"),
 ])  # fmt: skip
-def test_bad_input_to_one_attack_is_one_line_before_any_work_and_nothing_is_written(patches_model, tmp_path,
-                                                                                       args, message):
+def test_bad_input_to_one_attack_is_one_line_before_any_work_and_nothing_is_written(
+    patches_model, tmp_path, args, message
+):
     out = tmp_path / "r.json"
     base = {"--attack": "pgd", "--norm": "inf", "--eps": "0.1", "--n": "10"}
     for flag, value in zip(args[::2], args[1::2]):
@@ -308,7 +369,9 @@ def test_the_standard_suite_reports_worst_cases_and_the_budget_masking_checks(pa
         assert set(res[label]["robust_accuracy"]) == {key(e) for e in res[label]["budgets"]}
     worst = res["robust"]["inf"]["robust_accuracy"]
     for k, v in worst.items():
-        assert v <= min(res["autoattack-linf"]["robust_accuracy"][k], res["square-linf"]["robust_accuracy"][k])
+        assert v <= min(
+            res["autoattack-linf"]["robust_accuracy"][k], res["square-linf"]["robust_accuracy"][k]
+        )
     assert {"square_after_gradients_linf", "free_vs_gradient"} <= set(res["masking"])
 
 

@@ -3,7 +3,6 @@ on one model, ``sleepnet evaluate MODEL --attack NAME --norm inf|2 --eps E[,E...
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..errors import SleepnetError
@@ -67,9 +66,10 @@ def parse_eps(text: str | None, norm: str) -> tuple[float, ...]:
             values.append(float(part))
         except ValueError:
             raise SleepnetError(f"--eps expects numbers like 0.05,0.1, got {text!r}") from None
-    if any(math.isnan(v) or v < 0 for v in values):
-        raise SleepnetError(f"--eps must be numbers >= 0, got {text!r}")
-    return check_budgets(values)
+    try:
+        return check_budgets(values)
+    except SleepnetError as e:
+        raise SleepnetError(f"--eps {text}: {e}") from None
 
 
 def run_attack(args) -> int:

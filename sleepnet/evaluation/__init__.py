@@ -43,7 +43,7 @@ from ..training import accuracy
 from .attacks import ATTACKS, eot_default, stochastic
 from .curve import attack_curve
 from .distortions import DISTORTIONS
-from .robust import accuracy_over_draws, robust_accuracy, worst_case
+from .robust import accuracy_over_draws, norms_from_json, robust_accuracy, worst_case
 from .suites import SUITES, AttackSetting, Suite
 
 __all__ = ["SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate", "evaluate_model", "headline",
@@ -117,7 +117,11 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
     out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free)
     if any(s.norm for s in spec.subsample_attacks):
         out["robust"] = worst_cases(out, spec)
-        out["masking"] = add_budget_checks(out["masking"], out, spec)
+        aligned = None
+        if "hopskipjump" in out and "autoattack-l2" in out:  # HSJ's images among AutoAttack's (both sorted)
+            aligned = np.searchsorted(subsample_indices(n_test, sizes["autoattack-l2"]),
+                                      subsample_indices(n_test, sizes["hopskipjump"]))  # fmt: skip
+        out["masking"] = add_budget_checks(out["masking"], out, spec, aligned)
     return out
 
 
@@ -133,15 +137,10 @@ def worst_cases(out: dict, spec: Suite) -> dict:
         n = max(c["n"] for _, c in curves)
         used = [(label, c) for label, c in curves if c["n"] == n]
         budgets = sorted({e for _, c in used for e in c["budgets"]})
-        norms = worst_case(*[_norms(c) for _, c in used])
+        norms = worst_case(*[norms_from_json(c["norms"]) for _, c in used])
         res[norm] = {"attacks": [label for label, _ in used], "n": n, "budgets": budgets,
                      "robust_accuracy": robust_accuracy(norms, budgets)}  # fmt: skip
     return res
-
-
-def _norms(curve: dict) -> np.ndarray:
-    """The found norms of a curve result as floats (inf for none found)."""
-    return np.array([np.inf if v is None else v for v in curve["norms"]], dtype=np.float64)
 
 
 def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str],
@@ -166,5 +165,5 @@ def headline(results: dict) -> dict:
         "clean": results["clean_accuracy"],
         "noise": float(np.mean(results["gaussian-noise"]["accuracy"])),
         "blur": float(np.mean(results["gaussian-blur"]["accuracy"])),
-        "fgsm_median_eps": results["fgsm"]["median_eps"],
+        "fgsm_median_eps": results["fgsm"]["median_eps"] if "fgsm" in results else float("nan"),
     }

@@ -33,7 +33,7 @@ import numpy as np
 from torch import nn
 
 from .attacks import PGD, DeepFool, HopSkipJump
-from .robust import robust_accuracy
+from .robust import norms_from_json, robust_accuracy
 
 #: accuracy under the unbounded attack above which the attack is judged stuck
 UNBOUNDED_MAX_ACCURACY = 0.05
@@ -142,8 +142,9 @@ def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
     return out
 
 
-def add_budget_checks(checks: dict, out: dict, spec) -> dict:
-    """``checks`` with checks 5 and 6 (module docstring) from the suite's curve results ``out``."""
+def add_budget_checks(checks: dict, out: dict, spec, hsj_in_aa: np.ndarray | None = None) -> dict:
+    """``checks`` with checks 5 and 6 (module docstring) from the suite's curve results ``out``;
+    ``hsj_in_aa``: the position of each HopSkipJump image among AutoAttack's L2 images."""
     checks = dict(checks)
     words = {"square_after_gradients": "Square fools images on which every gradient attack of "
                                        "AutoAttack failed: the gradients are masked",
@@ -159,10 +160,10 @@ def add_budget_checks(checks: dict, out: dict, spec) -> dict:
         words[key] = words["square_after_gradients"] + f" (L{s.norm})"
     hsj = out.get("hopskipjump")
     aa = out.get("autoattack-l2")
-    if hsj is not None and "norms" in hsj and aa is not None:
-        n = min(hsj["n"], aa["n"])
-        free = np.array([np.inf if v is None else v for v in hsj["norms"][:n]])
-        grad = np.array([np.inf if v is None else v for v in aa["norms"][:n]])
+    if hsj is not None and "norms" in hsj and aa is not None and hsj_in_aa is not None:
+        n = len(hsj_in_aa)
+        free = norms_from_json(hsj["norms"])
+        grad = norms_from_json(aa["norms"])[hsj_in_aa]
         by_grad, by_free = robust_accuracy(grad, aa["budgets"]), robust_accuracy(free, aa["budgets"])
         gains = {e: by_grad[e] - by_free[e] for e in by_grad}
         checks["free_vs_gradient"] = {"n": n, "gain": gains,

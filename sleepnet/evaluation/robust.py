@@ -111,20 +111,28 @@ def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, bu
 
 
 def jsonable_norms(norms: np.ndarray) -> list:
-    """Found norms for JSON: floats, ``None`` for inf (no adversarial example found)."""
-    return [None if not np.isfinite(v) else round(float(v), 6) for v in norms]
+    """Found norms for JSON: floats (unrounded: robust accuracy is recomputed from them), ``None``
+    for inf (no adversarial example found)."""
+    return [None if not np.isfinite(v) else float(v) for v in norms]
+
+
+def norms_from_json(values: list) -> np.ndarray:
+    """``jsonable_norms`` read back: float64, inf for ``None``."""
+    return np.array([np.inf if v is None else v for v in values], dtype=np.float64)
 
 
 def accuracy_over_draws(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
                         draws: int, seed: int = 0) -> dict:  # fmt: skip
     """Clean accuracy of a stochastic model: mean and standard deviation over ``draws`` passes.
 
-    The passes draw from torch's generator seeded with ``seed`` inside ``torch.random.fork_rng``
-    (the caller's generator is as it was afterwards); one pass for a deterministic model.
+    The passes draw from torch's generators seeded with ``seed`` (``state.torch_rng_kept``: the
+    caller's are as they were afterwards); one pass for a deterministic model.
     """
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    from ..state import torch_rng_kept
+
+    with torch_rng_kept():
         torch.manual_seed(seed)
         acc = np.array([np.mean(predict(x) == y) for _ in range(max(1, draws))])
     return {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,

@@ -192,7 +192,7 @@ SUITES.register("paper", Suite(
 
 _AA_QUICK = {"steps": 10, "n_queries": 100}
 SUITES.register("standard", Suite(
-    "standard", ("gaussian-noise", "gaussian-blur", "salt-and-pepper"), (), tuple(
+    "standard", ("gaussian-noise", "gaussian-blur", "salt-and-pepper"), ("fgsm",), tuple(
         AttackSetting(f"{attack}-l{norm}", attack, {}, 1000, quick=_AA_QUICK, norm=norm,
                       budgets=DEFAULT_BUDGETS[norm])
         for norm in ("inf", "2") for attack in ("autoattack", "square")

@@ -71,7 +71,8 @@ def _apgd(model, loss, val: Dataset) -> float:
 
     x, y = val.x_test[:PGD_IMAGES], val.y_test[:PGD_IMAGES]
     shape = (1, *val.image_shape) if val.image_shape else None
-    return float(attack_curve(model, x, y, "apgd-ce", "inf", [0.1], image_shape=shape)["robust_accuracy"]["0.1"])
+    res = attack_curve(model, x, y, "apgd-ce", "inf", [0.1], image_shape=shape)
+    return float(res["robust_accuracy"]["0.1"])
 
 
 def _boundary(model, loss, val: Dataset) -> float:

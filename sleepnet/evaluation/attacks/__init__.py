@@ -19,5 +19,5 @@ from .fgsm import FGSM
 from .jsma import JSMA
 from .pgd import PGD
 
-__all__ = ["ATTACKS", "Attack", "AutoAttack", "Boundary", "CarliniWagnerL2", "DeepFool", "FGSM", "HopSkipJump",
-           "JSMA", "PGD", "PerturbationAttack", "eot_default", "register", "stochastic", "summarize"]
+__all__ = ["ATTACKS", "Attack", "AutoAttack", "Boundary", "CarliniWagnerL2", "DeepFool", "FGSM",
+           "HopSkipJump", "JSMA", "PGD", "PerturbationAttack", "eot_default", "register", "stochastic", "summarize"]

@@ -39,13 +39,19 @@ import torch
 from torch import nn
 
 from ...errors import SleepnetError
+from ...losses import pre_activation
+from ...state import torch_rng_kept
 from ..robust import check_budgets, check_norm
-from .base import PerturbationAttack, as_numpy, register
+from .base import EOT_STOCHASTIC, PerturbationAttack, as_numpy, eot_default, register
 
 #: what each part ascends, as its results report it
 LOSSES = {"apgd-ce": "cross-entropy", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted", "fab-t": "none (FAB)",
           "square": "margin"}  # fmt: skip
 VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
+#: the parts that average their gradient over ``eot_samples`` forward passes
+EOT_PARTS = {"apgd-ce", "apgd-dlr", "apgd-t"}
+#: classes the DLR losses need: the third largest logit; the targeted one, the fourth
+MIN_CLASSES = {"apgd-dlr": 3, "apgd-t": 4}
 
 
 def torchattacks():
@@ -63,11 +69,11 @@ class ImageScores(nn.Module):
 
     def __init__(self, model: nn.Sequential) -> None:
         super().__init__()
-        self.body = model[:-1]
+        self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores ``(N, K)`` of images ``x``."""
-        return self.body(x.reshape(len(x), -1))
+        return pre_activation(self.model, x.reshape(len(x), -1))
 
 
 def default_shape(n_inputs: int) -> tuple[int, int, int]:
@@ -91,6 +97,12 @@ class LibraryAttack(PerturbationAttack):
         self.image_shape = tuple(image_shape) if image_shape else None
         self.loss = "+".join(dict.fromkeys(LOSSES[p] for p in self.parts))
         self.breakdown: dict[str, int] = {}
+        if self.eot_samples > 1 and not set(self.parts) & EOT_PARTS:
+            raise SleepnetError(f"attack {self.name!r} takes no EOT (only {', '.join(sorted(EOT_PARTS))} do)")
+        need = max((MIN_CLASSES.get(p, 2) for p in self.parts), default=2)
+        if self.n_classes() < need:
+            raise SleepnetError(f"attack {self.name!r} needs at least {need} classes (its DLR loss ranks "
+                                f"the logits), the model has {self.n_classes()}")  # fmt: skip
 
     def settings(self) -> dict:
         """The parts and their budgets, for the record."""
@@ -123,8 +135,7 @@ class LibraryAttack(PerturbationAttack):
         scores = ImageScores(self.model).eval()
         adv = x.clone()
         self.breakdown = {}
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch_rng_kept():
             for name in self.parts:
                 left = torch.nonzero(self.classify(adv) == y).flatten()
                 if not len(left):
@@ -167,7 +178,8 @@ class AutoAttack(LibraryAttack):
         if version not in VERSIONS:
             raise SleepnetError(f"unknown AutoAttack version {version!r} (known: {', '.join(VERSIONS)})")
         self.parts, self.version = VERSIONS[version], version
-        eot = eot_samples if eot_samples is not None else (20 if version == "rand" else 1)
+        eot = eot_samples if eot_samples is not None else (EOT_STOCHASTIC if version == "rand"
+                                                           else eot_default(model))  # fmt: skip
         super().__init__(model, loss, eps=eps, norm=norm, eot_samples=eot, **kwargs)
 
     def settings(self) -> dict:

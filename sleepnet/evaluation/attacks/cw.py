@@ -130,6 +130,10 @@ class CarliniWagnerL2Art(CarliniWagnerL2):
 
     name = "cw-l2-art"
 
+    def __init__(self, model, loss, **kwargs) -> None:
+        super().__init__(model, loss, **kwargs)
+        self.box = "tanh"  # ART's CarliniL2Method optimises in tanh space
+
     def generate(self, x, y):
         """See ``PerturbationAttack.generate``; ART's ``CarliniL2Method``."""
         from art.attacks.evasion import CarliniL2Method

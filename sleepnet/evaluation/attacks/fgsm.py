@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..robust import key
 from .base import Attack, as_numpy, evaluating, register
 
 PAPER_EPS = tuple(round(0.005 * k, 3) for k in range(81))
@@ -45,8 +46,8 @@ class FGSM(Attack):
         -------
         dict
             ``eps`` (the sweep), ``accuracy`` (one per ``eps``: the share classified correctly after
-            the step, the paper's curve), ``robust_accuracy`` (one per ``eps``: correct clean and not
-            fooled at that or any smaller ``eps`` of the sweep), ``median_eps`` (median over images
+            the step, the paper's curve), ``robust_accuracy`` (``{str(eps): share}``: correct clean
+            and not fooled at that or any smaller ``eps`` of the sweep), ``median_eps`` (median over images
             of the first ``eps`` that fools each, the largest ``eps`` if none), ``never_fooled``
             (their share), ``loss`` and ``eot_samples``.
         """
@@ -64,7 +65,7 @@ class FGSM(Attack):
         return {
             "eps": list(self.eps),
             "accuracy": acc,
-            "robust_accuracy": [float(np.mean(clean & (first > e))) for e in self.eps],
+            "robust_accuracy": {key(e): float(np.mean(clean & (first > e))) for e in self.eps},
             "median_eps": float(np.median(np.where(never, self.eps[-1], first))),
             "never_fooled": float(never.mean()),
             "loss": self.loss,
