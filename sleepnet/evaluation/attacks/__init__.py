@@ -20,4 +20,5 @@ from .jsma import JSMA
 from .pgd import PGD
 
 __all__ = ["ATTACKS", "Attack", "AutoAttack", "Boundary", "CarliniWagnerL2", "DeepFool", "FGSM",
-           "HopSkipJump", "JSMA", "PGD", "PerturbationAttack", "eot_default", "register", "stochastic", "summarize"]
+           "HopSkipJump", "JSMA", "PGD", "PerturbationAttack", "eot_default", "register", "stochastic",
+           "summarize"]
