@@ -253,8 +253,10 @@ class PerturbationAttack(Attack):
         """
         x, y = as_numpy(x, np.float32), as_numpy(y)
         x_adv = np.clip(self.generate(x, y).astype(np.float32), 0.0, 1.0)
-        budgets = DEFAULT_BUDGETS[self.norm] if self.minimal else (getattr(self, "eps", None),)
-        budgets = None if budgets == (None,) else budgets
+        if self.minimal:
+            budgets = DEFAULT_BUDGETS[self.norm]
+        else:  # a fixed-budget attack at its own eps; JSMA (L0) has none
+            budgets = (self.eps,) if hasattr(self, "eps") else None
         out = summarize(x, x_adv, y, self.predict(x), self.predict(x_adv), self.norm, budgets)
         return out | {"loss": self.loss, "eot_samples": self.eot_samples}
 
