@@ -78,6 +78,10 @@ def check_sequential(model: nn.Module) -> list[int]:
             "bias-free Linear, ReLU, Dropout and Flatten layers"
         )
     mods = list(model)
+    for k, m in enumerate(mods):  # before any other complaint: a CNN's first layers are not Linear
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            raise ConversionError(f"layer {k} ({type(m).__name__}): convolution layers, so a CNN; sleep "
+                                  "converts MLPs only (bias-free Linear + ReLU layers)")  # fmt: skip
     linear: list[int] = []
     expect_relu: int | None = None
     for k, m in enumerate(mods):
@@ -96,8 +100,6 @@ def check_sequential(model: nn.Module) -> list[int]:
         elif isinstance(m, _PASSIVE):
             if isinstance(m, nn.Flatten) and linear:
                 raise ConversionError(f"{name} after a Linear layer is not supported")
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            raise ConversionError(f"{name}: convolution layers are not supported yet")
         else:
             raise ConversionError(
                 f"{name}: unsupported layer; sleep needs ReLU on every layer and no other "

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
 
 
 def plot(points: dict, path: Path) -> None:
-    from sleepnet.plots import _save, subplots
+    from sleepnet.plots import save, subplots
 
     fig, ax = subplots(figsize=(6.4, 4.6))
     sleep = sorted((v["clean"], v["apgd"]) for v in points.values() if v["kind"] == "sleep")
@@ -123,7 +123,7 @@ def plot(points: dict, path: Path) -> None:
     ax.set_ylabel("robust accuracy, APGD-CE L-inf 0.1 (1000 test images)")
     ax.set_title("MNIST paper network: what sleep buys, at what price")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save(fig, path)
 
 
 def report(points: dict, study, args) -> str:

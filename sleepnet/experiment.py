@@ -16,6 +16,7 @@ An experiment file::
 
     [defences]                 # name = {parameters}; names from sleepnet.defences.DEFENCES
     distillation = {}
+    sat-3 = { defence = "saturation", lam = 1e-3 }   # any model name, with `defence` naming its kind
 
 For every seed: train the control, sleep it with each variant, train each
 defence from it, and evaluate them all on the same test images (in worker
@@ -164,11 +165,15 @@ class ExperimentSpec:
             if not isinstance(config, SleepConfig):
                 self._fail("sleep", f"{name} must be a SleepConfig, got {config!r}")
         for name, params in self.defences.items():
-            entry = self._lookup("defences", DEFENCES, name)
             if not isinstance(params, Mapping):
                 self._fail("defences", f"{name} must be a table of parameters, got {params!r}")
+            if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or name == "control":
+                self._fail("defences", f"{name!r}: a model name must be letters, digits, '.', '_' or "
+                                       "'-', and not 'control'")  # fmt: skip
+            kind, rest = defence_kind(name, params)
+            entry = self._lookup("defences", DEFENCES, kind)
             try:
-                entry.check(params)
+                entry(**rest)  # checks the parameters and their values
             except SleepnetError as exc:
                 self._fail("defences", f"{name}: {exc}")
             if name in self.sleep:
@@ -336,8 +341,16 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
                              "seed": seed, "sleep": result.summary()})  # fmt: skip
         ev.submit(seed, name, folder)
     for name, params in spec.defences.items():
-        model, rec = DEFENCES[name](**params).apply(control, record, data, seed, device=device)
+        kind, rest = defence_kind(name, params)
+        model, rec = DEFENCES[kind](**rest).apply(control, record, data, seed, device=device)
         ev.submit(seed, name, save_model(model, tmp / f"seed{seed}" / name, rec))
+
+
+def defence_kind(name: str, params: Mapping[str, Any]) -> tuple[str, dict]:
+    """The registry name of the ``[defences]`` entry ``name`` (its ``defence`` key, else ``name``)
+    and its other parameters."""
+    rest = dict(params)
+    return str(rest.pop("defence", name)), rest
 
 
 _WORKER: dict = {}

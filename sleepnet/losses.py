@@ -30,11 +30,19 @@ LOSSES = ("squared", "cross-entropy")  # training losses
 ATTACK_LOSSES = LOSSES + ("margin", "dlr")  # what a gradient attack may ascend
 
 
+def logit_body(model: nn.Sequential) -> nn.Module:
+    """The part of ``model`` that computes its logits: all but a final ReLU or sigmoid.
+
+    Every sleepnet network ends in an activation (the readout's); a model that ends in a
+    ``Linear`` is its own logit body. Both activations are monotonic, so the argmax of the
+    logits is the argmax of the output wherever the output has no ties.
+    """
+    return model[:-1] if isinstance(model[-1], (nn.ReLU, nn.Sigmoid)) else model
+
+
 def pre_activation(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """The output of the last ``Linear``: everything but the final ReLU."""
-    if not isinstance(model[-1], nn.ReLU):
-        raise SleepnetError("the model's last layer must be a ReLU")
-    return model[:-1](x)
+    """The logits: the output of the last layer before the readout's activation (``logit_body``)."""
+    return logit_body(model)(x)
 
 
 def straight_through_relu(z: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,9 @@
-"""Bias-free ReLU networks, the paper's dropout, and the model folder on disk.
+"""The networks (MLPs and a small CNN), the paper's dropout, and the model folder on disk.
+
+- ``build_mlp``: ``Linear -> activation [-> Dropout]`` per layer, the activation on the
+  readout too (ReLU or sigmoid; bias-free by default, as sleep needs).
+- ``build_cnn``: the small MNIST CNN of ``docs/saturation.md`` (two 5x5 convolutions with
+  2x2 max pooling, then two dense layers), activation everywhere, readout included.
 
 A model on disk is a folder::
 
@@ -22,7 +27,11 @@ from torch import nn
 from .errors import SleepnetError
 from .fsio import atomic_dir, read_json, write_json
 
-FORMAT = "sleepnet-model/1"
+FORMAT = "sleepnet-model/2"
+# /1 knew linear, relu, dropout and flatten; /2 adds sigmoid, conv2d, maxpool2d and unflatten.
+# A /1 folder reads unchanged.
+READABLE = ("sleepnet-model/1", FORMAT)
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
 class PaperDropout(nn.Module):
@@ -50,15 +59,50 @@ class PaperDropout(nn.Module):
         return f"p={self.p}"
 
 
-def build_mlp(sizes: list[int], dropout: float = 0.2, dropout_convention: str = "paper") -> nn.Sequential:
-    """``Linear(bias=False) -> ReLU [-> Dropout]`` per hidden layer, ReLU on the output too."""
+def activation(name: str) -> nn.Module:
+    """A fresh ``nn.ReLU`` or ``nn.Sigmoid`` for ``name``; ``SleepnetError`` for any other name."""
+    if name not in ACTIVATIONS:
+        raise SleepnetError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[name]()
+
+
+def build_mlp(sizes: list[int], dropout: float = 0.2, dropout_convention: str = "paper",
+              act: str = "relu", bias: bool = False) -> nn.Sequential:  # fmt: skip
+    """``Linear -> act [-> Dropout]`` per hidden layer, ``act`` on the output too."""
     if len(sizes) < 2:
         raise SleepnetError(f"an MLP needs at least two layer sizes, got {sizes}")
+    activation(act)
     layers: list[nn.Module] = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [nn.Linear(n_in, n_out, bias=False), nn.ReLU()]
+        layers += [nn.Linear(n_in, n_out, bias=bias), activation(act)]
         if dropout > 0 and k < len(sizes) - 2:
             layers.append(_dropout(dropout, dropout_convention))
+    return nn.Sequential(*layers)
+
+
+def build_cnn(image_shape: tuple[int, int], n_classes: int, channels: tuple[int, int] = (16, 32),
+              hidden: int = 128, act: str = "relu", dropout: float = 0.0,
+              dropout_convention: str = "inverted") -> nn.Sequential:  # fmt: skip
+    """The small CNN: ``conv5x5(c1) -> act -> pool2 -> conv5x5(c2) -> act -> pool2 -> dense(hidden)
+    -> act [-> Dropout] -> dense(n_classes) -> act``, on flat inputs of ``image_shape`` (with biases).
+
+    Padding 2 keeps each convolution's size, so a 28x28 image leaves ``c2 * 7 * 7`` features.
+    """
+    h, w = (int(v) for v in image_shape)
+    if h % 4 or w % 4:
+        raise SleepnetError(f"the CNN pools twice by 2: image sides must be multiples of 4, got {h}x{w}")
+    activation(act)
+    c1, c2 = (int(c) for c in channels)
+    layers: list[nn.Module] = [
+        nn.Unflatten(1, (1, h, w)),
+        nn.Conv2d(1, c1, 5, padding=2), activation(act), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5, padding=2), activation(act), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(c2 * (h // 4) * (w // 4), hidden), activation(act),
+    ]  # fmt: skip
+    if dropout > 0:
+        layers.append(_dropout(dropout, dropout_convention))
+    layers += [nn.Linear(hidden, n_classes), activation(act)]
     return nn.Sequential(*layers)
 
 
@@ -79,6 +123,16 @@ def describe(model: nn.Sequential) -> list[dict[str, Any]]:
                          "bias": m.bias is not None})  # fmt: skip
         elif isinstance(m, nn.ReLU):
             spec.append({"type": "relu"})
+        elif isinstance(m, nn.Sigmoid):
+            spec.append({"type": "sigmoid"})
+        elif isinstance(m, nn.Conv2d) and m.groups == 1 and m.dilation == (1, 1):
+            spec.append({"type": "conv2d", "in": m.in_channels, "out": m.out_channels,
+                         "kernel": list(m.kernel_size), "stride": list(m.stride),
+                         "padding": list(m.padding), "bias": m.bias is not None})  # fmt: skip
+        elif isinstance(m, nn.MaxPool2d):
+            spec.append({"type": "maxpool2d", "kernel": m.kernel_size, "stride": m.stride})
+        elif isinstance(m, nn.Unflatten):
+            spec.append({"type": "unflatten", "dim": m.dim, "shape": list(m.unflattened_size)})
         elif isinstance(m, PaperDropout):
             spec.append({"type": "dropout", "p": m.p, "convention": "paper"})
         elif isinstance(m, nn.Dropout):
@@ -98,8 +152,16 @@ def build(spec: list[dict[str, Any]]) -> nn.Sequential:
             kind = rec["type"]
             if kind == "linear":
                 layers.append(nn.Linear(int(rec["in"]), int(rec["out"]), bias=bool(rec["bias"])))
-            elif kind == "relu":
-                layers.append(nn.ReLU())
+            elif kind in ACTIVATIONS:
+                layers.append(activation(kind))
+            elif kind == "conv2d":
+                layers.append(nn.Conv2d(int(rec["in"]), int(rec["out"]), tuple(rec["kernel"]),
+                                        stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
+                                        bias=bool(rec["bias"])))  # fmt: skip
+            elif kind == "maxpool2d":
+                layers.append(nn.MaxPool2d(rec["kernel"], stride=rec["stride"]))
+            elif kind == "unflatten":
+                layers.append(nn.Unflatten(int(rec["dim"]), tuple(int(v) for v in rec["shape"])))
             elif kind == "dropout":
                 layers.append(_dropout(float(rec["p"]), rec["convention"]))
             elif kind == "flatten":
@@ -151,8 +213,8 @@ def load_model(path: str | os.PathLike, device=None) -> tuple[nn.Sequential, dic
     if not path.is_dir():
         raise SleepnetError(f"model folder {path} does not exist")
     meta = read_json(path / "model.json")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise SleepnetError(f"{path / 'model.json'} is not a sleepnet model record ({FORMAT})")
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE:
+        raise SleepnetError(f"{path / 'model.json'} is not a sleepnet model record ({' or '.join(READABLE)})")
     model = build(meta.get("architecture", []))
     weights = path / "model.safetensors"
     if not weights.is_file():

@@ -31,7 +31,7 @@ def subplots(*args, figsize=None, **kwargs):
     return fig, fig.subplots(*args, **kwargs)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG to ``path`` atomically."""
     fig.tight_layout()
     buf = io.BytesIO()
@@ -53,7 +53,7 @@ def weight_histograms(before: list[np.ndarray], after: list[np.ndarray], path: P
         ax.set_xlabel("weight")
     axes[0][0].set_ylabel("synapses")
     axes[0][0].legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def firing_rates(spike_counts: np.ndarray, sizes: list[int], dt: float, path: Path,
@@ -72,7 +72,7 @@ def firing_rates(spike_counts: np.ndarray, sizes: list[int], dt: float, path: Pa
     ax.set_ylabel("mean rate (Hz)")
     ax.set_yscale("symlog", linthresh=0.01)
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def raster(spikes: np.ndarray, sizes: list[int], start: int, path: Path) -> Path:
@@ -87,7 +87,7 @@ def raster(spikes: np.ndarray, sizes: list[int], start: int, path: Path) -> Path
     ax.set_ylim(0, edges[-1])
     ax.set_xlabel("sleep step")
     ax.set_ylabel("unit (layers stacked, input at the bottom)")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 CURVES = {
@@ -114,5 +114,5 @@ def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend()
-        paths.append(_save(fig, Path(folder) / f"accuracy_vs_{key}.png"))
+        paths.append(save(fig, Path(folder) / f"accuracy_vs_{key}.png"))
     return paths

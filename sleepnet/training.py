@@ -8,6 +8,15 @@ momentum 0.5 (torch's momentum form, identical for a constant lr), batch 100,
 ``standard``: the same architecture, torch's default (Kaiming-uniform) init,
 cross-entropy on the logits, Adam lr 1e-3, inverted dropout 0.2, 3 epochs.
 
+``relu-mlp``, ``sigmoid-mlp`` and ``cnn`` (the saturation defence's networks,
+``docs/saturation.md``): biases, torch's init, cross-entropy, Adam lr 1e-3, batch 100,
+no dropout, 5 epochs; MLPs ``[784, 1200, 1200, 10]``; the CNN of ``models.build_cnn``
+(16 and 32 channels, 128 hidden units). The activation is on every layer, the readout's
+included; the loss reads the logits before it.
+
+``saturation = lambda > 0`` adds the saturation penalty (``sleepnet.saturation``) to any
+recipe's loss, annealed by ``schedule``.
+
 Determinism: the seed fixes the initial weights, the shuffling and the dropout
 masks, and ``torch.use_deterministic_algorithms`` is on while training. The
 result is bit-identical for the same seed and the same number of torch threads;
@@ -18,6 +27,7 @@ products and hence the last bits of the weights.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -30,7 +40,7 @@ from .data import Dataset
 from .devices import cuda_deterministic_env, model_device, resolve_device
 from .errors import SleepnetError
 from .losses import LOSSES, loss_fn
-from .models import build_mlp
+from .models import build_cnn, build_mlp
 from .registry import Registry
 from .state import eval_mode, on_device
 
@@ -51,9 +61,26 @@ class Recipe:
     init_scale: float = 0.01
     dropout: float = 0.2
     dropout_convention: str = "paper"
+    arch: str = "mlp"  # "mlp" (sizes) or "cnn" (sizes[1] = dense hidden units, channels)
+    activation: str = "relu"
+    bias: bool = False
+    channels: tuple[int, ...] = (16, 32)
+    saturation: float = 0.0  # lambda of the saturation penalty; 0: none
+    schedule: str = "linear:0.5"
 
     def validate(self) -> None:
-        """``SleepnetError`` for non-positive epochs, batch_size or lr, or an unknown loss/optimizer/init."""
+        """``SleepnetError`` for non-positive epochs, batch_size or lr, an unknown loss, optimizer,
+        init, architecture or activation, a negative saturation lambda or a schedule that does not
+        parse."""
+        from .models import ACTIVATIONS
+        from .saturation import Schedule, check_lambda
+
+        if self.arch not in ("mlp", "cnn"):
+            raise SleepnetError(f"unknown architecture {self.arch!r} (mlp or cnn)")
+        if self.activation not in ACTIVATIONS:
+            raise SleepnetError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
+        check_lambda(self.saturation)
+        Schedule.parse(self.schedule)
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
             raise SleepnetError("epochs, batch_size and lr must be positive")
         if self.loss not in LOSSES:
@@ -66,7 +93,7 @@ class Recipe:
     def to_dict(self) -> dict:
         """The recipe as a JSON-able dict (``sizes`` as a list), as in ``model.json``."""
         d = asdict(self)
-        d["sizes"] = list(self.sizes)
+        d["sizes"], d["channels"] = list(self.sizes), list(self.channels)
         return d
 
 
@@ -75,6 +102,11 @@ RECIPES.register("paper", Recipe("paper"))
 RECIPES.register("standard", Recipe("standard", epochs=3, optimizer="adam", lr=1e-3, momentum=0.0,
                                     loss="cross-entropy", init="default",
                                     dropout_convention="inverted"))  # fmt: skip
+for _name, _changes in (("relu-mlp", {}), ("sigmoid-mlp", {"activation": "sigmoid"}),
+                        ("cnn", {"arch": "cnn", "sizes": (784, 128, 10)})):  # fmt: skip
+    RECIPES.register(_name, Recipe(_name, **({"epochs": 5, "optimizer": "adam", "lr": 1e-3, "momentum": 0.0,
+                                             "loss": "cross-entropy", "init": "default", "dropout": 0.0,
+                                             "dropout_convention": "inverted", "bias": True} | _changes)))
 
 
 def get_recipe(name: str, **changes) -> Recipe:
@@ -114,28 +146,42 @@ def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
     return int(correct) / len(x)
 
 
-def init_model(recipe: Recipe, seed: int) -> nn.Sequential:
+def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = None) -> nn.Sequential:
     """A fresh untrained network of ``recipe`` with initial weights drawn from ``seed``.
 
     Parameters
     ----------
     recipe : Recipe
-        Its ``sizes``, dropout and init (``uniform``: U(-init_scale, init_scale); else torch's).
+        Its architecture, activation, biases, dropout and init (``uniform``:
+        U(-init_scale, init_scale) weights and zero biases; else torch's).
     seed : int
         Seeds torch's global generator (``torch.manual_seed``) before the draw.
+    image_shape : (int, int), optional
+        The images' shape, for a CNN (default: square images of ``sizes[0]`` pixels).
 
     Returns
     -------
     nn.Sequential
-        The model from ``build_mlp``, on the CPU.
+        The model from ``build_mlp`` or ``build_cnn``, on the CPU.
     """
     torch.manual_seed(seed)
-    model = build_mlp(list(recipe.sizes), recipe.dropout, recipe.dropout_convention)
+    if recipe.arch == "cnn":
+        side = math.isqrt(recipe.sizes[0])
+        shape = image_shape or (side, side)
+        if shape[0] * shape[1] != recipe.sizes[0]:
+            raise SleepnetError(f"a CNN needs image inputs: {recipe.sizes[0]} inputs are not {shape}")
+        model = build_cnn(shape, recipe.sizes[-1], tuple(recipe.channels), recipe.sizes[1], recipe.activation,
+                          recipe.dropout, recipe.dropout_convention)  # fmt: skip
+    else:
+        model = build_mlp(list(recipe.sizes), recipe.dropout, recipe.dropout_convention, recipe.activation,
+                          recipe.bias)  # fmt: skip
     if recipe.init == "uniform":
         with torch.no_grad():
             for m in model:
-                if isinstance(m, nn.Linear):
+                if isinstance(m, (nn.Linear, nn.Conv2d)):
                     m.weight.uniform_(-recipe.init_scale, recipe.init_scale)
+                    if m.bias is not None:
+                        m.bias.zero_()
     return model
 
 
@@ -160,6 +206,9 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
     tt = yt if targets is None else torch.as_tensor(targets).to(device)
     if loss is None:
         loss = lambda m, xb, tb: loss_fn(recipe.loss, m, xb, tb)  # noqa: E731
+    n_batches = (len(xt) + recipe.batch_size - 1) // recipe.batch_size
+    if recipe.saturation > 0:
+        loss = saturated(loss, recipe, recipe.epochs * n_batches)
     if recipe.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
     else:
@@ -167,7 +216,6 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed + 1)  # dropout masks
     losses = []
-    n_batches = (len(xt) + recipe.batch_size - 1) // recipe.batch_size
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -199,6 +247,22 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
     return losses
 
 
+def saturated(loss: Callable, recipe: Recipe, total: int) -> Callable:
+    """``loss`` plus ``lambda(t) *`` the saturation penalty of every layer, ``t`` counting the calls
+    (one per training step) up to ``total`` (``sleepnet.saturation``)."""
+    from .saturation import Schedule, penalty, tapped
+
+    schedule, step = Schedule.parse(recipe.schedule), iter(range(10**12))
+
+    def total_loss(m, xb, tb):
+        """The task loss and the annealed penalty, from one forward pass's activation inputs."""
+        with tapped(m) as taps:
+            value = loss(m, xb, tb)
+        return value + recipe.saturation * schedule.factor(next(step), total) * penalty(taps)
+
+    return total_loss
+
+
 def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
           progress: bool = False, device=None) -> tuple[nn.Sequential, dict]:  # fmt: skip
     """Train a fresh network on ``data`` on ``device`` (default cpu).
@@ -212,7 +276,7 @@ def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
     if data.x_train.shape[1] != recipe.sizes[0] or data.n_classes > recipe.sizes[-1]:
         recipe = replace(recipe, sizes=(data.x_train.shape[1], *recipe.sizes[1:-1], data.n_classes))
     start = time.perf_counter()
-    model = init_model(recipe, seed)  # drawn on the CPU: the same initial weights on every device
+    model = init_model(recipe, seed, data.image_shape)  # drawn on the CPU: the same initial weights on every device
     losses = fit(model, recipe, data.x_train, data.y_train, seed, progress, device=device)
     wall = time.perf_counter() - start
     metrics = {

@@ -47,18 +47,28 @@ def model_loss(meta: dict) -> str:
 
 def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: int | None = None,
                     hidden: tuple[int, ...] | None = None, data_dir: str | None = None,
-                    overwrite: bool = False, progress: bool = True, device=None) -> dict:  # fmt: skip
-    """Train ``recipe`` on ``dataset`` on ``device``; ``hidden`` replaces the recipe's hidden layer sizes."""
+                    overwrite: bool = False, progress: bool = True, device=None,
+                    saturation: float | None = None, schedule: str | None = None) -> dict:  # fmt: skip
+    """Train ``recipe`` on ``dataset`` on ``device``; ``hidden`` replaces the recipe's hidden layer
+    sizes, ``saturation`` and ``schedule`` its saturation penalty (``sleepnet.saturation``)."""
+    from .converters import check_sequential
+    from .errors import ConversionError
     from .training import get_recipe, train
 
+    changes = {"epochs": epochs, "saturation": saturation, "schedule": schedule}
+    base = get_recipe(recipe, **changes)
+    if hidden is not None:
+        base = get_recipe(recipe, **changes, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
     refuse_existing(out, overwrite)
     device = resolve_device(device)
     data = load_dataset(dataset, data_dir)
-    base = get_recipe(recipe, epochs=epochs)
-    if hidden is not None:
-        base = get_recipe(recipe, epochs=epochs, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
     model, record = train(data, base, seed=seed, progress=progress, device=device)
-    record["activation_max"] = activation_record(model, data)
+    try:
+        check_sequential(model)
+    except ConversionError:
+        pass  # not a network sleep can convert: no maxima to keep
+    else:
+        record["activation_max"] = activation_record(model, data)
     save_model(model, out, record, overwrite=overwrite)
     return record
 
@@ -100,6 +110,9 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
 
     refuse_existing(out, overwrite)
     model, meta = load_model(model_dir, device=resolve_device(device))
+    from .converters import check_sequential
+
+    check_sequential(model)  # a CNN, biases or sigmoids: one line, before the data are read
     data = dataset_for(meta, data_dir, dataset)
     result = sleep(model, config, data.x_train, backend=backend, progress=progress,
                    max_activation=cached_maxima(meta, data, config))  # fmt: skip

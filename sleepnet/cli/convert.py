@@ -20,12 +20,13 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     """Print max weight, max activation and scale factor per layer (and write ``--json``); returns 0."""
-    from ..converters import from_torch
+    from ..converters import check_sequential, from_torch
     from ..fsio import write_json
     from ..models import load_model
     from ..workflow import dataset_for
 
     model, meta = load_model(args.model, device=device(args))
+    check_sequential(model)
     data = dataset_for(meta, args.data_dir, args.dataset)
     net = from_torch(model, data.x_train, args.percentile)
     summary = net.summary()

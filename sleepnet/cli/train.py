@@ -1,4 +1,4 @@
-"""``sleepnet train -o OUT``: train a bias-free ReLU network into a model folder."""
+"""``sleepnet train -o OUT``: train a network (a recipe of ``sleepnet.training``) into a model folder."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from .common import add_command, add_common, add_device, device, parse_hidden, p
 
 def add_parser(subparsers):
     """Add ``train -o OUT``; returns its parser."""
-    p = add_command(subparsers, "train", "train a bias-free ReLU network")
+    p = add_command(subparsers, "train", "train a network (MLP or CNN) from a recipe")
     p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, patches or npz:PATH")
-    p.add_argument("--recipe", default="paper", help="paper (the ICLR 2020 recipe) or standard")
+    p.add_argument("--recipe", default="paper",
+                   help="paper (the ICLR 2020 recipe), standard, relu-mlp, sigmoid-mlp or cnn")  # fmt: skip
     p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     p.add_argument("--hidden", help="hidden layer sizes, e.g. 1200,1200 (the recipe's); '' for none")
+    p.add_argument("--saturation", type=float, metavar="LAMBDA",
+                   help="train with the saturation penalty of Nayebi & Ganguli at this lambda (>= 0)")
+    p.add_argument("--schedule", help="the penalty's annealing: constant or linear:F (default linear:0.5)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the shuffling and the dropout masks")  # fmt: skip
     add_device(p, "training")
@@ -26,7 +30,8 @@ def run(args) -> int:
     rec = workflow.train_to_folder(args.dataset, args.recipe, args.seed, args.output,
                                    epochs=args.epochs, hidden=parse_hidden(args.hidden),
                                    data_dir=args.data_dir, overwrite=args.force,
-                                   progress=progress(args), device=device(args))  # fmt: skip
+                                   progress=progress(args), device=device(args),
+                                   saturation=args.saturation, schedule=args.schedule)  # fmt: skip
     m = rec["metrics"]
     print(f"trained {args.recipe} on {args.dataset}: test accuracy {m['test_accuracy']:.4f} "
           f"in {m['train_time_s']:.1f} s -> {args.output}")  # fmt: skip

@@ -8,12 +8,14 @@ parameter a defence does not have is an error. Defences of the sleep paper
 
 - ``distillation``: defensive distillation at temperature T = 50;
 - ``finetune-fgsm``, ``finetune-noise``, ``finetune-blur``: the paper's fine-tuning;
-- ``adv-fgsm``, ``adv-pgd``: adversarial training (Goodfellow et al.; Madry et al.).
+- ``adv-fgsm``, ``adv-pgd``: adversarial training (Goodfellow et al.; Madry et al.);
+- ``saturation``: the saturation penalty of Nayebi & Ganguli (2017), trained from scratch.
 """
 
 from .adversarial import AdversarialTraining
 from .base import DEFENCES, Defence, DefenceEntry
 from .distillation import Distillation
 from .finetune import FineTune
+from .saturation import Saturation
 
-__all__ = ["DEFENCES", "AdversarialTraining", "Defence", "DefenceEntry", "Distillation", "FineTune"]
+__all__ = ["DEFENCES", "AdversarialTraining", "Defence", "DefenceEntry", "Distillation", "FineTune", "Saturation"]

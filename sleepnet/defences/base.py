@@ -70,8 +70,12 @@ class Defence(ABC):
         """The control's recipe: the one its record names (default ``paper``) with the record's fields."""
         rec = dict(record.get("recipe") or {})
         base = get_recipe(rec.get("name", "paper"))
-        fields = {k: (tuple(v) if k == "sizes" else v) for k, v in rec.items() if k in base.__dict__}
+        fields = {k: (tuple(v) if k in ("sizes", "channels") else v) for k, v in rec.items() if k in base.__dict__}
         return replace(base, **fields)
+
+    def recipe_for(self, record: dict, data: Dataset) -> Recipe:
+        """The recipe this defence trains with (recorded in its ``model.json``): the control's."""
+        return self.recipe_of(record)
 
     def copy_of(self, control: nn.Sequential, device=None) -> nn.Sequential:
         """A deep copy of ``control`` on ``device``, in training mode (``control`` is left as it is)."""
@@ -89,7 +93,7 @@ class Defence(ABC):
         defended model, on ``device`` in evaluation mode, and its record. ``control`` stays on its
         own device."""
         device = model_device(control) if device is None else resolve_device(device)
-        recipe = self.recipe_of(record)
+        recipe = self.recipe_for(record, data)
         torch.manual_seed(seed)
         model, loss = self.train(control, recipe, data, seed, device)
         model.eval()

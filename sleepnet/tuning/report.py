@@ -76,7 +76,7 @@ def pareto_plot(study, path: Path) -> Path:
     """
     from optuna.trial import TrialState
 
-    from ..plots import _save, subplots
+    from ..plots import save, subplots
 
     s = study.user_attrs["settings"]
     obj = s["objective"]
@@ -98,7 +98,7 @@ def pareto_plot(study, path: Path) -> Path:
     ax.set_ylabel(f"{obj} (validation)")
     ax.set_title(f"{len(done)} complete trials of {len(study.trials)}")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def test_results(study, data_dir: str | None = None) -> dict:

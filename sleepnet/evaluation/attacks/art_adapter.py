@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ...devices import model_device
-from ...losses import loss_from_scores
+from ...losses import logit_body, loss_from_scores
 from ...state import eval_mode
 
 
@@ -36,7 +36,7 @@ class Scores(nn.Module):
 
     def __init__(self, model: nn.Sequential) -> None:
         super().__init__()
-        self.body = model[:-1]
+        self.body = logit_body(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class scores of ``x`` (cast to the weights' dtype)."""

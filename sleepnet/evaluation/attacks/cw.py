@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ...errors import SleepnetError
+from ...losses import logit_body
 from .base import PerturbationAttack, register
 
 BOXES = ("clip", "tanh")
@@ -65,7 +66,7 @@ class CarliniWagnerL2(PerturbationAttack):
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         p = self.params
-        scores = self.model[:-1]
+        scores = logit_body(self.model)
         needs_grad = [(q, q.requires_grad) for q in scores.parameters()]
         for q, _ in needs_grad:  # no gradients into the weights (backward() below): restored after
             q.requires_grad_(False)

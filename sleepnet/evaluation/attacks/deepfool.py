@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...losses import logit_body
 from .base import PerturbationAttack, register
 
 
@@ -46,7 +47,7 @@ class DeepFool(PerturbationAttack):
         xb = xb.clone().requires_grad_(True)
         z_sum, g_sum = 0, 0
         for _ in range(self.eot_samples):
-            z = self.model[:-1](xb)
+            z = logit_body(self.model)(xb)
             grads = [torch.autograd.grad(z[:, k].sum(), xb, retain_graph=k < z.shape[1] - 1)[0]
                      for k in range(z.shape[1])]  # fmt: skip
             z_sum, g_sum = z_sum + z.detach(), g_sum + torch.stack(grads, dim=1)
@@ -55,7 +56,7 @@ class DeepFool(PerturbationAttack):
     def _batch(self, x: np.ndarray) -> np.ndarray:
         x0 = self.tensor(x)
         with torch.no_grad():
-            k0 = self.model[:-1](x0).argmax(dim=1)
+            k0 = logit_body(self.model)(x0).argmax(dim=1)
         r_tot = torch.zeros_like(x0)
         adv = x0.clone()
         active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
@@ -77,7 +78,7 @@ class DeepFool(PerturbationAttack):
             r_tot[idx] += step
             adv[idx] = torch.clamp(x0[idx] + self.overshoot * r_tot[idx], 0.0, 1.0)
             with torch.no_grad():
-                done = self.model[:-1](adv[idx]).argmax(dim=1) != own
+                done = logit_body(self.model)(adv[idx]).argmax(dim=1) != own
             active[idx[done]] = False
         return adv.cpu().numpy()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...losses import logit_body
 from .base import PerturbationAttack, evaluating, register
 
 
@@ -28,7 +29,7 @@ class JSMA(PerturbationAttack):
     def second_class(self, x: np.ndarray) -> np.ndarray:
         """The class of second highest score (pre-ReLU output) of each image: int64 ``(N,)``."""
         with torch.no_grad():
-            z = self.model[:-1](self.tensor(x)).cpu().numpy()
+            z = logit_body(self.model)(self.tensor(x)).cpu().numpy()
         return np.argsort(z, axis=1)[:, -2]
 
     def generate(self, x, y):

@@ -1,0 +1,67 @@
+"""The interface of an analysis, its registry, and ``analyze`` / ``figures`` over several models."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..registry import Registry
+
+
+class Analysis(ABC):
+    """One analysis: ``compute`` a JSON-able result for one model, ``figure`` several side by side."""
+
+    name: str = ""
+
+    @abstractmethod
+    def compute(self, model: nn.Sequential, x: np.ndarray) -> dict[str, Any]:
+        """The result for ``model`` on the images ``x`` (evaluation mode; the model is left as it was)."""
+
+    @abstractmethod
+    def figure(self, results: dict[str, dict[str, Any]], path: Path) -> Path:
+        """Draw ``results`` (model name -> ``compute``'s result) into ``path``; returns ``path``."""
+
+
+ANALYSES: Registry[Analysis] = Registry("analysis")
+
+
+def analyze(models: dict[str, nn.Sequential], x: np.ndarray, indices: np.ndarray,
+            names: tuple[str, ...] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every analysis in ``names`` (default: all) on every model, on the images ``x[indices]``.
+
+    Returns ``{"indices": [...], "models": {model: {analysis: result, ...}}, "seconds": {...}}``
+    with the seconds each analysis took per model.
+    """
+    names = tuple(names or ANALYSES.names())
+    xs = np.asarray(x)[indices]
+    out: dict[str, Any] = {"indices": [int(i) for i in indices], "models": {}, "seconds": {}}
+    for label, model in models.items():
+        out["models"][label], out["seconds"][label] = {}, {}
+        for name in names:
+            start = time.perf_counter()
+            out["models"][label][name] = ANALYSES[name].compute(model, xs)
+            out["seconds"][label][name] = time.perf_counter() - start
+    return out
+
+
+def figures(result: dict[str, Any], folder: Path) -> list[Path]:
+    """One figure per analysis of ``analyze``'s ``result`` in ``folder`` (``<analysis>.png``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    names = next(iter(result["models"].values()), {}).keys()
+    for name in names:
+        per_model = {label: res[name] for label, res in result["models"].items()}
+        paths.append(ANALYSES[name].figure(per_model, folder / f"{name}.png"))
+    return paths
+
+
+def layer_modules(model: nn.Module, kinds: tuple[type, ...]) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of the modules of ``model`` of one of ``kinds``, in order, named
+    ``<Type> <index>`` after their place in the model."""
+    return [(f"{type(m).__name__} {k}", m) for k, m in model.named_children() if isinstance(m, kinds)]
