@@ -276,7 +276,7 @@ def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
     if data.x_train.shape[1] != recipe.sizes[0] or data.n_classes > recipe.sizes[-1]:
         recipe = replace(recipe, sizes=(data.x_train.shape[1], *recipe.sizes[1:-1], data.n_classes))
     start = time.perf_counter()
-    model = init_model(recipe, seed, data.image_shape)  # drawn on the CPU: the same initial weights on every device
+    model = init_model(recipe, seed, data.image_shape)  # drawn on the CPU: the same weights on every device
     losses = fit(model, recipe, data.x_train, data.y_train, seed, progress, device=device)
     wall = time.perf_counter() - start
     metrics = {

@@ -13,8 +13,8 @@ See ``docs/analysis.md``.
 
 from __future__ import annotations
 
-from .base import ANALYSES, Analysis, analyze, figures
 from .activations import Activations
+from .base import ANALYSES, Analysis, analyze, figures
 from .jacobian import Jacobian
 from .weights import Weights
 

@@ -49,7 +49,8 @@ class Jacobian(Analysis):
         pr = s2.sum(axis=1) ** 2 / np.maximum((s2**2).sum(axis=1), np.finfo(float).tiny)
         return {"singular_values": s.mean(axis=0).tolist(), "top": float(s[:, 0].mean()),
                 "frobenius": float(np.sqrt(s2.sum(axis=1)).mean()),
-                "participation_ratio": float(pr.mean()), "participation_ratio_std": float(pr.std())}  # fmt: skip
+                "participation_ratio": float(pr.mean()),
+                "participation_ratio_std": float(pr.std())}  # fmt: skip
 
     def figure(self, results, path):
         """The mean singular value spectrum of each model (log scale), participation ratio in the legend."""

@@ -18,4 +18,5 @@ from .distillation import Distillation
 from .finetune import FineTune
 from .saturation import Saturation
 
-__all__ = ["DEFENCES", "AdversarialTraining", "Defence", "DefenceEntry", "Distillation", "FineTune", "Saturation"]
+__all__ = ["DEFENCES", "AdversarialTraining", "Defence", "DefenceEntry", "Distillation", "FineTune",
+           "Saturation"]  # fmt: skip

@@ -70,7 +70,8 @@ class Defence(ABC):
         """The control's recipe: the one its record names (default ``paper``) with the record's fields."""
         rec = dict(record.get("recipe") or {})
         base = get_recipe(rec.get("name", "paper"))
-        fields = {k: (tuple(v) if k in ("sizes", "channels") else v) for k, v in rec.items() if k in base.__dict__}
+        fields = {k: (tuple(v) if k in ("sizes", "channels") else v)
+                  for k, v in rec.items() if k in base.__dict__}  # fmt: skip
         return replace(base, **fields)
 
     def recipe_for(self, record: dict, data: Dataset) -> Recipe:
