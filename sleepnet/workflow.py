@@ -306,3 +306,49 @@ def plot_folder(folder: Path, out: Path | None = None, parent: Path | None = Non
     if "raster" in rec:
         paths.append(plots.raster(rec["raster"], sizes, int(rec["raster_start"]), out / "raster.png"))
     return paths
+
+
+def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_path: Path | None = None,
+                      analyses: tuple[str, ...] | None = None, data_dir: str | None = None,
+                      dataset: str | None = None, overwrite: bool = False) -> dict:  # fmt: skip
+    """Every analysis (``sleepnet.analysis``) of the models on the first ``n`` test images of the fixed
+    permutation: ``out/analysis.json`` and one figure per analysis, the models side by side.
+
+    All models must share one dataset (name and hash). Everything is checked before any work
+    (the folders, the dataset, ``n``, the analysis names), and ``out`` and ``json_path`` are
+    written atomically at the end. A model is labelled by its folder's name (made unique).
+    """
+    from .analysis import ANALYSES, analyze, figures
+    from .evaluation import subsample_indices
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SleepnetError(f"--n must be a positive integer, got {n!r}")
+    for name in analyses or ():
+        ANALYSES.get(name)
+    refuse_existing(out, overwrite)
+    if json_path is not None:
+        refuse_existing(json_path, overwrite)
+    models, data, labels = {}, None, []
+    for folder in model_dirs:
+        model, meta = load_model(folder)
+        found = dataset_for(meta, data_dir, dataset)
+        if data is not None and (found.name, found.sha256) != (data.name, data.sha256):
+            raise SleepnetError(f"{folder} was trained on {found.name}, {model_dirs[0]} on {data.name}: "
+                                "analyze compares models of one dataset")  # fmt: skip
+        data = found
+        check_classes(model, data, str(folder))
+        label = Path(folder).name
+        label = label if label not in labels else f"{label}-{len(labels) + 1}"
+        labels.append(label)
+        models[label] = model
+    if n > len(data.x_test):
+        raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
+    result = analyze(models, data.x_test, subsample_indices(len(data.x_test), n), analyses)
+    result["models_paths"] = {label: str(Path(f).resolve()) for label, f in zip(labels, model_dirs)}
+    result["dataset"] = data.record()
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_json(tmp / "analysis.json", result)
+        figures(result, tmp)
+    if json_path is not None:
+        write_json(json_path, result)
+    return result
