@@ -68,7 +68,8 @@ def test_jacobian_matches_finite_differences_in_float64():
             up, down = x[i].copy(), x[i].copy()
             up[j] += h
             down[j] -= h
-            fd = (body(torch.as_tensor(up)[None]) - body(torch.as_tensor(down)[None]))[0].detach().numpy() / (2 * h)
+            diff = body(torch.as_tensor(up)[None]) - body(torch.as_tensor(down)[None])
+            fd = diff[0].detach().numpy() / (2 * h)
             assert np.allclose(J[i, :, j], fd, atol=1e-8)
 
 
@@ -77,7 +78,8 @@ def test_analyze_runs_every_analysis_on_every_model_on_the_same_images():
     x = np.random.default_rng(0).random((20, 6), dtype=np.float32)
     res = analyze({"a": a, "b": b}, x, np.array([1, 5, 7]))
     assert res["indices"] == [1, 5, 7]
-    assert set(res["models"]) == {"a", "b"} and set(res["models"]["a"]) == {"weights", "activations", "jacobian"}
+    assert set(res["models"]) == {"a", "b"}
+    assert set(res["models"]["a"]) == {"weights", "activations", "jacobian"}
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ class Activations(Analysis):
 
     @torch.no_grad()
     def compute(self, model, x):
-        """``{"layers": [{"layer", "units", "silent", "saturated", "slope", "dead"}]}`` over the images ``x``."""
+        """``{"layers": [{"layer", "units", "silent", "saturated", "slope", "dead"}]}`` over ``x``."""
         silent_sum, saturated_sum, slope_sum, ever_active, names, units = [], [], [], [], [], []
         with eval_mode(model):
             for s in range(0, len(x), BATCH):

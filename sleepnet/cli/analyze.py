@@ -9,7 +9,7 @@ from .common import add_command, add_common
 
 def add_parser(subparsers):
     """Add ``analyze MODEL... -o DIR [--json FILE] [--n N] [--only NAMES]``; returns its parser."""
-    p = add_command(subparsers, "analyze", "weight, activation and Jacobian statistics of models, side by side")
+    p = add_command(subparsers, "analyze", "weight, activation and Jacobian statistics, models side by side")
     p.add_argument("models", nargs="+", type=Path, help="model folders (one dataset)")
     p.add_argument("--n", type=int, default=500, help="test images (the first N of the fixed permutation)")
     p.add_argument("--only", help="comma-separated analyses (default: all): weights, activations, jacobian")
