@@ -1,6 +1,5 @@
 """The saturation defence (Nayebi & Ganguli 2017): networks, penalty, schedule, defence, CLI errors."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
