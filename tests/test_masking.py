@@ -50,3 +50,30 @@ def test_dead_gradients_are_flagged():
     assert lc["accuracy_training_loss"] == 1.0
     res = masking_checks(model, "cross-entropy", x, y, free_kwargs={"max_iter": 10, "max_eval": 1000})
     assert res["masked"] and any("exactly zero" in w for w in res["warnings"])
+
+
+def _saturated_model():
+    """One sigmoid unit driven to h ~ 27 by the data: its slope e^-27 ~ 2e-12 is exactly 0 in float32
+    (``1 - sigmoid(h)`` rounds to 0 past h ~ 17) and not in float64 (which holds out to h ~ 36).
+    200 inputs: PGD's random start moves h by about 2 (std), not out of that window."""
+    model = nn.Sequential(nn.Linear(200, 1), nn.Sigmoid(), nn.Linear(1, 2)).eval()
+    with torch.no_grad():
+        model[0].weight.fill_(540.0 / 200)  # h = 540 (mean(x) - 0.5)
+        model[0].bias.fill_(-270.0)
+        model[2].weight.copy_(torch.tensor([[10.0], [0.0]]))
+        model[2].bias.copy_(torch.tensor([-5.0, 0.0]))  # class 0 while the unit is on
+    return model
+
+
+def test_float64_margin_attack_breaks_what_float32_gradients_cannot_see():
+    from sleepnet.evaluation.masking import float64_model, precision
+
+    model = _saturated_model()
+    x = np.random.default_rng(0).uniform(0.545, 0.555, (10, 200)).astype(np.float32)
+    y = np.zeros(10, dtype=np.int64)
+    assert gradient_norms(model, "cross-entropy", x, y)["share_zero"] == 1.0
+    wide = float64_model(model)
+    assert torch.equal(wide(torch.as_tensor(x)).argmax(1), model(torch.as_tensor(x)).argmax(1))
+    res = precision(model, "cross-entropy", x, y, eps=0.1)
+    # eps 0.1 lowers mean(x) by 0.1, h from ~27 to ~-27: every image breaks once the sign is known
+    assert res["accuracy_float32"] == 1.0 and res["accuracy_float64_margin"] == 0.0 and not res["ok"]

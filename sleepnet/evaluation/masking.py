@@ -14,22 +14,30 @@ is not. Four checks on the same images, each with a verdict in plain words:
    DeepFool (gradients): median L2 perturbations of their successes. A
    gradient-free attack that needs clearly smaller perturbations means the
    gradients mislead.
+5. ``precision``: PGD with the training loss in float32 against PGD with the
+   margin loss on a float64 copy of the model (``float64_model``), Brendel &
+   Bethge's (2017) stabilised gradient for saturated networks, whose float32
+   gradients round to zero: a much stronger float64 attack means the
+   robustness is numerical.
 
 With robust-accuracy curves (the ``standard`` suite), ``add_budget_checks``
 adds two on the same budgets:
 
-5. ``square_after_gradients``: the share of images that AutoAttack's Square,
+6. ``square_after_gradients``: the share of images that AutoAttack's Square,
    run last, fooled after APGD-CE, APGD-T and FAB-T had all failed on them, at
    any budget. Above ``SQUARE_MAX_SHARE`` the gradient attacks miss what a
    random search finds.
-6. ``free_vs_gradient``: at each L2 budget, robust accuracy under
+7. ``free_vs_gradient``: at each L2 budget, robust accuracy under
    HopSkipJump against AutoAttack's on the same images. The decision attack
    must not be stronger by more than ``FREE_MAX_GAIN``.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import torch
 from torch import nn
 
 from .attacks import PGD, DeepFool, HopSkipJump
@@ -96,6 +104,36 @@ def loss_choice(model, loss, x, y, eps: float = 0.1, seed: int = 0) -> dict:
             "ok": own - margin <= LOSS_GAP_MAX}  # fmt: skip
 
 
+class ToFloat64(nn.Module):
+    """Casts its input to float64: the first layer of ``float64_model``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as float64."""
+        return x.double()
+
+
+def float64_model(model: nn.Sequential) -> nn.Sequential:
+    """A float64 copy of ``model`` that takes float32 images: ``ToFloat64`` then its layers in float64.
+
+    Attacks run on it unchanged; their input gradients are computed in float64 through every
+    layer (and returned as float32, where a gradient that float32 would round to zero inside
+    the network survives as a small nonzero number).
+    """
+    return nn.Sequential(ToFloat64(), *copy.deepcopy(model).double())
+
+
+def precision(model, loss, x, y, eps: float = 0.1, seed: int = 0) -> dict:
+    """Check 5: PGD (L-inf, ``eps``) with the training loss in float32 against the margin loss in float64.
+
+    Returns ``eps``, ``accuracy_float32``, ``accuracy_float64_margin`` and ``ok`` (the float64
+    margin attack is at most ``LOSS_GAP_MAX`` accuracy stronger).
+    """
+    own = PGD(model, loss, eps=eps, seed=seed).run(x, y)["accuracy"]
+    stable = PGD(float64_model(model), "margin", eps=eps, seed=seed).run(x, y)["accuracy"]
+    return {"eps": eps, "accuracy_float32": own, "accuracy_float64_margin": stable,
+            "ok": own - stable <= LOSS_GAP_MAX}  # fmt: skip
+
+
 def gradient_free(model, loss, x, y, seed: int = 0, max_iter: int = 20, max_eval: int = 2000,
                   free: dict | None = None) -> dict:  # fmt: skip
     """DeepFool against HopSkipJump on ``x``; ``free``: a HopSkipJump result on ``x`` already at hand."""
@@ -111,7 +149,7 @@ def gradient_free(model, loss, x, y, seed: int = 0, max_iter: int = 20, max_eval
 
 def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray, seed: int = 0,
                    free_kwargs: dict | None = None, free: tuple | None = None) -> dict:  # fmt: skip
-    """All four checks and a one-line verdict per failed check (``warnings``).
+    """Checks 1-5 and a one-line verdict per failed check (``warnings``).
 
     ``free``: ``(x_free, y_free, hopskipjump_result)`` to compare DeepFool against on those
     images instead of running HopSkipJump on ``x`` (the evaluation suite passes its own result).
@@ -126,6 +164,7 @@ def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
         "gradient_norms": gradient_norms(model, loss, x, y),
         "loss_choice": loss_choice(model, loss, x, y, seed=seed),
         "gradient_free": gradient,
+        "precision": precision(model, loss, x, y, seed=seed),
     }
     words = {
         "unbounded": "an attack that may change every pixel fully does not bring accuracy to 0: "
@@ -136,6 +175,8 @@ def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
                        "the training loss saturates and hides the gradient",
         "gradient_free": "a gradient-free attack finds clearly smaller perturbations than DeepFool: "
                          "robustness to gradient attacks here is gradient masking",
+        "precision": "PGD on a float64 copy with the margin loss is much stronger than float32 PGD with "
+                     "the training loss: float32 gradients vanish in saturated units",
     }  # fmt: skip
     out["warnings"] = [words[k] for k in words if not out[k]["ok"]]
     out["masked"] = bool(out["warnings"])
