@@ -151,7 +151,8 @@ def report(runs: list[dict], summary: dict, targets: list, seeds: list[int]) -> 
              "robust accuracy) or the box-free distance (L2: a lower bound), `apgd` "
              "APGD-CE with cross-entropy, `square` Square with 1000 queries (no gradients).", "",
              "![kurtosis](kurtosis.png)", "",
-             "| target | seed | kurtosis | clean | L-inf: exact / APGD / Square | L2: bound / APGD |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| target | seed | kurtosis | clean | L-inf: exact / APGD / Square | L2: bound / APGD |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
         cells = []
         for norm in ("inf", "2"):
