@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,12 @@ def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict
     assert "## Robust accuracy at budgets" in report and "## Verdict" in report
     assert "**sleep-fgsm**:" in report.split("## Verdict")[1]
     assert "loss cross-entropy+dlr-targeted+none (FAB)+margin" in report
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml")),
+                         ids=lambda p: p.name)  # fmt: skip
+def test_every_committed_experiment_file_is_valid(path):
+    from sleepnet.experiment import load_experiment
+
+    spec = load_experiment(path)  # every field and every defence's parameters checked
+    assert spec.seeds and spec.name
