@@ -158,3 +158,21 @@ def test_every_committed_experiment_file_is_valid(path):
 
     spec = load_experiment(path)  # every field and every defence's parameters checked
     assert spec.seeds and spec.name
+
+
+def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe(tmp_path):
+    exp = tmp_path / "sat.toml"
+    exp.write_text(TINY.replace("seeds = [0, 1]", "seeds = [0]").split("[sleep]")[0]
+                   + '[defences]\nsigmoid-sat = { defence = "saturation", recipe = "sigmoid-mlp", lam = 0.01, '
+                     'epochs = 2 }\n')  # fmt: skip
+    out = tmp_path / "run"
+    proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["aggregate"]) == {"control", "sigmoid-sat"}
+    record = json.loads((out / "seed0" / "sigmoid-sat" / "model.json").read_text())
+    assert record["recipe"]["name"] == "sigmoid-mlp" and record["recipe"]["saturation"] == 0.01
+    assert record["defence"] == {"name": "saturation", "lam": 0.01, "schedule": "linear:0.5", "epochs": 2,
+                                 "recipe": "sigmoid-mlp"}  # fmt: skip
+    checks = metrics["per_seed"]["0"]["sigmoid-sat"]["masking"]
+    assert {"precision", "loss_choice"} <= set(checks)
