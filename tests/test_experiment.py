@@ -162,9 +162,8 @@ def test_every_committed_experiment_file_is_valid(path):
 
 def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe(tmp_path):
     exp = tmp_path / "sat.toml"
-    exp.write_text(TINY.replace("seeds = [0, 1]", "seeds = [0]").split("[sleep]")[0]
-                   + '[defences]\nsigmoid-sat = { defence = "saturation", recipe = "sigmoid-mlp", lam = 0.01, '
-                     'epochs = 2 }\n')  # fmt: skip
+    entry = 'sigmoid-sat = { defence = "saturation", recipe = "sigmoid-mlp", lam = 0.01, epochs = 2 }\n'
+    exp.write_text(TINY.replace("seeds = [0, 1]", "seeds = [0]").split("[sleep]")[0] + "[defences]\n" + entry)
     out = tmp_path / "run"
     proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
