@@ -5,7 +5,7 @@ To test that at equal clean accuracy, ``train_linear`` fits a softmax-regression
 ``z = W x + b`` (Adam, cross-entropy) with a penalty that pulls the excess kurtosis of
 ``W`` (all entries together) to a ``target``:
 
-    loss = cross-entropy + mu * (kurtosis(W) - target)^2 / (1 + target)^2
+    loss = cross-entropy + mu * (kurtosis(W) - target)^2 / (1 + |target|)^2
 
 Kurtosis does not depend on the scale of ``W``, so the penalty changes only the shape of
 the weight distribution (a few large weights and many near zero at high kurtosis), and the

@@ -129,7 +129,7 @@ def describe(model: nn.Sequential) -> list[dict[str, Any]]:
             spec.append({"type": "conv2d", "in": m.in_channels, "out": m.out_channels,
                          "kernel": list(m.kernel_size), "stride": list(m.stride),
                          "padding": list(m.padding), "bias": m.bias is not None})  # fmt: skip
-        elif isinstance(m, nn.MaxPool2d):
+        elif isinstance(m, nn.MaxPool2d) and m.padding == 0 and m.dilation == 1 and not m.ceil_mode:
             spec.append({"type": "maxpool2d", "kernel": m.kernel_size, "stride": m.stride})
         elif isinstance(m, nn.Unflatten):
             spec.append({"type": "unflatten", "dim": m.dim, "shape": list(m.unflattened_size)})

@@ -14,8 +14,9 @@ The paper anneals lambda upwards but its values and schedule are not in the text
 read; the schedule here is documented and exposed (``docs/saturation.md``):
 
 - ``constant``: ``lambda(t) = lambda`` from the first step;
-- ``linear:F``: ``lambda(t) = lambda * min(1, t / (F * T))``, a linear ramp from 0 over the
-  first fraction ``F`` (0 < F <= 1) of the ``T`` training steps, then constant.
+- ``linear:F``: ``lambda(t) = lambda * min(1, (t + 1) / (F * T))`` at step ``t = 0 .. T-1``, a
+  linear ramp over the first fraction ``F`` (0 < F <= 1) of the ``T`` training steps, then
+  constant.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class Schedule:
 
 
 def check_lambda(value: float) -> float:
-    """``value`` as a float; ``SleepnetError`` unless it is finite and >= 0."""
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise SleepnetError(f"the saturation lambda must be a finite number >= 0, got {value}")
-    return value
+    """``value`` as a float; ``SleepnetError`` unless it is a finite number >= 0 (not a bool or a string)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0:
+        raise SleepnetError(f"the saturation lambda must be a finite number >= 0, got {value!r}")
+    return float(value)

@@ -77,6 +77,10 @@ class Recipe:
 
         if self.arch not in ("mlp", "cnn"):
             raise SleepnetError(f"unknown architecture {self.arch!r} (mlp or cnn)")
+        if self.arch == "cnn" and (len(self.sizes) != 3 or len(self.channels) != 2):
+            raise SleepnetError(f"the CNN has one dense hidden layer and two convolutions: sizes must be "
+                                f"[inputs, hidden, classes] and channels two numbers, got sizes "
+                                f"{list(self.sizes)} and channels {list(self.channels)}")  # fmt: skip
         if self.activation not in ACTIVATIONS:
             raise SleepnetError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
         check_lambda(self.saturation)

@@ -55,6 +55,8 @@ def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: 
     from .errors import ConversionError
     from .training import get_recipe, train
 
+    if schedule is not None and not saturation:
+        raise SleepnetError("--schedule sets the saturation penalty's annealing: give --saturation too")
     changes = {"epochs": epochs, "saturation": saturation, "schedule": schedule}
     base = get_recipe(recipe, **changes)
     if hidden is not None:
@@ -337,8 +339,10 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
                                 "analyze compares models of one dataset")  # fmt: skip
         data = found
         check_classes(model, data, str(folder))
-        label = Path(folder).name
-        label = label if label not in labels else f"{label}-{len(labels) + 1}"
+        label, k = Path(folder).name, 1
+        while label in labels:
+            k += 1
+            label = f"{Path(folder).name}-{k}"
         labels.append(label)
         models[label] = model
     if n > len(data.x_test):

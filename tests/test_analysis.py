@@ -36,7 +36,9 @@ def test_activation_fractions_are_counted_per_unit_and_image():
         with torch.no_grad():
             m[0].weight.copy_(torch.eye(2))
     x = np.array([[-10.0, 1.0], [-10.0, 10.0], [-10.0, 0.0], [2.0, -0.5]], dtype=np.float32)
-    r = Activations().compute(relu, x)["layers"][0]
+    layers = Activations().compute(relu, x)["layers"]
+    assert len(layers) == 1  # the readout's activation counted once
+    r = layers[0]
     # unit 0 silent on 3 of 4 images, unit 1 on 2 of 4 (h <= 0); no unit silent on every image
     assert (r["silent"], r["saturated"], r["dead"], r["slope"]) == (5 / 8, 5 / 8, 0.0, 3 / 8)
     s = Activations().compute(sig, x)["layers"][0]
@@ -54,6 +56,16 @@ def test_jacobian_of_a_linear_readout_is_its_weight_matrix():
     assert np.allclose(res["singular_values"], s) and np.isclose(res["top"], s[0])
     assert np.isclose(res["participation_ratio"], (s**2).sum() ** 2 / (s**4).sum())
     assert res["participation_ratio_std"] < 1e-12
+
+
+def test_a_zero_jacobian_has_no_participation_ratio():
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.copy_(torch.tensor([-10.0, 1.0]))  # unit 0 silent on images in [0, 1]^3
+        model[2].weight.copy_(torch.tensor([[1.0, 0.0], [2.0, 0.0]]))  # only unit 0 reaches the logits
+    res = Jacobian().compute(model, np.random.default_rng(0).random((4, 3)))
+    assert res["zero_jacobian"] == 1.0 and res["top"] == 0.0 and np.isnan(res["participation_ratio"])
 
 
 def test_jacobian_matches_finite_differences_in_float64():
@@ -78,6 +90,8 @@ def test_analyze_runs_every_analysis_on_every_model_on_the_same_images():
     x = np.random.default_rng(0).random((20, 6), dtype=np.float32)
     res = analyze({"a": a, "b": b}, x, np.array([1, 5, 7]))
     assert res["indices"] == [1, 5, 7]
+    alone = Jacobian().compute(b, x[[1, 5, 7]])  # on exactly those images
+    assert res["models"]["b"]["jacobian"] == alone
     assert set(res["models"]) == {"a", "b"}
     assert set(res["models"]["a"]) == {"weights", "activations", "jacobian"}
 

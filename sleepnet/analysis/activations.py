@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..devices import model_device
 from ..saturation import tapped
 from ..state import eval_mode
 from .base import ANALYSES, Analysis
@@ -48,7 +49,7 @@ class Activations(Analysis):
         silent_sum, saturated_sum, slope_sum, ever_active, names, units = [], [], [], [], [], []
         with eval_mode(model):
             for s in range(0, len(x), BATCH):
-                xb = torch.as_tensor(x[s : s + BATCH], dtype=torch.float32)
+                xb = torch.as_tensor(x[s : s + BATCH], dtype=torch.float32, device=model_device(model))
                 with tapped(model) as taps:
                     model(xb)
                 for k, (m, h) in enumerate(taps):
@@ -63,7 +64,7 @@ class Activations(Analysis):
                     silent_sum[k] += float(silent.double().sum())
                     saturated_sum[k] += float(saturated.double().sum())
                     slope_sum[k] += float(slope.sum())
-                    ever_active[k] |= ~silent.all(dim=0)
+                    ever_active[k] |= ~silent.all(dim=0).cpu()
         n = len(x)
         return {"layers": [{"layer": names[k], "units": units[k], "silent": silent_sum[k] / (n * units[k]),
                             "saturated": saturated_sum[k] / (n * units[k]),

@@ -8,7 +8,9 @@ gradients from an attack. Reported over the images:
 - ``singular_values``: the mean spectrum (descending, one value per class);
 - ``top``: the mean largest singular value; ``frobenius``: the mean ``||J||_F``;
 - ``participation_ratio``: the mean over images of ``(sum s^2)^2 / sum s^4``, between 1
-  (one direction dominates: a low-dimensional map) and the number of classes.
+  (one direction dominates: a low-dimensional map) and the number of classes, over the
+  images whose Jacobian is not exactly 0; ``zero_jacobian``: the share of those that are
+  (NaN ratio if all are).
 """
 
 from __future__ import annotations
@@ -43,14 +45,19 @@ class Jacobian(Analysis):
     name = "jacobian"
 
     def compute(self, model, x):
-        """``{"singular_values", "top", "frobenius", "participation_ratio", "participation_ratio_std"}``."""
+        """``{"singular_values", "top", "frobenius", "participation_ratio", "participation_ratio_std",
+        "zero_jacobian"}``."""
         s = np.linalg.svd(jacobians(model, x), compute_uv=False)  # (n, classes), descending
         s2 = s**2
-        pr = s2.sum(axis=1) ** 2 / np.maximum((s2**2).sum(axis=1), np.finfo(float).tiny)
+        zero = s[:, 0] == 0  # every path silent: no direction at all, no ratio
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pr = np.where(zero, np.nan, s2.sum(axis=1) ** 2 / (s2**2).sum(axis=1))
+        some = not zero.all()
         return {"singular_values": s.mean(axis=0).tolist(), "top": float(s[:, 0].mean()),
                 "frobenius": float(np.sqrt(s2.sum(axis=1)).mean()),
-                "participation_ratio": float(pr.mean()),
-                "participation_ratio_std": float(pr.std())}  # fmt: skip
+                "participation_ratio": float(np.nanmean(pr)) if some else float("nan"),
+                "participation_ratio_std": float(np.nanstd(pr)) if some else float("nan"),
+                "zero_jacobian": float(zero.mean())}  # fmt: skip
 
     def figure(self, results, path):
         """The mean singular value spectrum of each model (log scale), participation ratio in the legend."""

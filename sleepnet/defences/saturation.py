@@ -25,10 +25,13 @@ class Saturation(Defence):
 
     def __init__(self, name: str, **params) -> None:
         check_lambda(params["lam"])
+        if not isinstance(params["schedule"], str):
+            raise SleepnetError(f"schedule must be a string, got {params['schedule']!r}")
         Schedule.parse(params["schedule"])
         if params["recipe"] is not None:
             RECIPES.get(params["recipe"])
-        if params["epochs"] is not None and (not isinstance(params["epochs"], int) or params["epochs"] < 1):
+        epochs = params["epochs"]
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise SleepnetError(f"epochs must be a positive integer, got {params['epochs']!r}")
         super().__init__(name, **params)
 
