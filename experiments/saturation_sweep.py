@@ -106,7 +106,10 @@ def main(argv=None) -> int:
     from sleepnet.workflow import train_to_folder
 
     acts = [a for a in args.acts.split(",") if a]
-    lams = [check_lambda(v) for v in args.lams.split(",") if v]
+    try:
+        lams = [check_lambda(float(v)) for v in args.lams.split(",") if v]
+    except ValueError as exc:
+        raise SystemExit(f"saturation_sweep: --lams must be numbers ({exc})") from None
     for act in acts:
         if act not in ("relu", "sigmoid"):
             raise SystemExit(f"saturation_sweep: unknown activation {act!r} (relu or sigmoid)")
