@@ -73,6 +73,7 @@ def measure(folder: Path, n: int, seed: int) -> dict:
     out["slope"] = [layer["slope"] for layer in an["activations"]["layers"]]
     out["jacobian_top"] = an["jacobian"]["top"]
     out["jacobian_pr"] = an["jacobian"]["participation_ratio"]
+    out["jacobian_zero"] = an["jacobian"]["zero_jacobian"]  # share of images whose Jacobian is 0
     out["train_time_s"] = meta["metrics"]["train_time_s"]
     return out
 
