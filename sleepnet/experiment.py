@@ -395,6 +395,10 @@ class Evaluator:
             init = (self.spec.dataset, self.data_dir, threads)
             self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                             initializer=_worker_init, initargs=init)  # fmt: skip
+            # start every worker now: the pool spawns one per submit otherwise, and a Ctrl-C or
+            # kill that lands inside a spawn leaves a half-started child printing a traceback
+            for _ in range(self.workers):
+                self.pool.submit(_ready)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -430,6 +434,10 @@ class Evaluator:
             out = {key: done[key] for key in (f.result()[0] for f in self.pending)}
         bar.close()
         return out
+
+
+def _ready() -> None:
+    """A job that does nothing: submitted once per worker so that the pool starts them all."""
 
 
 def _updating(items, bar):

@@ -191,7 +191,8 @@ def test_evaluate_paper_suite_quick(patches_model, tmp_path):
 
 # --- the parser: commands, tune's subcommands, help ---------------------------------------------
 
-COMMAND_NAMES = ("data", "train", "convert", "sleep", "evaluate", "plot", "presets", "run", "tune", "demo")
+COMMAND_NAMES = ("data", "train", "convert", "sleep", "evaluate", "analyze", "plot", "presets", "run", "tune",
+                 "demo")  # fmt: skip
 
 
 def _subparsers(parser):
@@ -325,8 +326,8 @@ def test_every_help_shows_the_defaults():
                 assert f"(default: {action.default})" in text, (name, action.dest)
                 shown.setdefault(name, []).append(action.dest)
         assert "(default: None)" not in text and "(default: False)" not in text, name
-    assert set(shown) == {"train", "convert", "sleep", "evaluate", "run", "tune run", "tune export",
-                          "tune report", "demo"}
+    assert set(shown) == {"train", "convert", "sleep", "evaluate", "analyze", "run", "tune run",
+                          "tune export", "tune report", "demo"}  # fmt: skip
     assert set(shown["tune run"]) >= {"objective", "trials", "max_drop", "seed", "workers", "grace"}
     proc = run_cli("train", "--help")
     assert proc.returncode == 0

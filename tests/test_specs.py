@@ -17,7 +17,7 @@ from sleepnet.registry import UnknownName
 from sleepnet.training import RECIPES, get_recipe
 from tests.test_experiment import TINY
 
-DEFENCE_NAMES = "adv-pgd, adv-fgsm, distillation, finetune-blur, finetune-noise, finetune-fgsm"
+DEFENCE_NAMES = "adv-pgd, adv-fgsm, distillation, finetune-blur, finetune-noise, finetune-fgsm, saturation"
 
 
 def _load(tmp_path, text):
@@ -59,7 +59,7 @@ def test_the_tiny_experiment_file_as_a_spec(tmp_path):
     ('suite = "paper"', 'suite = "bogus"',
      "[experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)"),
     ('recipe = "paper"', 'recipe = "fancy"',
-     "[experiment] recipe: unknown recipe 'fancy' (known: paper, standard)"),
+     "[experiment] recipe: unknown recipe 'fancy' (known: paper, standard, relu-mlp, sigmoid-mlp, cnn)"),
     ('dataset = "patches"', 'dataset = "cifar"',
      "[experiment] dataset: unknown dataset 'cifar' (known: mnist, fashion-mnist, patches, npz:PATH)"),
     ("subsample = 8", "subsample = 0", "[experiment] subsample must be a positive integer, got 0"),
@@ -182,11 +182,12 @@ def test_suite_and_attack_setting_reject_bad_names_and_sizes():
 
 
 def test_recipes_and_distortions_are_registries():
-    assert RECIPES.names() == ("paper", "standard") and "paper" in RECIPES and len(RECIPES) == 2
+    assert RECIPES.names() == ("paper", "standard", "relu-mlp", "sigmoid-mlp", "cnn") and "paper" in RECIPES
+    assert len(RECIPES) == 5
     assert get_recipe("standard", epochs=5).epochs == 5
     with pytest.raises(UnknownName) as err:
         get_recipe("fancy")
-    assert str(err.value) == "unknown recipe 'fancy' (known: paper, standard)"
+    assert str(err.value) == "unknown recipe 'fancy' (known: paper, standard, relu-mlp, sigmoid-mlp, cnn)"
     assert list(DISTORTIONS) == ["gaussian-noise", "gaussian-blur", "salt-and-pepper"]
     assert DISTORTIONS["gaussian-blur"].level_name == "sigma"
     with pytest.raises(UnknownName, match=r"^unknown distortion 'fog' \(known: gaussian-noise, "):
