@@ -222,6 +222,15 @@ def check_classes(model, data: Dataset, where: str) -> None:
                             f"{data.n_classes} classes")  # fmt: skip
 
 
+def check_n(n, data: Dataset | None = None) -> None:
+    """``SleepnetError`` unless ``n`` (``--n``, a number of test images) is a positive integer, and,
+    given ``data``, at most its number of test images."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SleepnetError(f"--n must be a positive integer, got {n!r}")
+    if data is not None and n > len(data.x_test):
+        raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
+
+
 def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n: int = 1000,
                    eot_samples: int | None = None, loss: str = "cross-entropy", seed: int = 0,
                    data_dir: str | None = None, dataset: str | None = None, overwrite: bool = False,
@@ -241,16 +250,14 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
     check_attack(attack, norm)
     if loss not in ATTACK_LOSSES:
         raise SleepnetError(f"unknown loss {loss!r} (known: {', '.join(ATTACK_LOSSES)})")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SleepnetError(f"--n must be a positive integer, got {n!r}")
+    check_n(n)
     if eot_samples is not None:
         check_eot(eot_samples)
     refuse_existing(out, overwrite)
     device = resolve_device(device)
     model, meta = load_model(model_dir)
     data = dataset_for(meta, data_dir, dataset)
-    if n > len(data.x_test):
-        raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
+    check_n(n, data)
     check_classes(model, data, str(model_dir))
     eot = eot_samples
     if eot is None and takes_eot(attack) and meta.get("eot_samples"):  # the record's, else the default
@@ -323,8 +330,7 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
     from .analysis import ANALYSES, analyze, figures
     from .evaluation import subsample_indices
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SleepnetError(f"--n must be a positive integer, got {n!r}")
+    check_n(n)
     for name in analyses or ():
         ANALYSES.get(name)
     refuse_existing(out, overwrite)
@@ -345,8 +351,7 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
             label = f"{Path(folder).name}-{k}"
         labels.append(label)
         models[label] = model
-    if n > len(data.x_test):
-        raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
+    check_n(n, data)
     result = analyze(models, data.x_test, subsample_indices(len(data.x_test), n), analyses)
     result["models_paths"] = {label: str(Path(f).resolve()) for label, f in zip(labels, model_dirs)}
     result["dataset"] = data.record()
