@@ -82,6 +82,10 @@ def check_sequential(model: nn.Module) -> list[int]:
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             raise ConversionError(f"layer {k} ({type(m).__name__}): convolution layers, so a CNN; sleep "
                                   "converts MLPs only (bias-free Linear + ReLU layers)")  # fmt: skip
+        if getattr(m, "stochastic", False):
+            raise ConversionError(f"layer {k} ({type(m).__name__}): a noise layer; sleep converts "
+                                  "deterministic MLPs (sleep the network without it, "
+                                  "then add the noise)")  # fmt: skip
     linear: list[int] = []
     expect_relu: int | None = None
     for k, m in enumerate(mods):

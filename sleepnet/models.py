@@ -24,13 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import noise
 from .errors import SleepnetError
 from .fsio import atomic_dir, read_json, write_json
 
-FORMAT = "sleepnet-model/2"
-# /1 knew linear, relu, dropout and flatten; /2 adds sigmoid, conv2d, maxpool2d and unflatten.
-# A /1 folder reads unchanged.
-READABLE = ("sleepnet-model/1", FORMAT)
+FORMAT = "sleepnet-model/3"
+# /1 knew linear, relu, dropout and flatten; /2 adds sigmoid, conv2d, maxpool2d and unflatten;
+# /3 the noise layers (``sleepnet.noise``). Older folders read unchanged.
+READABLE = ("sleepnet-model/1", "sleepnet-model/2", FORMAT)
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
@@ -139,6 +140,10 @@ def describe(model: nn.Sequential) -> list[dict[str, Any]]:
             spec.append({"type": "dropout", "p": m.p, "convention": "inverted"})
         elif isinstance(m, nn.Flatten):
             spec.append({"type": "flatten"})
+        elif isinstance(m, noise.PoissonNoise):
+            spec.append({"type": "poisson_noise", "gain": m.gain, "k": m.k, "b": m.b, "seed": m.seed})
+        elif isinstance(m, noise.GaussianNoise):
+            spec.append({"type": "gaussian_noise", "sigma": m.sigma, "seed": m.seed})
         else:
             raise SleepnetError(f"layer {k} ({type(m).__name__}) cannot be saved as a sleepnet model")
     return spec
@@ -166,6 +171,11 @@ def build(spec: list[dict[str, Any]]) -> nn.Sequential:
                 layers.append(_dropout(float(rec["p"]), rec["convention"]))
             elif kind == "flatten":
                 layers.append(nn.Flatten())
+            elif kind == "poisson_noise":
+                layers.append(noise.PoissonNoise(float(rec["gain"]), float(rec["k"]), float(rec["b"]),
+                                                 int(rec["seed"])))  # fmt: skip
+            elif kind == "gaussian_noise":
+                layers.append(noise.GaussianNoise(float(rec["sigma"]), int(rec["seed"])))
             else:
                 raise SleepnetError(f"unknown layer type {kind!r} in the architecture")
     except (KeyError, TypeError, ValueError) as exc:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import noise
 from .data import Dataset
 from .devices import cuda_deterministic_env, model_device, resolve_device
 from .errors import SleepnetError
@@ -67,6 +68,8 @@ class Recipe:
     channels: tuple[int, ...] = (16, 32)
     saturation: float = 0.0  # lambda of the saturation penalty; 0: none
     schedule: str = "linear:0.5"
+    noise: str = ""  # a noise layer on at test time (``sleepnet.noise``): "poisson:GAIN", "gaussian:SIGMA"
+    noise_after: tuple[int, ...] = ()  # the hidden layers it follows, from 1; empty: every one
 
     def validate(self) -> None:
         """``SleepnetError`` for non-positive epochs, batch_size or lr, an unknown loss, optimizer,
@@ -85,6 +88,10 @@ class Recipe:
             raise SleepnetError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
         check_lambda(self.saturation)
         Schedule.parse(self.schedule)
+        if self.noise:
+            noise.parse(self.noise)
+        elif self.noise_after:
+            raise SleepnetError("noise_after needs a noise")
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
             raise SleepnetError("epochs, batch_size and lr must be positive")
         if self.loss not in LOSSES:
@@ -98,6 +105,7 @@ class Recipe:
         """The recipe as a JSON-able dict (``sizes`` as a list), as in ``model.json``."""
         d = asdict(self)
         d["sizes"], d["channels"] = list(self.sizes), list(self.channels)
+        d["noise_after"] = list(self.noise_after)
         return d
 
 
@@ -166,7 +174,8 @@ def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = 
     Returns
     -------
     nn.Sequential
-        The model from ``build_mlp`` or ``build_cnn``, on the CPU.
+        The model from ``build_mlp`` or ``build_cnn``, on the CPU, with the recipe's noise layers
+        (``noise.add_noise``, seeded from ``seed``) if it has any.
     """
     torch.manual_seed(seed)
     if recipe.arch == "cnn":
@@ -186,6 +195,8 @@ def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = 
                     m.weight.uniform_(-recipe.init_scale, recipe.init_scale)
                     if m.bias is not None:
                         m.bias.zero_()
+    if recipe.noise:
+        model = noise.add_noise(model, recipe.noise, tuple(recipe.noise_after), seed)
     return model
 
 

@@ -102,7 +102,7 @@ def test_cnn_and_sigmoid_networks_save_load_and_refuse_sleep(tmp_path):
         model.eval()
         folder = save_model(model, tmp_path / name, {"dataset": {"name": "patches"}})
         loaded, meta = load_model(folder)
-        assert meta["format"] == "sleepnet-model/2"
+        assert meta["format"] == "sleepnet-model/3"
         assert torch.equal(loaded(x), model(x))
     with pytest.raises(SleepnetError, match="multiples of 4"):
         build_cnn((10, 10), 4)

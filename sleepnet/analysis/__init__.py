@@ -2,7 +2,9 @@
 
 - ``weights``: per layer mean, std, excess kurtosis (Fisher) and histogram of the weights;
 - ``activations``: per layer the fraction of silent and of saturated units on test images;
-- ``jacobian``: the singular values of the input-output Jacobian over test images.
+- ``jacobian``: the singular values of the input-output Jacobian over test images;
+- ``geometry`` (on request: ``sleepnet analyze --geometry``): MFTMA capacity, radius and
+  dimension of class and exemplar manifolds per layer, clean and adversarial.
 
 ``analyze(models, data, n)`` runs every analysis on every model on the same test images
 (the first ``n`` of the fixed permutation ``evaluation.subsample_indices``), so any models,
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 from .activations import Activations
 from .base import ANALYSES, Analysis, analyze, figures
+from .geometry import Geometry
 from .jacobian import Jacobian
 from .weights import Weights
 
-__all__ = ["ANALYSES", "Activations", "Analysis", "Jacobian", "Weights", "analyze", "figures"]
+__all__ = ["ANALYSES", "Activations", "Analysis", "Geometry", "Jacobian", "Weights", "analyze", "figures"]

@@ -17,6 +17,10 @@ class Analysis(ABC):
     """One analysis: ``compute`` a JSON-able result for one model, ``figure`` several side by side."""
 
     name: str = ""
+    #: whether ``compute`` takes the whole test set with its labels (and picks its own images)
+    needs_labels: bool = False
+    #: whether ``analyze`` runs it when no names are given
+    default: bool = True
 
     @abstractmethod
     def compute(self, model: nn.Sequential, x: np.ndarray) -> dict[str, Any]:
@@ -31,20 +35,23 @@ ANALYSES: Registry[Analysis] = Registry("analysis")
 
 
 def analyze(models: dict[str, nn.Sequential], x: np.ndarray, indices: np.ndarray,
-            names: tuple[str, ...] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Every analysis in ``names`` (default: all) on every model, on the images ``x[indices]``.
+            names: tuple[str, ...] | None = None, y: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every analysis in ``names`` (default: every ``default`` one) on every model, on the images
+    ``x[indices]``; one that ``needs_labels`` gets all of ``x`` with the labels ``y``.
 
     Returns ``{"indices": [...], "models": {model: {analysis: result, ...}}, "seconds": {...}}``
     with the seconds each analysis took per model.
     """
-    names = tuple(names or ANALYSES.names())
+    names = tuple(names or [n for n in ANALYSES.names() if ANALYSES[n].default])
     xs = np.asarray(x)[indices]
     out: dict[str, Any] = {"indices": [int(i) for i in indices], "models": {}, "seconds": {}}
     for label, model in models.items():
         out["models"][label], out["seconds"][label] = {}, {}
         for name in names:
             start = time.perf_counter()
-            out["models"][label][name] = ANALYSES[name].compute(model, xs)
+            analysis = ANALYSES[name]
+            out["models"][label][name] = (analysis.compute(model, np.asarray(x), y) if analysis.needs_labels
+                                          else analysis.compute(model, xs))  # fmt: skip
             out["seconds"][label][name] = time.perf_counter() - start
     return out
 

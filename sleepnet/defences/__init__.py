@@ -9,7 +9,8 @@ parameter a defence does not have is an error. Defences of the sleep paper
 - ``distillation``: defensive distillation at temperature T = 50;
 - ``finetune-fgsm``, ``finetune-noise``, ``finetune-blur``: the paper's fine-tuning;
 - ``adv-fgsm``, ``adv-pgd``: adversarial training (Goodfellow et al.; Madry et al.);
-- ``saturation``: the saturation penalty of Nayebi & Ganguli (2017), trained from scratch.
+- ``saturation``: the saturation penalty of Nayebi & Ganguli (2017), trained from scratch;
+- ``stochastic``: noise layers on at test time (Dapello et al. 2021), trained with or added.
 """
 
 from .adversarial import AdversarialTraining
@@ -17,6 +18,7 @@ from .base import DEFENCES, Defence, DefenceEntry
 from .distillation import Distillation
 from .finetune import FineTune
 from .saturation import Saturation
+from .stochastic import Stochastic
 
 __all__ = ["DEFENCES", "AdversarialTraining", "Defence", "DefenceEntry", "Distillation", "FineTune",
-           "Saturation"]  # fmt: skip
+           "Saturation", "Stochastic"]  # fmt: skip

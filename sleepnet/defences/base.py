@@ -70,7 +70,7 @@ class Defence(ABC):
         """The control's recipe: the one its record names (default ``paper``) with the record's fields."""
         rec = dict(record.get("recipe") or {})
         base = get_recipe(rec.get("name", "paper"))
-        fields = {k: (tuple(v) if k in ("sizes", "channels") else v)
+        fields = {k: (tuple(v) if k in ("sizes", "channels", "noise_after") else v)
                   for k, v in rec.items() if k in base.__dict__}  # fmt: skip
         # a control trained with the saturation penalty: the other defences train without it
         fields["saturation"] = 0.0

@@ -33,6 +33,8 @@ test images go there once, and results come back as plain Python numbers.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -78,8 +80,9 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
         out = {"clean_accuracy": accuracy(model, data.x_test, data.y_test, device=dev)}
         if stochastic(model):  # the mean over draws, with its spread (docs/evaluation.md §4)
             probe = ATTACKS["pgd"](model, "cross-entropy", device=dev)
-            out["clean_over_draws"] = accuracy_over_draws(probe.predict, data.x_test, data.y_test,
-                                                          eot_default(model), seed)  # fmt: skip
+            out["clean_over_draws"] = accuracy_over_draws(functools.partial(probe.predict, once=True),
+                                                          data.x_test, data.y_test, eot_default(model),
+                                                          seed, model)  # fmt: skip
         for name in spec.distortions:
             out[name] = distortion_curve(model, data, name, seed, device=dev)
         for name in spec.attacks:

@@ -11,6 +11,7 @@ EOT samples, the seed and the attack's settings.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 
@@ -66,8 +67,9 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
     dict
         ``attack``, ``norm``, ``budgets``, ``clean_accuracy``, ``robust_accuracy`` (``{str(eps):
         share}``), ``norms`` (the found norm per image, None for none found), ``n``, ``loss``,
-        ``eot_samples``, ``seed``, ``settings`` and ``seconds``; for a stochastic model
-        ``clean_over_draws``; for AutoAttack and its parts ``breakdown``.
+        ``eot_samples``, ``draws`` (passes behind each prediction: a stochastic model is judged by
+        its expected prediction), ``seed``, ``settings`` and ``seconds``; for a stochastic model
+        ``clean_over_draws`` (single passes); for AutoAttack and its parts ``breakdown``.
     """
     cls = check_attack(name, norm)
     budgets = check_budgets(budgets)
@@ -110,11 +112,12 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
         if issubclass(cls, LibraryAttack):
             extra["breakdown"] = {key(e): a.breakdown for e, a in made.items()}
     if stochastic(model):  # a stochastic model's clean accuracy: the mean over draws, with its spread
-        extra["clean_over_draws"] = accuracy_over_draws(attack.predict, x, y, attack.eot_samples, seed)
+        extra["clean_over_draws"] = accuracy_over_draws(functools.partial(attack.predict, once=True), x, y,
+                                                        attack.draws, seed, model)  # fmt: skip
     return {"attack": name, "norm": norm, "budgets": list(budgets), "n": len(x),
             "clean_accuracy": float(np.mean(clean)),
             "robust_accuracy": robust_accuracy(norms, budgets), "norms": jsonable_norms(norms),
-            "loss": attack.loss, "eot_samples": attack.eot_samples, "seed": seed,
+            "loss": attack.loss, "eot_samples": attack.eot_samples, "draws": attack.draws, "seed": seed,
             "settings": _settings(attack, budgets, params), **extra,
             "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
 

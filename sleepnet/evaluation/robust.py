@@ -122,17 +122,22 @@ def norms_from_json(values: list) -> np.ndarray:
 
 
 def accuracy_over_draws(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
-                        draws: int, seed: int = 0) -> dict:  # fmt: skip
-    """Clean accuracy of a stochastic model: mean and standard deviation over ``draws`` passes.
+                        draws: int, seed: int = 0, model=None) -> dict:  # fmt: skip
+    """Clean accuracy of a stochastic model: mean and standard deviation over ``draws`` single passes
+    (``predict``).
 
     The passes draw from torch's generators seeded with ``seed`` (``state.torch_rng_kept``: the
-    caller's are as they were afterwards); one pass for a deterministic model.
+    caller's are as they were afterwards) and from ``model``'s noise layers, if given, seeded so too
+    (``noise.seeded``); one pass for a deterministic model.
     """
+    import contextlib
+
     import torch
 
+    from ..noise import seeded
     from ..state import torch_rng_kept
 
-    with torch_rng_kept():
+    with torch_rng_kept(), (seeded(model, seed) if model is not None else contextlib.nullcontext()):
         torch.manual_seed(seed)
         acc = np.array([np.mean(predict(x) == y) for _ in range(max(1, draws))])
     return {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,

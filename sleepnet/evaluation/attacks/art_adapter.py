@@ -40,7 +40,7 @@ class Scores(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class scores of ``x`` (cast to the weights' dtype)."""
-        return self.body(x.to(self.body[0].weight.dtype))  # some ART attacks send float64
+        return self.body(x.to(next(self.body.parameters()).dtype))  # some ART attacks send float64
 
 
 class ModelLoss(nn.Module):

@@ -133,6 +133,7 @@ class LibraryAttack(PerturbationAttack):
         # in evaluation mode: torchattacks puts a model it found in training mode back into training
         # mode after each part, which would switch the shared layers' dropout on for what follows
         scores = ImageScores(self.model).eval()
+        queried = ImageScores(self.queried).eval()  # a stochastic model's expected scores (base docstring)
         adv = x.clone()
         self.breakdown = {}
         with torch_rng_kept():
@@ -140,9 +141,9 @@ class LibraryAttack(PerturbationAttack):
                 left = torch.nonzero(self.classify(adv) == y).flatten()
                 if not len(left):
                     break
-                out = torch.cat([
-                    self.part(name, scores)(x[b].reshape(len(b), *shape), y[b]).reshape(len(b), -1)
-                    for b in left.split(self.batch_size)])  # fmt: skip
+                part = self.part(name, scores if name in EOT_PARTS else queried)
+                out = torch.cat([part(x[b].reshape(len(b), *shape), y[b]).reshape(len(b), -1)
+                                 for b in left.split(self.batch_size)])  # fmt: skip
                 fooled = self.classify(out) != y[left]
                 adv[left[fooled]] = out[fooled]
                 self.breakdown[name] = int(fooled.sum())

@@ -41,7 +41,12 @@ cross-entropy, the margin or the DLR loss; every result says which (``loss``).
 
 Randomized models: a gradient attack averages the gradient over
 ``eot_samples`` forward passes (Expectation over Transformation, Athalye et
-al. 2018); ``eot_default`` gives the number for a model.
+al. 2018); ``eot_default`` gives the number for a model. Every attack judges a
+stochastic model by its expected prediction, the class of highest mean
+probability over ``draws`` passes (``ExpectedScores``, ``classify``), and the
+attacks that query the model rather than average gradients (Boundary,
+HopSkipJump, Square, FAB) query those expected scores: on single draws they
+fail for the wrong reason, the noise hiding the decision boundary.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from torch import nn
 
 from ...devices import model_device, resolve_device
 from ...errors import SleepnetError
-from ...losses import loss_fn
+from ...losses import logit_body, loss_fn
 from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device
 from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
@@ -111,6 +116,26 @@ def eot_default(model: nn.Module, record: dict | None = None) -> int:
     return EOT_STOCHASTIC if stochastic(model) else 1
 
 
+class ExpectedScores(nn.Module):
+    """Log of the mean class probability of ``model`` over ``draws`` forward passes: the scores of its
+    expected prediction (their argmax)."""
+
+    def __init__(self, model: nn.Sequential, draws: int) -> None:
+        super().__init__()
+        self.body, self.draws = logit_body(model), int(draws)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``log(mean_d softmax(logits_d(x)))``, ``(N, K)``."""
+        p = sum(torch.softmax(self.body(x), dim=1) for _ in range(self.draws)) / self.draws
+        return torch.log(p.clamp_min(1e-30))
+
+
+def expected(model: nn.Sequential, draws: int) -> nn.Sequential:
+    """``model`` judged by its expected prediction over ``draws`` passes (``ExpectedScores``), as a
+    Sequential whose output is those scores; ``model`` itself if ``draws`` is 1."""
+    return nn.Sequential(ExpectedScores(model, draws)) if draws > 1 else model
+
+
 def check_eot(value) -> int:
     """``value`` as a number of EOT samples (an integer >= 1); one clear error otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -137,6 +162,10 @@ class Attack(ABC):
         self.batch_size = batch_size
         self.device = model_device(model) if device is None else resolve_device(device)
         self.eot_samples = check_eot(eot_samples)
+        #: passes behind each prediction: 1 for a deterministic model, else ``eot_samples`` or 20
+        eot = self.eot_samples
+        self.draws = (eot if eot > 1 else EOT_STOCHASTIC) if stochastic(model) else 1
+        self.queried = expected(model, self.draws)  # what is judged, and what query attacks query
 
     def tensor(self, a, dtype=torch.float32) -> torch.Tensor:
         """``a`` as a tensor on the attack's device."""
@@ -177,14 +206,16 @@ class Attack(ABC):
 
     @evaluating
     @torch.no_grad()
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
+    def classify(self, x: torch.Tensor, once: bool = False) -> torch.Tensor:
         """The model's class of each image of ``x`` (a tensor on the attack's device), in batches of 5000:
-        int64 ``(N,)`` on the same device."""
-        return torch.cat([self.model(x[s : s + 5000]).argmax(1) for s in range(0, len(x), 5000)])
+        int64 ``(N,)`` on the same device. A stochastic model's expected prediction over ``draws``
+        passes, or with ``once`` that of a single pass."""
+        net = self.model if once else self.queried
+        return torch.cat([net(x[s : s + 5000]).argmax(1) for s in range(0, len(x), 5000)])
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, once: bool = False) -> np.ndarray:
         """``classify`` for host arrays: int64 ``(N,)`` numpy."""
-        return self.classify(self.tensor(x)).cpu().numpy()
+        return self.classify(self.tensor(x), once).cpu().numpy()
 
     @abstractmethod
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
@@ -249,7 +280,8 @@ class PerturbationAttack(Attack):
         dict
             ``n``, ``clean_accuracy``, ``success_rate``, ``median_rel_l2``, ``accuracy`` (robust
             accuracy), ``norm``, ``norms``, ``robust_accuracy`` (at ``eps`` for a fixed-budget
-            attack, over the default budgets for a minimal one), ``loss`` and ``eot_samples``.
+            attack, over the default budgets for a minimal one), ``loss``, ``eot_samples`` and
+            ``draws`` (passes behind each prediction).
         """
         x, y = as_numpy(x, np.float32), as_numpy(y)
         x_adv = np.clip(self.generate(x, y).astype(np.float32), 0.0, 1.0)
@@ -258,7 +290,7 @@ class PerturbationAttack(Attack):
         else:  # a fixed-budget attack at its own eps; JSMA (L0) has none
             budgets = (self.eps,) if hasattr(self, "eps") else None
         out = summarize(x, x_adv, y, self.predict(x), self.predict(x_adv), self.norm, budgets)
-        return out | {"loss": self.loss, "eot_samples": self.eot_samples}
+        return out | {"loss": self.loss, "eot_samples": self.eot_samples, "draws": self.draws}
 
     def __call__(self, x, y):
         """Adversarial examples for ``x`` (numpy or a tensor), of the same type, in [0, 1].
@@ -272,11 +304,11 @@ class PerturbationAttack(Attack):
         adv = self.generate(as_numpy(x, np.float32), as_numpy(y))
         return np.clip(adv.astype(np.float32), 0.0, 1.0)
 
-    def art(self):
-        """This model as an ART classifier (``art_adapter``)."""
+    def art(self, queried: bool = False):
+        """This model as an ART classifier (``art_adapter``); with ``queried``, its expected scores."""
         from .art_adapter import art_classifier
 
         n_inputs = self.model[0].in_features if isinstance(self.model[0], nn.Linear) else None
         if n_inputs is None:
             raise ValueError("the model must start with a Linear layer")
-        return art_classifier(self.model, self.loss, n_inputs, self.n_classes())
+        return art_classifier(self.queried if queried else self.model, self.loss, n_inputs, self.n_classes())

@@ -58,8 +58,8 @@ class Boundary(PerturbationAttack):
         """See ``PerturbationAttack.generate``; ART's ``BoundaryAttack``, then ``push_across``."""
         from art.attacks.evasion import BoundaryAttack
 
-        attack = BoundaryAttack(self.art(), targeted=False, batch_size=self.batch_size, verbose=False,
-                                **self.params)  # fmt: skip
+        attack = BoundaryAttack(self.art(queried=True), targeted=False, batch_size=self.batch_size,
+                                verbose=False, **self.params)  # fmt: skip
         with numpy_seeded(self.seed):  # ART's call only: module docstring
             adv = attack.generate(x)
         return push_across(self, x, adv, y)
@@ -83,7 +83,7 @@ class HopSkipJump(PerturbationAttack):
         """See ``PerturbationAttack.generate``; ART's ``HopSkipJump``, then ``push_across``."""
         from art.attacks.evasion import HopSkipJump as ArtHopSkipJump
 
-        attack = ArtHopSkipJump(self.art(), targeted=False, norm=2, batch_size=self.batch_size,
+        attack = ArtHopSkipJump(self.art(queried=True), targeted=False, norm=2, batch_size=self.batch_size,
                                 verbose=False, **self.params)  # fmt: skip
         with numpy_seeded(self.seed):  # ART's call only: module docstring
             adv = attack.generate(x)

@@ -1,0 +1,192 @@
+"""Representation geometry per layer (Dapello et al. 2021; Cohen et al. 2020): MFTMA capacity,
+radius, dimension and centre correlation, and the participation ratio, of class and exemplar
+manifolds, clean and adversarial, at the input, after each hidden layer and at the logits.
+
+Manifolds (``docs/geometry.md``), from the test set in the fixed permutation (seed 0):
+
+- ``class``: the first ``m`` images of each class; ``class-adv``: each of them moved by PGD
+  (L-inf ``eps``, cross-entropy, EOT for a stochastic model);
+- ``exemplar-noise``: the first image of each class, ``m`` times with Gaussian pixel noise
+  (std ``sigma``, clipped to [0, 1]);
+- ``exemplar-adv``: the same images, ``m`` PGD examples each from ``m`` random starts;
+- for a stochastic model, ``exemplar-draws``: ``draws`` (default ``m``) noise draws of the
+  network on each clean image; ``exemplar-draws-adv``: as many draws on one PGD example of each.
+
+``overlap`` per layer is the share of the exemplar images whose clean and adversarial
+manifolds are not linearly separable (``geometry.separability``): for a stochastic model
+its draws on the clean image and on the adversarial one, for a deterministic model the
+clean and the adversarial image each under the same ``m`` pixel-noise draws.
+A layer's representation is the input to the next weight layer (after the activation, and
+after noise and dropout where the model has them; dropout is off in evaluation); the last is
+the logits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..devices import model_device
+from ..errors import SleepnetError
+from ..evaluation.attacks import ATTACKS, stochastic
+from ..geometry.mftma import manifold_analysis
+from ..geometry.separability import separable
+from ..losses import logit_body
+from ..noise import seeded
+from ..state import eval_mode
+from .base import ANALYSES, Analysis
+
+MEASURES = ("capacity", "radius", "dimension", "center_correlation", "participation_ratio")
+#: EOT draws and PGD steps behind the adversarial manifolds of a stochastic model
+EOT, STEPS = 8, 20
+
+
+def representations(model: nn.Sequential, x: torch.Tensor) -> list[tuple[str, np.ndarray]]:
+    """``(layer name, (n, features))`` for the input, after each hidden layer and the logits."""
+    weights = [i for i, m in enumerate(model) if isinstance(m, (nn.Linear, nn.Conv2d))]
+    out = [("input", x.reshape(len(x), -1))]
+    h = x
+    with torch.no_grad(), eval_mode(model):
+        body = logit_body(model)
+        for i, m in enumerate(body):
+            if i in weights[1:]:
+                out.append((f"{type(model[i - 1]).__name__} {i - 1}", h.reshape(len(h), -1)))
+            h = m(h)
+        out.append(("logits", h.reshape(len(h), -1)))
+    return [(name, r.double().cpu().numpy()) for name, r in out]
+
+
+def first_per_class(y: np.ndarray, m: int) -> np.ndarray:
+    """Indices ``(classes, m)``: the first ``m`` of each class in the fixed permutation (seed 0)."""
+    order = np.random.default_rng(0).permutation(len(y))
+    classes = np.unique(y)
+    rows = []
+    for c in classes:
+        idx = order[y[order] == c][:m]
+        if len(idx) < m:
+            raise SleepnetError(f"class {c} has {len(idx)} test images, the geometry needs {m}")
+        rows.append(idx)
+    return np.stack(rows)
+
+
+def check_draws(model: nn.Module, draws: int | None, label: str = "the model") -> None:
+    """One clear error for noise draws asked of a deterministic model or a count below 2."""
+    if draws is None:
+        return
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 2:
+        raise SleepnetError(f"draws must be an integer >= 2, got {draws!r}")
+    if not stochastic(model):
+        raise SleepnetError(f"noise draws were asked of {label}, which is deterministic (no noise layers)")
+
+
+class Geometry(Analysis):
+    """MFTMA of class and exemplar manifolds per layer (module docstring)."""
+
+    name = "geometry"
+    needs_labels = True
+    default = False
+
+    def __init__(self, m: int = 50, eps: float = 0.1, sigma: float = 0.1, kappa: float = 0.0, n_t: int = 200,
+                 draws: int | None = None, seed: int = 0) -> None:  # fmt: skip
+        self.m, self.eps, self.sigma, self.kappa, self.n_t, self.seed = m, eps, sigma, kappa, n_t, seed
+        self.draws = draws
+
+    def _adversarial(self, model, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+        kw = {"eot_samples": EOT, "n_steps": STEPS} if stochastic(model) else {}
+        attack = ATTACKS["pgd"](model, "cross-entropy", eps=self.eps, norm="inf", seed=seed, **kw)
+        return attack(x.astype(np.float32), y)
+
+    def compute(self, model: nn.Sequential, x: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
+        """The measures per layer of each kind of manifold, and ``overlap``; ``x``, ``y``: the test set."""
+        if y is None:
+            raise SleepnetError("the geometry analysis needs the test labels")
+        noisy = stochastic(model)
+        check_draws(model, self.draws)
+        m, rng = self.m, np.random.default_rng(self.seed)
+        idx = first_per_class(np.asarray(y), m)
+        p = len(idx)
+        xc, yc = np.asarray(x)[idx.ravel()], np.asarray(y)[idx.ravel()]
+        ex, ey = xc[::m], yc[::m]  # the first image of each class
+        tile = np.repeat(ex, m, axis=0)
+        noise = rng.normal(0.0, self.sigma, tile.shape)
+        sets = {
+            "class": xc,
+            "class-adv": self._adversarial(model, xc, yc, self.seed),
+            "exemplar-noise": np.clip(tile + noise, 0, 1),
+            "exemplar-adv": self._adversarial(model, tile, np.repeat(ey, m), self.seed + 1),
+        }
+        adv_one = self._adversarial(model, ex, ey, self.seed + 2)
+        size = dict.fromkeys(sets, m)
+        if noisy:
+            k = self.draws or m
+            sets["exemplar-draws"] = np.repeat(ex, k, axis=0)
+            sets["exemplar-draws-adv"] = np.repeat(adv_one, k, axis=0)
+            size |= {"exemplar-draws": k, "exemplar-draws-adv": k}
+        else:
+            sets["exemplar-noise-adv"] = np.clip(np.repeat(adv_one, m, axis=0) + noise, 0, 1)
+            size["exemplar-noise-adv"] = m
+        dev = model_device(model)
+        reps = {}
+        with seeded(model, self.seed):
+            for kind, images in sets.items():
+                reps[kind] = representations(model, torch.as_tensor(images, dtype=torch.float32, device=dev))
+        layers = [name for name, _ in reps["class"]]
+        out: dict[str, Any] = {"layers": layers, "manifolds": {}, "points": size, "classes": p}
+        for kind in [k for k in sets if k != "exemplar-noise-adv"]:
+            res = {key: [] for key in MEASURES}
+            for _, r in reps[kind]:
+                a = manifold_analysis(r.reshape(p, size[kind], -1).transpose(0, 2, 1), self.kappa, self.n_t,
+                                      self.seed)  # fmt: skip
+                for key in MEASURES:
+                    res[key].append(a[key])
+            out["manifolds"][kind] = res
+        clean, adv = (("exemplar-draws", "exemplar-draws-adv") if noisy
+                      else ("exemplar-noise", "exemplar-noise-adv"))  # fmt: skip
+        k = size[clean]
+        labels = np.repeat([1, -1], k)
+        out["overlap"] = [
+            float(np.mean([not separable(np.vstack([rc[j * k:(j + 1) * k], ra[j * k:(j + 1) * k]]), labels)
+                           for j in range(p)]))
+            for (_, rc), (_, ra) in zip(reps[clean], reps[adv])
+        ]  # fmt: skip
+        out["overlap_of"] = "noise draws" if noisy else "pixel noise"
+        out["settings"] = {"m": m, "classes": p, "eps": self.eps, "norm": "inf", "sigma": self.sigma,
+                           "kappa": self.kappa, "n_t": self.n_t, "seed": self.seed,
+                           "pgd": {"loss": "cross-entropy", "n_steps": STEPS if noisy else 40,
+                                   "eot_samples": EOT if noisy else 1}}  # fmt: skip
+        return out
+
+    def figure(self, results: dict[str, dict[str, Any]], path: Path) -> Path:
+        """Capacity, radius and dimension (rows) against layer for each kind of manifold (columns),
+        the models overlaid; the overlap in a last row."""
+        from ..plots import save, subplots
+
+        kinds = list(dict.fromkeys(k for r in results.values() for k in r["manifolds"]))
+        rows = ("capacity", "radius", "dimension")
+        fig, axes = subplots(len(rows) + 1, len(kinds), figsize=(3.2 * len(kinds), 2.4 * (len(rows) + 1)),
+                             squeeze=False)  # fmt: skip
+        for label, r in results.items():
+            xs = np.arange(len(r["layers"]))
+            for col, kind in enumerate(kinds):
+                if kind not in r["manifolds"]:
+                    continue
+                for row, key in enumerate(rows):
+                    axes[row][col].plot(xs, r["manifolds"][kind][key], marker="o", label=label)
+                    axes[row][col].set_title(f"{kind}: {key}", fontsize=9)
+            axes[len(rows)][0].plot(xs, r["overlap"], marker="o", label=f"{label} ({r['overlap_of']})")
+        axes[len(rows)][0].set_title("clean/adversarial overlap", fontsize=9)
+        axes[len(rows)][0].set_ylim(-0.05, 1.05)
+        for col in range(1, len(kinds)):
+            axes[len(rows)][col].axis("off")
+        for ax in axes[len(rows) - 1]:
+            ax.set_xlabel("layer (0 = input, last = logits)")
+        axes[0][0].legend(fontsize=7)
+        axes[len(rows)][0].legend(fontsize=7)
+        return save(fig, path)
+
+
+ANALYSES.register("geometry", Geometry())

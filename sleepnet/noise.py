@@ -1,0 +1,191 @@
+"""Stochastic layers: neuronal noise that stays on at test time (Dapello et al. 2021; VOneNet).
+
+- ``PoissonNoise(gain, k=0.35, b=0.07)``: Poisson-like noise, its variance growing with the
+  mean, as VOneNet's ``noise_f`` (github dicarlolab/vonenet, ``vonenet/modules.py``, neuronal
+  mode) does it. VOneNet scales its V1 output into spike-count units (``k_exc = 25``) before
+  the noise; ``gain`` is that factor here, applied to the layer's output ``x`` and undone::
+
+      u = gain * x;  u' = k u + b;  u' += eps * sqrt(relu(u') + 1e-4);  out = relu((u' - b) / k / gain)
+
+  that is ``relu(x + eps * sqrt(relu(k gain x + b) + 1e-4) / (k gain))``, ``eps ~ N(0, 1)``: a
+  variance of about ``x / (k gain)`` for large ``x``. A larger gain is less noise; at gain 1
+  (unit scale) the noise's std at ``x = 0`` is ``sqrt(0.07) / 0.35 = 0.76``, which swamps an
+  MLP's activations (``docs/stochastic.md`` gives the scales measured on ours).
+- ``GaussianNoise(sigma)``: ``relu(x + sigma * eps)`` (VOneNet's gaussian mode, ReLU included).
+
+A noise layer goes after a hidden layer's activation (``add_noise``); its draws come from its
+own generator, seeded by its ``seed`` (recorded in ``model.json``), fresh on every forward
+pass, in training and in evaluation alike, so a loaded model draws the same sequence each
+time and no other torch draw moves it. Every tool knows such a model is stochastic
+(``stochastic = True``; ``evaluation.attacks.stochastic``) and evaluates it with EOT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+
+from .errors import SleepnetError
+
+KINDS = ("poisson", "gaussian")
+
+
+def positive(name: str, value) -> float:
+    """``value`` as a finite positive float; one clear error otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if isinstance(value, bool) or not math.isfinite(v) or v <= 0:
+        raise SleepnetError(f"noise {name} must be a finite positive number, got {value!r}")
+    return v
+
+
+class Noise(nn.Module):
+    """The common part: a seeded generator per device, fresh noise each pass."""
+
+    stochastic = True
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = int(seed)
+        self.restart()
+
+    def restart(self, seed: int | None = None) -> None:
+        """Start the draws again, from ``seed`` (default: the layer's own, which stays recorded)."""
+        self._start = self.seed if seed is None else int(seed)
+        self._gens: dict[str, torch.Generator] = {}
+
+    def eps(self, x: torch.Tensor) -> torch.Tensor:
+        """``N(0, 1)`` of ``x``'s shape, dtype and device, from this layer's generator."""
+        key = str(x.device)
+        if key not in self._gens:
+            self._gens[key] = torch.Generator(device=x.device).manual_seed(self._start)
+        return torch.randn(x.shape, generator=self._gens[key], device=x.device, dtype=x.dtype)
+
+    def __getstate__(self):  # generators do not copy or pickle: a copy starts from its seed
+        state = self.__dict__.copy()
+        state["_gens"] = {}
+        return state
+
+
+class PoissonNoise(Noise):
+    """Poisson-like noise at ``gain`` spike counts per unit activation (module docstring)."""
+
+    def __init__(self, gain: float = 25.0, k: float = 0.35, b: float = 0.07, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.gain, self.k, self.b = positive("gain", gain), positive("k", k), float(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu(x + eps * sqrt(relu(k gain x + b) + 1e-4) / (k gain))``."""
+        kg = self.k * self.gain
+        return torch.relu(x + self.eps(x) * torch.sqrt(torch.relu(kg * x + self.b) + 1e-4) / kg)
+
+    def extra_repr(self) -> str:
+        """``gain=..., k=..., b=..., seed=...``."""
+        return f"gain={self.gain}, k={self.k}, b={self.b}, seed={self.seed}"
+
+
+class GaussianNoise(Noise):
+    """``relu(x + sigma * eps)``."""
+
+    def __init__(self, sigma: float = 0.1, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.sigma = positive("sigma", sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu(x + sigma * eps)``."""
+        return torch.relu(x + self.sigma * self.eps(x))
+
+    def extra_repr(self) -> str:
+        """``sigma=..., seed=...``."""
+        return f"sigma={self.sigma}, seed={self.seed}"
+
+
+def parse(spec: str) -> tuple[str, float]:
+    """``"poisson:25"`` -> ``("poisson", 25.0)`` (the gain), ``"gaussian:0.1"`` -> ``("gaussian", 0.1)``
+    (sigma); one clear error for anything else."""
+    kind, _, value = str(spec).partition(":")
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = float("nan")
+    if kind not in KINDS or not math.isfinite(scale) or scale <= 0:
+        raise SleepnetError(f"noise must be poisson:GAIN or gaussian:SIGMA with a positive number, "
+                            f"got {spec!r}")
+    return kind, scale
+
+
+def make(spec: str, seed: int = 0) -> Noise:
+    """A noise layer for ``spec`` (``parse``)."""
+    kind, scale = parse(spec)
+    return PoissonNoise(gain=scale, seed=seed) if kind == "poisson" else GaussianNoise(sigma=scale, seed=seed)
+
+
+def spec_of(layer: Noise) -> str:
+    """The ``parse``-able spec of ``layer``."""
+    return f"poisson:{layer.gain:g}" if isinstance(layer, PoissonNoise) else f"gaussian:{layer.sigma:g}"
+
+
+def hidden_outputs(model: nn.Sequential) -> list[int]:
+    """Indices of ``model``'s hidden activations: each ReLU or sigmoid but the readout's."""
+    acts = [i for i, m in enumerate(model) if isinstance(m, (nn.ReLU, nn.Sigmoid))]
+    last_weight = max(i for i, m in enumerate(model) if isinstance(m, (nn.Linear, nn.Conv2d)))
+    return [i for i in acts if i < last_weight]
+
+
+def add_noise(model: nn.Sequential, spec: str, after: tuple[int, ...] | list[int] = (),
+              seed: int = 0) -> nn.Sequential:  # fmt: skip
+    """``model`` with a noise layer ``spec`` after the activation of each hidden layer in ``after``
+    (numbered from 1; empty: every hidden layer); the ``j``-th noise layer is seeded ``seed * 1000 + j``.
+
+    The layers are ``model``'s own (shared, not copied); a model that has noise already is refused.
+    """
+    parse(spec)
+    if stochastic_layers(model):
+        raise SleepnetError("the model has noise layers already")
+    hidden = hidden_outputs(model)
+    chosen = list(after) or list(range(1, len(hidden) + 1))
+    bad = [j for j in chosen if isinstance(j, bool) or not isinstance(j, int) or not 1 <= j <= len(hidden)]
+    if bad or len(set(chosen)) != len(chosen):
+        raise SleepnetError(f"noise goes after hidden layers 1..{len(hidden)} (each once), got {list(after)}")
+    at = {hidden[h - 1]: j for j, h in enumerate(sorted(chosen), start=1)}
+    layers: list[nn.Module] = []
+    for i, m in enumerate(model):
+        layers.append(m)
+        if i in at:
+            layers.append(make(spec, seed * 1000 + at[i]))
+    return nn.Sequential(*layers)
+
+
+def stochastic_layers(model: nn.Module) -> list[Noise]:
+    """The noise layers of ``model``."""
+    return [m for m in model.modules() if isinstance(m, Noise)]
+
+
+def restart(model: nn.Module, seed: int | None = None) -> None:
+    """Restart every noise layer of ``model``: from its own seed, or from ``seed * 1000 + j``
+    (``j``: its place among them, from 1)."""
+    for j, layer in enumerate(stochastic_layers(model), start=1):
+        layer.restart(None if seed is None else seed * 1000 + j)
+
+
+@contextlib.contextmanager
+def seeded(model: nn.Module, seed: int):
+    """Within the block, ``model``'s noise layers draw from ``seed`` (``restart``); afterwards they go
+    on from where they were, as if the block had not drawn."""
+    layers = stochastic_layers(model)
+    saved = [(layer._start, {k: g.get_state() for k, g in layer._gens.items()}) for layer in layers]
+    restart(model, seed)
+    try:
+        yield model
+    finally:
+        for layer, (start, states) in zip(layers, saved):
+            layer.restart(start)
+            for key, state in states.items():
+                gen = torch.Generator(device=key)
+                gen.set_state(state)
+                layer._gens[key] = gen
