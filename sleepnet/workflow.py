@@ -48,19 +48,25 @@ def model_loss(meta: dict) -> str:
 def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: int | None = None,
                     hidden: tuple[int, ...] | None = None, data_dir: str | None = None,
                     overwrite: bool = False, progress: bool = True, device=None,
-                    saturation: float | None = None, schedule: str | None = None) -> dict:  # fmt: skip
+                    saturation: float | None = None, schedule: str | None = None, noise: str | None = None,
+                    noise_after: tuple[int, ...] | None = None) -> dict:  # fmt: skip
     """Train ``recipe`` on ``dataset`` on ``device``; ``hidden`` replaces the recipe's hidden layer
-    sizes, ``saturation`` and ``schedule`` its saturation penalty (``sleepnet.saturation``)."""
+    sizes, ``saturation`` and ``schedule`` its saturation penalty (``sleepnet.saturation``),
+    ``noise`` and ``noise_after`` its noise layers (``sleepnet.noise``)."""
     from .converters import check_sequential
     from .errors import ConversionError
     from .training import get_recipe, train
 
     if schedule is not None and not saturation:
         raise SleepnetError("--schedule sets the saturation penalty's annealing: give --saturation too")
-    changes = {"epochs": epochs, "saturation": saturation, "schedule": schedule}
+    if noise_after is not None and not noise:
+        raise SleepnetError("--noise-after places the noise layers: give --noise too")
+    changes = {"epochs": epochs, "saturation": saturation, "schedule": schedule, "noise": noise,
+               "noise_after": noise_after}  # fmt: skip
     base = get_recipe(recipe, **changes)
     if hidden is not None:
         base = get_recipe(recipe, **changes, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
+
     refuse_existing(out, overwrite)
     device = resolve_device(device)
     data = load_dataset(dataset, data_dir)
@@ -317,22 +323,53 @@ def plot_folder(folder: Path, out: Path | None = None, parent: Path | None = Non
     return paths
 
 
+def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int = 200, n_reps: int = 10,
+                     seed: int = 0, simulated: bool = False, overwrite: bool = False) -> dict:  # fmt: skip
+    """MFTMA (``geometry.manifold_analysis``) of ``X`` ``(P, N, M)`` of the .npz ``manifolds``, written to
+    ``out`` as JSON, with the simulated capacity if ``simulated``; everything is checked first."""
+    from .geometry import check_manifolds, manifold_analysis, simulated_capacity
+
+    refuse_existing(out, overwrite)
+    try:
+        with np.load(manifolds, allow_pickle=False) as f:
+            if "X" not in f.files:
+                raise SleepnetError(f"{manifolds} holds no array X (it has: {', '.join(f.files) or 'none'})")
+            x = f["X"]
+    except (OSError, ValueError, EOFError) as exc:
+        raise SleepnetError(f"{manifolds} is not a readable .npz file ({exc})") from None
+    check_manifolds(x, kappa, n_t)
+    if isinstance(n_reps, bool) or not isinstance(n_reps, int) or n_reps < 1:
+        raise SleepnetError(f"--n-reps must be a positive integer, got {n_reps!r}")
+    res = manifold_analysis(x, kappa, n_t, seed, n_reps)
+    if simulated:
+        res["simulated"] = simulated_capacity(x, seed=seed)
+    res["manifolds"] = str(Path(manifolds).resolve())
+    write_json(out, res)
+    return res
+
+
 def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_path: Path | None = None,
                       analyses: tuple[str, ...] | None = None, data_dir: str | None = None,
-                      dataset: str | None = None, overwrite: bool = False) -> dict:  # fmt: skip
+                      dataset: str | None = None, overwrite: bool = False, geometry: bool = False,
+                      draws: int | None = None) -> dict:  # fmt: skip
     """Every analysis (``sleepnet.analysis``) of the models on the first ``n`` test images of the fixed
     permutation: ``out/analysis.json`` and one figure per analysis, the models side by side.
+    ``geometry`` adds the representation geometry (the whole test set: it picks its own images),
+    with ``draws`` noise draws per exemplar manifold of a stochastic model.
 
     All models must share one dataset (name and hash). Everything is checked before any work
     (the folders, the dataset, ``n``, the analysis names), and ``out`` and ``json_path`` are
     written atomically at the end. A model is labelled by its folder's name (made unique).
     """
-    from .analysis import ANALYSES, analyze, figures
+    from .analysis import ANALYSES, Geometry, analyze, figures
+    from .analysis.geometry import check_draws
     from .evaluation import subsample_indices
 
     check_n(n)
     for name in analyses or ():
         ANALYSES.get(name)
+    if draws is not None and not geometry:
+        raise SleepnetError("--draws is for the geometry's noise draws: add --geometry")
     refuse_existing(out, overwrite)
     if json_path is not None:
         refuse_existing(json_path, overwrite)
@@ -351,8 +388,15 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
             label = f"{Path(folder).name}-{k}"
         labels.append(label)
         models[label] = model
+        if geometry:
+            check_draws(model, draws, str(folder))
     check_n(n, data)
-    result = analyze(models, data.x_test, subsample_indices(len(data.x_test), n), analyses)
+    names = tuple(analyses or [a for a in ANALYSES.names() if ANALYSES[a].default])
+    if geometry:
+        Geometry().check_data(data.y_test)
+        names = (*[a for a in names if a != "geometry"], "geometry")
+    result = analyze(models, data.x_test, subsample_indices(len(data.x_test), n), names, data.y_test,
+                     {"geometry": Geometry(draws=draws)})  # fmt: skip
     result["models_paths"] = {label: str(Path(f).resolve()) for label, f in zip(labels, model_dirs)}
     result["dataset"] = data.record()
     with atomic_dir(out, overwrite=overwrite) as tmp:

@@ -35,9 +35,11 @@ ANALYSES: Registry[Analysis] = Registry("analysis")
 
 
 def analyze(models: dict[str, nn.Sequential], x: np.ndarray, indices: np.ndarray,
-            names: tuple[str, ...] | None = None, y: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
+            names: tuple[str, ...] | None = None, y: np.ndarray | None = None,
+            instances: dict[str, Analysis] | None = None) -> dict[str, Any]:  # fmt: skip
     """Every analysis in ``names`` (default: every ``default`` one) on every model, on the images
     ``x[indices]``; one that ``needs_labels`` gets all of ``x`` with the labels ``y``.
+    ``instances`` replaces the registered analysis of a name (one with other settings).
 
     Returns ``{"indices": [...], "models": {model: {analysis: result, ...}}, "seconds": {...}}``
     with the seconds each analysis took per model.
@@ -49,7 +51,7 @@ def analyze(models: dict[str, nn.Sequential], x: np.ndarray, indices: np.ndarray
         out["models"][label], out["seconds"][label] = {}, {}
         for name in names:
             start = time.perf_counter()
-            analysis = ANALYSES[name]
+            analysis = (instances or {}).get(name) or ANALYSES[name]
             out["models"][label][name] = (analysis.compute(model, np.asarray(x), y) if analysis.needs_labels
                                           else analysis.compute(model, xs))  # fmt: skip
             out["seconds"][label][name] = time.perf_counter() - start

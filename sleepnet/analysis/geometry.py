@@ -12,10 +12,13 @@ Manifolds (``docs/geometry.md``), from the test set in the fixed permutation (se
 - for a stochastic model, ``exemplar-draws``: ``draws`` (default ``m``) noise draws of the
   network on each clean image; ``exemplar-draws-adv``: as many draws on one PGD example of each.
 
-``overlap`` per layer is the share of the exemplar images whose clean and adversarial
-manifolds are not linearly separable (``geometry.separability``): for a stochastic model
-its draws on the clean image and on the adversarial one, for a deterministic model the
-clean and the adversarial image each under the same ``m`` pixel-noise draws.
+``separation`` per layer measures how far the clean and the adversarial exemplar manifolds
+overlap: the cross-validated d' between them along the line joining their centres (below
+about 1 they overlap, Dapello et al.'s signature of stochastic networks), between the clean
+and one adversarial image of each exemplar, each under the same ``m`` pixel-noise draws; for a
+stochastic model also ``separation_draws``, between its noise draws on the clean image and on
+the adversarial one. (Linear separability itself says nothing here: any two sets of 100
+points in more than 100 dimensions are separable.)
 A layer's representation is the input to the next weight layer (after the activation, and
 after noise and dropout where the model has them; dropout is off in evaluation); the last is
 the logits.
@@ -34,7 +37,6 @@ from ..devices import model_device
 from ..errors import SleepnetError
 from ..evaluation.attacks import ATTACKS, stochastic
 from ..geometry.mftma import manifold_analysis
-from ..geometry.separability import separable
 from ..losses import logit_body
 from ..noise import seeded
 from ..state import eval_mode
@@ -73,6 +75,34 @@ def first_per_class(y: np.ndarray, m: int) -> np.ndarray:
     return np.stack(rows)
 
 
+def separation(clean: np.ndarray, adv: np.ndarray) -> float | None:
+    """Cross-validated d' of two manifolds ``(k, features)`` along the line joining their centres.
+
+    The direction comes from one half of each manifold's points, d' (difference of the mean
+    projections over their pooled standard deviation) from the other half, and the halves swap;
+    the mean of the two. Estimated so, noise in the centres does not pass for a separation. None
+    where the points do not spread along the direction (a deterministic network's draws).
+    """
+    h = len(clean) // 2
+    values = []
+    for fit, test in ((slice(0, h), slice(h, 2 * h)), (slice(h, 2 * h), slice(0, h))):
+        u = adv[fit].mean(axis=0) - clean[fit].mean(axis=0)
+        norm = np.linalg.norm(u)
+        if norm == 0:
+            return None
+        pc, pa = clean[test] @ (u / norm), adv[test] @ (u / norm)
+        spread = np.sqrt((pc.var(ddof=1) + pa.var(ddof=1)) / 2)
+        if spread <= 1e-12 * max(1.0, float(np.abs(pc).max())):
+            return None
+        values.append((pa.mean() - pc.mean()) / spread)
+    return float(np.mean(values))
+
+
+def mean_or_none(values: list[float | None]) -> float | None:
+    """The mean of ``values``, None if any is None."""
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def check_draws(model: nn.Module, draws: int | None, label: str = "the model") -> None:
     """One clear error for noise draws asked of a deterministic model or a count below 2."""
     if draws is None:
@@ -95,13 +125,17 @@ class Geometry(Analysis):
         self.m, self.eps, self.sigma, self.kappa, self.n_t, self.seed = m, eps, sigma, kappa, n_t, seed
         self.draws = draws
 
+    def check_data(self, y: np.ndarray) -> None:
+        """One clear error, before any work, if a class has fewer than ``m`` test images."""
+        first_per_class(np.asarray(y), self.m)
+
     def _adversarial(self, model, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
         kw = {"eot_samples": EOT, "n_steps": STEPS} if stochastic(model) else {}
         attack = ATTACKS["pgd"](model, "cross-entropy", eps=self.eps, norm="inf", seed=seed, **kw)
         return attack(x.astype(np.float32), y)
 
     def compute(self, model: nn.Sequential, x: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
-        """The measures per layer of each kind of manifold, and ``overlap``; ``x``, ``y``: the test set."""
+        """The measures per layer of each kind of manifold, and ``separation``; ``x``, ``y``: the test set."""
         if y is None:
             raise SleepnetError("the geometry analysis needs the test labels")
         noisy = stochastic(model)
@@ -120,15 +154,13 @@ class Geometry(Analysis):
             "exemplar-adv": self._adversarial(model, tile, np.repeat(ey, m), self.seed + 1),
         }
         adv_one = self._adversarial(model, ex, ey, self.seed + 2)
+        sets["exemplar-noise-adv"] = np.clip(np.repeat(adv_one, m, axis=0) + noise, 0, 1)
         size = dict.fromkeys(sets, m)
         if noisy:
             k = self.draws or m
             sets["exemplar-draws"] = np.repeat(ex, k, axis=0)
             sets["exemplar-draws-adv"] = np.repeat(adv_one, k, axis=0)
             size |= {"exemplar-draws": k, "exemplar-draws-adv": k}
-        else:
-            sets["exemplar-noise-adv"] = np.clip(np.repeat(adv_one, m, axis=0) + noise, 0, 1)
-            size["exemplar-noise-adv"] = m
         dev = model_device(model)
         reps = {}
         with seeded(model, self.seed):
@@ -144,16 +176,15 @@ class Geometry(Analysis):
                 for key in MEASURES:
                     res[key].append(a[key])
             out["manifolds"][kind] = res
-        clean, adv = (("exemplar-draws", "exemplar-draws-adv") if noisy
-                      else ("exemplar-noise", "exemplar-noise-adv"))  # fmt: skip
-        k = size[clean]
-        labels = np.repeat([1, -1], k)
-        out["overlap"] = [
-            float(np.mean([not separable(np.vstack([rc[j * k:(j + 1) * k], ra[j * k:(j + 1) * k]]), labels)
-                           for j in range(p)]))
-            for (_, rc), (_, ra) in zip(reps[clean], reps[adv])
-        ]  # fmt: skip
-        out["overlap_of"] = "noise draws" if noisy else "pixel noise"
+        pairs = {"separation": ("exemplar-noise", "exemplar-noise-adv")}
+        if noisy:
+            pairs["separation_draws"] = ("exemplar-draws", "exemplar-draws-adv")
+        for key, (clean, adv) in pairs.items():
+            k = size[clean]
+            out[key] = [
+                mean_or_none([separation(rc[j * k:(j + 1) * k], ra[j * k:(j + 1) * k]) for j in range(p)])
+                for (_, rc), (_, ra) in zip(reps[clean], reps[adv])
+            ]  # fmt: skip
         out["settings"] = {"m": m, "classes": p, "eps": self.eps, "norm": "inf", "sigma": self.sigma,
                            "kappa": self.kappa, "n_t": self.n_t, "seed": self.seed,
                            "pgd": {"loss": "cross-entropy", "n_steps": STEPS if noisy else 40,
@@ -162,7 +193,7 @@ class Geometry(Analysis):
 
     def figure(self, results: dict[str, dict[str, Any]], path: Path) -> Path:
         """Capacity, radius and dimension (rows) against layer for each kind of manifold (columns),
-        the models overlaid; the overlap in a last row."""
+        the models overlaid; the clean/adversarial separation in a last row."""
         from ..plots import save, subplots
 
         kinds = list(dict.fromkeys(k for r in results.values() for k in r["manifolds"]))
@@ -177,9 +208,12 @@ class Geometry(Analysis):
                 for row, key in enumerate(rows):
                     axes[row][col].plot(xs, r["manifolds"][kind][key], marker="o", label=label)
                     axes[row][col].set_title(f"{kind}: {key}", fontsize=9)
-            axes[len(rows)][0].plot(xs, r["overlap"], marker="o", label=f"{label} ({r['overlap_of']})")
-        axes[len(rows)][0].set_title("clean/adversarial overlap", fontsize=9)
-        axes[len(rows)][0].set_ylim(-0.05, 1.05)
+            for key, style in (("separation", "-"), ("separation_draws", "--")):
+                if key in r:
+                    sep = [np.nan if v is None else v for v in r[key]]
+                    axes[len(rows)][0].plot(xs, sep, style, marker="o",
+                                            label=label + (" (noise draws)" if key != "separation" else ""))
+        axes[len(rows)][0].set_title("clean/adversarial separation (d')", fontsize=9)
         for col in range(1, len(kinds)):
             axes[len(rows)][col].axis("off")
         for ax in axes[len(rows) - 1]:

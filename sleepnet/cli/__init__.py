@@ -18,12 +18,12 @@ import signal
 import sys
 
 from ..errors import SleepnetError
-from . import analyze, convert, data, demo, evaluate, plot, presets, sleep, train, tune
+from . import analyze, convert, data, demo, evaluate, geometry, plot, presets, sleep, train, tune
 from . import run as run_command
 from .common import Parser
 
 #: the commands, in the order ``sleepnet --help`` lists them
-COMMANDS = (data, train, convert, sleep, evaluate, analyze, plot, presets, run_command, tune, demo)
+COMMANDS = (data, train, convert, sleep, evaluate, analyze, geometry, plot, presets, run_command, tune, demo)
 
 
 class _Sleepnet(Parser):
