@@ -140,6 +140,10 @@ class Geometry(Analysis):
             raise SleepnetError("the geometry analysis needs the test labels")
         noisy = stochastic(model)
         check_draws(model, self.draws)
+        with seeded(model, self.seed):  # every noise draw, the attacks' included, from the seed
+            return self._compute(model, x, y, noisy)
+
+    def _compute(self, model, x, y, noisy: bool) -> dict[str, Any]:
         m, rng = self.m, np.random.default_rng(self.seed)
         idx = first_per_class(np.asarray(y), m)
         p = len(idx)
@@ -163,9 +167,8 @@ class Geometry(Analysis):
             size |= {"exemplar-draws": k, "exemplar-draws-adv": k}
         dev = model_device(model)
         reps = {}
-        with seeded(model, self.seed):
-            for kind, images in sets.items():
-                reps[kind] = representations(model, torch.as_tensor(images, dtype=torch.float32, device=dev))
+        for kind, images in sets.items():
+            reps[kind] = representations(model, torch.as_tensor(images, dtype=torch.float32, device=dev))
         layers = [name for name, _ in reps["class"]]
         out: dict[str, Any] = {"layers": layers, "manifolds": {}, "points": size, "classes": p}
         for kind in [k for k in sets if k != "exemplar-noise-adv"]:

@@ -172,7 +172,8 @@ def shared_directions(centers: np.ndarray, max_k: int, n_reps: int, rng: np.rand
 def participation_ratio(points: np.ndarray) -> float:
     """``(sum lambda)^2 / sum lambda^2`` of the covariance of ``points`` ``(N, M)`` (M points)."""
     centred = points - points.mean(axis=1, keepdims=True)
-    lam = np.linalg.eigvalsh(centred.T @ centred)  # the covariance's nonzero eigenvalues, times M
+    gram = centred.T @ centred if centred.shape[1] <= centred.shape[0] else centred @ centred.T
+    lam = np.linalg.eigvalsh(gram)  # the covariance's nonzero eigenvalues, times M
     lam = np.clip(lam, 0, None)
     total = float(np.sum(lam**2))
     return float(np.sum(lam) ** 2 / total) if total > 0 else 0.0

@@ -1,0 +1,222 @@
+"""MFTMA against the reference code's own numbers, the simulated capacity, the simple measures, the
+geometry command and the geometry analysis of a model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sleepnet.analysis.geometry import Geometry, representations, separation
+from sleepnet.errors import SleepnetError
+from sleepnet.geometry import anchor_analysis, manifold_analysis, participation_ratio, simulated_capacity
+from sleepnet.geometry.mftma import correlation_cost, shared_directions
+from sleepnet.models import build_mlp
+from sleepnet.noise import add_noise
+from tests.conftest import run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mftma"
+REFERENCE = json.loads((FIXTURES / "reference.json").read_text())
+
+
+def test_the_fixture_names_the_reference_commit_and_its_settings():
+    ref = REFERENCE["reference"]
+    assert ref["commit"] == "d56eda1d86a71f4f4601ef1acc3254e20259a80c"
+    assert ref["repo"].endswith("schung039/neural_manifolds_replicaMFT")
+    assert REFERENCE["settings"]["n_reps"] == 10 and len(REFERENCE["settings"]["seeds"]) == 5
+
+
+@pytest.mark.parametrize("kappa", ["0.0", "0.2"])
+def test_anchor_points_and_measures_equal_the_references_on_the_same_t_vectors(kappa):
+    """The deterministic part: one manifold, the reference's own t vectors; the QP solved as NNLS."""
+    data = np.load(FIXTURES / "each_manifold.npz")
+    want = REFERENCE["each_manifold"]["results"][kappa]
+    got = anchor_analysis(data["sD1"], want["kappa"], data["t_vec"])
+    assert np.allclose(got, (want["a_Mfull"], want["R_M"], want["D_M"]), rtol=1e-7, atol=0)
+
+
+def test_the_correlation_cost_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 7))
+    v = np.linalg.qr(rng.standard_normal((3, 7, 2)))[0]  # three stacked starts
+    f, g = correlation_cost(v, x)
+    d = rng.standard_normal(v.shape)
+    h = 1e-6
+    fd = (correlation_cost(v + h * d, x)[0] - correlation_cost(v - h * d, x)[0]) / (2 * h)
+    assert np.allclose(fd, np.sum(g * d, axis=(1, 2)), rtol=1e-6)
+
+
+def test_removing_shared_directions_lowers_the_centre_correlation():
+    data = np.load(FIXTURES / "lowrank.npz")["X"]
+    centers = data.mean(axis=2).T
+    _, directions, residual, before = shared_directions(centers, 11, 10, np.random.default_rng(0))
+    assert np.isclose(before, REFERENCE["cases"]["lowrank"]["summary"]["res_coeff0"]["mean"], rtol=1e-9)
+    assert min(residual) < before
+    assert all(np.allclose(v.T @ v, np.eye(v.shape[1]), atol=1e-9) for v in directions)
+
+
+@pytest.mark.parametrize("case", sorted(REFERENCE["cases"]))
+def test_capacity_radius_and_dimension_agree_with_the_reference_within_its_spread(case):
+    """Means over seeds, ours (6) against the reference's (5, from its own run): the difference
+    within 3.5 standard errors of a difference of two means, with the larger of the two spreads
+    (the seeds draw the t vectors and the restarts, in each code from its own generator)."""
+    spec = REFERENCE["cases"][case]
+    x = np.load(FIXTURES / spec["data"])["X"]
+    ours = [manifold_analysis(x, spec["kappa"], spec["n_t"], seed=s, n_reps=spec["n_reps"]) for s in range(6)]
+    for key, ref_key in (("capacity", "capacity"), ("radius", "radius"), ("dimension", "dimension")):
+        mine = np.array([r[key] for r in ours])
+        ref = spec["summary"][ref_key]
+        spread = max(mine.std(ddof=1), ref["std"])
+        se = spread * np.sqrt(1 / len(mine) + 1 / len(ref["per_seed"]))
+        assert abs(mine.mean() - ref["mean"]) <= 3.5 * se, (key, mine.mean(), ref["mean"], se)
+    assert np.isclose(ours[0]["center_correlation"], spec["summary"]["res_coeff0"]["mean"], rtol=1e-9)
+    assert ours[0]["K"] == 1 == round(spec["summary"]["KK"]["mean"])
+
+
+def test_mftma_capacity_predicts_where_random_dichotomies_stop_being_separable():
+    x = np.load(FIXTURES / "gauss.npz")["X"]
+    theory = np.mean([manifold_analysis(x, seed=s)["capacity"] for s in range(3)])
+    sim = simulated_capacity(x, n_dichotomies=40, seed=0)
+    # the simulated capacity is P / n for a whole n: P = 10 and n ~ 11, steps of ~9 %
+    assert abs(sim["capacity"] - theory) / theory < 0.15
+
+
+def test_point_manifolds_have_capacity_two_and_no_radius():
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.standard_normal((6, 30, 1)), 4, axis=2)  # every point of a manifold the same
+    res = manifold_analysis(x, n_t=4000)
+    # 1 / E[max(t, 0)^2] = 2 for a point; estimated from 4000 draws (3.5 % standard error each)
+    assert np.allclose(res["per_manifold"]["capacity"], 2.0, rtol=0.12) and abs(res["capacity"] - 2) < 0.1
+    assert res["radius"] == 0.0
+    assert res["participation_ratio"] == 0.0
+
+
+def test_participation_ratio_counts_equal_variance_directions():
+    rng = np.random.default_rng(0)
+    pts = np.zeros((20, 4000))
+    pts[:5] = rng.standard_normal((5, 4000))  # 5 directions of equal variance
+    assert abs(participation_ratio(pts) - 5) < 0.05
+    pts[0] *= 10  # one dominant direction
+    assert participation_ratio(pts) < 1.1
+
+
+@pytest.mark.parametrize("x, kwargs, match", [
+    (np.zeros((1, 5, 3)), {}, "at least 2 manifolds"),
+    (np.zeros((3, 5, 1)), {}, "at least 2 manifolds of at least 2 points"),
+    (np.full((3, 5, 3), np.nan), {}, "NaN or inf"),
+    (np.ones((3, 5, 3)), {"kappa": -0.1}, "kappa"),
+    (np.ones((3, 5)), {}, "shape"),
+    (np.ones((3, 5, 3)), {"n_t": 0}, "n_t"),
+])  # fmt: skip
+def test_mftma_refuses_bad_input_in_one_line(x, kwargs, match):
+    with pytest.raises(SleepnetError, match=match):
+        manifold_analysis(x, **kwargs)
+
+
+def test_manifold_analysis_is_seeded():
+    x = np.load(FIXTURES / "gauss.npz")["X"]
+    assert manifold_analysis(x, seed=3) == manifold_analysis(x, seed=3)
+    assert manifold_analysis(x, seed=3)["capacity"] != manifold_analysis(x, seed=4)["capacity"]
+
+
+def test_geometry_cli_writes_the_measures_and_refuses_bad_input(tmp_path):
+    out = tmp_path / "g.json"
+    res = run_cli("geometry", "--manifolds", FIXTURES / "gauss.npz", "--n-t", "100", "--seed", "2",
+                  "--json", out)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(out.read_text())
+    x = np.load(FIXTURES / "gauss.npz")["X"]
+    want = manifold_analysis(x, n_t=100, seed=2)
+    for key in ("capacity", "radius", "dimension", "center_correlation", "participation_ratio"):
+        assert doc[key] == want[key]
+    assert len(doc["per_manifold"]["capacity"]) == 10 and doc["capacity"] == pytest.approx(
+        1 / np.mean(1 / np.array(doc["per_manifold"]["capacity"])))  # fmt: skip
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X=np.full((3, 4, 5), np.inf))
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, Y=np.ones((3, 4, 5)))
+    for args, match in ((["--manifolds", bad], "NaN or inf"), (["--manifolds", wrong], "no array X"),
+                        (["--manifolds", FIXTURES / "gauss.npz", "--kappa", "-1"], "kappa"),
+                        (["--manifolds", tmp_path / "none.npz"], "not a readable"),
+                        (["--manifolds", FIXTURES / "gauss.npz"], "already exists")):  # fmt: skip
+        target = out if match == "already exists" else tmp_path / "new.json"
+        before = out.read_bytes()
+        res = run_cli("geometry", *args, "--json", target)
+        assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0
+        assert not (tmp_path / "new.json").exists() and out.read_bytes() == before
+
+
+def _patches_like(n_per_class=12, classes=4, n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    protos = rng.random((classes, n))
+    x = np.clip(protos[y] + 0.1 * rng.standard_normal((len(y), n)), 0, 1).astype(np.float32)
+    return x, y
+
+
+def test_representations_are_the_input_each_hidden_layer_and_the_logits():
+    torch.manual_seed(0)
+    model = build_mlp([20, 16, 12, 4], dropout=0.2).eval()
+    x = torch.rand(5, 20)
+    reps = representations(model, x)
+    assert [name for name, _ in reps] == ["input", "PaperDropout 2", "PaperDropout 5", "logits"]
+    with torch.no_grad():
+        assert np.allclose(reps[1][1], model[:3](x).double().numpy())
+        assert np.allclose(reps[3][1], model[:-1](x).double().numpy())
+
+
+def test_separation_is_large_for_distinct_manifolds_and_small_for_the_same_one():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((50, 200))
+    assert abs(separation(a, rng.standard_normal((50, 200)))) < 1.0  # same distribution: ~0, not inflated
+    assert separation(a, rng.standard_normal((50, 200)) + 3.0) > 10
+    assert separation(np.ones((10, 3)), np.zeros((10, 3))) is None  # no spread: undefined
+
+
+def test_geometry_of_a_deterministic_and_a_stochastic_model():
+    x, y = _patches_like()
+    torch.manual_seed(0)
+    model = build_mlp([20, 16, 4], dropout=0).eval()
+    res = Geometry(m=6, n_t=50).compute(model, x, y)
+    assert res["layers"] == ["input", "ReLU 1", "logits"]
+    assert set(res["manifolds"]) == {"class", "class-adv", "exemplar-noise", "exemplar-adv"}
+    assert all(len(v) == 3 for m in res["manifolds"].values() for v in m.values())
+    assert len(res["separation"]) == 3 and "separation_draws" not in res
+    with pytest.raises(SleepnetError, match="deterministic"):
+        Geometry(m=6, n_t=50, draws=5).compute(model, x, y)
+    noisy = add_noise(model, "gaussian:0.3", seed=1).eval()
+    res = Geometry(m=6, n_t=50, draws=8).compute(noisy, x, y)
+    assert {"exemplar-draws", "exemplar-draws-adv"} <= set(res["manifolds"])
+    assert res["points"]["exemplar-draws"] == 8
+    draws = res["manifolds"]["exemplar-draws"]
+    assert draws["radius"][0] == 0.0 and draws["radius"][1] > 0  # the same image; the noise spreads it
+    assert res["separation_draws"][0] is None and res["separation_draws"][1] is not None
+    assert Geometry(m=6, n_t=50, draws=8).compute(noisy, x, y) == res  # seeded, noise draws included
+    with pytest.raises(SleepnetError, match="class 0 has 12 test images, the geometry needs 13"):
+        Geometry(m=13).compute(model, x, y)
+
+
+def test_analyze_cli_geometry_and_its_bad_input(tmp_path, patches_hidden_model):
+    out = tmp_path / "an"
+    res = run_cli("analyze", patches_hidden_model, "--geometry", "--only", "weights", "-o", out)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((out / "analysis.json").read_text())
+    g = doc["models"]["patches-hidden"]["geometry"]
+    assert g["classes"] == 4 and g["points"]["class"] == 50 and len(g["layers"]) == 3
+    assert (out / "geometry.png").is_file()
+    for args, match in ((["--geometry", "--draws", "5"], "deterministic"),
+                        (["--draws", "5"], "add --geometry")):  # fmt: skip
+        res = run_cli("analyze", patches_hidden_model, *args, "-o", tmp_path / "no")
+        assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0
+        assert not (tmp_path / "no").exists()
+
+
+def test_a_layer_representation_of_a_cnn_is_flattened():
+    from sleepnet.models import build_cnn
+
+    model = build_cnn((8, 8), 3, channels=(2, 3), hidden=5).eval()
+    reps = representations(model, torch.rand(4, 64))
+    assert [r.shape for _, r in reps] == [(4, 64), (4, 2 * 8 * 8 // 4), (4, 3 * 2 * 2), (4, 5), (4, 3)]
+    assert isinstance(model[1], nn.Conv2d)
