@@ -1,0 +1,203 @@
+"""Stochastic layers: VOneNet's noise, seeding, the model folder, the recipe, the defence, and the
+attacks that judge and query a stochastic model by its expected prediction."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sleepnet import noise
+from sleepnet.converters import check_sequential
+from sleepnet.data import Dataset
+from sleepnet.defences import DEFENCES
+from sleepnet.errors import ConversionError, SleepnetError
+from sleepnet.evaluation.attacks import ATTACKS, eot_default, stochastic
+from sleepnet.evaluation.attacks.base import ExpectedScores
+from sleepnet.models import build_mlp, load_model, save_model
+from sleepnet.training import get_recipe, init_model
+from tests.conftest import run_cli
+
+
+def vonenet_noise_f(x: torch.Tensor, eps: torch.Tensor, gain: float, k: float = 0.35, b: float = 0.07):
+    """VOneNet's ``noise_f`` (neuronal mode, ``vonenet/modules.py``) with fixed noise, on ``x`` scaled
+    into spike counts by ``gain`` and back, step for step as it is written there."""
+    x = x.clone() * gain
+    x *= k
+    x += b
+    x += eps * torch.sqrt(torch.relu(x.clone()) + 10e-5)
+    x -= b
+    x /= k
+    return torch.relu(x) / gain
+
+
+def test_poisson_noise_is_vonenets_noise_at_the_chosen_gain():
+    layer = noise.PoissonNoise(gain=25.0, seed=7)
+    x = torch.rand(64, 30) * 2 - 0.5
+    out = layer(x)
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(out, vonenet_noise_f(x, eps, 25.0))
+
+
+def test_poisson_variance_grows_with_the_mean_and_gaussian_does_not():
+    x = torch.tensor([3.0, 12.0]).repeat(200_000, 1)
+    var = noise.PoissonNoise(gain=10.0)(x).var(dim=0)
+    kg = 0.35 * 10
+    want = (kg * torch.tensor([3.0, 12.0]) + 0.07) / kg**2  # the relu cuts at 3 std and more: nothing
+    torch.testing.assert_close(var, want, rtol=0.02, atol=0)
+    g = noise.GaussianNoise(sigma=0.2)(x).var(dim=0)
+    torch.testing.assert_close(g, torch.tensor([0.04, 0.04]), rtol=0.02, atol=0)
+
+
+def test_noise_is_fresh_each_pass_seeded_and_independent_of_torchs_generator():
+    layer = noise.GaussianNoise(0.5, seed=3)
+    x = torch.ones(4, 5)
+    first = layer(x)
+    assert not torch.equal(first, layer(x))  # fresh noise each pass
+    layer.restart()
+    torch.manual_seed(99)  # other draws do not move it
+    torch.randn(10)
+    assert torch.equal(layer(x), first)
+    with noise.seeded(nn.Sequential(layer), 5):
+        inside = layer(x)
+    assert not torch.equal(inside, first)
+    after = layer(x)
+    layer.restart()
+    layer(x)
+    assert torch.equal(layer(x), after)  # the block drew nothing of the layer's own stream
+
+
+def test_a_noisy_model_saves_loads_and_copies_with_its_noise(tmp_path):
+    model = noise.add_noise(build_mlp([6, 8, 8, 3], dropout=0), "poisson:25", seed=2).eval()
+    assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "PoissonNoise", "Linear", "ReLU",
+                                                 "PoissonNoise", "Linear", "ReLU"]  # fmt: skip
+    x = torch.rand(5, 6)
+    want = model(x)
+    noise.restart(model)
+    folder = save_model(model, tmp_path / "m")
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["format"] == "sleepnet-model/3"
+    assert meta["architecture"][2] == {"type": "poisson_noise", "gain": 25.0, "k": 0.35, "b": 0.07, "seed": 2001}
+    loaded, _ = load_model(folder)
+    assert stochastic(loaded) and eot_default(loaded) == 20
+    torch.testing.assert_close(loaded(x), want)  # the same draws from the recorded seeds
+    torch.testing.assert_close(copy.deepcopy(model)(x), want)  # a copy starts from its seed too
+
+
+@pytest.mark.parametrize("spec, after, match", [
+    ("poisson", (), "poisson:GAIN"), ("poisson:-1", (), "positive"), ("uniform:1", (), "poisson:GAIN"),
+    ("gaussian:nan", (), "positive"), ("poisson:25", (3,), "hidden layers 1..2"),
+    ("poisson:25", (1, 1), "each once"),
+])  # fmt: skip
+def test_bad_noise_specs_and_places_are_refused(spec, after, match):
+    with pytest.raises(SleepnetError, match=match):
+        noise.add_noise(build_mlp([6, 8, 8, 3]), spec, after)
+
+
+def test_noise_goes_after_the_chosen_hidden_activations_and_not_twice():
+    model = noise.add_noise(build_mlp([6, 8, 8, 3], dropout=0.2), "gaussian:0.1", after=(2,))
+    assert isinstance(model[5], noise.GaussianNoise) and len(noise.stochastic_layers(model)) == 1
+    with pytest.raises(SleepnetError, match="noise layers already"):
+        noise.add_noise(model, "gaussian:0.1")
+
+
+def test_a_recipe_with_noise_builds_a_noisy_network_and_checks_its_places():
+    recipe = get_recipe("relu-mlp", sizes=(6, 8, 8, 3), noise="poisson:5", noise_after=(1,))
+    model = init_model(recipe, seed=4)
+    assert [type(m).__name__ for m in model][:3] == ["Linear", "ReLU", "PoissonNoise"]
+    assert noise.stochastic_layers(model)[0].seed == 4001
+    assert recipe.to_dict()["noise_after"] == [1]
+    with pytest.raises(SleepnetError, match="hidden layers 1..2"):
+        get_recipe("relu-mlp", sizes=(6, 8, 8, 3), noise="poisson:5", noise_after=(0,))
+    with pytest.raises(SleepnetError, match="needs a noise"):
+        get_recipe("relu-mlp", noise_after=(1,))
+
+
+def test_sleep_refuses_a_stochastic_network():
+    model = noise.add_noise(build_mlp([6, 8, 3], dropout=0), "poisson:25")
+    with pytest.raises(ConversionError, match="a noise layer; sleep converts deterministic"):
+        check_sequential(model)
+
+
+def _data(n=120, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    x = np.clip(np.eye(k, d)[y] * 0.8 + 0.1 * rng.random((n, d)), 0, 1).astype(np.float32)
+    return Dataset("toy", x, y, x, y, sha256="0" * 64)
+
+
+def test_the_stochastic_defence_adds_noise_to_the_control_or_trains_with_it():
+    data = _data()
+    recipe = get_recipe("relu-mlp", sizes=(6, 8, 3), epochs=1)
+    control = init_model(recipe, seed=0).eval()
+    record = {"recipe": recipe.to_dict()}
+    added, rec = DEFENCES["stochastic"](noise="gaussian:0.2", train=False).apply(control, record, data, seed=1)
+    assert stochastic(added) and not stochastic(control)
+    assert torch.equal(added[0].weight, control[0].weight)  # the control's weights, untouched
+    assert rec["recipe"]["noise"] == "gaussian:0.2" and rec["defence"]["train"] is False
+    trained, _ = DEFENCES["stochastic"](noise="poisson:25").apply(control, record, data, seed=1)
+    assert stochastic(trained) and not torch.equal(trained[0].weight, control[0].weight)
+    for bad, match in (({"noise": "poisson:0"}, "positive"), ({"train": "yes"}, "true or false"),
+                       ({"after": 1}, "list")):  # fmt: skip
+        with pytest.raises(SleepnetError, match=match):
+            DEFENCES["stochastic"](**bad)
+
+
+def _noisy_classifier(sigma=2.0):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16, bias=False), nn.ReLU(), noise.GaussianNoise(sigma, seed=1),
+                          nn.Linear(16, 3, bias=False), nn.ReLU()).eval()  # fmt: skip
+    return model
+
+
+def test_a_stochastic_model_is_judged_by_its_expected_prediction():
+    model = _noisy_classifier()
+    x = torch.rand(300, 6)
+    attack = ATTACKS["pgd"](model, "cross-entropy")
+    assert attack.draws == 20 and isinstance(attack.queried[0], ExpectedScores)
+    noise.restart(model, 0)
+    once = [attack.classify(x, once=True) for _ in range(2)]
+    assert not torch.equal(once[0], once[1])  # single passes disagree: the noise is large
+    noise.restart(model, 0)
+    with torch.no_grad():
+        probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
+    noise.restart(model, 0)
+    assert torch.equal(attack.classify(x), probs.argmax(1))
+    det = build_mlp([6, 4, 3], dropout=0)
+    assert ATTACKS["pgd"](det, "cross-entropy").queried is det
+
+
+def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
+    model = _noisy_classifier()
+    x = np.random.default_rng(0).random((4, 6)).astype(np.float32)
+    hsj = ATTACKS["hopskipjump"](model, "cross-entropy", max_iter=1, max_eval=20, init_eval=5)
+    art = hsj.art(queried=True)
+    noise.restart(model, 0)
+    scores = art.predict(x)
+    noise.restart(model, 0)
+    with torch.no_grad():
+        want = torch.log(sum(torch.softmax(model[:-1](torch.as_tensor(x)), 1) for _ in range(20)) / 20)
+    np.testing.assert_allclose(scores, want.numpy(), rtol=1e-5, atol=1e-6)
+    res = hsj.run(x, np.zeros(4, dtype=np.int64))
+    assert res["draws"] == 20 and res["eot_samples"] == 1
+
+
+def test_train_cli_with_noise_and_its_bad_input(tmp_path):
+    out = tmp_path / "noisy"
+    res = run_cli("train", "--dataset", "patches", "--recipe", "relu-mlp", "--hidden", "8,8", "--epochs", "1",
+                  "--noise", "gaussian:0.1", "--noise-after", "2", "-o", out)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((out / "model.json").read_text())
+    assert [r["type"] for r in meta["architecture"]].count("gaussian_noise") == 1
+    assert meta["recipe"]["noise"] == "gaussian:0.1" and meta["recipe"]["noise_after"] == [2]
+    for args, match in ((["--noise", "poisson"], "poisson:GAIN"), (["--noise-after", "1"], "give --noise"),
+                        (["--noise", "poisson:25", "--noise-after", "5"], "hidden layers 1..2"),
+                        (["--noise", "poisson:25", "--noise-after", "a"], "layer numbers")):  # fmt: skip
+        res = run_cli("train", "--dataset", "patches", "--recipe", "relu-mlp", "--hidden", "8,8", *args,
+                      "-o", tmp_path / "bad")  # fmt: skip
+        assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0
+        assert not (tmp_path / "bad").exists()
+    res = run_cli("sleep", out, "--preset", "mnist-fgsm", "-o", tmp_path / "slept")
+    assert res.returncode == 2 and "noise layer" in res.stderr and not (tmp_path / "slept").exists()
