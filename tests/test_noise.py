@@ -79,7 +79,8 @@ def test_a_noisy_model_saves_loads_and_copies_with_its_noise(tmp_path):
     folder = save_model(model, tmp_path / "m")
     meta = json.loads((folder / "model.json").read_text())
     assert meta["format"] == "sleepnet-model/3"
-    assert meta["architecture"][2] == {"type": "poisson_noise", "gain": 25.0, "k": 0.35, "b": 0.07, "seed": 2001}
+    want = {"type": "poisson_noise", "gain": 25.0, "k": 0.35, "b": 0.07, "seed": 2001}
+    assert meta["architecture"][2] == want
     loaded, _ = load_model(folder)
     assert stochastic(loaded) and eot_default(loaded) == 20
     torch.testing.assert_close(loaded(x), want)  # the same draws from the recorded seeds
