@@ -80,7 +80,8 @@ def main(argv=None) -> int:
                                              args.reference_dir or str(ROOT / "benchmarks"))))  # fmt: skip
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     lines = [f"MFTMA, P=10 N=1200 M=50 n_t=200 n_reps=10 kappa=0; {platform.machine()}, "
-             f"{os.cpu_count()} CPUs, OPENBLAS_NUM_THREADS={blas}, Python {sys.version.split()[0]}; median of {args.repeat} runs",
+             f"{os.cpu_count()} CPUs, OPENBLAS_NUM_THREADS={blas}, Python {sys.version.split()[0]}; "
+             f"median of {args.repeat} runs",
              f"{'code':<10} {'median s':>9} {'runs s':>30} {'capacity':>9} {'radius':>8} {'dimension':>9}"]
     for name, times, res in rows:
         cap = np.mean([r["capacity"] for r in res])

@@ -134,7 +134,8 @@ def test_the_stochastic_defence_adds_noise_to_the_control_or_trains_with_it():
     recipe = get_recipe("relu-mlp", sizes=(6, 8, 3), epochs=1)
     control = init_model(recipe, seed=0).eval()
     record = {"recipe": recipe.to_dict()}
-    added, rec = DEFENCES["stochastic"](noise="gaussian:0.2", train=False).apply(control, record, data, seed=1)
+    defence = DEFENCES["stochastic"](noise="gaussian:0.2", train=False)
+    added, rec = defence.apply(control, record, data, seed=1)
     assert stochastic(added) and not stochastic(control)
     assert torch.equal(added[0].weight, control[0].weight)  # the control's weights, untouched
     assert rec["recipe"]["noise"] == "gaussian:0.2" and rec["defence"]["train"] is False
