@@ -171,12 +171,12 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     args.work.mkdir(parents=True, exist_ok=True)
     runs = []
+    sizes = (args.n, args.n_aa, args.n_square)
     for seed in seeds:
         folders = models(args.work, seed)
         for name, folder in folders.items():
             out = args.work / f"{name}-{seed}.json"
-            step(out, f"measure {name}", lambda f=folder, o=out, s=seed: measure(f, o, args.n, args.n_aa,
-                                                                                 args.n_square, s))  # fmt: skip
+            step(out, f"measure {name}", lambda f=folder, o=out, s=seed: measure(f, o, *sizes, s))
             runs.append(json.loads(out.read_text()) | {"seed": seed})
         geo_dir = args.work / f"geometry-{seed}"
         step(geo_dir, "geometry", lambda f=folders, o=geo_dir: geometry(f, o))
