@@ -109,6 +109,7 @@ def test_participation_ratio_counts_equal_variance_directions():
     (np.ones((3, 5, 3)), {"kappa": -0.1}, "kappa"),
     (np.ones((3, 5)), {}, "shape"),
     (np.ones((3, 5, 3)), {"n_t": 0}, "n_t"),
+    ([np.ones((5, 3)), np.ones((5, 4))], {}, "manifold 1 has shape"),
 ])  # fmt: skip
 def test_mftma_refuses_bad_input_in_one_line(x, kwargs, match):
     with pytest.raises(SleepnetError, match=match):

@@ -34,8 +34,15 @@ from ..errors import SleepnetError
 
 
 def check_manifolds(x, kappa: float = 0.0, n_t: int = 200) -> np.ndarray:
-    """``x`` as float64 ``(P, N, M)`` (P manifolds of M points in N dimensions); one clear error for
-    fewer than 2 manifolds or points, NaN or inf, a negative kappa or n_t below 1."""
+    """``x`` as float64 ``(P, N, M)`` (P manifolds of M points in N dimensions; or a sequence of P
+    ``(N, M)`` arrays, as the reference takes them); one clear error for manifolds of mismatched
+    shapes, fewer than 2 manifolds or points, NaN or inf, a negative kappa or n_t below 1."""
+    if isinstance(x, (list, tuple)):
+        shapes = [np.shape(a) for a in x]
+        for i, shape in enumerate(shapes):
+            if shape != shapes[0]:
+                raise SleepnetError(f"manifold {i} has shape {shape}, manifold 0 {shapes[0]}: every manifold "
+                                    "needs the same N dimensions and M points")  # fmt: skip
     arr = np.asarray(x)
     if arr.ndim != 3:
         raise SleepnetError(f"manifolds must be an array of shape (P, N, M), got shape {arr.shape}")

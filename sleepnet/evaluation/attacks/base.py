@@ -167,6 +167,17 @@ class Attack(ABC):
         self.draws = (eot if eot > 1 else EOT_STOCHASTIC) if stochastic(model) else 1
         self.queried = expected(model, self.draws)  # what is judged, and what query attacks query
 
+    def judge_by(self, draws: int) -> Attack:
+        """Judge (and, for a query attack, query) a stochastic model by its expected prediction over
+        ``draws`` passes; ``draws = 1``: by single noisy passes, as a naive evaluation does (to show
+        what that misses). Returns the attack."""
+        if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+            raise SleepnetError(f"draws must be an integer >= 1, got {draws!r}")
+        if stochastic(self.model):
+            self.draws = int(draws)
+            self.queried = expected(self.model, self.draws)
+        return self
+
     def tensor(self, a, dtype=torch.float32) -> torch.Tensor:
         """``a`` as a tensor on the attack's device."""
         return torch.as_tensor(as_numpy(a) if not isinstance(a, torch.Tensor) else a, dtype=dtype,
