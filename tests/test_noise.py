@@ -203,3 +203,16 @@ def test_train_cli_with_noise_and_its_bad_input(tmp_path):
         assert not (tmp_path / "bad").exists()
     res = run_cli("sleep", out, "--preset", "mnist-fgsm", "-o", tmp_path / "slept")
     assert res.returncode == 2 and "noise layer" in res.stderr and not (tmp_path / "slept").exists()
+
+
+def test_judge_by_single_draws_is_what_a_naive_evaluation_sees():
+    model = _noisy_classifier()
+    attack = ATTACKS["square"](model, eps=0.1, n_queries=10).judge_by(1)
+    assert attack.draws == 1 and attack.queried is model
+    x = torch.rand(300, 6)
+    assert not torch.equal(attack.classify(x), attack.classify(x))  # judged by one noisy pass each time
+    assert ATTACKS["square"](model, eps=0.1).judge_by(5).draws == 5
+    det = build_mlp([6, 4, 3], dropout=0)
+    assert ATTACKS["pgd"](det, "cross-entropy").judge_by(7).draws == 1  # a deterministic model: one pass
+    with pytest.raises(SleepnetError, match="draws must be"):
+        ATTACKS["pgd"](det, "cross-entropy").judge_by(0)
