@@ -31,6 +31,8 @@ from torch import nn
 from .errors import SleepnetError
 
 KINDS = ("poisson", "gaussian")
+#: passes behind a stochastic model's expected prediction, and the seed of their draws
+DRAWS, JUDGE_SEED = 20, 0
 
 
 def positive(name: str, value) -> float:
@@ -189,3 +191,18 @@ def seeded(model: nn.Module, seed: int):
                 gen = torch.Generator(device=key)
                 gen.set_state(state)
                 layer._gens[key] = gen
+
+
+def expected_scores(body: nn.Module, x: torch.Tensor, draws: int = DRAWS) -> torch.Tensor:
+    """``log(mean_d softmax(body(x)))`` over ``draws`` passes of the logits ``body``: the scores of a
+    stochastic network's expected prediction.
+
+    The draws are common random numbers: every call restarts ``body``'s noise layers at
+    ``JUDGE_SEED`` (``seeded``), so the expected prediction is a fixed function of the batch,
+    the same on the clean and the adversarial images of one batch, and the layers' own streams
+    go on afterwards as if nothing had been drawn. (Row ``i`` of a batch gets the ``i``-th rows of
+    each draw: a batch of another size sees other draws.)
+    """
+    with seeded(body, JUDGE_SEED):
+        p = sum(torch.softmax(body(x), dim=1) for _ in range(int(draws))) / int(draws)
+    return torch.log(p.clamp_min(1e-30))

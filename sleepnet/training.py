@@ -40,7 +40,7 @@ from . import noise
 from .data import Dataset
 from .devices import cuda_deterministic_env, model_device, resolve_device
 from .errors import SleepnetError
-from .losses import LOSSES, loss_fn
+from .losses import LOSSES, logit_body, loss_fn
 from .models import build_cnn, build_mlp
 from .registry import Registry
 from .state import eval_mode, on_device
@@ -149,17 +149,22 @@ def deterministic(device=None):
 @torch.no_grad()
 def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
              batch_size: int = 5000, device=None) -> float:  # fmt: skip
-    """Fraction of ``x`` classified as ``y`` (argmax of the output, evaluation mode).
+    """Fraction of ``x`` classified as ``y`` (argmax of the output, evaluation mode); for a stochastic
+    model, of its expected prediction over ``noise.DRAWS`` passes (``noise.expected_scores``).
 
     Runs on ``device`` (default: the model's own); the model is left on its device and in its mode.
     """
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
+    net = model
+    if noise.stochastic_layers(model):
+        body = logit_body(model)
+        net = lambda xb: noise.expected_scores(body, xb)  # noqa: E731
     with on_device(model, device) as dev, eval_mode(model):
         correct = torch.zeros((), dtype=torch.int64, device=dev)
         for s in range(0, len(x), batch_size):
             xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
-            correct += (model(xb).argmax(1) == yb).sum()
+            correct += (net(xb).argmax(1) == yb).sum()
     return int(correct) / len(x)
 
 

@@ -331,7 +331,10 @@ def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int
 
     refuse_existing(out, overwrite)
     try:
-        with np.load(manifolds, allow_pickle=False) as f:
+        loaded = np.load(manifolds, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise SleepnetError(f"{manifolds} is not an .npz file (np.savez(path, X=...) writes one)")
+        with loaded as f:
             if "X" not in f.files:
                 raise SleepnetError(f"{manifolds} holds no array X (it has: {', '.join(f.files) or 'none'})")
             x = f["X"]

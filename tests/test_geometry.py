@@ -12,7 +12,7 @@ from torch import nn
 from sleepnet.analysis.geometry import Geometry, representations, separation
 from sleepnet.errors import SleepnetError
 from sleepnet.geometry import anchor_analysis, manifold_analysis, participation_ratio, simulated_capacity
-from sleepnet.geometry.mftma import correlation_cost, shared_directions
+from sleepnet.geometry.mftma import correlation_cost, shared_directions, subspace_cost
 from sleepnet.models import build_mlp
 from sleepnet.noise import add_noise
 from tests.conftest import run_cli
@@ -45,6 +45,18 @@ def test_the_correlation_cost_gradient_matches_finite_differences():
     d = rng.standard_normal(v.shape)
     h = 1e-6
     fd = (correlation_cost(v + h * d, x)[0] - correlation_cost(v - h * d, x)[0]) / (2 * h)
+    assert np.allclose(fd, np.sum(g * d, axis=(1, 2)), rtol=1e-6)
+
+
+def test_the_subspace_cost_is_the_cost_of_the_basis_and_its_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((9, 8))
+    u = rng.standard_normal((4, 8, 3))  # not orthonormal: the cost is that of its column space
+    f, g = subspace_cost(u, x)
+    assert np.allclose(f, correlation_cost(np.linalg.qr(u)[0], x)[0])
+    d = rng.standard_normal(u.shape)
+    h = 1e-6
+    fd = (subspace_cost(u + h * d, x)[0] - subspace_cost(u - h * d, x)[0]) / (2 * h)
     assert np.allclose(fd, np.sum(g * d, axis=(1, 2)), rtol=1e-6)
 
 

@@ -79,8 +79,8 @@ def test_a_noisy_model_saves_loads_and_copies_with_its_noise(tmp_path):
     folder = save_model(model, tmp_path / "m")
     meta = json.loads((folder / "model.json").read_text())
     assert meta["format"] == "sleepnet-model/3"
-    want = {"type": "poisson_noise", "gain": 25.0, "k": 0.35, "b": 0.07, "seed": 2001}
-    assert meta["architecture"][2] == want
+    record = {"type": "poisson_noise", "gain": 25.0, "k": 0.35, "b": 0.07, "seed": 2001}
+    assert meta["architecture"][2] == record
     loaded, _ = load_model(folder)
     assert stochastic(loaded) and eot_default(loaded) == 20
     torch.testing.assert_close(loaded(x), want)  # the same draws from the recorded seeds
@@ -159,14 +159,22 @@ def test_a_stochastic_model_is_judged_by_its_expected_prediction():
     x = torch.rand(300, 6)
     attack = ATTACKS["pgd"](model, "cross-entropy")
     assert attack.draws == 20 and isinstance(attack.queried[0], ExpectedScores)
-    noise.restart(model, 0)
-    once = [attack.classify(x, once=True) for _ in range(2)]
-    assert not torch.equal(once[0], once[1])  # single passes disagree: the noise is large
-    noise.restart(model, 0)
+    noise.restart(model, 0)  # the judge's draws: layer j from JUDGE_SEED * 1000 + j, 20 passes
     with torch.no_grad():
         probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
-    noise.restart(model, 0)
+    noise.restart(model)
     assert torch.equal(attack.classify(x), probs.argmax(1))
+    assert torch.equal(attack.classify(x), attack.classify(x))  # common random numbers: a fixed judge
+    once = attack.classify(x, once=True)
+    assert not torch.equal(once, probs.argmax(1))  # a single pass disagrees: the noise is large
+    assert torch.equal(once, attack.classify(x, once=True))  # each call draws from the attack's seed
+    layer, ones = noise.stochastic_layers(model)[0], torch.ones(2, 16)
+    layer.restart()
+    stream = [layer(ones), layer(ones)]
+    layer.restart()
+    layer(ones)
+    attack.classify(x)
+    assert torch.equal(layer(ones), stream[1])  # the layer's own stream goes on as if nothing was drawn
     det = build_mlp([6, 4, 3], dropout=0)
     assert ATTACKS["pgd"](det, "cross-entropy").queried is det
 
@@ -210,7 +218,9 @@ def test_judge_by_single_draws_is_what_a_naive_evaluation_sees():
     attack = ATTACKS["square"](model, eps=0.1, n_queries=10).judge_by(1)
     assert attack.draws == 1 and attack.queried is model
     x = torch.rand(300, 6)
-    assert not torch.equal(attack.classify(x), attack.classify(x))  # judged by one noisy pass each time
+    with torch.no_grad():
+        expected = ATTACKS["square"](model, eps=0.1).classify(x)
+    assert not torch.equal(attack.classify(x), expected)  # judged by one noisy pass, not the expectation
     assert ATTACKS["square"](model, eps=0.1).judge_by(5).draws == 5
     det = build_mlp([6, 4, 3], dropout=0)
     assert ATTACKS["pgd"](det, "cross-entropy").judge_by(7).draws == 1  # a deterministic model: one pass

@@ -72,8 +72,9 @@ class Defence(ABC):
         base = get_recipe(rec.get("name", "paper"))
         fields = {k: (tuple(v) if k in ("sizes", "channels", "noise_after") else v)
                   for k, v in rec.items() if k in base.__dict__}  # fmt: skip
-        # a control trained with the saturation penalty: the other defences train without it
-        fields["saturation"] = 0.0
+        # a control trained with the saturation penalty or with noise: the other defences train
+        # without them (the stochastic defence sets its own noise)
+        fields["saturation"], fields["noise"], fields["noise_after"] = 0.0, "", ()
         return replace(base, **fields)
 
     def recipe_for(self, record: dict, data: Dataset) -> Recipe:

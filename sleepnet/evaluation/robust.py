@@ -92,8 +92,9 @@ def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, bu
     """A fixed-budget attack at each budget, ascending, on the images not yet broken.
 
     ``attack_at(eps)`` gives an attack object whose call ``(x, y)`` returns adversarial examples
-    within ``eps``; ``predict`` gives the model's classes. Returns ``norms`` (found norms, per
-    image), ``robust_accuracy`` and ``clean_accuracy``.
+    within ``eps``; ``predict`` gives the model's classes, always on the full batch (a stochastic
+    model's judge draws its noise by row: ``noise.expected_scores``). Returns ``norms`` (found
+    norms, per image), ``robust_accuracy`` and ``clean_accuracy``.
     """
     budgets = check_budgets(budgets)
     pred_clean = predict(x)
@@ -103,7 +104,9 @@ def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, bu
         if not len(todo):
             continue
         adv = np.clip(np.asarray(attack_at(eps)(x[todo], y[todo]), dtype=np.float32), 0.0, 1.0)
-        fooled = predict(adv) != y[todo]
+        merged = x.copy()  # judged in the full batch, each image in its own row, as the clean ones were
+        merged[todo] = adv
+        fooled = predict(merged)[todo] != y[todo]
         dist = norms_of(adv - x[todo], norm)
         norms[todo[fooled]] = np.minimum(norms[todo[fooled]], dist[fooled])
     return {"norm": norm, "budgets": list(budgets), "clean_accuracy": float(np.mean(pred_clean == y)),

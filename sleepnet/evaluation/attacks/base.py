@@ -43,10 +43,13 @@ Randomized models: a gradient attack averages the gradient over
 ``eot_samples`` forward passes (Expectation over Transformation, Athalye et
 al. 2018); ``eot_default`` gives the number for a model. Every attack judges a
 stochastic model by its expected prediction, the class of highest mean
-probability over ``draws`` passes (``ExpectedScores``, ``classify``), and the
-attacks that query the model rather than average gradients (Boundary,
-HopSkipJump, Square, FAB) query those expected scores: on single draws they
-fail for the wrong reason, the noise hiding the decision boundary.
+probability over ``draws`` = 20 passes drawn as common random numbers
+(``ExpectedScores``, ``noise.expected_scores``, ``classify``), and the attacks
+that query the model rather than average gradients (Boundary, HopSkipJump,
+Square, FAB) query those expected scores: on single draws they fail for the
+wrong reason, the noise hiding the decision boundary. ``judge_by(1)`` gives that
+naive evaluation back, to measure it. Each call holds the model's noise layers
+at the attack's seed (``noise.seeded``). ``docs/stochastic.md`` §4.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from torch import nn
 from ...devices import model_device, resolve_device
 from ...errors import SleepnetError
 from ...losses import logit_body, loss_fn
+from ...noise import DRAWS, expected_scores, seeded
 from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device
 from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
@@ -84,12 +88,15 @@ def evaluating(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        """``method`` with the model on the attack's device, in evaluation mode, grads kept."""
+        """``method`` with the model on the attack's device, in evaluation mode, grads kept, and its
+        noise layers drawing from the attack's seed (``noise.seeded``: a run does not depend on what
+        ran before it, and the layers' streams go on afterwards as before)."""
         if getattr(self, "_evaluating", False):  # nested: the outer call holds the state already
             return method(self, *args, **kwargs)
         self._evaluating = True
         try:
-            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model):
+            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model), \
+                    seeded(self.model, int(getattr(self, "seed", 0) or 0)):
                 return method(self, *args, **kwargs)
         finally:
             self._evaluating = False
@@ -117,8 +124,8 @@ def eot_default(model: nn.Module, record: dict | None = None) -> int:
 
 
 class ExpectedScores(nn.Module):
-    """Log of the mean class probability of ``model`` over ``draws`` forward passes: the scores of its
-    expected prediction (their argmax)."""
+    """Log of the mean class probability of ``model`` over ``draws`` forward passes, with common random
+    numbers (``noise.expected_scores``): the scores of its expected prediction (their argmax)."""
 
     def __init__(self, model: nn.Sequential, draws: int) -> None:
         super().__init__()
@@ -126,8 +133,7 @@ class ExpectedScores(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``log(mean_d softmax(logits_d(x)))``, ``(N, K)``."""
-        p = sum(torch.softmax(self.body(x), dim=1) for _ in range(self.draws)) / self.draws
-        return torch.log(p.clamp_min(1e-30))
+        return expected_scores(self.body, x, self.draws)
 
 
 def expected(model: nn.Sequential, draws: int) -> nn.Sequential:
@@ -162,9 +168,8 @@ class Attack(ABC):
         self.batch_size = batch_size
         self.device = model_device(model) if device is None else resolve_device(device)
         self.eot_samples = check_eot(eot_samples)
-        #: passes behind each prediction: 1 for a deterministic model, else ``eot_samples`` or 20
-        eot = self.eot_samples
-        self.draws = (eot if eot > 1 else EOT_STOCHASTIC) if stochastic(model) else 1
+        #: passes behind each prediction: 1 for a deterministic model, else 20 (``judge_by``)
+        self.draws = DRAWS if stochastic(model) else 1
         self.queried = expected(model, self.draws)  # what is judged, and what query attacks query
 
     def judge_by(self, draws: int) -> Attack:
