@@ -191,8 +191,8 @@ def test_evaluate_paper_suite_quick(patches_model, tmp_path):
 
 # --- the parser: commands, tune's subcommands, help ---------------------------------------------
 
-COMMAND_NAMES = ("data", "train", "convert", "sleep", "evaluate", "analyze", "plot", "presets", "run", "tune",
-                 "demo")  # fmt: skip
+COMMAND_NAMES = ("data", "train", "convert", "sleep", "evaluate", "analyze", "geometry", "plot", "presets",
+                 "run", "tune", "demo")  # fmt: skip
 
 
 def _subparsers(parser):
@@ -326,7 +326,7 @@ def test_every_help_shows_the_defaults():
                 assert f"(default: {action.default})" in text, (name, action.dest)
                 shown.setdefault(name, []).append(action.dest)
         assert "(default: None)" not in text and "(default: False)" not in text, name
-    assert set(shown) == {"train", "convert", "sleep", "evaluate", "analyze", "run", "tune run",
+    assert set(shown) == {"train", "convert", "sleep", "evaluate", "analyze", "geometry", "run", "tune run",
                           "tune export", "tune report", "demo"}  # fmt: skip
     assert set(shown["tune run"]) >= {"objective", "trials", "max_drop", "seed", "workers", "grace"}
     proc = run_cli("train", "--help")

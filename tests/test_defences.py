@@ -72,7 +72,7 @@ def test_defences_are_a_registry_that_checks_parameters():
     from sleepnet.errors import SleepnetError
 
     assert DEFENCES.names() == ("adv-pgd", "adv-fgsm", "distillation", "finetune-blur", "finetune-noise",
-                                "finetune-fgsm", "saturation")  # fmt: skip
+                                "finetune-fgsm", "saturation", "stochastic")  # fmt: skip
     assert DEFENCES["adv-fgsm"](eps=0.2).params == {"method": "fgsm", "eps": 0.2, "epochs": 1}
     with pytest.raises(SleepnetError) as err:
         DEFENCES["distillation"](epoch=3)
