@@ -203,18 +203,19 @@ class Geometry(Analysis):
         rows = ("capacity", "radius", "dimension")
         fig, axes = subplots(len(rows) + 1, len(kinds), figsize=(3.2 * len(kinds), 2.4 * (len(rows) + 1)),
                              squeeze=False)  # fmt: skip
-        for label, r in results.items():
+        for index, (label, r) in enumerate(results.items()):
+            color = f"C{index % 10}"  # one colour per model in every panel
             xs = np.arange(len(r["layers"]))
             for col, kind in enumerate(kinds):
                 if kind not in r["manifolds"]:
                     continue
                 for row, key in enumerate(rows):
-                    axes[row][col].plot(xs, r["manifolds"][kind][key], marker="o", label=label)
+                    axes[row][col].plot(xs, r["manifolds"][kind][key], marker="o", color=color, label=label)
                     axes[row][col].set_title(f"{kind}: {key}", fontsize=9)
             for key, style in (("separation", "-"), ("separation_draws", "--")):
                 if key in r:
                     sep = [np.nan if v is None else v for v in r[key]]
-                    axes[len(rows)][0].plot(xs, sep, style, marker="o",
+                    axes[len(rows)][0].plot(xs, sep, style, marker="o", color=color,
                                             label=label + (" (noise draws)" if key != "separation" else ""))
         axes[len(rows)][0].set_title("clean/adversarial separation (d')", fontsize=9)
         for col in range(1, len(kinds)):
@@ -222,7 +223,11 @@ class Geometry(Analysis):
         for ax in axes[len(rows) - 1]:
             ax.set_xlabel("layer (0 = input, last = logits)")
         axes[0][0].legend(fontsize=7)
-        axes[len(rows)][0].legend(fontsize=7)
+        handles, labels = axes[len(rows)][0].get_legend_handles_labels()
+        if len(kinds) > 1:  # beside the panel, in the empty one: dashed lines are noise draws
+            axes[len(rows)][1].legend(handles, labels, fontsize=7, loc="center left")
+        else:
+            axes[len(rows)][0].legend(fontsize=7)
         return save(fig, path)
 
 
