@@ -48,14 +48,15 @@ probability over ``draws`` = 20 passes drawn as common random numbers
 that query the model rather than average gradients (Boundary, HopSkipJump,
 Square, FAB) query those expected scores: on single draws they fail for the
 wrong reason, the noise hiding the decision boundary. ``judge_by(1)`` gives that
-naive evaluation back, to measure it. Each call holds the model's noise layers
-at the attack's seed (``noise.seeded``). ``docs/stochastic.md`` §4.
+naive evaluation back, to measure it. Each ``run``/``generate`` call holds the
+model's noise layers at the attack's seed (``noise.seeded``). ``docs/stochastic.md`` §4.
 """
 
 from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -80,23 +81,25 @@ def register(cls):
     return ATTACKS.register(cls.name, cls)
 
 
-def evaluating(method):
+def evaluating(method, seeds_noise: bool = False):
     """A method of an attack that runs ``self.model``: in evaluation mode, and with the model's
-    training flags and weight gradients as they were once it returns (or raises)."""
+    training flags and weight gradients as they were once it returns (or raises). With
+    ``seeds_noise`` (``run``, ``generate``, ``generate_tensor``) the model's noise layers also draw
+    from the attack's seed for the call (``noise.seeded``: a run does not depend on what ran
+    before it, and the layers' streams go on afterwards as before); the helpers (``classify``,
+    ``gradient``) draw on from the layers' own streams."""
     if getattr(method, "evaluating", False):
         return method
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        """``method`` with the model on the attack's device, in evaluation mode, grads kept, and its
-        noise layers drawing from the attack's seed (``noise.seeded``: a run does not depend on what
-        ran before it, and the layers' streams go on afterwards as before)."""
+        """``method`` with the model on the attack's device, in evaluation mode, grads kept."""
         if getattr(self, "_evaluating", False):  # nested: the outer call holds the state already
             return method(self, *args, **kwargs)
         self._evaluating = True
+        held = seeded(self.model, int(getattr(self, "seed", 0) or 0)) if seeds_noise else nullcontext()
         try:
-            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model), \
-                    seeded(self.model, int(getattr(self, "seed", 0) or 0)):
+            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model), held:
                 return method(self, *args, **kwargs)
         finally:
             self._evaluating = False
@@ -193,7 +196,7 @@ class Attack(ABC):
         for name in ("run", "generate", "generate_tensor"):
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "__isabstractmethod__", False):
-                setattr(cls, name, evaluating(method))
+                setattr(cls, name, evaluating(method, seeds_noise=True))
 
     @evaluating
     def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
