@@ -17,7 +17,8 @@ from sleepnet.registry import UnknownName
 from sleepnet.training import RECIPES, get_recipe
 from tests.test_experiment import TINY
 
-DEFENCE_NAMES = "adv-pgd, adv-fgsm, distillation, finetune-blur, finetune-noise, finetune-fgsm, saturation, stochastic"
+DEFENCE_NAMES = ("adv-pgd, adv-fgsm, distillation, finetune-blur, finetune-noise, finetune-fgsm, saturation, "
+                 "stochastic")
 
 
 def _load(tmp_path, text):
