@@ -139,6 +139,17 @@ def hidden_outputs(model: nn.Sequential) -> list[int]:
     return [i for i in acts if i < last_weight]
 
 
+def check_places(after, hidden: int | None = None) -> list[int]:
+    """``after`` (the hidden layers noise follows, from 1) as a list; one clear error unless it is a
+    list of distinct integers in ``1..hidden`` (any from 1 when ``hidden`` is None)."""
+    top = "" if hidden is None else f"..{hidden}"
+    if not isinstance(after, (list, tuple)) or any(
+            isinstance(j, bool) or not isinstance(j, int) or j < 1 or (hidden is not None and j > hidden)
+            for j in after) or len(set(after)) != len(after):  # fmt: skip
+        raise SleepnetError(f"noise goes after hidden layers 1{top} (each once), got {after!r}")
+    return list(after)
+
+
 def add_noise(model: nn.Sequential, spec: str, after: tuple[int, ...] | list[int] = (),
               seed: int = 0) -> nn.Sequential:  # fmt: skip
     """``model`` with a noise layer ``spec`` after the activation of each hidden layer in ``after``
@@ -150,10 +161,7 @@ def add_noise(model: nn.Sequential, spec: str, after: tuple[int, ...] | list[int
     if stochastic_layers(model):
         raise SleepnetError("the model has noise layers already")
     hidden = hidden_outputs(model)
-    chosen = list(after) or list(range(1, len(hidden) + 1))
-    bad = [j for j in chosen if isinstance(j, bool) or not isinstance(j, int) or not 1 <= j <= len(hidden)]
-    if bad or len(set(chosen)) != len(chosen):
-        raise SleepnetError(f"noise goes after hidden layers 1..{len(hidden)} (each once), got {list(after)}")
+    chosen = check_places(after, len(hidden)) or list(range(1, len(hidden) + 1))
     at = {hidden[h - 1]: j for j, h in enumerate(sorted(chosen), start=1)}
     layers: list[nn.Module] = []
     for i, m in enumerate(model):

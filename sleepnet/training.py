@@ -90,11 +90,7 @@ class Recipe:
         Schedule.parse(self.schedule)
         if self.noise:
             noise.parse(self.noise)
-            hidden = 3 if self.arch == "cnn" else len(self.sizes) - 2
-            after = list(self.noise_after)
-            if any(isinstance(j, bool) or not isinstance(j, int) or not 1 <= j <= hidden for j in after) or (
-                    len(set(after)) != len(after)):  # fmt: skip
-                raise SleepnetError(f"noise goes after hidden layers 1..{hidden} (each once), got {after}")
+            noise.check_places(list(self.noise_after), 3 if self.arch == "cnn" else len(self.sizes) - 2)
         elif self.noise_after:
             raise SleepnetError("noise_after needs a noise")
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:

@@ -142,7 +142,8 @@ def test_the_stochastic_defence_adds_noise_to_the_control_or_trains_with_it():
     trained, _ = DEFENCES["stochastic"](noise="poisson:25").apply(control, record, data, seed=1)
     assert stochastic(trained) and not torch.equal(trained[0].weight, control[0].weight)
     for bad, match in (({"noise": "poisson:0"}, "positive"), ({"train": "yes"}, "true or false"),
-                       ({"after": 1}, "list")):  # fmt: skip
+                       ({"after": 1}, "each once"), ({"after": [1, 1]}, "each once"),
+                       ({"after": [0]}, "each once")):  # fmt: skip
         with pytest.raises(SleepnetError, match=match):
             DEFENCES["stochastic"](**bad)
 

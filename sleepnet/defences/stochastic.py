@@ -23,12 +23,7 @@ class Stochastic(Defence):
 
     def __init__(self, name: str, **params) -> None:
         noise.parse(params["noise"])
-        after = params["after"]
-        if not isinstance(after, (list, tuple)) or any(
-                isinstance(j, bool) or not isinstance(j, int) or j < 1 for j in after) or (
-                len(set(after)) != len(after)):  # fmt: skip
-            raise SleepnetError(f"after must be a list of distinct hidden layer numbers (from 1), "
-                                f"got {after!r}")
+        noise.check_places(params["after"])
         if not isinstance(params["train"], bool):
             raise SleepnetError(f"train must be true or false, got {params['train']!r}")
         super().__init__(name, **params)
