@@ -32,8 +32,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "stochastic_mnist"
 NOISES = {"poisson-250": ("poisson:250", True), "poisson-50": ("poisson:50", True),
@@ -86,6 +84,7 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     from sleepnet.evaluation.attacks import ATTACKS, stochastic
     from sleepnet.evaluation.curve import attack_curve
     from sleepnet.models import load_model
+    from sleepnet.training import accuracy
     from sleepnet.workflow import dataset_for
 
     model, meta = load_model(folder)
@@ -93,9 +92,8 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     noisy = stochastic(model)
     idx = subsample_indices(len(data.x_test), n)
     x, y = data.x_test[idx], data.y_test[idx]
-    probe = ATTACKS["pgd"](model, "cross-entropy")
     res = {"model": folder.name, "stochastic": noisy, "n": n,
-           "clean": float(np.mean(probe.predict(data.x_test) == data.y_test))}  # fmt: skip
+           "clean": accuracy(model, data.x_test, data.y_test)}  # the expected prediction
     for eot in sorted({EOT_PGD if noisy else 1, 1}, reverse=True):
         curve = attack_curve(model, x, y, "pgd", "inf", [0.05, 0.1], seed=seed, eot_samples=eot)
         res[f"pgd-eot{eot}"] = {k: curve[k] for k in ("robust_accuracy", "clean_accuracy", "eot_samples",

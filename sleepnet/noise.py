@@ -171,6 +171,12 @@ def add_noise(model: nn.Sequential, spec: str, after: tuple[int, ...] | list[int
     return nn.Sequential(*layers)
 
 
+def stochastic(model: nn.Module) -> bool:
+    """Whether ``model`` draws noise at evaluation time: a module with a true ``stochastic`` attribute
+    (every ``Noise`` layer, or a layer of your own that says so)."""
+    return any(getattr(m, "stochastic", False) for m in model.modules())
+
+
 def stochastic_layers(model: nn.Module) -> list[Noise]:
     """The noise layers of ``model``."""
     return [m for m in model.modules() if isinstance(m, Noise)]

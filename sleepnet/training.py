@@ -153,7 +153,7 @@ def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
     net = model
-    if noise.stochastic_layers(model):
+    if noise.stochastic(model):
         body = logit_body(model)
         net = lambda xb: noise.expected_scores(body, xb)  # noqa: E731
     with on_device(model, device) as dev, eval_mode(model):

@@ -65,7 +65,7 @@ from torch import nn
 from ...devices import model_device, resolve_device
 from ...errors import SleepnetError
 from ...losses import logit_body, loss_fn
-from ...noise import DRAWS, expected_scores, seeded
+from ...noise import DRAWS, expected_scores, seeded, stochastic
 from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device
 from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
@@ -111,11 +111,6 @@ def evaluating(method, seeds_noise: bool = False):
 def n_outputs(model: nn.Sequential) -> int:
     """Outputs of ``model``'s last ``Linear`` layer: its number of classes."""
     return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
-
-
-def stochastic(model: nn.Module) -> bool:
-    """Whether ``model`` draws noise at evaluation time: a module with a true ``stochastic`` attribute."""
-    return any(getattr(m, "stochastic", False) for m in model.modules())
 
 
 def eot_default(model: nn.Module, record: dict | None = None) -> int:
