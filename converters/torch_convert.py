@@ -2,8 +2,10 @@
 
 Supported layers: bias-free ``Linear``, ``ReLU`` after every ``Linear`` (the
 output included), ``Dropout`` of either convention (``torch.nn.Dropout`` or
-``sleepnet.PaperDropout``), ``Flatten``, ``Identity``. Anything else is refused
-with a ``ConversionError`` that names the layer and the reason.
+``sleepnet.PaperDropout``), ``Flatten``, ``Identity``, and as the first layer the audio
+front-end (``sleepnet.audio.frontend.LogMel``), which stays an ANN: its features are the
+spiking network's input. Anything else is refused with a ``ConversionError`` that names
+the layer and the reason.
 
 Scale factors (``docs/algorithm.md`` §2), from the ANN in evaluation mode::
 
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sleepnet.audio.frontend import LogMel
 from sleepnet.devices import model_device
 from sleepnet.errors import ConversionError
 from sleepnet.models import PaperDropout
@@ -101,6 +104,9 @@ def check_sequential(model: nn.Module) -> list[int]:
             if expect_relu is None:
                 raise ConversionError(f"{name} does not follow a Linear layer")
             expect_relu = None
+        elif isinstance(m, LogMel):
+            if k != 0:
+                raise ConversionError(f"{name}: the audio front-end must be the first layer")
         elif isinstance(m, _PASSIVE):
             if isinstance(m, nn.Flatten) and linear:
                 raise ConversionError(f"{name} after a Linear layer is not supported")

@@ -60,7 +60,7 @@ def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
     """Per norm and budget: robust accuracy per model and seed, mean/std, paired tests."""
     from scipy.stats import ttest_rel
 
-    from sleepnet.evaluation.robust import TOLERANCE, key, norms_from_json
+    from sleepnet.evaluation.robust import key, limit, norms_from_json
 
     out = {}
     for norm in norms:
@@ -69,7 +69,7 @@ def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
         for eps in first["budgets"]:
             k = key(eps)
             acc = {m: [runs[(norm, m, s)]["robust_accuracy"][k] for s in seeds] for m in ("control", "sleep")}
-            robust = {(m, s): norms_from_json(runs[(norm, m, s)]["norms"]) > eps * (1 + TOLERANCE)
+            robust = {(m, s): norms_from_json(runs[(norm, m, s)]["norms"]) > limit(eps)
                       for m in ("control", "sleep") for s in seeds}  # fmt: skip
             p = float(ttest_rel(acc["sleep"], acc["control"]).pvalue) if len(seeds) > 1 else float("nan")
             rows[k] = {m: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))

@@ -12,6 +12,9 @@ Every dataset comes as a ``Dataset`` of float32 images in [0, 1] flattened to
 - ``patches``: generated procedurally (``make_patches``).
 - ``npz:PATH``: a user ``.npz`` with ``x_train, y_train, x_test, y_test``
   (e.g. CUB-200 features); values must already lie in [0, 1].
+- ``fsdd``, ``fsdd-mel`` (``sleepnet.audio``): the spoken digits as waveforms, whose models
+  start with the log-mel front-end the dataset names (``Dataset.frontend``), or as those
+  features; ``:speaker=NAME`` holds that speaker out.
 
 Cache: ``$SLEEPNET_DATA``, else ``$XDG_CACHE_HOME/sleepnet``, else ``~/.cache/sleepnet``.
 """
@@ -50,12 +53,17 @@ KNOWN_HASHES = {
     },
 }
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-DATASETS = ("mnist", "fashion-mnist", "patches")
+DATASETS = ("mnist", "fashion-mnist", "patches", "fsdd", "fsdd-mel")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images in [0, 1] as float32 ``(N, n_inputs)``, labels int64 ``(N,)``."""
+    """Images in [0, 1] as float32 ``(N, n_inputs)``, labels int64 ``(N,)``.
+
+    ``frontend``: for waveforms, the record of the front-end every model of the data starts
+    with (``sleepnet.audio.frontend.LogMel.record``); ``image_shape`` is then that of its
+    features (frames, mel bands).
+    """
 
     name: str
     x_train: np.ndarray
@@ -64,6 +72,16 @@ class Dataset:
     y_test: np.ndarray
     sha256: str
     image_shape: tuple[int, int] | None = None
+    frontend: dict | None = None
+
+    @property
+    def n_features(self) -> int:
+        """What the first weight layer of a model receives: the front-end's features, else the inputs."""
+        if self.frontend is not None:
+            from .audio.frontend import LogMel
+
+            return LogMel.from_record(self.frontend).n_features
+        return int(self.x_train.shape[1])
 
     @property
     def n_classes(self) -> int:
@@ -280,6 +298,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     """
     if name.startswith("npz:"):
         return load_npz(Path(name[4:]))
+    if name.split(":")[0] in ("fsdd", "fsdd-mel"):
+        from .audio.dataset import load_fsdd
+
+        return load_fsdd(name, data_dir)
     if name == "patches":
         return make_patches(seed=seed)
     if name == "mnist":

@@ -28,10 +28,11 @@ from . import noise
 from .errors import SleepnetError
 from .fsio import atomic_dir, read_json, write_json
 
-FORMAT = "sleepnet-model/3"
+FORMAT = "sleepnet-model/4"
 # /1 knew linear, relu, dropout and flatten; /2 adds sigmoid, conv2d, maxpool2d and unflatten;
-# /3 the noise layers (``sleepnet.noise``). Older folders read unchanged.
-READABLE = ("sleepnet-model/1", "sleepnet-model/2", FORMAT)
+# /3 the noise layers (``sleepnet.noise``); /4 the audio front-end (``sleepnet.audio.frontend``).
+# Older folders read unchanged.
+READABLE = ("sleepnet-model/1", "sleepnet-model/2", "sleepnet-model/3", FORMAT)
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
@@ -87,11 +88,12 @@ def build_cnn(image_shape: tuple[int, int], n_classes: int, channels: tuple[int,
     """The small CNN: ``conv5x5(c1) -> act -> pool2 -> conv5x5(c2) -> act -> pool2 -> dense(hidden)
     -> act [-> Dropout] -> dense(n_classes) -> act``, on flat inputs of ``image_shape`` (with biases).
 
-    Padding 2 keeps each convolution's size, so a 28x28 image leaves ``c2 * 7 * 7`` features.
+    Padding 2 keeps each convolution's size and pooling floors, so an ``h x w`` image leaves
+    ``c2 * (h // 4) * (w // 4)`` features (``c2 * 7 * 7`` for 28x28).
     """
     h, w = (int(v) for v in image_shape)
-    if h % 4 or w % 4:
-        raise SleepnetError(f"the CNN pools twice by 2: image sides must be multiples of 4, got {h}x{w}")
+    if h < 4 or w < 4:
+        raise SleepnetError(f"the CNN pools twice by 2: image sides must be at least 4, got {h}x{w}")
     activation(act)
     c1, c2 = (int(c) for c in channels)
     layers: list[nn.Module] = [
@@ -117,9 +119,13 @@ def _dropout(p: float, convention: str) -> nn.Module:
 
 def describe(model: nn.Sequential) -> list[dict[str, Any]]:
     """The architecture of a Sequential as JSON-able records (inverse of ``build``)."""
+    from .audio.frontend import LogMel
+
     spec = []
     for k, m in enumerate(model):
-        if isinstance(m, nn.Linear):
+        if isinstance(m, LogMel):
+            spec.append(m.record())
+        elif isinstance(m, nn.Linear):
             spec.append({"type": "linear", "in": m.in_features, "out": m.out_features,
                          "bias": m.bias is not None})  # fmt: skip
         elif isinstance(m, nn.ReLU):
@@ -151,6 +157,8 @@ def describe(model: nn.Sequential) -> list[dict[str, Any]]:
 
 def build(spec: list[dict[str, Any]]) -> nn.Sequential:
     """A Sequential from ``describe`` records."""
+    from .audio.frontend import LogMel
+
     layers: list[nn.Module] = []
     try:
         for rec in spec:
@@ -176,6 +184,8 @@ def build(spec: list[dict[str, Any]]) -> nn.Sequential:
                                                  int(rec["seed"])))  # fmt: skip
             elif kind == "gaussian_noise":
                 layers.append(noise.GaussianNoise(float(rec["sigma"]), int(rec["seed"])))
+            elif kind == "logmel":
+                layers.append(LogMel.from_record(rec))
             else:
                 raise SleepnetError(f"unknown layer type {kind!r} in the architecture")
     except (KeyError, TypeError, ValueError) as exc:

@@ -211,7 +211,8 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = DEFAUL
     ----------
     model : the trained ANN (not modified).
     config : a ``SleepConfig`` (``load_preset("mnist-fgsm")``, ``load_config(...)``).
-    data : ``(N, n_0)`` images in [0, 1] that drive sleep (the training set in the paper).
+    data : ``(N, n_inputs)`` inputs in [0, 1] that drive sleep (the training set in the paper); for a
+        model with an audio front-end, waveforms, whose features (clipped to [0, 1]) are the rates.
     norm_inputs : inputs for the scale factors; ``data`` if not given.
     max_activation : the activation statistic of each layer over ``norm_inputs``,
         if already known (``activation_max`` in a model record); skips that pass.
@@ -229,9 +230,12 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = DEFAUL
             f"config {config.name!r} has {len(config.beta)} beta values but the network has "
             f"{len(net.weights)} weight layers"
         )
+    from .audio.frontend import features
+    from .inputs import SleepInput
+
+    data = features(model, data)
     if np.asarray(data).shape[1] != net.sizes[0]:
         raise SleepnetError(f"sleep data has {np.asarray(data).shape[1]} inputs, the network {net.sizes[0]}")
-    from .inputs import SleepInput
 
     source = SleepInput(config, data)
     params = KernelParams(

@@ -164,7 +164,8 @@ def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
     return int(correct) / len(x)
 
 
-def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = None) -> nn.Sequential:
+def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = None,
+               frontend: dict | None = None) -> nn.Sequential:  # fmt: skip
     """A fresh untrained network of ``recipe`` with initial weights drawn from ``seed``.
 
     Parameters
@@ -176,13 +177,22 @@ def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = 
         Seeds torch's global generator (``torch.manual_seed``) before the draw.
     image_shape : (int, int), optional
         The images' shape, for a CNN (default: square images of ``sizes[0]`` pixels).
+    frontend : dict, optional
+        A front-end record (``Dataset.frontend``): the model starts with that ``LogMel``, the
+        recipe's ``sizes[0]`` counts its features, and a CNN sees them as (frames, mel bands).
 
     Returns
     -------
     nn.Sequential
         The model from ``build_mlp`` or ``build_cnn``, on the CPU, with the recipe's noise layers
-        (``noise.add_noise``, seeded from ``seed``) if it has any.
+        (``noise.add_noise``, seeded from ``seed``) if it has any, after the front-end if any.
     """
+    front = None
+    if frontend is not None:
+        from .audio.frontend import LogMel
+
+        front = LogMel.from_record(frontend)
+        image_shape = (front.frames, front.n_mels)
     torch.manual_seed(seed)
     if recipe.arch == "cnn":
         side = math.isqrt(recipe.sizes[0])
@@ -203,6 +213,8 @@ def init_model(recipe: Recipe, seed: int, image_shape: tuple[int, int] | None = 
                         m.bias.zero_()
     if recipe.noise:
         model = noise.add_noise(model, recipe.noise, tuple(recipe.noise_after), seed)
+    if front is not None:
+        model = nn.Sequential(front, *model)
     return model
 
 
@@ -294,10 +306,10 @@ def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
     if isinstance(recipe, str):
         recipe = get_recipe(recipe)
     recipe.validate()
-    if data.x_train.shape[1] != recipe.sizes[0] or data.n_classes > recipe.sizes[-1]:
-        recipe = replace(recipe, sizes=(data.x_train.shape[1], *recipe.sizes[1:-1], data.n_classes))
+    if data.n_features != recipe.sizes[0] or data.n_classes > recipe.sizes[-1]:
+        recipe = replace(recipe, sizes=(data.n_features, *recipe.sizes[1:-1], data.n_classes))
     start = time.perf_counter()
-    model = init_model(recipe, seed, data.image_shape)  # drawn on the CPU: the same weights on every device
+    model = init_model(recipe, seed, data.image_shape, data.frontend)  # drawn on the CPU: the same weights on every device
     losses = fit(model, recipe, data.x_train, data.y_train, seed, progress, device=device)
     wall = time.perf_counter() - start
     metrics = {

@@ -37,7 +37,7 @@ def test_save_load_round_trip(tmp_path):
     model = build_mlp([6, 5, 3])
     save_model(model, tmp_path / "m", {"seed": 3})
     loaded, meta = load_model(tmp_path / "m")
-    assert meta["seed"] == 3 and meta["format"] == "sleepnet-model/3"
+    assert meta["seed"] == 3 and meta["format"] == "sleepnet-model/4"
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert isinstance(loaded[2], PaperDropout) and not loaded.training

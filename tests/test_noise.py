@@ -78,7 +78,7 @@ def test_a_noisy_model_saves_loads_and_copies_with_its_noise(tmp_path):
     noise.restart(model)
     folder = save_model(model, tmp_path / "m")
     meta = json.loads((folder / "model.json").read_text())
-    assert meta["format"] == "sleepnet-model/3"
+    assert meta["format"] == "sleepnet-model/4"
     record = {"type": "poisson_noise", "gain": 25.0, "k": 0.35, "b": 0.07, "seed": 2001}
     assert meta["architecture"][2] == record
     loaded, _ = load_model(folder)

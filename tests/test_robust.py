@@ -42,6 +42,10 @@ def test_found_norms_count_a_clean_mistake_as_broken_at_every_budget_and_a_failu
         "1.0": 0.25,
     }
     assert worst_case(norms, [1.0, 0.1, 9.0, 0.3]).tolist() == [0.0, 0.1, 0.5, 0.3]
+    # float32 rounding on the ball's surface: 0.5 + 5e-4 is 5.0002e-4 from 0.5 in float32
+    on_surface = float(np.float32(np.float32(0.5) + np.float32(5e-4)) - np.float32(0.5))
+    assert on_surface > 5e-4 * (1 + 1e-5)
+    assert robust_accuracy(np.array([on_surface, 5e-4 + 2e-5]), [5e-4]) == {"0.0005": 0.5}
     assert key(1.0) == "1.0" and key(0.05) == "0.05"
 
 

@@ -102,10 +102,12 @@ def test_cnn_and_sigmoid_networks_save_load_and_refuse_sleep(tmp_path):
         model.eval()
         folder = save_model(model, tmp_path / name, {"dataset": {"name": "patches"}})
         loaded, meta = load_model(folder)
-        assert meta["format"] == "sleepnet-model/3"
+        assert meta["format"] == "sleepnet-model/4"
         assert torch.equal(loaded(x), model(x))
-    with pytest.raises(SleepnetError, match="multiples of 4"):
-        build_cnn((10, 10), 4)
+    with pytest.raises(SleepnetError, match="at least 4"):
+        build_cnn((3, 10), 4)
+    odd = build_cnn((63, 32), 4)  # pooling floors: 63 -> 31 -> 15
+    assert odd(torch.rand(2, 63 * 32)).shape == (2, 4)
     out = tmp_path / "slept"
     res = run_cli("sleep", tmp_path / "cnn", "--preset", "patches", "-o", out)
     assert res.returncode == 2 and out.exists() is False

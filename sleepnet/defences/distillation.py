@@ -61,11 +61,11 @@ class Distillation(Defence):
             """The student's loss: cross-entropy of ``softmax(z / T)`` against soft labels ``pb``."""
             return -(pb * F.log_softmax(pre_activation(m, xb) / T, dim=1)).sum(dim=1).mean()
 
-        teacher = init_model(recipe, seed, data.image_shape).to(device)
+        teacher = init_model(recipe, seed, data.image_shape, data.frontend).to(device)
         fit(teacher, adam, data.x_train, data.y_train, seed, loss=hard, device=device)
         self.teacher = teacher
         self.teacher_targets = soft_labels(teacher, data.x_train, T, device)
-        student = init_model(recipe, seed + 1, data.image_shape).to(device)
+        student = init_model(recipe, seed + 1, data.image_shape, data.frontend).to(device)
         fit(student, adam, data.x_train, data.y_train, seed + 1, targets=self.teacher_targets, loss=soft,
             device=device)  # fmt: skip
         return student, "cross-entropy"

@@ -41,7 +41,7 @@ class Saturation(Defence):
         base = self.recipe_of(record)
         if p["recipe"] is not None:
             base = get_recipe(p["recipe"])
-            base = replace(base, sizes=(data.x_train.shape[1], *base.sizes[1:-1], data.n_classes))
+            base = replace(base, sizes=(data.n_features, *base.sizes[1:-1], data.n_classes))
         recipe = replace(base, saturation=float(p["lam"]), schedule=str(p["schedule"]),
                          epochs=int(p["epochs"] or base.epochs))  # fmt: skip
         recipe.validate()
@@ -49,6 +49,6 @@ class Saturation(Defence):
 
     def train(self, control, recipe, data, seed, device):
         """See ``Defence.train``: a fresh network of ``recipe`` (seed ``seed``) trained with the penalty."""
-        model = init_model(recipe, seed, data.image_shape).to(device)
+        model = init_model(recipe, seed, data.image_shape, data.frontend).to(device)
         fit(model, recipe, data.x_train, data.y_train, seed, device=device)
         return model, recipe.loss

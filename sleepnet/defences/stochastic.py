@@ -38,7 +38,7 @@ class Stochastic(Defence):
     def train(self, control, recipe, data, seed, device):
         """See ``Defence.train``: a fresh noisy network trained (``train``), or the control with noise."""
         if self.params["train"]:
-            model = init_model(recipe, seed, data.image_shape).to(device)
+            model = init_model(recipe, seed, data.image_shape, data.frontend).to(device)
             fit(model, recipe, data.x_train, data.y_train, seed, device=device)
         else:
             model = noise.add_noise(self.copy_of(control, device), recipe.noise, recipe.noise_after, seed)

@@ -114,3 +114,7 @@ def salt_and_pepper(x, fraction: float, rng: np.random.Generator, image_shape=No
     out[u < fraction / 2] = 0.0
     out[(u >= fraction / 2) & (u < fraction)] = 1.0
     return _like(out, x)
+
+
+# the waveform distortions register themselves in DISTORTIONS
+from ..audio import distortions as _audio  # noqa: E402, F401
