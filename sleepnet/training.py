@@ -309,7 +309,8 @@ def train(data: Dataset, recipe: Recipe | str = "paper", seed: int = 0,
     if data.n_features != recipe.sizes[0] or data.n_classes > recipe.sizes[-1]:
         recipe = replace(recipe, sizes=(data.n_features, *recipe.sizes[1:-1], data.n_classes))
     start = time.perf_counter()
-    model = init_model(recipe, seed, data.image_shape, data.frontend)  # drawn on the CPU: the same weights on every device
+    # drawn on the CPU: the same weights on every device
+    model = init_model(recipe, seed, data.image_shape, data.frontend)
     losses = fit(model, recipe, data.x_train, data.y_train, seed, progress, device=device)
     wall = time.perf_counter() - start
     metrics = {

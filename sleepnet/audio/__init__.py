@@ -1,1 +1,1 @@
-"""Hearing: the spoken-digit data (FSDD), the log-mel front-end and waveform distortions (``docs/audio.md``)."""
+"""Hearing: the spoken digits (FSDD), the log-mel front-end, waveform distortions (``docs/audio.md``)."""

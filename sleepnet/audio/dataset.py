@@ -1,4 +1,4 @@
-"""FSDD as a ``sleepnet.data.Dataset``: ``fsdd`` (waveforms) and ``fsdd-mel`` (features) (``docs/audio.md`` §1-2).
+"""FSDD as a ``Dataset``: ``fsdd`` (waveforms) and ``fsdd-mel`` (features) (``docs/audio.md`` §1-2).
 
 Names: ``fsdd`` or ``fsdd-mel``, then optionally ``:speaker=NAME`` for the speaker-held-out
 split (the official split otherwise).

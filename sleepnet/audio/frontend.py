@@ -1,4 +1,4 @@
-"""The differentiable front-end: waveform ``x`` in [0, 1] to log-mel features, a torch module (``docs/audio.md`` §2).
+"""The differentiable front-end: waveforms ``x`` in [0, 1] to log-mel features (``docs/audio.md`` §2).
 
 ``LogMel`` is the first layer of an audio model, so attacks and distortions act on the
 waveform and gradients flow through it::
@@ -51,7 +51,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
 
 
 class LogMel(nn.Module):
-    """Waveforms ``(N, n_samples)`` in [0, 1] to log-mel features ``(N, frames * n_mels)`` (module docstring)."""
+    """Waveforms ``(N, n_samples)`` in [0, 1] to log-mel features ``(N, frames * n_mels)`` (module doc)."""
 
     def __init__(self, n_samples: int, sample_rate: int, ref: float, n_fft: int = N_FFT, hop: int = HOP,
                  n_mels: int = N_MELS, range_db: float = RANGE_DB) -> None:  # fmt: skip
@@ -59,7 +59,8 @@ class LogMel(nn.Module):
         if n_samples < n_fft or hop < 1 or n_mels < 1 or not ref > 0 or not range_db > 0:
             raise ValueError(f"LogMel: bad settings (n_samples={n_samples}, n_fft={n_fft}, hop={hop}, "
                              f"n_mels={n_mels}, ref={ref}, range_db={range_db})")  # fmt: skip
-        self.n_samples, self.sample_rate, self.n_fft, self.hop = int(n_samples), int(sample_rate), int(n_fft), int(hop)
+        self.n_samples, self.sample_rate = int(n_samples), int(sample_rate)
+        self.n_fft, self.hop = int(n_fft), int(hop)
         self.n_mels, self.ref, self.range_db = int(n_mels), float(ref), float(range_db)
         window = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64)
         self.register_buffer("window", window.float(), persistent=False)
@@ -95,8 +96,9 @@ class LogMel(nn.Module):
 
     def record(self) -> dict:
         """The layer as recorded in ``model.json`` (``models.describe``)."""
-        return {"type": "logmel", "n_samples": self.n_samples, "sample_rate": self.sample_rate, "ref": self.ref,
-                "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, "range_db": self.range_db}  # fmt: skip
+        return {"type": "logmel", "n_samples": self.n_samples, "sample_rate": self.sample_rate,
+                "ref": self.ref, "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels,
+                "range_db": self.range_db}  # fmt: skip
 
     @classmethod
     def from_record(cls, rec: dict) -> LogMel:
@@ -106,8 +108,8 @@ class LogMel(nn.Module):
 
     def extra_repr(self) -> str:
         """The settings, for the module's repr."""
-        return (f"n_samples={self.n_samples}, sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop={self.hop}, "
-                f"n_mels={self.n_mels}, ref={self.ref:.4g}, range_db={self.range_db}")  # fmt: skip
+        return (f"n_samples={self.n_samples}, sample_rate={self.sample_rate}, n_fft={self.n_fft}, "
+                f"hop={self.hop}, n_mels={self.n_mels}, ref={self.ref:.4g}, range_db={self.range_db}")
 
 
 @torch.no_grad()

@@ -39,8 +39,8 @@ N_SAMPLES = 8192
 NAME = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<index>[0-9]+)\.wav")
 TEST_INDICES = range(5)
 ENV = "SLEEPNET_FSDD"
-WHERE = ("get it from https://github.com/Jakobovski/free-spoken-digit-dataset (the recordings/ folder "
-         "or the repository's zip) or its Zenodo record, and pass --data-dir or set $SLEEPNET_FSDD")  # fmt: skip
+WHERE = ("get it from https://github.com/Jakobovski/free-spoken-digit-dataset (the recordings/ "
+         "folder or the repository's zip) or its Zenodo record, and pass --data-dir or set $SLEEPNET_FSDD")
 #: ``Recordings.sha256`` of FSDD at commit 26eb9aa (3,000 recordings), recorded for comparison
 KNOWN_SHA256 = "dd93b0a7fbb2e32fe9dcbe4cdd530cddf30ce8811facf81c10d7b3beaa23e6ca"
 
@@ -63,7 +63,7 @@ class Recordings:
     sha256: str
 
     def split(self, split: str = "official") -> tuple[np.ndarray, np.ndarray]:
-        """Boolean masks ``(train, test)`` for ``official`` or ``speaker:NAME``; checked to hold every digit."""
+        """Masks ``(train, test)`` for ``official`` or ``speaker:NAME``, each holding every digit."""
         if split == "official":
             test = np.isin(self.index, list(TEST_INDICES))
         elif split.startswith("speaker:"):
@@ -208,7 +208,8 @@ def _from_cache(cache: Path, key: str, names: list[str]) -> Recordings | None:
     try:
         with np.load(path, allow_pickle=False) as f:
             rec = Recordings(x=f["x"], digit=f["digit"], speaker=f["speaker"], index=f["index"],
-                             length=f["length"], names=tuple(f["names"].tolist()), sha256=str(f["sha256"]))  # fmt: skip
+                             length=f["length"], names=tuple(f["names"].tolist()),
+                             sha256=str(f["sha256"]))  # fmt: skip
     except (OSError, KeyError, ValueError):
         return None  # absent or damaged: decoded again
     if list(rec.names) != names or rec.x.shape != (len(names), N_SAMPLES):
