@@ -38,7 +38,7 @@ def add_parser(subparsers):
 
 def _search_options(p) -> None:
     p.add_argument("model", type=Path, help="the model folder to tune sleep for")
-    p.add_argument("--objective", default="fgsm", help="fgsm, noise, blur, pgd, apgd or boundary (robustness "
+    p.add_argument("--objective", default="fgsm", help="fgsm, noise, blur, pgd, apgd, boundary, or for spoken digits white-noise or babble (robustness "
                    "measure to maximise beside clean accuracy)")  # fmt: skip
     p.add_argument("--trials", type=int, default=40, help="finished trials the study should hold")
     p.add_argument("--preset", help="the preset the search space is centred on "
@@ -125,7 +125,7 @@ def _report(args) -> None:
 
 
 def _default_preset(model: Path) -> str:
-    """mnist-fgsm, or patches for a model trained on Patches."""
+    """mnist-fgsm, patches for a model trained on Patches, fsdd for spoken digits."""
     from ..models import load_model
 
     _, meta = load_model(model)

@@ -117,7 +117,8 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
     if "hopskipjump" in out:
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
-    out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free)
+    out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free,
+                                    eps=spec.masking_eps)  # fmt: skip
     if any(s.norm for s in spec.subsample_attacks):
         out["robust"] = worst_cases(out, spec)
         aligned = None
@@ -162,11 +163,18 @@ def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str]
     return results
 
 
+#: the distortions a headline averages, under their short names
+HEADLINE = {"gaussian-noise": "noise", "gaussian-blur": "blur", "white-noise": "white-noise",
+            "babble": "babble", "time-shift": "time-shift"}  # fmt: skip
+
+
 def headline(results: dict) -> dict:
-    """The numbers of the demo table: clean, mean over noise levels, blur levels, FGSM median eps."""
-    return {
-        "clean": results["clean_accuracy"],
-        "noise": float(np.mean(results["gaussian-noise"]["accuracy"])),
-        "blur": float(np.mean(results["gaussian-blur"]["accuracy"])),
-        "fgsm_median_eps": results["fgsm"]["median_eps"] if "fgsm" in results else float("nan"),
-    }
+    """The numbers of the demo table: clean accuracy, the mean accuracy over the levels of each
+    distortion that ran (``noise`` and ``blur`` for images; ``white-noise``, ``babble`` and
+    ``time-shift`` for waveforms), and the FGSM median eps (NaN where FGSM did not run)."""
+    out = {"clean": results["clean_accuracy"]}
+    for name, short in HEADLINE.items():
+        if name in results:
+            out[short] = float(np.mean(results[name]["accuracy"]))
+    out["fgsm_median_eps"] = results["fgsm"]["median_eps"] if "fgsm" in results else float("nan")
+    return out

@@ -150,8 +150,10 @@ def gradient_free(model, loss, x, y, seed: int = 0, max_iter: int = 20, max_eval
 
 
 def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray, seed: int = 0,
-                   free_kwargs: dict | None = None, free: tuple | None = None) -> dict:  # fmt: skip
-    """Checks 1-5 and a one-line verdict per failed check (``warnings``).
+                   free_kwargs: dict | None = None, free: tuple | None = None,
+                   eps: float = 0.1) -> dict:  # fmt: skip
+    """Checks 1-5 and a one-line verdict per failed check (``warnings``); checks 3 and 5 attack at
+    L-inf ``eps`` (0.1 suits MNIST; the audio suite's is 0.0002, ``suites.Suite.masking_eps``).
 
     ``free``: ``(x_free, y_free, hopskipjump_result)`` to compare DeepFool against on those
     images instead of running HopSkipJump on ``x`` (the evaluation suite passes its own result).
@@ -161,7 +163,7 @@ def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
         gradient = gradient_free(model, loss, x_free, y_free, seed, free=result)
     else:
         gradient = gradient_free(model, loss, x, y, seed, **(free_kwargs or {}))
-    choice = loss_choice(model, loss, x, y, seed=seed)
+    choice = loss_choice(model, loss, x, y, eps=eps, seed=seed)
     out = {
         "unbounded": unbounded(model, loss, x, y, seed),
         "gradient_norms": gradient_norms(model, loss, x, y),

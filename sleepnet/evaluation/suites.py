@@ -8,8 +8,8 @@ the loss it ascends (``loss``; None: the model's training loss, the sleep
 paper's protocol) and, for a robust-accuracy curve, a ``norm`` and its
 ``budgets``. Both check their names against the registries when they are
 made, so a typo fails before any model is trained. ``SUITES`` holds
-``quick``, ``paper`` and ``standard`` (the settings are documented in
-``sleepnet.evaluation``).
+``quick``, ``paper``, ``standard`` (the settings are documented in
+``sleepnet.evaluation``) and ``audio`` (``docs/audio.md`` §4).
 """
 
 from __future__ import annotations
@@ -127,12 +127,14 @@ class AttackSetting:
 
 @dataclass(frozen=True)
 class Suite:
-    """Distortion curves and ``attacks`` on the full test set, then ``subsample_attacks``."""
+    """Distortion curves and ``attacks`` on the full test set, then ``subsample_attacks``; the
+    gradient-masking checks that compare two PGD runs attack at L-inf ``masking_eps``."""
 
     name: str
     distortions: tuple[str, ...] = ()
     attacks: tuple[str, ...] = ()
     subsample_attacks: tuple[AttackSetting, ...] = ()
+    masking_eps: float = 0.1
 
     def __post_init__(self) -> None:
         where = f"suite {self.name!r}"
@@ -151,6 +153,9 @@ class Suite:
         for setting in self.subsample_attacks:
             if not isinstance(setting, AttackSetting):
                 raise SleepnetError(f"{where}: subsample_attacks must be AttackSettings, got {setting!r}")
+        if isinstance(self.masking_eps, bool) or not isinstance(self.masking_eps, (int, float)) \
+                or not 0 < self.masking_eps <= 1:
+            raise SleepnetError(f"{where}: masking_eps must be a number in (0, 1], got {self.masking_eps!r}")
         labels = self.labels
         clash = sorted({a for a in labels if labels.count(a) > 1} | (set(labels) & set(self.names)))
         if clash:
@@ -201,3 +206,26 @@ SUITES.register("standard", Suite(
                       quick={"max_iter": 3, "max_eval": 100}, norm="2", budgets=DEFAULT_BUDGETS["2"]),
     ),
 ))  # fmt: skip
+
+# Spoken digits as waveforms (docs/audio.md §4): budgets on x in [0, 1), so a fraction of the 16-bit
+# full-scale range (2^-16 = 1.5e-5 is one step). They were set from the control network's PGD curve
+# before any defence ran (L-inf 2e-4 leaves it 0.2, 1e-3 nothing), to span the range where it breaks.
+AUDIO_BUDGETS = {"inf": (0.0001, 0.0002, 0.0005, 0.001), "2": (0.002, 0.005, 0.01, 0.03)}
+SUITES.register("audio", Suite(
+    "audio", ("white-noise", "babble", "time-shift"), (), tuple(
+        AttackSetting(f"{attack}-l{norm}", attack, {}, 1000, quick=_AA_QUICK, norm=norm,
+                      budgets=AUDIO_BUDGETS[norm])
+        for norm in ("inf", "2") for attack in ("autoattack", "square")
+    ) + (
+        AttackSetting("hopskipjump", "hopskipjump", {"max_iter": 20, "max_eval": 1000}, 100,
+                      quick={"max_iter": 3, "max_eval": 100}, norm="2", budgets=AUDIO_BUDGETS["2"]),
+    ),
+    masking_eps=AUDIO_BUDGETS["inf"][1],
+))  # fmt: skip
+SUITES.register("audio-quick", Suite("audio-quick", ("white-noise", "babble", "time-shift")))
+
+
+def quick_suite(data) -> str:
+    """The quick suite that suits ``data``: ``audio-quick`` for waveforms (a dataset with a front-end),
+    else ``quick``."""
+    return "audio-quick" if getattr(data, "frontend", None) is not None else "quick"

@@ -13,6 +13,8 @@ the chosen configs are evaluated on it afterwards (``sleepnet tune report
 - ``apgd``: robust accuracy under APGD-CE (AutoAttack's first part, 100
   iterations, cross-entropy) at L-inf 0.1 on the first 1000: the field's
   measure, for sleep's robust-vs-clean trade-off (``experiments/tradeoff_mnist.py``).
+- ``white-noise``, ``babble``: mean accuracy over the SNRs of the waveform distortions
+  (``sleepnet.audio.distortions``), for spoken digits.
 - ``boundary``: median relative L2 distance of the Boundary attack (paper
   settings, 1000 iterations) on the first 8 validation images: slow, about
   50 s a trial on MNIST.
@@ -25,6 +27,8 @@ too, so the split is held out from the test set, not from training.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -49,8 +53,7 @@ def validation_indices(n_train: int, n: int, seed: int = 0) -> np.ndarray:
 def validation_set(data: Dataset, n: int, seed: int = 0) -> Dataset:
     """A Dataset whose *test* split is the validation images (so the evaluation code applies)."""
     idx = validation_indices(len(data.x_train), n, seed)
-    return Dataset(f"{data.name}-validation", data.x_train, data.y_train, data.x_train[idx],
-                   data.y_train[idx], data.sha256, data.image_shape)  # fmt: skip
+    return replace(data, name=f"{data.name}-validation", x_test=data.x_train[idx], y_test=data.y_train[idx])
 
 
 def _curve_mean(model, val: Dataset, name: str) -> float:
@@ -90,10 +93,18 @@ def _blur(model, loss, val: Dataset) -> float:
     return _curve_mean(model, val, "gaussian-blur")
 
 
+def _white_noise(model, loss, val: Dataset) -> float:
+    return _curve_mean(model, val, "white-noise")
+
+
+def _babble(model, loss, val: Dataset) -> float:
+    return _curve_mean(model, val, "babble")
+
+
 #: the robustness measures a study can maximise: name -> ``fn(model, loss, validation set)``
 OBJECTIVES: Registry = Registry("objective")
 for _name, _fn in (("fgsm", _fgsm), ("noise", _noise), ("blur", _blur), ("pgd", _pgd), ("apgd", _apgd),
-                   ("boundary", _boundary)):  # fmt: skip
+                   ("boundary", _boundary), ("white-noise", _white_noise), ("babble", _babble)):  # fmt: skip
     OBJECTIVES.register(_name, _fn)
 
 

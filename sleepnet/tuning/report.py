@@ -17,6 +17,7 @@ import numpy as np
 from ..config import config_to_toml, from_mapping
 from ..errors import SleepnetError
 from ..evaluation import evaluate_model, headline
+from ..evaluation.suites import quick_suite
 from ..fsio import atomic_write, refuse_existing, write_json
 from ..hashing import weights_sha256
 from ..state import optuna_quiet
@@ -103,7 +104,8 @@ def pareto_plot(study, path: Path) -> Path:
 
 def test_results(study, data_dir: str | None = None) -> dict:
     """Control, preset and the best trial within the clean-accuracy budget, slept again from their
-    configs and measured on the *test* set: the objective, and the quick suite's headline numbers."""
+    configs and measured on the *test* set: the objective, and the quick suite's headline numbers
+    (``audio-quick`` for waveforms)."""
     s = study.user_attrs["settings"]
     tuner = Tuner(TuneSettings(**s), data_dir)
     configs = {"preset": tuner.space.base}
@@ -118,8 +120,8 @@ def test_results(study, data_dir: str | None = None) -> dict:
         raise SleepnetError(f"trial {best.number} did not reproduce: its slept weights differ")
     out = {}
     for name, model in models.items():
-        out[name] = headline(evaluate_model(model, tuner.data, tuner.loss, "quick"))
-        if s["objective"] not in ("fgsm", "noise", "blur"):  # the quick suite has those already
+        out[name] = headline(evaluate_model(model, tuner.data, tuner.loss, quick_suite(tuner.data)))
+        if s["objective"] not in out[name] and s["objective"] != "fgsm":  # the quick suite has those
             out[name][s["objective"]] = measure(model, tuner.loss, tuner.data, s["objective"])[s["objective"]]
     return out
 

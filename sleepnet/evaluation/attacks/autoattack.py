@@ -24,7 +24,8 @@ attacks never import it, so it is installed with ``pip install --no-deps`` (the
 Makefile does); it is cross-checked in the tests against ART's APGD and Square
 on a fixed model. It wants images as ``(N, C, H, W)``: flat inputs are reshaped
 to ``image_shape`` (``(1, 28, 28)`` for MNIST; Square's squares are squares of
-that image) and back, and the model is seen through its class scores (the
+that image) and back; inputs with no square image shape (a waveform, a spectrogram) are
+laid out as ``(c, s, s)`` (``layout``), as its L2 Square needs, and the model is seen through its class scores (the
 pre-ReLU output of the last ``Linear``). torchattacks reseeds torch's global
 generator with ``seed``; each call holds ``torch.random.fork_rng``, so the
 caller's generator is as it was afterwards.
@@ -77,9 +78,23 @@ class ImageScores(nn.Module):
 
 
 def default_shape(n_inputs: int) -> tuple[int, int, int]:
-    """``(1, s, s)`` for a square number of inputs, else ``(1, 1, n)``."""
-    side = math.isqrt(n_inputs)
-    return (1, side, side) if side * side == n_inputs else (1, 1, n_inputs)
+    """``(c, s, s)`` with ``c * s * s = n_inputs`` and ``s`` as large as the number allows: ``(1, 28, 28)``
+    for 784 inputs, ``(2, 64, 64)`` for a waveform of 8192 samples (Square's squares then cover a few
+    consecutive samples in each of a few rows 64 samples apart), ``(n, 1, 1)`` for a prime."""
+    s = next(d for d in range(math.isqrt(n_inputs), 0, -1) if n_inputs % (d * d) == 0)
+    return (n_inputs // (s * s), s, s)
+
+
+def layout(image_shape: tuple[int, ...] | None, n_inputs: int) -> tuple[int, ...]:
+    """The ``(C, H, W)`` the parts see: ``image_shape`` if its images are square, else ``default_shape``:
+    torchattacks' L2 Square assumes ``H == W`` (a spectrogram of 63 x 32 becomes ``(14, 12, 12)``)."""
+    if image_shape is not None:
+        shape = tuple(int(v) for v in image_shape)
+        if int(np.prod(shape)) != n_inputs:
+            raise SleepnetError(f"image_shape {shape} does not hold {n_inputs} inputs")
+        if shape[-1] == shape[-2]:
+            return shape
+    return default_shape(n_inputs)
 
 
 class LibraryAttack(PerturbationAttack):
@@ -127,9 +142,7 @@ class LibraryAttack(PerturbationAttack):
 
     def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The parts in sequence, each on the images still classified correctly; tensors on the device."""
-        shape = self.image_shape or default_shape(x.shape[1])
-        if int(np.prod(shape)) != x.shape[1]:
-            raise SleepnetError(f"image_shape {shape} does not hold {x.shape[1]} inputs")
+        shape = layout(self.image_shape, x.shape[1])
         # in evaluation mode: torchattacks puts a model it found in training mode back into training
         # mode after each part, which would switch the shared layers' dropout on for what follows
         scores = ImageScores(self.model).eval()

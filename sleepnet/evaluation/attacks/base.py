@@ -54,6 +54,8 @@ model's noise layers at the attack's seed (``noise.seeded``). ``docs/stochastic.
 
 from __future__ import annotations
 
+import math
+
 import functools
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
@@ -322,7 +324,15 @@ class PerturbationAttack(Attack):
         """This model as an ART classifier (``art_adapter``); with ``queried``, its expected scores."""
         from .art_adapter import art_classifier
 
-        n_inputs = self.model[0].in_features if isinstance(self.model[0], nn.Linear) else None
-        if n_inputs is None:
-            raise ValueError("the model must start with a Linear layer")
+        from ...audio.frontend import LogMel
+
+        first = self.model[0]
+        if isinstance(first, nn.Linear):
+            n_inputs = first.in_features
+        elif isinstance(first, LogMel):
+            n_inputs = first.n_samples
+        elif isinstance(first, nn.Unflatten):
+            n_inputs = math.prod(first.unflattened_size)
+        else:
+            raise ValueError("the model must start with a Linear, Unflatten or LogMel layer")
         return art_classifier(self.queried if queried else self.model, self.loss, n_inputs, self.n_classes())
