@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from sleepnet.audio import distortions as ad
 from sleepnet.audio.dataset import load_fsdd, parse_name
 from sleepnet.audio.frontend import LogMel, features, fit_ref, mel_filterbank
 from sleepnet.audio.fsdd import KNOWN_SHA256, N_SAMPLES, fit_length, load_recordings
 from sleepnet.data import Dataset
 from sleepnet.errors import SleepnetError
+from sleepnet.evaluation import waveform as ad
 
 from .conftest import run_cli
 
@@ -157,7 +157,7 @@ def test_bad_folders_are_refused_in_one_line_naming_the_file(tones, tmp_path, ca
         source = tmp_path / "fsdd.zip"
         source.write_text("not a zip")
     with pytest.raises(SleepnetError) as err:
-        load_recordings(source, cache=None)
+        load_recordings(source, cache=None).split()
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -271,7 +271,7 @@ def test_an_audio_model_trains_saves_sleeps_and_is_attacked_through_its_front_en
     assert meta["architecture"][0]["type"] == "logmel" and meta["format"] == "sleepnet-model/4"
     x = torch.from_numpy(tone_data.x_test)
     assert torch.equal(loaded(x), model(x))
-    config = load_preset("patches").replace(T=300)
+    config = load_preset("mnist-fgsm").replace(T=60, beta=[14.5, 44.6])
     result = sleep(model, config, tone_data.x_train)
     assert isinstance(result.model[0], LogMel) and result.conversion["sizes"][0] == 2016
     assert result.output.spike_counts[:, 0].sum() > 0

@@ -1,1 +1,1 @@
-"""Hearing: the spoken digits (FSDD), the log-mel front-end, waveform distortions (``docs/audio.md``)."""
+"""Hearing: the spoken digits (FSDD) and the log-mel front-end (``docs/audio.md``)."""

@@ -1,8 +1,8 @@
 """Adversarial training from the control network: FGSM (Goodfellow et al. 2015) or PGD (Madry et al. 2018).
 
 Every training batch is replaced by its adversarial version under the model
-being trained (L-inf, ``eps`` = 0.1 by default; PGD: 7 steps of 0.025 from a
-random start), for ``epochs`` more epochs with the control's recipe and loss.
+being trained (L-inf, ``eps`` = 0.1 by default; PGD: 7 steps of ``eps / 4`` (0.025 at the
+default) from a random start), for ``epochs`` more epochs with the control's recipe and loss.
 One epoch by default: the control has already learnt the clean task, and PGD
 training costs 8 forward-backward passes a batch: with 2 epochs, on one
 thread beside two evaluation workers, it took over 5 minutes a seed of the
@@ -30,7 +30,7 @@ class AdversarialTraining(Defence):
         counter = iter(range(10**12))
 
         def perturb(m, xb, yb):
-            """Batch ``xb`` made adversarial under ``m``: FGSM (one step of ``eps``) or PGD (7 x 0.025).
+            """Batch ``xb`` made adversarial under ``m``: FGSM (one step of ``eps``) or PGD (7 x ``eps / 4``).
 
             PGD starts at a random point of the ball. Returns a tensor on ``xb``'s device, in [0, 1].
             """
@@ -38,7 +38,7 @@ class AdversarialTraining(Defence):
                 attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=1, step=p["eps"], random_start=False,
                              device=device)  # fmt: skip
             else:
-                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=0.025, seed=seed + next(counter),
+                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=p["eps"] / 4, seed=seed + next(counter),
                              device=device)  # fmt: skip
             return attack(xb, yb)  # a tensor on xb's device
 

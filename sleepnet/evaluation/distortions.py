@@ -117,4 +117,4 @@ def salt_and_pepper(x, fraction: float, rng: np.random.Generator, image_shape=No
 
 
 # the waveform distortions register themselves in DISTORTIONS
-from ..audio import distortions as _audio  # noqa: E402, F401
+from . import waveform as _waveform  # noqa: E402, F401

@@ -14,7 +14,7 @@ the chosen configs are evaluated on it afterwards (``sleepnet tune report
   iterations, cross-entropy) at L-inf 0.1 on the first 1000: the field's
   measure, for sleep's robust-vs-clean trade-off (``experiments/tradeoff_mnist.py``).
 - ``white-noise``, ``babble``: mean accuracy over the SNRs of the waveform distortions
-  (``sleepnet.audio.distortions``), for spoken digits.
+  (``sleepnet.evaluation.waveform``), for spoken digits.
 - ``boundary``: median relative L2 distance of the Boundary attack (paper
   settings, 1000 iterations) on the first 8 validation images: slow, about
   50 s a trial on MNIST.

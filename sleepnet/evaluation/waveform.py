@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evaluation.distortions import _like, _tensor, register
-from .fsdd import SAMPLE_RATE
+from ..audio.fsdd import SAMPLE_RATE
+from .distortions import _like, _tensor, register
 
 
 def amplitude(t: torch.Tensor) -> torch.Tensor:
