@@ -38,8 +38,9 @@ def add_parser(subparsers):
 
 def _search_options(p) -> None:
     p.add_argument("model", type=Path, help="the model folder to tune sleep for")
-    p.add_argument("--objective", default="fgsm", help="fgsm, noise, blur, pgd, apgd, boundary, or for spoken digits white-noise or babble (robustness "
-                   "measure to maximise beside clean accuracy)")  # fmt: skip
+    p.add_argument("--objective", default="fgsm", help="fgsm, noise, blur, pgd, apgd, boundary, or for "
+                   "spoken digits white-noise or babble (robustness measure to maximise beside clean "
+                   "accuracy)")  # fmt: skip
     p.add_argument("--trials", type=int, default=40, help="finished trials the study should hold")
     p.add_argument("--preset", help="the preset the search space is centred on "
                    "(default: mnist-fgsm, or patches for a Patches model)")  # fmt: skip

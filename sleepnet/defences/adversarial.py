@@ -38,8 +38,8 @@ class AdversarialTraining(Defence):
                 attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=1, step=p["eps"], random_start=False,
                              device=device)  # fmt: skip
             else:
-                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=p["eps"] / 4, seed=seed + next(counter),
-                             device=device)  # fmt: skip
+                attack = PGD(m, recipe.loss, eps=p["eps"], n_steps=7, step=p["eps"] / 4,
+                             seed=seed + next(counter), device=device)  # fmt: skip
             return attack(xb, yb)  # a tensor on xb's device
 
         fit(model, replace(recipe, epochs=int(p["epochs"])), data.x_train, data.y_train, seed,

@@ -24,9 +24,9 @@ attacks never import it, so it is installed with ``pip install --no-deps`` (the
 Makefile does); it is cross-checked in the tests against ART's APGD and Square
 on a fixed model. It wants images as ``(N, C, H, W)``: flat inputs are reshaped
 to ``image_shape`` (``(1, 28, 28)`` for MNIST; Square's squares are squares of
-that image) and back; inputs with no square image shape (a waveform, a spectrogram) are
-laid out as ``(c, s, s)`` (``layout``), as its L2 Square needs, and the model is seen through its class scores (the
-pre-ReLU output of the last ``Linear``). torchattacks reseeds torch's global
+that image) and back; inputs with no square image shape (a waveform, a spectrogram)
+are laid out as ``(c, s, s)`` (``layout``), as its L2 Square needs; the model is seen
+through its class scores (the pre-ReLU output of the last ``Linear``). torchattacks reseeds torch's global
 generator with ``seed``; each call holds ``torch.random.fork_rng``, so the
 caller's generator is as it was afterwards.
 """

@@ -54,9 +54,8 @@ model's noise layers at the attack's seed (``noise.seeded``). ``docs/stochastic.
 
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
 
@@ -322,9 +321,8 @@ class PerturbationAttack(Attack):
 
     def art(self, queried: bool = False):
         """This model as an ART classifier (``art_adapter``); with ``queried``, its expected scores."""
-        from .art_adapter import art_classifier
-
         from ...audio.frontend import LogMel
+        from .art_adapter import art_classifier
 
         first = self.model[0]
         if isinstance(first, nn.Linear):
