@@ -139,5 +139,5 @@ def test_evaluate_model_on_a_device_leaves_the_model_where_and_as_it_was():
     assert res["clean_accuracy"] == 1.0  # evaluated in evaluation mode: dropout off
     assert res == evaluate_model(model.eval(), data, "cross-entropy")  # same numbers as the default
     assert all(isinstance(a, float) for a in res["gaussian-blur"]["accuracy"])
-    with pytest.raises(ValueError, match=r"unknown suite 'bogus' \(known: quick, paper, standard\)"):
+    with pytest.raises(ValueError, match=r"unknown suite 'bogus' \(known: quick, paper, standard, audio, "):
         evaluate_model(model, data, "cross-entropy", "bogus")

@@ -94,7 +94,8 @@ def test_bad_experiment_files(tmp_path):
     # caught when the file is read, before any training
     bad.write_text(TINY.replace('suite = "paper"', 'suite = "bogus"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)",
+                         f"{bad}: [experiment] suite: unknown suite 'bogus' "
+                         "(known: quick, paper, standard, audio, audio-quick)",
                          out)
     bad.write_text(TINY.replace("seeds = [0, 1]", 'seeds = "zero"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),

@@ -58,7 +58,7 @@ def test_the_tiny_experiment_file_as_a_spec(tmp_path):
      "[experiment] seeds must be a list of non-negative integers, got [0, -1]"),
     ("seeds = [0, 1]", "seeds = []", "[experiment] seeds must be a list of non-negative integers, got []"),
     ('suite = "paper"', 'suite = "bogus"',
-     "[experiment] suite: unknown suite 'bogus' (known: quick, paper, standard)"),
+     "[experiment] suite: unknown suite 'bogus' (known: quick, paper, standard, audio, audio-quick)"),
     ('recipe = "paper"', 'recipe = "fancy"',
      "[experiment] recipe: unknown recipe 'fancy' (known: paper, standard, relu-mlp, sigmoid-mlp, cnn)"),
     ('dataset = "patches"', 'dataset = "cifar"',
@@ -129,7 +129,8 @@ def test_a_spec_made_in_code_is_checked_too():
 
 
 def test_suites_hold_the_paper_settings():
-    assert SUITES.names() == ("quick", "paper", "standard") and isinstance(SUITES["paper"], Suite)
+    assert SUITES.names() == ("quick", "paper", "standard", "audio", "audio-quick")
+    assert isinstance(SUITES["paper"], Suite)
     quick, paper = SUITES["quick"], SUITES["paper"]
     assert quick.distortions == ("gaussian-noise", "gaussian-blur") and quick.attacks == ("fgsm",)
     assert quick.subsample_attacks == ()
@@ -189,7 +190,8 @@ def test_recipes_and_distortions_are_registries():
     with pytest.raises(UnknownName) as err:
         get_recipe("fancy")
     assert str(err.value) == "unknown recipe 'fancy' (known: paper, standard, relu-mlp, sigmoid-mlp, cnn)"
-    assert list(DISTORTIONS) == ["gaussian-noise", "gaussian-blur", "salt-and-pepper"]
+    assert list(DISTORTIONS) == ["gaussian-noise", "gaussian-blur", "salt-and-pepper", "white-noise",
+                                 "babble", "time-shift"]
     assert DISTORTIONS["gaussian-blur"].level_name == "sigma"
     with pytest.raises(UnknownName, match=r"^unknown distortion 'fog' \(known: gaussian-noise, "):
         DISTORTIONS.get("fog")

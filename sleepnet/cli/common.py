@@ -47,7 +47,8 @@ def add_command(subparsers, name: str, help: str, **kwargs) -> argparse.Argument
     return subparsers.add_parser(name, help=help, description=kwargs.pop("description", help), **kwargs)
 
 
-DATA_DIR_HELP = "folder of IDX files to use instead of the default data source"
+DATA_DIR_HELP = ("folder of IDX files to use instead of the default data source; for fsdd, its recordings/ "
+                 "folder, the repository folder or its zip (else $SLEEPNET_FSDD)")  # fmt: skip
 
 
 def add_data_dir(p: argparse.ArgumentParser, help: str = DATA_DIR_HELP) -> None:

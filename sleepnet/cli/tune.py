@@ -43,7 +43,7 @@ def _search_options(p) -> None:
                    "accuracy)")  # fmt: skip
     p.add_argument("--trials", type=int, default=40, help="finished trials the study should hold")
     p.add_argument("--preset", help="the preset the search space is centred on "
-                   "(default: mnist-fgsm, or patches for a Patches model)")  # fmt: skip
+                   "(default: mnist-fgsm; patches for a Patches model, fsdd for spoken digits)")  # fmt: skip
     p.add_argument("--space", type=Path, help="TOML file with a [space] table over the default ranges")
     p.add_argument("--single", action="store_true",
                    help="TPE on the objective alone, with the clean-accuracy constraint")  # fmt: skip
@@ -130,7 +130,10 @@ def _default_preset(model: Path) -> str:
     from ..models import load_model
 
     _, meta = load_model(model)
-    return "patches" if (meta.get("dataset") or {}).get("name") == "patches" else "mnist-fgsm"
+    name = str((meta.get("dataset") or {}).get("name", ""))
+    if name == "patches":
+        return "patches"
+    return "fsdd" if name.split(":")[0] in ("fsdd", "fsdd-mel") else "mnist-fgsm"
 
 
 def _search(args) -> None:
