@@ -281,3 +281,13 @@ def test_an_audio_model_trains_saves_sleeps_and_is_attacked_through_its_front_en
                        n_steps=10)  # fmt: skip
     assert res["n"] == 20 and res["robust_accuracy"]["0.01"] <= res["robust_accuracy"]["0.0005"]
     assert res["robust_accuracy"]["0.01"] < res["clean_accuracy"]
+
+
+def test_the_standard_recipe_and_the_cnn_hear_through_the_same_front_end(tone_data):
+    from sleepnet.training import get_recipe, train
+
+    for name, sizes in (("standard", (0, 32, 32, 10)), ("cnn", (0, 16, 10))):
+        model, record = train(tone_data, get_recipe(name, epochs=2, sizes=sizes, channels=(4, 8)), seed=0)
+        assert isinstance(model[0], LogMel) and record["recipe"]["sizes"][0] == 2016
+        assert model(torch.from_numpy(tone_data.x_test[:3])).shape == (3, 10)
+    assert isinstance(model[1], torch.nn.Unflatten) and tuple(model[1].unflattened_size) == (1, 63, 32)
