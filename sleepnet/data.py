@@ -61,8 +61,8 @@ class Dataset:
     """Images in [0, 1] as float32 ``(N, n_inputs)``, labels int64 ``(N,)``.
 
     ``frontend``: for waveforms, the record of the front-end every model of the data starts
-    with (``sleepnet.audio.frontend.LogMel.record``); ``image_shape`` is then that of its
-    features (frames, mel bands).
+    with (``sleepnet.audio.frontend.LogMel.record``); ``image_shape`` is then None (a CNN sees
+    the front-end's features as frames x mel bands: ``training.init_model``).
     """
 
     name: str

@@ -148,7 +148,7 @@ class ExperimentSpec:
             self._lookup("experiment", registry, value, f"{key}: ")
         if not isinstance(self.dataset, str):
             self._fail("experiment", f"dataset must be a string, got {self.dataset!r}")
-        if self.dataset not in DATASETS and not self.dataset.startswith("npz:"):
+        if self.dataset.split(":")[0] not in DATASETS and not self.dataset.startswith("npz:"):
             self._fail("experiment", f"dataset: unknown dataset {self.dataset!r} "
                                      f"(known: {', '.join(DATASETS)}, npz:PATH)")  # fmt: skip
 

@@ -94,6 +94,9 @@ CURVES = {
     "gaussian-noise": ("variance", "Gaussian noise variance"),
     "gaussian-blur": ("sigma", "Gaussian blur sigma"),
     "salt-and-pepper": ("fraction", "salt-and-pepper fraction"),
+    "white-noise": ("snr_db", "white noise SNR (dB)"),
+    "babble": ("snr_db", "babble SNR (dB)"),
+    "time-shift": ("ms", "time shift (ms)"),
     "fgsm": ("eps", "FGSM epsilon"),
 }
 

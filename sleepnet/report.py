@@ -155,7 +155,9 @@ def write_report(metrics: dict, folder: Path) -> Path:
              "(n/a with one seed)", ""]  # fmt: skip
     lines += _paper_table(agg, models, metrics["dataset"]["name"])
     cols = [("clean acc.", "clean_accuracy"), ("noise acc.", "gaussian-noise.mean_accuracy"),
-            ("blur acc.", "gaussian-blur.mean_accuracy"), ("FGSM med. eps", "fgsm.median_eps"),
+            ("blur acc.", "gaussian-blur.mean_accuracy"), ("white noise acc.", "white-noise.mean_accuracy"),
+            ("babble acc.", "babble.mean_accuracy"), ("time shift acc.", "time-shift.mean_accuracy"),
+            ("FGSM med. eps", "fgsm.median_eps"),
             ("PGD-inf acc.", "pgd-linf.accuracy"), ("PGD-L2 acc.", "pgd-l2.accuracy"),
             ("DeepFool med. L2", "deepfool.median_rel_l2"), ("CW success", "cw-l2.success_rate"),
             ("Boundary med. L2", "boundary.median_rel_l2"),

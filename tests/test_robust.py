@@ -15,7 +15,9 @@ from sleepnet.evaluation.curve import attack_curve
 from sleepnet.evaluation.robust import (
     check_budgets,
     found_norms,
+    into_ball,
     key,
+    norms_of,
     robust_accuracy,
     sweep,
     worst_case,
@@ -42,10 +44,19 @@ def test_found_norms_count_a_clean_mistake_as_broken_at_every_budget_and_a_failu
         "1.0": 0.25,
     }
     assert worst_case(norms, [1.0, 0.1, 9.0, 0.3]).tolist() == [0.0, 0.1, 0.5, 0.3]
-    # float32 rounding on the ball's surface: 0.5 + 5e-4 is 5.0002e-4 from 0.5 in float32
-    on_surface = float(np.float32(np.float32(0.5) + np.float32(5e-4)) - np.float32(0.5))
-    assert on_surface > 5e-4 * (1 + 1e-5)
-    assert robust_accuracy(np.array([on_surface, 5e-4 + 2e-5]), [5e-4]) == {"0.0005": 0.5}
+    # float32 rounding on the ball's surface: 0.5 + 1e-4 is 1.00017e-4 from 0.5 in float32, so it
+    # counts only once into_ball has put it inside
+    x = np.full((2, 8192), 0.5, dtype=np.float32)
+    x[1] = np.random.default_rng(0).random(8192, dtype=np.float32)
+    sign = np.where(np.random.default_rng(1).random((2, 8192)) < 0.5, -1, 1).astype(np.float32)
+    for norm, eps in (("inf", 1e-4), ("2", 2e-3)):
+        step = np.float32(eps) if norm == "inf" else np.float32(eps / np.sqrt(8192))
+        adv = np.clip(x + step * sign, 0, 1).astype(np.float32)
+        adv[:, 0] = x[:, 0] + np.float32(eps) * 1.5  # one coordinate far outside
+        assert norms_of(adv - x, norm).max() > eps * (1 + 1e-5)
+        inside = into_ball(x, adv, eps, norm)
+        assert inside.dtype == np.float32 and norms_of(inside - x, norm).max() <= eps
+        assert norms_of(inside - x, norm).min() > 0.99 * eps  # moved back by ulps, not halved
     assert key(1.0) == "1.0" and key(0.05) == "0.05"
 
 

@@ -11,8 +11,9 @@ waveform and gradients flow through it::
 flattened frame by frame, ``(N, frames * n_mels)``. ``ref`` is fitted on the training set
 (``fit_ref``: the 99.5th percentile of ``M``), so features lie in [0, 1] but for the loudest
 0.5 %; ``range_db`` (60 dB) sets the quietest power that still counts. The log is offset
-by ``floor`` rather than clipped, so the map is smooth and its gradient never vanishes:
-no gradient masking of the front-end's own making (``docs/audio.md`` §2). Sleep's Poisson
+by ``floor`` rather than clipped, so the map is smooth and clips no gradient; the power is
+quadratic in the amplitude, so at exact digital silence (the padding) the gradient is 0
+(``docs/audio.md`` §2). Sleep's Poisson
 input takes the features clipped to [0, 1] as rates (``features``).
 """
 

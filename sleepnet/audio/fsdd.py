@@ -38,6 +38,8 @@ N_SAMPLES = 8192
 #: FSDD's own name pattern: ``{digit}_{speaker}_{index}.wav``
 NAME = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<index>[0-9]+)\.wav")
 TEST_INDICES = range(5)
+#: how ``x`` encodes a sample: part of the cache key, so a change of it never reads an old cache
+ENCODING = "x=(s+32768)/65536"
 ENV = "SLEEPNET_FSDD"
 WHERE = ("get it from https://github.com/Jakobovski/free-spoken-digit-dataset (the recordings/ "
          "folder or the repository's zip) or its Zenodo record, and pass --data-dir or set $SLEEPNET_FSDD")
@@ -134,6 +136,8 @@ def decode(raw: bytes, name: str) -> np.ndarray:
     if rate != SAMPLE_RATE:
         raise SleepnetError(f"{name} is sampled at {rate} Hz: FSDD is 8000 Hz "
                             "(sleepnet does not resample; convert the file first)")  # fmt: skip
+    if len(frames) % 2:
+        raise SleepnetError(f"{name} ends in half a sample: the file is truncated")
     samples = np.frombuffer(frames, dtype="<i2")
     if len(samples) == 0 or len(samples) != n:
         raise SleepnetError(f"{name} holds {len(samples)} of the {n} samples its header announces")
@@ -158,7 +162,7 @@ def _fingerprint(members: list[tuple[str, object]]) -> str:
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
         else:
             parts.append(f"{name}:{where[1].file_size}:{where[1].CRC}")
-    return sha256_bytes("\n".join(parts), f"\n{N_SAMPLES}")
+    return sha256_bytes("\n".join(parts), f"\n{N_SAMPLES}\n{ENCODING}")
 
 
 def load_recordings(data_dir: str | os.PathLike | None = None, cache: Path | None = None) -> Recordings:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..devices import model_device
+from ..errors import SleepnetError
 from ..evaluation.attacks import FGSM
 from ..evaluation.distortions import DISTORTIONS
 from ..training import fit
@@ -51,6 +52,9 @@ class FineTune(Defence):
 
     def train(self, control, recipe, data, seed, device):
         """See ``Defence.train``; a copy of ``control``, 5000 images perturbed, 2 more epochs at lr 0.05."""
+        if data.frontend is not None:
+            raise SleepnetError(f"{self.name}: the paper's fine-tuning perturbs images (FGSM at up to 0.1, "
+                                "noise, blur); it is not defined for waveforms")  # fmt: skip
         rng = np.random.default_rng(seed)
         n = min(5000, len(data.x_train))
         x = data.x_train.copy()

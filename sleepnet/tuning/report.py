@@ -121,7 +121,9 @@ def test_results(study, data_dir: str | None = None) -> dict:
     out = {}
     for name, model in models.items():
         out[name] = headline(evaluate_model(model, tuner.data, tuner.loss, quick_suite(tuner.data)))
-        if s["objective"] not in out[name] and s["objective"] != "fgsm":  # the quick suite has those
+        ran = s["objective"] in out[name] or (s["objective"] == "fgsm" and not math.isnan(out[name][
+            "fgsm_median_eps"]))  # what the quick suite measured already
+        if not ran:
             out[name][s["objective"]] = measure(model, tuner.loss, tuner.data, s["objective"])[s["objective"]]
     return out
 
