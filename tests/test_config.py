@@ -20,9 +20,9 @@ SPEC = {  # docs/algorithm.md §6: [max_rate, inc, dec, beta..., alpha_scale, T]
     "fashion-continual":
         (181.047258, 0.041001, 0.003344, (40.446884, 27.596929, 33.109393), 31.592987, 15000),
     "patches": (64.0, 0.0035, 0.0002, (1.045,), 4.25, 30000),
-    # not from a paper: the tuner's trial 130 on the FSDD control (experiments/presets/fsdd.toml)
-    "fsdd": (62.66234912638918, 0.030871365933142214, 0.14668577547811082,
-             (74.07411986633116, 67.20749007109299, 126.29945545219816), 1.8894765752533649, 43661),
+    # not from a paper: the tuner's trial 16 on the FSDD control (experiments/presets/fsdd.toml)
+    "fsdd": (18.16972282360116, 0.34866771105797933, 0.014629095138877923,
+             (94.9710550893263, 54.77376582356091, 44.0681210552048), 7.094604757185674, 9551),
 }
 
 
