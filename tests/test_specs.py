@@ -62,7 +62,8 @@ def test_the_tiny_experiment_file_as_a_spec(tmp_path):
     ('recipe = "paper"', 'recipe = "fancy"',
      "[experiment] recipe: unknown recipe 'fancy' (known: paper, standard, relu-mlp, sigmoid-mlp, cnn)"),
     ('dataset = "patches"', 'dataset = "cifar"',
-     "[experiment] dataset: unknown dataset 'cifar' (known: mnist, fashion-mnist, patches, npz:PATH)"),
+     "[experiment] dataset: unknown dataset 'cifar' (known: mnist, fashion-mnist, patches, fsdd, fsdd-mel, "
+     "npz:PATH)"),
     ("subsample = 8", "subsample = 0", "[experiment] subsample must be a positive integer, got 0"),
     ("subsample = 8", "subsample = 2.5", "[experiment] subsample must be a positive integer, got 2.5"),
     ("hidden = []", "hidden = [32, 0]",
@@ -160,7 +161,8 @@ def test_suite_and_attack_setting_reject_bad_names_and_sizes():
     with pytest.raises(SleepnetError) as err:
         Suite("mine", ("fog",))
     assert str(err.value) == ("suite 'mine': unknown distortion 'fog' "
-                              "(known: gaussian-noise, gaussian-blur, salt-and-pepper)")  # fmt: skip
+                              "(known: gaussian-noise, gaussian-blur, salt-and-pepper, white-noise, "
+                              "babble, time-shift)")  # fmt: skip
     with pytest.raises(SleepnetError, match=r"^attack setting 'x': unknown attack 'bogus' \(known: .*pgd"):
         AttackSetting("x", "bogus")
     for n in (0, -3, 2.5):
