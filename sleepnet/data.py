@@ -298,7 +298,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     """
     if name.startswith("npz:"):
         return load_npz(Path(name[4:]))
-    if name.split(":")[0] in ("fsdd", "fsdd-mel"):
+    from .audio.fsdd import KINDS
+
+    if name.split(":")[0] in KINDS:
         from .audio.dataset import load_fsdd
 
         return load_fsdd(name, data_dir)

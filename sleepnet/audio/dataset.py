@@ -21,13 +21,18 @@ from ..data import Dataset, cache_dir
 from ..errors import SleepnetError
 from ..hashing import sha256_bytes
 from .frontend import LogMel, fit_ref
-from .fsdd import N_SAMPLES, SAMPLE_RATE, load_recordings
+from .fsdd import KINDS, N_SAMPLES, SAMPLE_RATE, load_recordings
+
+
+def digest(recordings_sha256: str, split: str = "official") -> str:
+    """The SHA-256 of the ``fsdd`` dataset of that split, from its recordings' (``Recordings.sha256``)."""
+    return sha256_bytes(recordings_sha256, f":{split}:{N_SAMPLES}")
 
 
 def parse_name(name: str) -> tuple[str, str]:
     """``(kind, split)`` of a dataset name: ``fsdd`` or ``fsdd-mel``, ``official`` or ``speaker:NAME``."""
     kind, _, rest = name.partition(":")
-    if kind not in ("fsdd", "fsdd-mel"):
+    if kind not in KINDS:
         raise SleepnetError(f"not an FSDD dataset name: {name!r}")
     if not rest:
         return kind, "official"
@@ -43,11 +48,11 @@ def load_fsdd(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     train, test = rec.split(split)
     x_tr, x_te = rec.x[train], rec.x[test]
     front = LogMel(N_SAMPLES, SAMPLE_RATE, fit_ref(x_tr, N_SAMPLES, SAMPLE_RATE))
-    digest = sha256_bytes(rec.sha256, f":{split}:{N_SAMPLES}")
+    sha = digest(rec.sha256, split)
     y_tr, y_te = rec.digit[train], rec.digit[test]
     if kind == "fsdd":
-        return Dataset(name, x_tr, y_tr, x_te, y_te, digest, None, front.record())
+        return Dataset(name, x_tr, y_tr, x_te, y_te, sha, None, front.record())
     with torch.no_grad():
         f_tr, f_te = (np.clip(front(torch.from_numpy(x)).numpy(), 0.0, 1.0) for x in (x_tr, x_te))
-    digest = sha256_bytes(digest, ":mel:", repr(sorted(front.record().items())))
-    return Dataset(name, f_tr, y_tr, f_te, y_te, digest, (front.frames, front.n_mels))
+    sha = sha256_bytes(sha, ":mel:", repr(sorted(front.record().items())))
+    return Dataset(name, f_tr, y_tr, f_te, y_te, sha, (front.frames, front.n_mels))

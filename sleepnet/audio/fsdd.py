@@ -33,6 +33,8 @@ import numpy as np
 from ..errors import SleepnetError
 from ..hashing import sha256_bytes
 
+#: the dataset names (``sleepnet.audio.dataset``), before any ``:speaker=NAME``
+KINDS = ("fsdd", "fsdd-mel")
 SAMPLE_RATE = 8000
 N_SAMPLES = 8192
 #: FSDD's own name pattern: ``{digit}_{speaker}_{index}.wav``

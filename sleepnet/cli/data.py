@@ -25,10 +25,10 @@ def run(args) -> int:
     data = load_dataset(args.dataset, args.data_dir)
     what = "images verified"
     if args.dataset == "fsdd":
-        from ..audio.fsdd import KNOWN_SHA256, load_recordings
-        from ..data import cache_dir
+        from ..audio.dataset import digest
+        from ..audio.fsdd import KNOWN_SHA256
 
-        same = load_recordings(args.data_dir, cache=cache_dir()).sha256 == KNOWN_SHA256
+        same = data.sha256 == digest(KNOWN_SHA256)
         what = "recordings checked, " + ("" if same else "not ") + "the copy of FSDD commit 26eb9aa"
     print(f"{data.name}: {len(data.x_train)} train, {len(data.x_test)} test {what} "
           f"(sha256 {data.sha256[:16]}...)")  # fmt: skip

@@ -127,13 +127,14 @@ def _report(args) -> None:
 
 def _default_preset(model: Path) -> str:
     """mnist-fgsm, patches for a model trained on Patches, fsdd for spoken digits."""
+    from ..audio.fsdd import KINDS
     from ..models import load_model
 
     _, meta = load_model(model)
     name = str((meta.get("dataset") or {}).get("name", ""))
     if name == "patches":
         return "patches"
-    return "fsdd" if name.split(":")[0] in ("fsdd", "fsdd-mel") else "mnist-fgsm"
+    return "fsdd" if name.split(":")[0] in KINDS else "mnist-fgsm"
 
 
 def _search(args) -> None:

@@ -29,6 +29,7 @@ too, so the split is held out from the test set, not from training.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -85,26 +86,18 @@ def _boundary(model, loss, val: Dataset) -> float:
     return float(res["median_rel_l2"]) if np.isfinite(res["median_rel_l2"]) else 10.0
 
 
-def _noise(model, loss, val: Dataset) -> float:
-    return _curve_mean(model, val, "gaussian-noise")
-
-
-def _blur(model, loss, val: Dataset) -> float:
-    return _curve_mean(model, val, "gaussian-blur")
-
-
-def _white_noise(model, loss, val: Dataset) -> float:
-    return _curve_mean(model, val, "white-noise")
-
-
-def _babble(model, loss, val: Dataset) -> float:
-    return _curve_mean(model, val, "babble")
+def _distortion(name: str, model, loss, val: Dataset) -> float:
+    """The mean accuracy over distortion ``name``'s levels (the ``noise``, ``blur``, ``white-noise`` and
+    ``babble`` objectives)."""
+    return _curve_mean(model, val, name)
 
 
 #: the robustness measures a study can maximise: name -> ``fn(model, loss, validation set)``
 OBJECTIVES: Registry = Registry("objective")
-for _name, _fn in (("fgsm", _fgsm), ("noise", _noise), ("blur", _blur), ("pgd", _pgd), ("apgd", _apgd),
-                   ("boundary", _boundary), ("white-noise", _white_noise), ("babble", _babble)):  # fmt: skip
+for _name, _fn in (("fgsm", _fgsm), ("noise", partial(_distortion, "gaussian-noise")),
+                   ("blur", partial(_distortion, "gaussian-blur")), ("pgd", _pgd), ("apgd", _apgd),
+                   ("boundary", _boundary), ("white-noise", partial(_distortion, "white-noise")),
+                   ("babble", partial(_distortion, "babble"))):  # fmt: skip
     OBJECTIVES.register(_name, _fn)
 
 
