@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import tomllib
 
-from .errors import SleepnetError
+from .errors import SleepnetError, UsageError
 from .registry import Registry
 
 INPUT_MODES = ("sequential", "mean", "masked-mean")
@@ -75,8 +75,11 @@ MODE = Rule(", ".join(INPUT_MODES), lambda v: v in INPUT_MODES,
             f"{{key}} must be one of {', '.join(INPUT_MODES)}, got {{value!r}}")  # fmt: skip
 PERCENTILE = Rule("(0, 100]; unset: the max", lambda v: v is None or (_finite(v) and 0 < v <= 100),
                   "{key} must be in (0, 100], got {value}")  # fmt: skip
-FLAG = Rule("true, false")
-TEXT = Rule("any text")
+FLAG = Rule("true, false", lambda v: isinstance(v, bool), "{key} must be true or false, got {value!r}")
+TEXT = Rule("any text", lambda v: isinstance(v, str), "{key} must be text, got {value!r}")
+SHAPE = Rule("[height, width]; unset: square",
+             lambda v: v is None or (isinstance(v, tuple) and len(v) == 2 and all(n > 0 for n in v)),
+             "{key} must be two positive integers [height, width], got {value!r}")  # fmt: skip
 
 
 def _key(help: str, rule: Rule, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -108,8 +111,7 @@ class SleepConfig:
     cycle: bool = _key("sequential input wraps around when T exceeds the data", FLAG, False)
     silent_gaps: bool = _key("no input in the first 10 steps of every 100", FLAG, False)
     window: int = _key("masked-mean: side of the square window (pixels)", SIZE, 11)
-    image_shape: tuple[int, int] | None = _key("masked-mean: image shape if not square",
-                                               Rule("[height, width]; unset: square"), None)  # fmt: skip
+    image_shape: tuple[int, int] | None = _key("masked-mean: image shape if not square", SHAPE, None)
     percentile: float | None = _key("scale factors from this activation percentile", PERCENTILE, None)
     seed: int = _key("seed of every random draw of the run", COUNT, 0)
     chunk: int = _key("input spikes are drawn and simulated this many steps at a time", SIZE, 1000)
@@ -124,11 +126,17 @@ class SleepConfig:
         if isinstance(beta, (int, float)):
             beta = (beta,)
         try:
+            if isinstance(beta, (str, bool)) or any(isinstance(b, (str, bool)) for b in beta):
+                raise TypeError
             object.__setattr__(self, "beta", tuple(float(b) for b in beta))
         except (TypeError, ValueError):
             raise SleepnetError(f"beta must be a list of numbers, got {self.beta!r}") from None
-        if self.image_shape is not None:
-            object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        shape = self.image_shape
+        if shape is not None:
+            if isinstance(shape, str) or not hasattr(shape, "__iter__") or not all(
+                    isinstance(n, int) and not isinstance(n, bool) for n in shape):  # fmt: skip
+                raise SleepnetError(f"image_shape must be two positive integers [height, width], got {shape!r}")
+            object.__setattr__(self, "image_shape", tuple(shape))
         self.validate()
 
     def validate(self) -> None:
@@ -287,9 +295,13 @@ def config_to_toml(config: SleepConfig, header: str = "") -> str:
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``key=value`` with a TOML value (``beta=[1, 2, 3]``, ``norm_w=true``; bare words are strings)."""
+    """``key=value`` with a TOML value (``beta=[1, 2, 3]``, ``norm_w=true``; bare words are strings).
+
+    A bare word stays a string (``input_mode=mean``); a key that wants a boolean then refuses
+    it, so ``norm_w=False`` is an error (TOML spells it ``false``), never a truthy string.
+    """
     if "=" not in item:
-        raise SleepnetError(f"--set expects key=value, got {item!r}")
+        raise UsageError(f"--set expects key=value, got {item!r}")
     key, raw = (s.strip() for s in item.split("=", 1))
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -318,8 +330,11 @@ def apply_overrides(config: SleepConfig, items: list[str]) -> SleepConfig:
     for item in items:
         key, value = parse_override(item)
         if key not in _FIELDS:
-            raise SleepnetError(f"--set: unknown key {key!r} (known: {', '.join(_FIELDS)})")
+            raise UsageError(f"--set: unknown key {key!r} (known: {', '.join(_FIELDS)})")
         if key in ("T", "seed", "chunk") and isinstance(value, float) and value.is_integer():
             value = int(value)
         values[key] = value
-    return from_mapping(values, "--set")
+    try:
+        return from_mapping(values, "--set")
+    except SleepnetError as exc:
+        raise UsageError(str(exc)) from None

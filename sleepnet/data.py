@@ -74,6 +74,9 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     frontend: dict | None = None
 
+    def __post_init__(self) -> None:
+        check_arrays(self.name, self.x_train, self.y_train, self.x_test, self.y_test)
+
     @property
     def n_features(self) -> int:
         """What the first weight layer of a model receives: the front-end's features, else the inputs."""
@@ -94,10 +97,42 @@ class Dataset:
                 "n_test": len(self.x_test)}  # fmt: skip
 
 
+def check_arrays(source: str, x_train, y_train, x_test, y_test) -> None:
+    """Refuse, in one ``SleepnetError`` naming ``source``, arrays no model can learn from or be tested on.
+
+    Both splits non-empty; images and labels of equal length; the same number of features per
+    image in both splits; every value finite; labels whole numbers >= 0 (a float label that is
+    not whole would be truncated, a negative one breaks the loss).
+    """
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim < 2 or len(x) == 0:
+            raise SleepnetError(f"{source}: x_{split} must hold at least one image, got shape {x.shape}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise SleepnetError(f"{source}: y_{split} must hold one label per image ({len(x)}), "
+                                f"got shape {y.shape}")  # fmt: skip
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise SleepnetError(f"{source}: x_{split} must be finite numbers")
+        if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating)
+                and np.isfinite(y).all() and (y == np.round(y)).all())):  # fmt: skip
+            raise SleepnetError(f"{source}: y_{split} must be whole-number class labels, got {y.dtype} values")
+        if y.min() < 0:
+            raise SleepnetError(f"{source}: y_{split} has a negative label ({y.min()})")
+    if np.prod(np.shape(x_train)[1:]) != np.prod(np.shape(x_test)[1:]):
+        raise SleepnetError(f"{source}: train and test images differ in size "
+                            f"({np.shape(x_train)[1:]} and {np.shape(x_test)[1:]})")  # fmt: skip
+
+
 def cache_dir() -> Path:
-    """The data cache: ``$SLEEPNET_DATA``, else ``$XDG_CACHE_HOME/sleepnet``, else ``~/.cache/sleepnet``."""
+    """The data cache: ``$SLEEPNET_DATA``, else ``$XDG_CACHE_HOME/sleepnet``, else ``~/.cache/sleepnet``.
+
+    ``SleepnetError`` if that path exists and is not a folder.
+    """
     if os.environ.get("SLEEPNET_DATA"):
-        return Path(os.environ["SLEEPNET_DATA"])
+        path = Path(os.environ["SLEEPNET_DATA"])
+        if path.exists() and not path.is_dir():
+            raise SleepnetError(f"$SLEEPNET_DATA is {path}, which is not a folder")
+        return path
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "sleepnet"
 
@@ -281,6 +316,7 @@ def load_npz(path: Path) -> Dataset:
         raise SleepnetError(f"{path} does not exist") from None
     except (KeyError, ValueError, OSError) as exc:
         raise SleepnetError(f"{path} is not an npz with x_train, y_train, x_test, y_test ({exc})") from None
+    check_arrays(str(path), *arrays.values())
     for k in ("x_train", "x_test"):
         if arrays[k].min() < 0 or arrays[k].max() > 1:
             raise SleepnetError(f"{path}: {k} must lie in [0, 1]")

@@ -62,7 +62,7 @@ import tomllib
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError
 from .evaluation.suites import SUITES, FrozenMap
-from .fsio import atomic_dir, refuse_existing, write_json
+from .fsio import atomic_dir, check_output, write_json
 from .registry import UnknownName
 from .threads import pinned
 
@@ -274,7 +274,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         if not _int_list(seeds, 0) or not seeds:
             raise SleepnetError(f"seeds must be non-negative integers, got {seeds!r}")
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs=[path])
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise SleepnetError(f"workers must be at least 1, got {workers}")
     workers = workers or spec.workers or os.cpu_count() or 1

@@ -1,7 +1,11 @@
 """Output that is either complete or absent: one overwrite guard, atomic files, atomic folders.
 
-- ``refuse_existing(path, overwrite)``: the one "already exists" check of every
-  command that writes an output (``--force`` sets ``overwrite``).
+- ``check_output(path, overwrite, inputs)``: the one check of every output path, run
+  before any work: it can be created (its nearest existing folder is writable), it is
+  not one of the command's inputs nor inside one (nor holds one), and it does not
+  exist unless ``--force`` (``overwrite``) is given, which replaces only a folder
+  sleepnet wrote (it holds the mark ``.sleepnet`` or a ``model.json``) or an empty one,
+  never a plain file.
 - ``atomic_write(path, data)``: every single file sleepnet writes (JSON, CSV,
   Markdown, TOML, PNG) goes to a temporary file in the same folder, then
   ``os.replace`` renames it into place; a failed write removes the temporary
@@ -10,6 +14,9 @@
   that is renamed into place when the block succeeds; an interrupted or failed
   run leaves nothing behind, and an existing folder is only replaced (with
   ``overwrite=True``) once the new one is complete.
+
+Permissions follow the umask: files 0666 and folders 0777 less the umask (0644 and
+0755 under the usual 022), so a lab's shared results folder reads as its members expect.
 """
 
 from __future__ import annotations
@@ -27,10 +34,54 @@ from typing import Any
 from .errors import SleepnetError
 
 
-def refuse_existing(path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Raise ``SleepnetError`` if ``path`` exists and ``overwrite`` is not set."""
-    if Path(path).exists() and not overwrite:
-        raise SleepnetError(f"{path} already exists (use --force to replace it)")
+MARK = ".sleepnet"
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), file: bool = False) -> None:
+    """Raise ``SleepnetError`` unless ``path`` can be written as an output; writes nothing.
+
+    Parameters
+    ----------
+    path : path-like
+        The output: a folder, or a single file if ``file``.
+    overwrite : bool
+        ``--force``: an existing output may be replaced; a folder only if sleepnet wrote it
+        (``is_own``) or it is empty; a file only by a file.
+    inputs : iterable of path-like
+        The command's inputs (model folders, experiment files); the output may be none of
+        them, may not lie inside one and may not contain one.
+    """
+    path = Path(path)
+    target = path.resolve()
+    for inp in inputs:
+        src = Path(inp).resolve()
+        if target == src or src in target.parents or target in src.parents:
+            raise SleepnetError(f"the output {path} would overwrite the input {inp}: choose another -o")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise SleepnetError(f"{path} already exists (use --force to replace it)")
+        if file and path.is_dir():
+            raise SleepnetError(f"{path} is a folder, not a file: --force replaces only a file here")
+        if not file and not path.is_dir():
+            raise SleepnetError(f"{path} is a file: --force replaces only a folder sleepnet wrote")
+        if not file and not is_own(path):
+            raise SleepnetError(f"{path} is a folder sleepnet did not write (no {MARK} or model.json): "
+                                "--force will not replace it; remove it or choose another -o")  # fmt: skip
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SleepnetError(f"cannot create {path}: {ancestor} is a file")
+    try:  # a real probe: os.access says yes to root on a read-only file system or in /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".sleepnet-probe-", dir=ancestor))
+    except OSError as exc:
+        raise SleepnetError(f"cannot create {path}: {ancestor} is not writable ({exc.strerror})") from None
+
+
+def is_own(folder: Path) -> bool:
+    """Whether ``folder`` is empty or one sleepnet wrote (``atomic_dir`` marks each with ``.sleepnet``)."""
+    folder = Path(folder)
+    return (folder / MARK).is_file() or (folder / "model.json").is_file() or not any(folder.iterdir())
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -61,9 +112,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``path`` when the block succeeds."""
+    """Yield a temporary folder that becomes ``path`` (marked ``.sleepnet``) when the block succeeds."""
     path = Path(path)
-    refuse_existing(path, overwrite)
+    check_output(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -71,6 +122,10 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    from . import __version__
+
+    (tmp / MARK).write_text(json.dumps({"sleepnet": __version__}) + "\n")
+    _follow_umask(tmp)
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -78,6 +133,28 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def umask() -> int:
+    """The process's file-mode creation mask (read without changing it for longer than a call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the modes the umask gives new folders and files.
+
+    ``tempfile.mkdtemp`` makes 0700 folders and some writers (safetensors) 0600 files; a folder a
+    lab shares must read as the user's umask says (0755 and 0644 under the common 022).
+    """
+    mask = umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

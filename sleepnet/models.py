@@ -243,6 +243,9 @@ def load_model(path: str | os.PathLike, device=None) -> tuple[nn.Sequential, dic
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise SleepnetError(f"{weights} is not a valid safetensors file ({exc})") from None
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise SleepnetError(f"{weights}: {name} holds NaN or infinite values")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -13,8 +13,8 @@ import numpy as np
 from .config import SleepConfig
 from .data import Dataset, load_dataset
 from .devices import model_device, resolve_device
-from .errors import SleepnetError
-from .fsio import atomic_dir, read_json, refuse_existing, write_json
+from .errors import SleepnetError, UsageError
+from .fsio import atomic_dir, check_output, read_json, write_json
 from .hashing import sha256_file
 from .models import load_model, save_model
 
@@ -58,16 +58,16 @@ def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: 
     from .training import get_recipe, train
 
     if schedule is not None and not saturation:
-        raise SleepnetError("--schedule sets the saturation penalty's annealing: give --saturation too")
+        raise UsageError("--schedule sets the saturation penalty's annealing: give --saturation too")
     if noise_after is not None and not noise:
-        raise SleepnetError("--noise-after places the noise layers: give --noise too")
+        raise UsageError("--noise-after places the noise layers: give --noise too")
     changes = {"epochs": epochs, "saturation": saturation, "schedule": schedule, "noise": noise,
                "noise_after": noise_after}  # fmt: skip
     base = get_recipe(recipe, **changes)
     if hidden is not None:
         base = get_recipe(recipe, **changes, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs=[dataset[4:]] if dataset.startswith("npz:") else ())
     device = resolve_device(device)
     data = load_dataset(dataset, data_dir)
     model, record = train(data, base, seed=seed, progress=progress, device=device)
@@ -116,12 +116,13 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     from .sleep_phase import sleep
     from .training import accuracy
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs=[model_dir])
     model, meta = load_model(model_dir, device=resolve_device(device))
     from .converters import check_sequential
 
     check_sequential(model)  # a CNN, biases or sigmoids: one line, before the data are read
     data = dataset_for(meta, data_dir, dataset)
+    check_classes(model, data, str(model_dir))
     result = sleep(model, config, data.x_train, backend=backend, progress=progress,
                    max_activation=cached_maxima(meta, data, config))  # fmt: skip
     summary = result.summary()
@@ -192,7 +193,7 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     from .evaluation import evaluate, headline
     from .plots import robustness_curves
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs=model_dirs)
     device = resolve_device(device)
     loaded = {}
     for d in model_dirs:
@@ -219,9 +220,22 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
 
 
 def check_classes(model, data: Dataset, where: str) -> None:
-    """One clear error if ``model``'s output size is not ``data``'s number of classes."""
+    """One clear error if ``model`` cannot take ``data``'s inputs (a forward pass on one test example)
+    or its output size is not ``data``'s number of classes."""
+    import torch
+
     from .evaluation.attacks.base import n_outputs
 
+    param = next(model.parameters(), None)
+    x = torch.as_tensor(data.x_test[:1], device=param.device if param is not None else None)
+    try:
+        with torch.no_grad():
+            model(x)
+    except RuntimeError:
+        first = next((m for m in model.modules() if hasattr(m, "in_features")), None)
+        wants = f"{first.in_features} features" if first is not None else "inputs of another shape"
+        raise SleepnetError(f"{where}: the model takes {wants} but {data.name} has {data.x_test.shape[1]} "
+                            "per example (is it the data the model was trained on?)") from None
     k = n_outputs(model)
     if k != data.n_classes:
         raise SleepnetError(f"{where}: the model has {k} outputs but {data.name} has "
@@ -232,9 +246,9 @@ def check_n(n, data: Dataset | None = None) -> None:
     """``SleepnetError`` unless ``n`` (``--n``, a number of test images) is a positive integer, and,
     given ``data``, at most its number of test images."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SleepnetError(f"--n must be a positive integer, got {n!r}")
+        raise UsageError(f"--n must be a positive integer, got {n!r}")
     if data is not None and n > len(data.x_test):
-        raise SleepnetError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
+        raise UsageError(f"--n {n} is more than the {len(data.x_test)} test images of {data.name}")
 
 
 def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n: int = 1000,
@@ -259,7 +273,7 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
     check_n(n)
     if eot_samples is not None:
         check_eot(eot_samples)
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs=[model_dir], file=True)
     device = resolve_device(device)
     model, meta = load_model(model_dir)
     data = dataset_for(meta, data_dir, dataset)
@@ -329,7 +343,7 @@ def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int
     ``out`` as JSON, with the simulated capacity if ``simulated``; everything is checked first."""
     from .geometry import check_manifolds, manifold_analysis, simulated_capacity
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs=[manifolds], file=True)
     try:
         loaded = np.load(manifolds, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -342,7 +356,7 @@ def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int
         raise SleepnetError(f"{manifolds} is not a readable .npz file ({exc})") from None
     check_manifolds(x, kappa, n_t)
     if isinstance(n_reps, bool) or not isinstance(n_reps, int) or n_reps < 1:
-        raise SleepnetError(f"--n-reps must be a positive integer, got {n_reps!r}")
+        raise UsageError(f"--n-reps must be a positive integer, got {n_reps!r}")
     res = manifold_analysis(x, kappa, n_t, seed, n_reps)
     if simulated:
         res["simulated"] = simulated_capacity(x, seed=seed)
@@ -377,10 +391,10 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
     for name in analyses or ():
         ANALYSES.get(name)
     if draws is not None and not geometry:
-        raise SleepnetError("--draws is for the geometry's noise draws: add --geometry")
-    refuse_existing(out, overwrite)
+        raise UsageError("--draws is for the geometry's noise draws: add --geometry")
+    check_output(out, overwrite, inputs=model_dirs)
     if json_path is not None:
-        refuse_existing(json_path, overwrite)
+        check_output(json_path, overwrite, inputs=[*model_dirs, out], file=True)
     models, data, labels = {}, None, []
     for folder in model_dirs:
         model, meta = load_model(folder)

@@ -351,7 +351,7 @@ def test_a_bad_device_is_one_line_before_any_work(tmp_path):
     proc = run_cli("train", "--dataset", "patches", "--device", "tpu", "-o", out, "-q")
     assert proc.returncode == 2 and not out.exists()
     choices = "cpu, cuda, cuda:N, mps or auto (the first GPU if there is one, else cpu)"
-    assert proc.stderr.strip() == f"sleepnet: error: unknown device 'tpu' (choose {choices})"
+    assert proc.stderr.strip() == f"sleepnet: error: --device: unknown device 'tpu' (choose {choices})"
     if not torch.cuda.is_available():
         proc = run_cli("evaluate", tmp_path / "missing", "--device", "cuda", "-o", tmp_path / "ev", "-q")
         assert proc.returncode == 2 and "has no CUDA GPU" in proc.stderr

@@ -15,7 +15,7 @@ from torch import nn
 
 from sleepnet.errors import SleepnetError
 from sleepnet.evaluation.attacks import FGSM, HopSkipJump
-from sleepnet.fsio import atomic_write, refuse_existing, write_json
+from sleepnet.fsio import atomic_write, check_output, write_json
 from sleepnet.hashing import sha256_arrays, sha256_bytes, sha256_file, weights_sha256
 from sleepnet.state import changed, eval_mode, grads_kept, numpy_seeded, optuna_quiet, snapshot
 
@@ -164,14 +164,14 @@ def test_snapshot_names_what_changed():
 # --- one overwrite guard, one atomic writer ---------------------------------------------------
 
 
-def test_refuse_existing(tmp_path):
+def test_check_output(tmp_path):
     target = tmp_path / "out"
-    refuse_existing(target)  # nothing there: fine
+    check_output(target)  # nothing there: fine
     target.mkdir()
     with pytest.raises(SleepnetError) as err:
-        refuse_existing(target)
+        check_output(target)
     assert str(err.value) == f"{target} already exists (use --force to replace it)"
-    refuse_existing(target, overwrite=True)
+    check_output(target, overwrite=True)
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):

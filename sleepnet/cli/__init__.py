@@ -5,8 +5,8 @@ parser, and ``run(args) -> int``; it may also have ``rewrite_argv(argv)``, appli
 before parsing (``sleepnet tune MODEL`` is ``sleepnet tune run MODEL``). A new
 command is a new module in ``COMMANDS``.
 
-Bad input gets one line on stderr (``sleepnet: error: ...``) and exit status 2,
-never a traceback; set ``SLEEPNET_DEBUG=1`` to see the traceback of an
+Bad input gets one line on stderr (``sleepnet: error: ...``), never a traceback:
+exit status 2 for a usage error (the command line), 1 for the rest (``sleepnet.errors``); set ``SLEEPNET_DEBUG=1`` to see the traceback of an
 unexpected failure.
 """
 
@@ -53,11 +53,17 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (a library's multi-line text joined with " / ")."""
+    return " / ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
-    0 on success, 2 for a ``SleepnetError`` (one line on stderr), 130 if interrupted (Ctrl-C or
-    SIGTERM), 1 for any other failure (one line; the traceback with ``SLEEPNET_DEBUG=1``).
+    0 on success; for a ``SleepnetError``, one line on stderr and its ``exit_code`` (2 for a usage
+    error, 1 for the rest); 130 if interrupted (Ctrl-C or SIGTERM); 1 for any other failure (one
+    line; the traceback with ``SLEEPNET_DEBUG=1``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)  # `kill`: unwind like Ctrl-C, so temporary folders go
@@ -65,15 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except SleepnetError as exc:
-        print(f"sleepnet: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"sleepnet: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("sleepnet: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure: still one line, unless debugging
         if os.environ.get("SLEEPNET_DEBUG"):
             raise
-        print(f"sleepnet: error: {type(exc).__name__}: {exc} (SLEEPNET_DEBUG=1 shows the traceback)",
+        print(f"sleepnet: error: {type(exc).__name__}: {_one_line(exc)} (SLEEPNET_DEBUG=1 shows the traceback)",
               file=sys.stderr)  # fmt: skip
         return 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import SleepnetError
+from ..errors import SleepnetError, UsageError
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -38,8 +38,8 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        """Raise ``SleepnetError`` with ``message`` (the CLI prints it as one line), instead of exiting."""
-        raise SleepnetError(f"{self.prog}: {message}")
+        """Raise ``UsageError`` with ``message`` (the CLI prints it as one line, exit 2), instead of exiting."""
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def add_command(subparsers, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
@@ -99,7 +99,10 @@ def device(args):
     """The resolved ``--device``: one clear error for a device this machine lacks, before any work."""
     from ..devices import resolve_device
 
-    return resolve_device(args.device)
+    try:
+        return resolve_device(args.device)
+    except SleepnetError as exc:
+        raise UsageError(f"--device: {exc}") from None
 
 
 def progress(args) -> bool:
@@ -114,9 +117,9 @@ def parse_seeds(text: str | None) -> list[int] | None:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise SleepnetError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
+        raise UsageError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
     if not seeds or min(seeds) < 0:
-        raise SleepnetError(f"--seeds expects non-negative integers, got {text!r}")
+        raise UsageError(f"--seeds expects non-negative integers, got {text!r}")
     return seeds
 
 
@@ -127,9 +130,9 @@ def parse_hidden(text: str | None) -> tuple[int, ...] | None:
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise SleepnetError(f"--hidden expects sizes like 1200,1200, got {text!r}") from None
+        raise UsageError(f"--hidden expects sizes like 1200,1200, got {text!r}") from None
     if any(n <= 0 for n in sizes):
-        raise SleepnetError(f"--hidden sizes must be positive, got {text!r}")
+        raise UsageError(f"--hidden sizes must be positive, got {text!r}")
     return sizes
 
 

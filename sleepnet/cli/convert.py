@@ -21,13 +21,16 @@ def add_parser(subparsers):
 def run(args) -> int:
     """Print max weight, max activation and scale factor per layer (and write ``--json``); returns 0."""
     from ..converters import check_sequential, from_torch
-    from ..fsio import write_json
+    from ..fsio import check_output, write_json
     from ..models import load_model
-    from ..workflow import dataset_for
+    from ..workflow import check_classes, dataset_for
 
+    if args.json:  # no --force here: a file is replaced, a folder or the model never
+        check_output(args.json, overwrite=True, inputs=[args.model], file=True)
     model, meta = load_model(args.model, device=device(args))
     check_sequential(model)
     data = dataset_for(meta, args.data_dir, args.dataset)
+    check_classes(model, data, str(args.model))
     net = from_torch(model, data.x_train, args.percentile)
     summary = net.summary()
     print(f"spiking network {'-'.join(map(str, net.sizes))}, activation statistic "

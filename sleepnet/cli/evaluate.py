@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SleepnetError
+from ..errors import SleepnetError, UsageError
 from .common import add_command, add_common, add_device, device, progress
 
 EPILOG = """One attack: robust accuracy at each budget (an image counts only if classified correctly
@@ -50,7 +50,7 @@ def add_parser(subparsers):
 def suite_options(args) -> dict:
     """The paper and standard suites' ``subsample`` and ``quick``; nothing for the quick suite."""
     if args.subsample <= 0:
-        raise SleepnetError(f"--subsample must be positive, got {args.subsample}")
+        raise UsageError(f"--subsample must be positive, got {args.subsample}")
     return {"subsample": args.subsample, "quick": args.quick} if args.suite != "quick" else {}
 
 
@@ -65,11 +65,11 @@ def parse_eps(text: str | None, norm: str) -> tuple[float, ...]:
         try:
             values.append(float(part))
         except ValueError:
-            raise SleepnetError(f"--eps expects numbers like 0.05,0.1, got {text!r}") from None
+            raise UsageError(f"--eps expects numbers like 0.05,0.1, got {text!r}") from None
     try:
         return check_budgets(values)
     except SleepnetError as e:
-        raise SleepnetError(f"--eps {text}: {e}") from None
+        raise UsageError(f"--eps {text}: {e}") from None
 
 
 def run_attack(args) -> int:
@@ -77,9 +77,9 @@ def run_attack(args) -> int:
     from ..workflow import attack_to_file
 
     if len(args.models) != 1:
-        raise SleepnetError("--attack takes one model folder")
+        raise UsageError("--attack takes one model folder")
     if args.json is None:
-        raise SleepnetError("--attack needs --json FILE for the result")
+        raise UsageError("--attack needs --json FILE for the result")
     params = {"version": args.version} if args.attack == "autoattack" else {}
     res = attack_to_file(args.models[0], args.json, attack=args.attack, norm=args.norm,
                          eps=parse_eps(args.eps, args.norm), n=args.n, eot_samples=args.eot_samples,
@@ -101,7 +101,7 @@ def run(args) -> int:
     from ..workflow import evaluate_to_folder
 
     if args.output is None:
-        raise SleepnetError("evaluate needs -o OUT (or --attack NAME --json FILE)")
+        raise UsageError("evaluate needs -o OUT (or --attack NAME --json FILE)")
     metrics = evaluate_to_folder(args.models, args.output, suite=args.suite, seed=args.seed,
                                  data_dir=args.data_dir, overwrite=args.force, progress=progress(args),
                                  dataset=args.dataset, device=device(args),

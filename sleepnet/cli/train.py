@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SleepnetError
+from ..errors import SleepnetError, UsageError
 from .common import add_command, add_common, add_device, device, parse_hidden, progress
 
 
@@ -34,7 +34,7 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise SleepnetError(f"--noise-after must be comma-separated layer numbers, got {text!r}") from None
+        raise UsageError(f"--noise-after must be comma-separated layer numbers, got {text!r}") from None
 
 
 def run(args) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import SleepnetError
+from ..errors import SleepnetError, UsageError
 from .common import add_command, add_data_dir, add_force, add_output, add_quiet, progress
 
 ACTIONS = ("run", "export", "report")
@@ -119,7 +119,7 @@ def _report(args) -> None:
 
     out = args.output or (None if "://" in args.study_path else Path(args.study_path))
     if out is None:
-        raise SleepnetError("tune report on a storage URL needs -o FOLDER")
+        raise UsageError("tune report on a storage URL needs -o FOLDER")
     summary = tuning.write_report(args.study, storage_url(args.study_path), out, test=args.test,
                                   data_dir=args.data_dir)  # fmt: skip
     print(f"{sum(summary['states'].values())} trials -> {out}/report.md, pareto.png, trials.csv")

@@ -18,7 +18,7 @@ from ..config import config_to_toml, from_mapping
 from ..errors import SleepnetError
 from ..evaluation import evaluate_model, headline
 from ..evaluation.suites import quick_suite
-from ..fsio import atomic_write, refuse_existing, write_json
+from ..fsio import atomic_write, check_output, write_json
 from ..hashing import weights_sha256
 from ..state import optuna_quiet
 from .objectives import measure
@@ -224,7 +224,7 @@ def _write_csv(table: list[dict], path: Path) -> None:
 def export_trial(study_name: str, url: str, number: int, path: Path, overwrite: bool = False) -> Path:
     """Write trial ``number``'s sleep config as a preset TOML (``sleepnet sleep --config`` reads it)."""
     path = Path(path)
-    refuse_existing(path, overwrite)
+    check_output(path, overwrite, file=True)
     study = load(study_name, url)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:

@@ -6,11 +6,15 @@ The top of the tuning package: it imports ``study`` (the trials) and
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 
-from ..errors import SleepnetError
+from .. import __version__
+from ..errors import SleepnetError, UsageError
+from ..fsio import MARK, atomic_write, check_output
 from ..state import optuna_quiet
 from .report import write_report
 from .study import STUDY_NAME, Tuner, TuneSettings, open_study, run_worker
@@ -30,14 +34,26 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
     Each worker runs on ``cores // workers`` threads; with one worker, it runs in this process and
     the thread counts are the caller's again once it is done."""
     if n_trials < 1 or workers < 1:
-        raise SleepnetError("--trials and --workers must be at least 1")
+        raise UsageError("--trials and --workers must be at least 1")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    new = not out.is_dir()  # an existing study folder is resumed
+    if out.exists() and not out.is_dir():
+        raise SleepnetError(f"{out} is a file, not a study folder")
+    if new:
+        check_output(out, inputs=[settings.model])
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     t0 = time.perf_counter()
-    # one worker runs here and shares the model and data it loads with the baseline
-    tuner = Tuner(settings, data_dir) if workers == 1 else None
-    open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir, tuner=tuner)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # one worker runs here and shares the model and data it loads with the baseline
+        tuner = Tuner(settings, data_dir) if workers == 1 else None
+        open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir, tuner=tuner)
+    except BaseException:
+        if new:  # refused before the study existed: no empty folder left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if new:
+        atomic_write(out / MARK, json.dumps({"sleepnet": __version__}) + "\n")
     cores = os.cpu_count() or 1
     threads = max(1, cores // workers)
     args = [(settings, url, study_name, n_trials, w, threads, heartbeat, grace, data_dir, progress)
