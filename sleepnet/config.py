@@ -135,7 +135,8 @@ class SleepConfig:
         if shape is not None:
             if isinstance(shape, str) or not hasattr(shape, "__iter__") or not all(
                     isinstance(n, int) and not isinstance(n, bool) for n in shape):  # fmt: skip
-                raise SleepnetError(f"image_shape must be two positive integers [height, width], got {shape!r}")
+                raise SleepnetError(f"image_shape must be two positive integers [height, width], "
+                                    f"got {shape!r}")  # fmt: skip
             object.__setattr__(self, "image_shape", tuple(shape))
         self.validate()
 
@@ -267,7 +268,10 @@ def load_config(path: str | Path, base: SleepConfig | None = None) -> SleepConfi
     values = dict(_read_toml(text, str(path)))
     preset = values.pop("preset", None)
     if preset is not None:
-        base = load_preset(preset)
+        try:
+            base = load_preset(preset)
+        except SleepnetError as exc:  # the file's error, not the command line's
+            raise SleepnetError(f"{path}: {exc}") from None
     merged = base.to_dict() if base is not None else {}
     merged.update(values)
     return from_mapping(merged, str(path))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SleepnetError
+from .errors import SleepnetError, UsageError
 from .hashing import sha256_arrays, sha256_bytes
 
 SPLITS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
@@ -115,7 +115,8 @@ def check_arrays(source: str, x_train, y_train, x_test, y_test) -> None:
             raise SleepnetError(f"{source}: x_{split} must be finite numbers")
         if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating)
                 and np.isfinite(y).all() and (y == np.round(y)).all())):  # fmt: skip
-            raise SleepnetError(f"{source}: y_{split} must be whole-number class labels, got {y.dtype} values")
+            raise SleepnetError(f"{source}: y_{split} must be whole-number class labels, "
+                                f"got {y.dtype} values")  # fmt: skip
         if y.min() < 0:
             raise SleepnetError(f"{source}: y_{split} has a negative label ({y.min()})")
     if np.prod(np.shape(x_train)[1:]) != np.prod(np.shape(x_test)[1:]):
@@ -357,4 +358,4 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
                 "dataset-fashion-mnist or pass --data-dir"
             )
         return load_idx_dir(folder, "fashion-mnist", KNOWN_HASHES["fashion-mnist"])
-    raise SleepnetError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)}, npz:PATH)")
+    raise UsageError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)}, npz:PATH)")

@@ -50,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,9 +63,11 @@ import tomllib
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError
 from .evaluation.suites import SUITES, FrozenMap
-from .fsio import atomic_dir, check_output, write_json
+from .fsio import check_output, write_json
+from .progress import LOG
 from .registry import UnknownName
 from .threads import pinned
+from .units import resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
 KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
@@ -286,13 +289,18 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     train_threads = max(1, cores - workers) if workers > 1 else torch.get_num_threads()
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads}
     t_all = time.perf_counter()
-    with atomic_dir(out, overwrite=overwrite) as tmp, Evaluator(spec, data_dir, options, workers) as ev, \
+    with resumable_dir(out, overwrite, inputs=[path]) as tmp, \
+            Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256) as ev, \
             pinned(train_threads):  # fmt: skip
-        for seed in _bar(spec.seeds, progress, "train"):
+        for seed in _bar(spec.seeds, progress, "train", label=lambda s: f"seed {s}"):
             t0 = time.perf_counter()
             _train_seed(spec, data, recipe, seed, tmp, ev, progress, device)
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
+        _prune(tmp, spec)
+        if ev.reused or ev.models_reused:
+            LOG.info("reused %d of %d models and %d of %d measures from an earlier run", ev.models_reused,
+                     len(ev.pending), ev.reused, ev.reused + ev.done)  # fmt: skip
         timing["total_s"] = time.perf_counter() - t_all
         timing["evaluate_s"] = {f"seed{k[0]}/{k[1]}": r["evaluate_s"] for k, r in results.items()}
         per_seed = {seed: {name: res for (s, name), res in results.items() if s == seed}
@@ -325,25 +333,72 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
     """Train the control of ``seed``, sleep it with each variant, train each defence from it; each
     model is saved under ``tmp/seed<seed>/`` and handed to ``ev``."""
     from .defences import DEFENCES
-    from .models import save_model
+    from .models import load_model, save_model
     from .sleep_phase import sleep
     from .training import train
     from .workflow import activation_record
 
-    control, record = train(data, recipe, seed=seed, progress=progress, device=device)
-    record["activation_max"] = activation_record(control, data)
-    ev.submit(seed, "control", save_model(control, tmp / f"seed{seed}" / "control", record))
+    def made(name: str, digest: str, make):
+        """The model folder ``tmp/seed<seed>/name``: kept if its unit hash is ``digest``, else ``make()``
+        (a model and its record) saved there; returns the model and its record."""
+        folder = tmp / f"seed{seed}" / name
+        kept = _kept_model(folder, digest)
+        if kept is not None:
+            ev.models_reused += 1
+        else:
+            model, rec = make()
+            save_model(model, folder, rec | {"unit": digest}, overwrite=True)
+            kept = load_model(folder)  # what was saved, so that a resumed run sees the very same
+        ev.submit(seed, name, folder, digest)
+        return kept
+
+    def train_control():
+        model, rec = train(data, recipe, seed=seed, progress=progress, device=device)
+        return model, rec | {"activation_max": activation_record(model, data)}
+
+    c_hash = unit_hash("control", data.sha256, dataclasses.asdict(recipe), seed, str(device))
+    control, record = made("control", c_hash, train_control)
     for name, config in spec.sleep.items():
-        result = sleep(control, config.replace(seed=seed), data.x_train, progress=progress,
-                       max_activation=np.asarray(record["activation_max"]["values"]))  # fmt: skip
-        folder = save_model(result.model, tmp / f"seed{seed}" / name,
-                            {"kind": "slept", "recipe": record["recipe"], "dataset": data.record(),
-                             "seed": seed, "sleep": result.summary()})  # fmt: skip
-        ev.submit(seed, name, folder)
+        def slept(config=config):
+            result = sleep(control, config.replace(seed=seed), data.x_train, progress=progress,
+                           max_activation=np.asarray(record["activation_max"]["values"]))  # fmt: skip
+            return result.model, {"kind": "slept", "recipe": record["recipe"], "dataset": data.record(),
+                                  "seed": seed, "sleep": result.summary()}  # fmt: skip
+
+        made(name, unit_hash("sleep", c_hash, config.replace(seed=seed).to_dict()), slept)
     for name, params in spec.defences.items():
         kind, rest = defence_kind(name, params)
-        model, rec = DEFENCES[kind](**rest).apply(control, record, data, seed, device=device)
-        ev.submit(seed, name, save_model(model, tmp / f"seed{seed}" / name, rec))
+        made(name, unit_hash("defence", c_hash, kind, rest, seed, str(device)),
+             lambda kind=kind, rest=rest: DEFENCES[kind](**rest).apply(control, record, data, seed,
+                                                                      device=device))  # fmt: skip
+
+
+def _kept_model(folder: Path, digest: str):
+    """The model and record of ``folder`` if it is a finished unit with hash ``digest``, else None."""
+    from .models import load_model
+
+    if not (folder / "model.json").is_file():
+        return None
+    try:
+        model, rec = load_model(folder)
+    except SleepnetError:
+        return None  # damaged: made again
+    return (model, rec) if rec.get("unit") == digest else None
+
+
+def _prune(work: Path, spec: ExperimentSpec) -> None:
+    """Remove the model folders and measures of seeds and models the experiment no longer has (left by
+    an earlier run whose file named them)."""
+    names = {"control", *spec.sleep, *spec.defences}
+    keep = {f"seed{s}" for s in spec.seeds}
+    for top in (work, work / "units"):
+        for seed_dir in top.glob("seed*"):
+            if seed_dir.name not in keep:
+                shutil.rmtree(seed_dir)
+                continue
+            for child in seed_dir.iterdir():
+                if child.name not in names:
+                    shutil.rmtree(child)
 
 
 def defence_kind(name: str, params: Mapping[str, Any]) -> tuple[str, dict]:
@@ -369,22 +424,29 @@ def _worker_init(dataset: str, data_dir: str | None, threads: int | None) -> Non
 def _evaluate_one(job: tuple, suite: str, seed: int, options: dict) -> tuple:
     from .evaluation import evaluate_model
     from .models import load_model
+    from .units import Units
 
-    key, folder = job
+    key, folder, units_dir, context = job
     model, record = load_model(folder)
+    units = Units(units_dir, context)
     t0 = time.perf_counter()
-    res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, **options)
-    return key, res | {"evaluate_s": time.perf_counter() - t0}
+    res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
+                         **options)  # fmt: skip
+    return key, res | {"evaluate_s": time.perf_counter() - t0}, (units.reused, units.done)
 
 
 class Evaluator:
     """Evaluates saved models as they come: in this process (``workers=1``) or in a pool of
     ``workers`` processes that works while the next models train."""
 
-    def __init__(self, spec: ExperimentSpec, data_dir, options: dict, workers: int) -> None:
+    def __init__(self, spec: ExperimentSpec, data_dir, options: dict, workers: int, units: Path,
+                 data_hash: str) -> None:  # fmt: skip
         self.spec, self.data_dir, self.options, self.workers = spec, data_dir, options, workers
+        self.units, self.data_hash = Path(units), data_hash
         self.pending: list = []  # (key, folder) or futures
         self.pool = None
+        # measures and models kept from an earlier run, and measures computed now
+        self.reused = self.models_reused = self.done = 0
 
     def __enter__(self) -> Evaluator:
         if self.workers > 1:
@@ -409,9 +471,15 @@ class Evaluator:
                 proc.terminate()
         self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
 
-    def submit(self, seed: int, name: str, folder: Path) -> None:
-        """Queue model ``folder`` (``name`` of ``seed``) for evaluation: in the pool, or for ``results``."""
-        task = ((seed, name), str(folder))
+    def _count(self, counts: tuple[int, int]) -> None:
+        self.reused += counts[0]
+        self.done += counts[1]
+
+    def submit(self, seed: int, name: str, folder: Path, digest: str) -> None:
+        """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``) for evaluation: in the pool,
+        or for ``results``; its measures are kept under ``units/seed<seed>/name``."""
+        context = [digest, self.data_hash, self.spec.suite, seed, self.options]
+        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context)
         if self.pool is None:
             self.pending.append(task)
         else:
@@ -424,13 +492,18 @@ class Evaluator:
         if self.pool is None:
             _worker_init(self.spec.dataset, self.data_dir, None)
             for task in self.pending:
-                key, res = _evaluate_one(task, self.spec.suite, task[0][0], self.options)
+                key, res, counts = _evaluate_one(task, self.spec.suite, task[0][0], self.options)
                 out[key] = res
+                self._count(counts)
                 bar.update(1)
         else:
             from concurrent.futures import as_completed
 
-            done = dict(fut.result() for fut in _updating(as_completed(self.pending), bar))
+            done = {}
+            for fut in _updating(as_completed(self.pending), bar):
+                key, res, counts = fut.result()
+                done[key] = res
+                self._count(counts)
             out = {key: done[key] for key in (f.result()[0] for f in self.pending)}
         bar.close()
         return out
@@ -446,9 +519,7 @@ def _updating(items, bar):
         yield item
 
 
-def _bar(items, enabled, desc, total=None):
-    from tqdm.auto import tqdm
+def _bar(items, enabled, desc, total=None, label=None):
+    from .progress import bar
 
-    if items is None:
-        return tqdm(total=total, desc=desc, leave=False, disable=not enabled)
-    return tqdm(items, desc=desc, leave=False) if enabled else items
+    return bar(desc, items=items, total=total, enabled=enabled, unit="models", each=True, label=label)

@@ -33,7 +33,6 @@ from typing import Any
 
 from .errors import SleepnetError
 
-
 MARK = ".sleepnet"
 
 

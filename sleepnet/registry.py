@@ -22,13 +22,14 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from .errors import SleepnetError
+from .errors import SleepnetError, UsageError
 
 T = TypeVar("T")
 
 
-class UnknownName(SleepnetError, ValueError):
-    """A name that is not in a registry; the message lists the known ones."""
+class UnknownName(UsageError, ValueError):
+    """A name that is not in a registry; the message lists the known ones. A usage error (exit 2) as
+    typed on the command line; a file that names it reports it as its own error (exit 1)."""
 
 
 class Registry(Generic[T]):

@@ -115,11 +115,9 @@ def _drive_steps(sim: Simulator, spikes_for: Callable[[int, int], np.ndarray], T
             sub_raster = raster[lo - raster_start :]
             offset = lo - t0
         sim.run(spikes_for(t0, t1), counts[t0:t1], unit_counts, sub_raster, offset)
-        if bar is not None:
-            bar.update(t1 - t0)
+        bar.update(t1 - t0)
     wall = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
+    bar.close()
     return SleepOutput(
         weights=sim.weights(), spike_counts=counts, unit_counts=unit_counts,
         sizes=[int(n) for n in sim.sizes], backend=sim.name, raster=raster,
@@ -135,11 +133,9 @@ def _compile_input_kernel() -> None:
 
 
 def _progress(total: int, enabled: bool, name: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    from .progress import bar
 
-    return tqdm(total=total, desc=f"sleep ({name})", unit="step", unit_scale=True, leave=False)
+    return bar(f"sleep ({name})", total=total, enabled=enabled, unit="steps")
 
 
 def run_sleep(weights: list[np.ndarray], input_spikes: np.ndarray, *, alpha, beta, inc: float,

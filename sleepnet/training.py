@@ -249,11 +249,10 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed + 1)  # dropout masks
     losses = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
-        bar = tqdm(total=recipe.epochs * n_batches, desc=f"train ({recipe.name})", leave=False)
+    bar = progress_bar(f"train ({recipe.name})", total=recipe.epochs * n_batches, enabled=progress,
+                       unit="batches")  # fmt: skip
     model.train()
     with deterministic(device):
         for _ in range(recipe.epochs):
@@ -271,11 +270,9 @@ def fit(model: nn.Sequential, recipe: Recipe, x: np.ndarray, y: np.ndarray, seed
                 value.backward()
                 opt.step()
                 total += float(value.detach())
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
             losses.append(total / n_batches)
-    if bar is not None:
-        bar.close()
+    bar.close()
     model.eval()
     return losses
 

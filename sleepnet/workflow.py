@@ -13,10 +13,11 @@ import numpy as np
 from .config import SleepConfig
 from .data import Dataset, load_dataset
 from .devices import model_device, resolve_device
-from .errors import SleepnetError, UsageError
+from .errors import SleepnetError, UsageError, usage
 from .fsio import atomic_dir, check_output, read_json, write_json
 from .hashing import sha256_file
 from .models import load_model, save_model
+from .units import Units, resumable_dir
 
 RECORD = "sleep_record.npz"
 
@@ -63,9 +64,10 @@ def train_to_folder(dataset: str, recipe: str, seed: int, out: Path, *, epochs: 
         raise UsageError("--noise-after places the noise layers: give --noise too")
     changes = {"epochs": epochs, "saturation": saturation, "schedule": schedule, "noise": noise,
                "noise_after": noise_after}  # fmt: skip
-    base = get_recipe(recipe, **changes)
-    if hidden is not None:
-        base = get_recipe(recipe, **changes, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
+    with usage():  # every check of the options' values: exit 2
+        base = get_recipe(recipe, **changes)
+        if hidden is not None:
+            base = get_recipe(recipe, **changes, sizes=(base.sizes[0], *hidden, base.sizes[-1]))
 
     check_output(out, overwrite, inputs=[dataset[4:]] if dataset.startswith("npz:") else ())
     device = resolve_device(device)
@@ -205,18 +207,32 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
     for m in loaded.values():
         check_classes(m[1], data, str(m[0]))
-    results = evaluate({n: m[1] for n, m in loaded.items()}, data,
-                       {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
-                       device=device, **options)  # fmt: skip
-    metrics = {
-        "suite": suite, "seed": seed, "dataset": data.record(), "options": options, "device": str(device),
-        "models": {n: {"path": str(m[0]), "summary": headline(results[n]), "results": results[n]}
-                   for n, m in loaded.items()},
-    }  # fmt: skip
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        write_json(tmp / "metrics.json", metrics)
-        robustness_curves(results, tmp / "figures")
+    with resumable_dir(out, overwrite, inputs=model_dirs) as work:
+        units = {n: Units(work / "units" / n, [sha256_file(Path(m[0]) / "model.safetensors"),
+                                               model_loss(m[2]), data.sha256, suite, seed, options,
+                                               str(device)])
+                 for n, m in loaded.items()}  # fmt: skip
+        results = evaluate({n: m[1] for n, m in loaded.items()}, data,
+                           {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
+                           device=device, units=units, **options)  # fmt: skip
+        _say_reused(units.values())
+        metrics = {
+            "suite": suite, "seed": seed, "dataset": data.record(), "options": options, "device": str(device),
+            "models": {n: {"path": str(m[0]), "summary": headline(results[n]), "results": results[n]}
+                       for n, m in loaded.items()},
+        }  # fmt: skip
+        write_json(work / "metrics.json", metrics)
+        robustness_curves(results, work / "figures")
     return metrics
+
+
+def _say_reused(units) -> None:
+    """One line: how many measures were reused from an interrupted or earlier run, if any."""
+    from .progress import LOG
+
+    reused = sum(u.reused for u in units)
+    if reused:
+        LOG.info("reused %d finished measures, computed %d", reused, sum(u.done for u in units))
 
 
 def check_classes(model, data: Dataset, where: str) -> None:

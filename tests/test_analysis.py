@@ -131,4 +131,4 @@ def test_analyze_cli_needs_the_models_dataset(tmp_path):
     folder = save_model(build_mlp([4, 2]), tmp_path / "m", {"dataset": {"name": "npz:/nowhere/data.npz"}})
     out = tmp_path / "an"
     res = run_cli("analyze", folder, "-o", out)
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and not out.exists()
+    assert res.returncode == 1 and res.stderr.strip().count("\n") == 0 and not out.exists()

@@ -111,26 +111,68 @@ def test_bad_experiment_files(tmp_path):
     assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "non-negative", out)
 
 
-def test_a_killed_run_leaves_nothing_behind(tmp_path):
+RESUMABLE = """
+[experiment]
+dataset = "patches"
+recipe = "paper"
+hidden = [16]
+epochs = 2
+seeds = [0, 1, 2]
+suite = "quick"
+
+[sleep]
+a = { preset = "patches", beta = [1, 1], T = 2000 }
+b = { preset = "patches", beta = [2, 2], T = 2000 }
+"""
+
+
+def _without_timing(metrics: dict) -> dict:
+    """``metrics`` less what a clock measured (the timing section, each model's ``evaluate_s``)."""
+    per_seed = {s: {m: {k: v for k, v in r.items() if k != "evaluate_s"} for m, r in models.items()}
+                for s, models in metrics["per_seed"].items()}  # fmt: skip
+    return {k: v for k, v in metrics.items() if k != "timing"} | {"per_seed": per_seed}
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_path):
     import signal
     import subprocess
     import sys
     import time
 
-    exp = tmp_path / "tiny.toml"
-    exp.write_text(TINY)
+    exp = tmp_path / "e.toml"
+    exp.write_text(RESUMABLE)
+    full = tmp_path / "full"
+    proc = run_cli("run", exp, "-o", full, "-q", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "sleepnet", "run", str(exp), "--quick", "-o", str(out),
-                             "-q", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    cmd = [sys.executable, "-m", "sleepnet", "run", str(exp), "-o", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_unit = tmp_path / ".run.partial" / "units" / "seed0" / "control" / "clean.json"
     deadline = time.time() + 120
-    while not list(tmp_path.glob(".run.*/seed0/control")) and time.time() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGTERM)  # what `kill` sends
+    while not first_unit.exists() and time.time() < deadline:  # 9 models trained; evaluation has begun
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-    assert not out.exists() and not list(tmp_path.glob(".run.*"))
+    assert not out.exists() and (tmp_path / ".run.partial" / "seed2" / "b" / "model.json").is_file()
+    done = {p.relative_to(tmp_path) for p in (tmp_path / ".run.partial" / "units").rglob("*.json")}
+    assert 1 <= len(done) < 9 * 4  # clean, noise, blur, FGSM for each of 9 models: some, not all
+    proc = run_cli("run", exp, "-o", out, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming from" in proc.stderr
+    reused = f"reused 9 of 9 models and {len(done)} of 36 measures from an earlier run"
+    assert reused in proc.stderr, proc.stderr
+    assert "train (paper)" not in proc.stderr and "sleep (numba)" not in proc.stderr  # nothing retrained
+    assert not (tmp_path / ".run.partial").exists()
+    a = json.loads((full / "metrics.json").read_text())
+    b = json.loads((out / "metrics.json").read_text())
+    assert _without_timing(a) == _without_timing(b)
+    # a changed file redoes exactly what changed: sleep b's T, so b's three models and their measures
+    exp.write_text(RESUMABLE.replace("beta = [2, 2], T = 2000", "beta = [2, 2], T = 2500"))
+    proc = run_cli("run", exp, "-o", out, "--workers", "1", "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 6 of 9 models and 24 of 36 measures" in proc.stderr, proc.stderr
+    assert proc.stderr.count("sleep (numba)") == 3 and "train (paper)" not in proc.stderr
 
 
 def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict(tmp_path):

@@ -157,7 +157,7 @@ def test_geometry_cli_writes_the_measures_and_refuses_bad_input(tmp_path):
         target = out if match == "already exists" else tmp_path / "new.json"
         before = out.read_bytes()
         res = run_cli("geometry", *args, "--json", target)
-        assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0
+        assert res.returncode == 1 and match in res.stderr and res.stderr.strip().count("\n") == 0
         assert not (tmp_path / "new.json").exists() and out.read_bytes() == before
 
 
@@ -219,10 +219,10 @@ def test_analyze_cli_geometry_and_its_bad_input(tmp_path, patches_hidden_model):
     g = doc["models"]["patches-hidden"]["geometry"]
     assert g["classes"] == 4 and g["points"]["class"] == 50 and len(g["layers"]) == 3
     assert (out / "geometry.png").is_file()
-    for args, match in ((["--geometry", "--draws", "5"], "deterministic"),
-                        (["--draws", "5"], "add --geometry")):  # fmt: skip
+    for args, match, status in ((["--geometry", "--draws", "5"], "deterministic", 1),  # the model's fault
+                                (["--draws", "5"], "add --geometry", 2)):  # fmt: skip
         res = run_cli("analyze", patches_hidden_model, *args, "-o", tmp_path / "no")
-        assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0
+        assert res.returncode == status and match in res.stderr and res.stderr.strip().count("\n") == 0
         assert not (tmp_path / "no").exists()
 
 

@@ -213,7 +213,7 @@ def test_train_cli_with_noise_and_its_bad_input(tmp_path):
         assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0
         assert not (tmp_path / "bad").exists()
     res = run_cli("sleep", out, "--preset", "mnist-fgsm", "-o", tmp_path / "slept")
-    assert res.returncode == 2 and "noise layer" in res.stderr and not (tmp_path / "slept").exists()
+    assert res.returncode == 1 and "noise layer" in res.stderr and not (tmp_path / "slept").exists()
 
 
 def test_judge_by_single_draws_is_what_a_naive_evaluation_sees():

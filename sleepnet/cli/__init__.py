@@ -6,7 +6,8 @@ before parsing (``sleepnet tune MODEL`` is ``sleepnet tune run MODEL``). A new
 command is a new module in ``COMMANDS``.
 
 Bad input gets one line on stderr (``sleepnet: error: ...``), never a traceback:
-exit status 2 for a usage error (the command line), 1 for the rest (``sleepnet.errors``); set ``SLEEPNET_DEBUG=1`` to see the traceback of an
+exit status 2 for a usage error (the command line), 1 for the rest (``sleepnet.errors``);
+set ``SLEEPNET_DEBUG=1`` to see the traceback of an
 unexpected failure.
 """
 
@@ -17,10 +18,10 @@ import os
 import signal
 import sys
 
-from ..errors import SleepnetError
+from ..errors import SleepnetError, UsageError
 from . import analyze, convert, data, demo, evaluate, geometry, plot, presets, sleep, train, tune
 from . import run as run_command
-from .common import Parser
+from .common import Parser, add_quiet
 
 #: the commands, in the order ``sleepnet --help`` lists them
 COMMANDS = (data, train, convert, sleep, evaluate, analyze, geometry, plot, presets, run_command, tune, demo)
@@ -45,12 +46,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sleepnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in COMMANDS:
-        module.add_parser(sub).set_defaults(handler=module.run)
+        p = module.add_parser(sub)
+        p.set_defaults(handler=module.run)
+        add_logging(p)
     return parser
+
+
+def add_logging(p: argparse.ArgumentParser) -> None:
+    """``-q``, ``-v`` and ``--log FILE`` on ``p`` and, where it has subcommands, on each of them."""
+    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    if subs:
+        for child in {id(c): c for a in subs for c in a.choices.values()}.values():
+            add_logging(child)
+        return
+    if not any("-q" in a.option_strings for a in p._actions):
+        add_quiet(p)
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also say what was loaded and how (data and model hashes, threads, timings)")
+    p.add_argument("--log", metavar="FILE", help="also append every message, with times, to FILE")
+
+
+def _configure_logging(args) -> None:
+    """The ``sleepnet`` logger from ``-q``/``-v``/``--log``: one clear error for a log file it cannot open."""
+    from ..progress import configure
+
+    verbosity = -1 if getattr(args, "quiet", False) else int(bool(getattr(args, "verbose", False)))
+    log = getattr(args, "log", None)
+    try:
+        configure(verbosity, log)
+    except OSError as exc:
+        raise UsageError(f"--log {log}: cannot append to it ({exc.strerror or exc})") from None
 
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt
+
+
+def _fail(message: str, status: int) -> int:
+    """Say ``message`` on stderr (and in the ``--log`` file) as sleepnet's one line; returns ``status``."""
+    from ..progress import to_file
+
+    line = "sleepnet: interrupted" if status == 130 else f"sleepnet: error: {message}"
+    print(line, file=sys.stderr)
+    to_file(line)
+    return status
 
 
 def _one_line(exc: BaseException) -> str:
@@ -69,19 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)  # `kill`: unwind like Ctrl-C, so temporary folders go
     try:
         args = build_parser().parse_args(argv)
+        _configure_logging(args)
         return args.handler(args)
     except SleepnetError as exc:
-        print(f"sleepnet: error: {_one_line(exc)}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(_one_line(exc), exc.exit_code)
     except KeyboardInterrupt:
-        print("sleepnet: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
     except Exception as exc:  # an unexpected failure: still one line, unless debugging
         if os.environ.get("SLEEPNET_DEBUG"):
             raise
-        print(f"sleepnet: error: {type(exc).__name__}: {_one_line(exc)} (SLEEPNET_DEBUG=1 shows the traceback)",
-              file=sys.stderr)  # fmt: skip
-        return 1
+        return _fail(f"{type(exc).__name__}: {_one_line(exc)} (SLEEPNET_DEBUG=1 shows the traceback)", 1)
 
 
 __all__ = ["COMMANDS", "build_parser", "main"]

@@ -38,7 +38,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        """Raise ``UsageError`` with ``message`` (the CLI prints it as one line, exit 2), instead of exiting."""
+        """Raise ``UsageError`` with ``message`` (one line, exit 2) instead of exiting."""
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -62,8 +62,9 @@ def add_dataset(p: argparse.ArgumentParser) -> None:
                    "(mnist, fashion-mnist, patches, npz:PATH)")  # fmt: skip
 
 
-def add_quiet(p: argparse.ArgumentParser, help: str = "no progress bars") -> None:
-    """``-q``/``--quiet``: no progress bars."""
+def add_quiet(p: argparse.ArgumentParser, help: str = "only warnings and errors: no progress bars or "
+              "per-unit lines") -> None:  # fmt: skip
+    """``-q``/``--quiet``: only warnings and errors."""
     p.add_argument("-q", "--quiet", action="store_true", help=help)
 
 
@@ -106,7 +107,7 @@ def device(args):
 
 
 def progress(args) -> bool:
-    """Progress bars unless ``-q``."""
+    """Progress (a bar on a terminal, else a line per finished unit: ``sleepnet.progress``) unless ``-q``."""
     return not getattr(args, "quiet", False)
 
 

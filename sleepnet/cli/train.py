@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SleepnetError, UsageError
+from ..errors import UsageError
 from .common import add_command, add_common, add_device, device, parse_hidden, progress
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import SleepnetError, UsageError
+from ..errors import UsageError
 from .common import add_command, add_data_dir, add_force, add_output, add_quiet, progress
 
 ACTIONS = ("run", "export", "report")

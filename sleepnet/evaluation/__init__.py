@@ -72,29 +72,42 @@ def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, 
 
 def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suite = "quick",
                    seed: int = 0, subsample: int = 1000, masking_subsample: int = 200,
-                   quick: bool = False, device=None) -> dict:  # fmt: skip
+                   quick: bool = False, device=None, units=None) -> dict:  # fmt: skip
     """Every measure of ``suite`` (a name in ``SUITES`` or a ``Suite``) for one model, on ``data``'s
-    test set, run on ``device``; ``model`` ends where it was and in the mode it was in."""
+    test set, run on ``device``; ``model`` ends where it was and in the mode it was in.
+
+    ``units`` (a ``sleepnet.units.Units`` whose context identifies the model, the data, the seed
+    and the options): each measure is kept there as it finishes and reused if it is there already
+    (``sleepnet run`` and ``sleepnet evaluate`` resume this way).
+    """
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
+
+    def unit(name: str, inputs, fn):
+        return fn() if units is None else units.run(name, inputs, fn)
+
     with on_device(model, device) as dev, modes_kept(model):
-        out = {"clean_accuracy": accuracy(model, data.x_test, data.y_test, device=dev)}
+        out = {"clean_accuracy": unit("clean", None,
+                                      lambda: accuracy(model, data.x_test, data.y_test, device=dev))}
         if stochastic(model):  # the mean over draws, with its spread (docs/evaluation.md §4)
             probe = ATTACKS["pgd"](model, "cross-entropy", device=dev)
-            out["clean_over_draws"] = accuracy_over_draws(functools.partial(probe.predict, once=True),
-                                                          data.x_test, data.y_test, eot_default(model),
-                                                          seed, model)  # fmt: skip
+            draws = eot_default(model)
+            out["clean_over_draws"] = unit("clean-over-draws", draws, lambda: accuracy_over_draws(
+                functools.partial(probe.predict, once=True), data.x_test, data.y_test, draws, seed, model))
         for name in spec.distortions:
-            out[name] = distortion_curve(model, data, name, seed, device=dev)
+            out[name] = unit(name, DISTORTIONS.get(name).levels,
+                             lambda name=name: distortion_curve(model, data, name, seed, device=dev))
         for name in spec.attacks:
-            out[name] = ATTACKS[name](model, loss, device=dev).run(data.x_test, data.y_test)
+            out[name] = unit(name, None, lambda name=name: ATTACKS[name](model, loss, device=dev).run(
+                data.x_test, data.y_test))
         if spec.subsample_attacks:
-            out |= _subsample_part(model, data, loss, spec, seed, subsample, masking_subsample, quick, dev)
+            out |= _subsample_part(model, data, loss, spec, seed, subsample, masking_subsample, quick, dev,
+                                   unit)  # fmt: skip
     return out
 
 
 def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_subsample, quick,
-                    device) -> dict:  # fmt: skip
-    """The subsample attacks of ``spec`` and the gradient-masking checks."""
+                    device, unit) -> dict:  # fmt: skip
+    """The subsample attacks of ``spec`` and the gradient-masking checks (each through ``unit``)."""
     from .masking import add_budget_checks, masking_checks
 
     n_test = len(data.x_test)
@@ -106,19 +119,22 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
         idx = subsample_indices(n_test, sizes[setting.label])
         x, y = data.x_test[idx], data.y_test[idx]
         own = setting.loss or loss
-        if setting.norm is not None:
-            res = attack_curve(model, x, y, setting.attack, setting.norm, setting.budgets, loss=own,
-                               seed=seed, image_shape=shape, device=device, **params)  # fmt: skip
-        else:
-            res = ATTACKS[setting.attack](model, own, device=device, **params).run(x, y)
-        out[setting.label] = res | {"params": params, "n": len(idx)}
+        def run(setting=setting, params=params, x=x, y=y, own=own, n=len(idx)):  # noqa: B008
+            if setting.norm is not None:
+                res = attack_curve(model, x, y, setting.attack, setting.norm, setting.budgets, loss=own,
+                                   seed=seed, image_shape=shape, device=device, **params)  # fmt: skip
+            else:
+                res = ATTACKS[setting.attack](model, own, device=device, **params).run(x, y)
+            return res | {"params": params, "n": n}
+
+        out[setting.label] = unit(setting.label, [repr(setting), params, len(idx)], run)
     idx = subsample_indices(n_test, min(masking_subsample, subsample))
     free = None
     if "hopskipjump" in out:
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
-    out["masking"] = masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free,
-                                    eps=spec.masking_eps)  # fmt: skip
+    out["masking"] = unit("masking", [repr(spec), len(idx)], lambda: masking_checks(
+        model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, eps=spec.masking_eps))
     if any(s.norm for s in spec.subsample_attacks):
         out["robust"] = worst_cases(out, spec)
         aligned = None
@@ -149,17 +165,18 @@ def worst_cases(out: dict, spec: Suite) -> dict:
 
 def evaluate(models: dict[str, nn.Module], data: Dataset, losses: dict[str, str],
              suite: str | Suite = "quick", seed: int = 0, progress: bool = False, device=None,
-             **options) -> dict:  # fmt: skip
-    """Evaluate several models on the same test set, on ``device``; ``{name: results}``."""
-    results = {}
-    items = list(models.items())
-    if progress:
-        from tqdm.auto import tqdm
+             units: dict | None = None, **options) -> dict:  # fmt: skip
+    """Evaluate several models on the same test set, on ``device``; ``{name: results}``.
 
-        label = suite.name if isinstance(suite, Suite) else suite
-        items = tqdm(items, desc=f"evaluate ({label})", leave=False)
-    for name, model in items:
-        results[name] = evaluate_model(model, data, losses[name], suite, seed, device=device, **options)
+    ``units``: ``{name: Units}`` where each model's measures are kept and resumed (``evaluate_model``).
+    """
+    results = {}
+    from ..progress import bar
+
+    label = suite.name if isinstance(suite, Suite) else suite
+    for name, model in bar(f"evaluate ({label})", items=list(models.items()), enabled=progress):
+        results[name] = evaluate_model(model, data, losses[name], suite, seed, device=device,
+                                       units=(units or {}).get(name), **options)  # fmt: skip
     return results
 
 

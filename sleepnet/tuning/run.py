@@ -47,7 +47,8 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
         out.mkdir(parents=True, exist_ok=True)
         # one worker runs here and shares the model and data it loads with the baseline
         tuner = Tuner(settings, data_dir) if workers == 1 else None
-        open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir, tuner=tuner)
+        open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir,
+                   tuner=tuner)  # fmt: skip
     except BaseException:
         if new:  # refused before the study existed: no empty folder left behind
             shutil.rmtree(out, ignore_errors=True)

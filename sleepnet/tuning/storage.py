@@ -8,6 +8,8 @@ report); no module imports one to its right, at module level or in a function.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import SleepnetError
@@ -34,16 +36,42 @@ def redact(url: str) -> str:
 
 
 @optuna_quiet()
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive lock (``flock`` on ``FILE.lock`` beside the database) while an SQLite storage
+    is opened: the first opening creates the schema, and two processes creating it at once collide
+    (``UNIQUE constraint failed: alembic_version.version_num``). Other URLs: no lock (a server
+    database serialises its own schema changes less kindly, but ``sleepnet tune`` creates a
+    server study from one process before any worker starts)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        yield
+        return
+    import fcntl
+
+    lock = Path(url[len(prefix):]).with_name(Path(url[len(prefix):]).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
-    """Optuna's RDB storage over ``url``, with heartbeats (a dead worker's trial is retried twice)."""
+    """Optuna's RDB storage over ``url``, with heartbeats (a dead worker's trial is retried twice).
+
+    Opening is safe from several processes at once (``creation_lock``)."""
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, whatever SQLAlchemy's default
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+        with creation_lock(url):
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except ImportError as exc:
         raise SleepnetError(f"the storage {url.split(':')[0]} needs a driver: {exc}") from None
     except Exception as exc:  # sqlalchemy's OperationalError and friends: bad URL, server down

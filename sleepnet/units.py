@@ -1,0 +1,106 @@
+"""Long work that resumes: finished units kept under a hash of their inputs, in a folder that outlives Ctrl-C.
+
+``sleepnet run`` and ``sleepnet evaluate`` write into ``resumable_dir(OUT)``, the folder
+``.OUT.partial`` beside ``OUT``, renamed to ``OUT`` when everything is done (so ``OUT`` is
+either complete or absent, as with ``fsio.atomic_dir``). An interruption (Ctrl-C, SIGTERM, a
+crash) leaves ``.OUT.partial`` in place; the same command again continues from it and says so.
+
+A unit is one piece of work whose result is kept: a model trained, a sleep, a defence
+(a model folder, whose record holds its ``unit`` hash), or one measure of one model's evaluation
+(clean accuracy, a distortion, an attack: a JSON file under ``units/``). Its hash covers every
+input that decides the result (data hash, recipe, config, seed, device, the parent's hash), so a
+changed experiment file redoes exactly the units whose inputs changed, and reuses the rest;
+with ``--force`` over a finished ``OUT`` the units already in it are reused the same way.
+Every write is atomic (``fsio``): a unit is either kept whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .fsio import atomic_dir, check_output, read_json, write_json
+from .hashing import sha256_bytes
+from .progress import LOG
+
+
+def unit_hash(*parts: Any) -> str:
+    """The SHA-256 of ``parts`` as canonical JSON (sorted keys; anything else by its ``repr``)."""
+    return sha256_bytes(json.dumps(parts, sort_keys=True, default=repr))
+
+
+def partial_path(out: Path) -> Path:
+    """Where the unfinished output ``out`` lives: ``.NAME.partial`` beside it."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.partial")
+
+
+@contextlib.contextmanager
+def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=()) -> Iterator[Path]:
+    """Yield the work folder of ``out`` (``partial_path``): resumed if it exists, else new, else (with
+    ``overwrite`` and a finished ``out``) seeded with ``out``'s units by hard links.
+
+    On success the work folder becomes ``out`` (``fsio.atomic_dir``'s rename, marks and modes);
+    on any exception it stays, for the same command to resume.
+    """
+    out = Path(out)
+    check_output(out, overwrite, inputs)
+    work = partial_path(out)
+    if work.is_dir():
+        LOG.info("resuming from %s (the finished units there are reused)", work)
+    elif out.is_dir() and overwrite:
+        shutil.copytree(out, work, copy_function=_link)
+        LOG.info("reusing the units of %s where their inputs are unchanged", out)
+    work.mkdir(parents=True, exist_ok=True)
+    yield work
+    with atomic_dir(out, overwrite=True) as tmp:
+        os.rmdir(tmp)
+        os.replace(work, tmp)
+
+
+def _link(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (every later write replaces, never edits, so ``src`` is safe); copy
+    where links are not possible."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+class Units:
+    """The measures of one model's evaluation kept in ``folder`` as ``NAME.json``, each under its hash.
+
+    ``context`` holds what every measure depends on (the model's hash, the data, the seed and the
+    options); ``run(name, inputs, fn)`` returns the kept result if its hash matches, else computes
+    ``fn()``, keeps it and returns it as read back from JSON, so a fresh result and a resumed one are
+    the very same object. ``done`` and ``reused`` count them.
+    """
+
+    def __init__(self, folder: str | os.PathLike, context: Any) -> None:
+        self.folder, self.context = Path(folder), context
+        self.done = self.reused = 0
+
+    def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
+        """The result of unit ``name`` with ``inputs``: kept, or computed now and kept."""
+        digest = unit_hash(self.context, name, inputs)
+        path = self.folder / f"{name}.json"
+        if path.is_file():
+            with contextlib.suppress(Exception):  # a damaged unit is simply done again
+                kept = read_json(path)
+                if kept.get("inputs") == digest:
+                    self.reused += 1
+                    LOG.debug("reused %s", path)
+                    return kept["result"]
+        t0 = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t0
+        write_json(path, {"inputs": digest, "seconds": seconds, "result": result})
+        self.done += 1
+        LOG.debug("%s: %.1f s", path, seconds)
+        return read_json(path)["result"]
