@@ -22,7 +22,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from .errors import SleepnetError, UsageError
+from .errors import UsageError
 
 T = TypeVar("T")
 
