@@ -6,7 +6,17 @@ Reproduces Tadros, Krishnan, Ramyaa & Bazhenov (ICLR 2020). Heavy parts
 
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+
+#: ``SLEEPNET_PORTABLE=1``: the CPU kernels an AVX2 machine uses, on every x86-64 machine with AVX2, so that a
+#: seed gives the same bits on AVX2 and AVX-512 machines alike (README, "Determinism"). Libraries read these
+#: when they load: effective when sleepnet is imported before numpy and torch (always, for the command line).
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
+if _os.environ.get("SLEEPNET_PORTABLE") == "1":
+    for _key, _value in PORTABLE_ENV.items():
+        _os.environ.setdefault(_key, _value)
 
 _LAZY = {
     "run_sleep": "sleepnet.sleep_phase",

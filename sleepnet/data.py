@@ -333,6 +333,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
 
     ``data_dir`` replaces the default source with a user folder of IDX files.
     """
+    from .progress import LOG
+
+    data = _load_dataset(name, data_dir, seed)
+    LOG.debug("data %s: %d train, %d test, %d inputs, SHA-256 %s", data.name, len(data.x_train),
+              len(data.x_test), data.x_train.shape[1], data.sha256[:16])  # fmt: skip
+    return data
+
+
+def _load_dataset(name: str, data_dir: str | Path | None, seed: int) -> Dataset:
     if name.startswith("npz:"):
         return load_npz(Path(name[4:]))
     from .audio.fsdd import KINDS

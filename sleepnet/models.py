@@ -194,14 +194,18 @@ def build(spec: list[dict[str, Any]]) -> nn.Sequential:
 
 
 def versions() -> dict[str, str]:
-    """Versions of sleepnet, Python, torch, numpy and numba, recorded in ``model.json``."""
+    """Versions of sleepnet, Python, torch, numpy and numba, recorded in ``model.json``, with the CPU kernels
+    torch chose (``cpu_capability``: AVX512, AVX2, ...; the last bits of a result can depend on it) and
+    whether ``SLEEPNET_PORTABLE`` pinned them."""
     import numba
     import numpy
 
     from . import __version__
 
     return {"sleepnet": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "numba": numba.__version__}  # fmt: skip
+            "numpy": numpy.__version__, "numba": numba.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "portable": os.environ.get("SLEEPNET_PORTABLE") == "1"}  # fmt: skip
 
 
 def save_model(model: nn.Sequential, path: str | os.PathLike, meta: dict[str, Any] | None = None,
@@ -252,6 +256,9 @@ def load_model(path: str | os.PathLike, device=None) -> tuple[nn.Sequential, dic
         first = str(exc).strip().splitlines()[0]
         raise SleepnetError(f"{weights} does not match its architecture ({first})") from None
     model.eval()
+    from .progress import LOG
+
+    LOG.debug("model %s: %s, %d parameters", path, meta["format"], sum(p.numel() for p in model.parameters()))
     if device is not None:
         from .devices import resolve_device
 

@@ -64,6 +64,9 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry of ``name``; ``UnknownName`` naming the known entries if there is none."""
+        if not isinstance(name, str):
+            raise UnknownName(f"a {self.kind} is named by text, got {name!r} "
+                              f"(known: {', '.join(self.names()) or 'none'})")  # fmt: skip
         if name in self._entries:
             return self._entries[name]
         if name in self._lazy:

@@ -176,11 +176,38 @@ def load_sleep_record(folder: Path) -> dict[str, np.ndarray]:
     path = Path(folder) / RECORD
     if not path.is_file():
         raise SleepnetError(f"{folder} has no {RECORD}: it is not a slept model")
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (ValueError, OSError) as exc:
+            rec = {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise SleepnetError(f"{path} is damaged ({exc})") from None
+    _check_record(rec, path)
+    return rec
+
+
+def _check_record(rec: dict[str, np.ndarray], path: Path) -> None:
+    """``SleepnetError`` unless the sleep record's arrays fit together (keys, shapes, finite values)."""
+    missing = [k for k in ("spike_counts", "sizes", "dt") if k not in rec]
+    if missing:
+        raise SleepnetError(f"{path} is damaged (no {', '.join(missing)})")
+    sizes, counts, dt = rec["sizes"], rec["spike_counts"], rec["dt"]
+    if sizes.ndim != 1 or len(sizes) < 2 or not np.issubdtype(sizes.dtype, np.integer) or (sizes <= 0).any():
+        raise SleepnetError(f"{path} is damaged (sizes must be positive layer sizes, got {sizes.dtype} "
+                            f"{sizes.shape})")  # fmt: skip
+    if counts.ndim != 2 or counts.shape[1] != len(sizes) or not np.issubdtype(counts.dtype, np.number):
+        raise SleepnetError(f"{path} is damaged (spike_counts must be steps x {len(sizes)} layers, "
+                            f"got shape {counts.shape})")  # fmt: skip
+    if dt.size != 1 or not np.issubdtype(dt.dtype, np.number) or not np.isfinite(dt).all() or float(dt) <= 0:
+        raise SleepnetError(f"{path} is damaged (dt must be a positive number)")
+    if "raster" in rec:
+        raster, start = rec["raster"], rec.get("raster_start", np.zeros(()))
+        if raster.ndim != 2 or raster.shape[1] != int(sizes.sum()) or raster.dtype != bool:
+            raise SleepnetError(f"{path} is damaged (raster must be steps x {int(sizes.sum())} booleans, "
+                                f"got {raster.dtype} {raster.shape})")  # fmt: skip
+        if start.size != 1 or not np.issubdtype(start.dtype, np.integer) or int(start) < 0:
+            raise SleepnetError(f"{path} is damaged (raster_start must be a step >= 0)")
 
 
 def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick", seed: int = 0,

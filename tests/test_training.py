@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -51,3 +53,27 @@ def test_recipes_learn_patches(recipe):
     assert record["metrics"]["test_accuracy"] > 0.9
     assert record["recipe"]["name"] == recipe
     assert all(m.bias is None for m in model if isinstance(m, torch.nn.Linear))
+
+
+@pytest.mark.skipif("avx2" not in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else True,
+                    reason="needs an x86-64 CPU with AVX2")  # fmt: skip
+def test_portable_mode_pins_the_cpu_kernels_before_the_libraries_load(tmp_path):
+    """``SLEEPNET_PORTABLE=1`` (README, "Determinism"): torch runs its AVX2 kernels whatever the CPU offers,
+    and the model record says which kernels made it."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import sleepnet, torch, numpy, os; print(torch.backends.cpu.get_cpu_capability(), "
+            "os.environ['MKL_CBWR'], os.environ['OPENBLAS_CORETYPE'])")  # fmt: skip
+    pinned = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE")
+    env = {k: v for k, v in os.environ.items() if k not in pinned} | {"SLEEPNET_PORTABLE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["AVX2", "AVX2", "Haswell"]
+    res = subprocess.run([sys.executable, "-m", "sleepnet", "train", "--dataset", "patches", "--hidden", "8",
+                          "--epochs", "1", "-q", "-o", str(tmp_path / "m")], env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    versions = json.loads((tmp_path / "m" / "model.json").read_text())["versions"]
+    assert versions["cpu_capability"] == "AVX2" and versions["portable"] is True

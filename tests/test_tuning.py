@@ -249,3 +249,31 @@ def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path)
     again = load("sleepnet", storage_url(out))
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in again.trials) == 6
     assert {n: again.trials[n].values for n in kept} == kept
+
+
+def _open_storage(url: str, barrier, results) -> None:
+    """A worker that opens (so creates) the storage ``url`` the moment every other worker does."""
+    from sleepnet.tuning.storage import storage_for
+
+    barrier.wait()
+    try:
+        storage_for(url)
+        results.put("ok")
+    except Exception as exc:  # the race's error, reported rather than lost in a child's traceback
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):  # each attempt: 4 processes released together onto a new database
+        url = f"sqlite:///{tmp_path / f'study{attempt}.db'}"
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_open_storage, args=(url, barrier, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=180) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert got == ["ok"] * 4, got

@@ -62,7 +62,7 @@ def add_logging(p: argparse.ArgumentParser) -> None:
     if not any("-q" in a.option_strings for a in p._actions):
         add_quiet(p)
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="also say what was loaded and how (data and model hashes, threads, timings)")
+                   help="also say what was loaded and reused (data and model hashes, kept units, timings)")
     p.add_argument("--log", metavar="FILE", help="also append every message, with times, to FILE")
 
 
