@@ -372,3 +372,30 @@ def test_sleep_with_the_torch_backend_equals_numba(tmp_path, patches_hidden_mode
     assert outs["torch"][1]["sleep"]["spikes"] == spikes
     for a, b in zip(outs["torch"][0].parameters(), outs["numba"][0].parameters()):
         assert float((a - b).detach().abs().max()) <= 1e-6  # float64 within 1e-12, then float32
+
+
+def test_evaluate_resumes_from_its_kept_measures(patches_model, tmp_path):
+    """An evaluation stopped midway (here: a finished one cut back to half its measures, as Ctrl-C would
+    leave it) continues from ``.OUT.partial``: the kept measures are reused, the rest computed, the
+    results the same as an evaluation that ran through; ``--force`` over a finished one reuses them all."""
+    import json
+    import shutil
+
+    out = tmp_path / "eval"
+    proc = run_cli("evaluate", patches_model, "--suite", "quick", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    full = json.loads((out / "metrics.json").read_text())
+    measures = sorted((out / "units").rglob("*.json"))
+    assert [p.stem for p in measures] == ["clean", "fgsm", "gaussian-blur", "gaussian-noise"]
+    partial = tmp_path / ".eval.partial"
+    shutil.copytree(out / "units", partial / "units")
+    for p in sorted((partial / "units").rglob("*.json"))[2:]:
+        p.unlink()  # the interruption came after two of the four measures
+    shutil.rmtree(out)
+    proc = run_cli("evaluate", patches_model, "--suite", "quick", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming from" in proc.stderr and "reused 2 finished measures, computed 2" in proc.stderr
+    assert json.loads((out / "metrics.json").read_text()) == full and not partial.exists()
+    proc = run_cli("evaluate", patches_model, "--suite", "quick", "-o", out, "--force")
+    assert proc.returncode == 0 and "reused 4 finished measures, computed 0" in proc.stderr, proc.stderr
+    assert json.loads((out / "metrics.json").read_text()) == full

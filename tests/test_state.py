@@ -171,7 +171,40 @@ def test_check_output(tmp_path):
     with pytest.raises(SleepnetError) as err:
         check_output(target)
     assert str(err.value) == f"{target} already exists (use --force to replace it)"
-    check_output(target, overwrite=True)
+    check_output(target, overwrite=True)  # empty: replaceable
+    (target / "thesis.tex").write_text("years of work")
+    with pytest.raises(SleepnetError, match="sleepnet did not write"):
+        check_output(target, overwrite=True)
+    (target / ".sleepnet").write_text("{}")
+    check_output(target, overwrite=True)  # marked: sleepnet's own
+    with pytest.raises(SleepnetError, match="would overwrite the input"):
+        check_output(target / "sub", overwrite=True, inputs=[target])
+    with pytest.raises(SleepnetError, match="is a file"):
+        check_output(target / "thesis.tex", overwrite=True)
+    with pytest.raises(SleepnetError, match="is a folder, not a file"):
+        check_output(target, overwrite=True, file=True)
+
+
+@pytest.mark.parametrize("mask, files, folders", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750),
+                                                  (0o077, 0o600, 0o700)])  # fmt: skip
+def test_outputs_follow_the_umask(tmp_path, mask, files, folders):
+    """A lab's shared folder: files and folders get the modes the umask gives, whatever wrote them
+    (``tempfile`` makes 0700 folders, safetensors 0600 files)."""
+    import stat
+
+    import torch
+
+    from sleepnet.models import build_mlp, save_model
+
+    old = os.umask(mask)
+    try:
+        torch.manual_seed(0)
+        folder = save_model(build_mlp([4, 3]), tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == folders
+    for p in folder.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == files, p.name
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
