@@ -411,11 +411,15 @@ def defence_kind(name: str, params: Mapping[str, Any]) -> tuple[str, dict]:
 _WORKER: dict = {}
 
 
-def _worker_init(dataset: str, data_dir: str | None, threads: int | None) -> None:
+def _worker_init(dataset: str, data_dir: str | None, threads: int | None, logging=None) -> None:
     import torch
 
     from .data import load_dataset
 
+    if logging is not None:  # a pool worker: says what it finishes as the parent would
+        from .progress import configure
+
+        configure(*logging)
     if threads is not None:
         torch.set_num_threads(threads)
     _WORKER["data"] = load_dataset(dataset, data_dir)
@@ -428,7 +432,7 @@ def _evaluate_one(job: tuple, suite: str, seed: int, options: dict) -> tuple:
 
     key, folder, units_dir, context = job
     model, record = load_model(folder)
-    units = Units(units_dir, context)
+    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}")
     t0 = time.perf_counter()
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
                          **options)  # fmt: skip
@@ -454,7 +458,9 @@ class Evaluator:
             from concurrent.futures import ProcessPoolExecutor
 
             threads = max(1, (os.cpu_count() or 1) // self.workers)
-            init = (self.spec.dataset, self.data_dir, threads)
+            from .progress import settings
+
+            init = (self.spec.dataset, self.data_dir, threads, settings())
             self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                             initializer=_worker_init, initargs=init)  # fmt: skip
             # start every worker now: the pool spawns one per submit otherwise, and a Ctrl-C or

@@ -20,6 +20,8 @@ from typing import Any
 
 LOG = logging.getLogger("sleepnet")
 _FORMAT = "sleepnet: %(message)s"
+#: what ``configure`` was last given, for worker processes to set themselves up alike (``settings``)
+_SETTINGS: dict = {"verbosity": 0, "log_file": None}
 
 
 def configure(verbosity: int = 0, log_file: str | None = None) -> None:
@@ -27,6 +29,7 @@ def configure(verbosity: int = 0, log_file: str | None = None) -> None:
 
     Called once per command by ``sleepnet.cli.main``; handlers a previous call added are replaced.
     """
+    _SETTINGS.update(verbosity=verbosity, log_file=log_file)
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     for h in list(LOG.handlers):
         LOG.removeHandler(h)
@@ -40,6 +43,16 @@ def configure(verbosity: int = 0, log_file: str | None = None) -> None:
         LOG.addHandler(handler)
     LOG.setLevel(level)
     LOG.propagate = False
+
+
+def settings() -> tuple[int, str | None]:
+    """``(verbosity, log_file)`` as last configured: a worker process calls ``configure(*settings())``."""
+    return _SETTINGS["verbosity"], _SETTINGS["log_file"]
+
+
+def unit_done(message: str, *args) -> None:
+    """One finished unit of work: a line off a terminal, a detail (``-v``) on one, where a bar is showing."""
+    LOG.log(logging.DEBUG if on_terminal() else logging.INFO, message, *args)
 
 
 def to_file(message: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from .fsio import atomic_dir, check_output, read_json, write_json
 from .hashing import sha256_bytes
-from .progress import LOG
+from .progress import LOG, unit_done
 
 
 def unit_hash(*parts: Any) -> str:
@@ -82,8 +82,9 @@ class Units:
     the very same object. ``done`` and ``reused`` count them.
     """
 
-    def __init__(self, folder: str | os.PathLike, context: Any) -> None:
+    def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None) -> None:
         self.folder, self.context = Path(folder), context
+        self.label = label or self.folder.name
         self.done = self.reused = 0
 
     def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
@@ -95,12 +96,12 @@ class Units:
                 kept = read_json(path)
                 if kept.get("inputs") == digest:
                     self.reused += 1
-                    LOG.debug("reused %s", path)
+                    LOG.debug("%s: %s kept from an earlier run", self.label, name)
                     return kept["result"]
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0
         write_json(path, {"inputs": digest, "seconds": seconds, "result": result})
         self.done += 1
-        LOG.debug("%s: %.1f s", path, seconds)
+        unit_done("%s: %s %.1f s", self.label, name, seconds)
         return read_json(path)["result"]
