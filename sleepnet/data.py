@@ -310,12 +310,17 @@ def load_npz(path: Path) -> Dataset:
         Named ``npz:PATH``; images flattened to float32 ``(N, n_inputs)``, labels int64 ``(N,)``,
         SHA-256 of the four arrays as stored. ``SleepnetError`` if it is missing, incomplete or out of range.
     """
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with loaded as f:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except FileNotFoundError:
         raise SleepnetError(f"{path} does not exist") from None
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise SleepnetError(f"{path} is not an npz with x_train, y_train, x_test, y_test ({exc})") from None
     check_arrays(str(path), *arrays.values())
     for k in ("x_train", "x_test"):

@@ -61,7 +61,7 @@ import numpy as np
 import tomllib
 
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
-from .errors import SleepnetError
+from .errors import SleepnetError, UsageError
 from .evaluation.suites import SUITES, FrozenMap
 from .fsio import check_output, write_json
 from .progress import LOG
@@ -279,7 +279,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
     check_output(out, overwrite, inputs=[path])
     if workers is not None and (not _is_int(workers) or workers < 1):
-        raise SleepnetError(f"workers must be at least 1, got {workers}")
+        raise UsageError(f"--workers must be at least 1, got {workers}")
     workers = workers or spec.workers or os.cpu_count() or 1
     data = load_dataset(spec.dataset, data_dir)
     recipe = _recipe(spec)
@@ -332,6 +332,8 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
                 progress: bool, device=None) -> None:  # fmt: skip
     """Train the control of ``seed``, sleep it with each variant, train each defence from it; each
     model is saved under ``tmp/seed<seed>/`` and handed to ``ev``."""
+    import torch
+
     from .defences import DEFENCES
     from .models import load_model, save_model
     from .sleep_phase import sleep
@@ -342,13 +344,13 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
         """The model folder ``tmp/seed<seed>/name``: kept if its unit hash is ``digest``, else ``make()``
         (a model and its record) saved there; returns the model and its record."""
         folder = tmp / f"seed{seed}" / name
-        kept = _kept_model(folder, digest)
+        kept = _kept_model(folder, digest, device)
         if kept is not None:
             ev.models_reused += 1
         else:
             model, rec = make()
             save_model(model, folder, rec | {"unit": digest}, overwrite=True)
-            kept = load_model(folder)  # what was saved, so that a resumed run sees the very same
+            kept = load_model(folder, device=device)  # what was saved: a resumed run sees the very same
         ev.submit(seed, name, folder, digest)
         return kept
 
@@ -356,7 +358,9 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
         model, rec = train(data, recipe, seed=seed, progress=progress, device=device)
         return model, rec | {"activation_max": activation_record(model, data)}
 
-    c_hash = unit_hash("control", data.sha256, dataclasses.asdict(recipe), seed, str(device))
+    # torch's thread count can move the last bits of training (module docstring): part of the inputs
+    c_hash = unit_hash("control", data.sha256, dataclasses.asdict(recipe), seed, str(device),
+                       torch.get_num_threads())  # fmt: skip
     control, record = made("control", c_hash, train_control)
     for name, config in spec.sleep.items():
         def slept(config=config):
@@ -373,14 +377,15 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
                                                                       device=device))  # fmt: skip
 
 
-def _kept_model(folder: Path, digest: str):
-    """The model and record of ``folder`` if it is a finished unit with hash ``digest``, else None."""
+def _kept_model(folder: Path, digest: str, device=None):
+    """The model (on ``device``) and record of ``folder`` if it is a finished unit with hash ``digest``,
+    else None."""
     from .models import load_model
 
     if not (folder / "model.json").is_file():
         return None
     try:
-        model, rec = load_model(folder)
+        model, rec = load_model(folder, device=device)
     except SleepnetError:
         return None  # damaged: made again
     return (model, rec) if rec.get("unit") == digest else None
@@ -393,12 +398,20 @@ def _prune(work: Path, spec: ExperimentSpec) -> None:
     keep = {f"seed{s}" for s in spec.seeds}
     for top in (work, work / "units"):
         for seed_dir in top.glob("seed*"):
-            if seed_dir.name not in keep:
-                shutil.rmtree(seed_dir)
+            if seed_dir.name not in keep or not seed_dir.is_dir():
+                _remove(seed_dir)
                 continue
             for child in seed_dir.iterdir():
                 if child.name not in names:
-                    shutil.rmtree(child)
+                    _remove(child)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder with what it holds, or a file."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def defence_kind(name: str, params: Mapping[str, Any]) -> tuple[str, dict]:

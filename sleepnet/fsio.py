@@ -4,7 +4,7 @@
   before any work: it can be created (its nearest existing folder is writable), it is
   not one of the command's inputs nor inside one (nor holds one), and it does not
   exist unless ``--force`` (``overwrite``) is given, which replaces only a folder
-  sleepnet wrote (it holds the mark ``.sleepnet`` or a ``model.json``) or an empty one,
+  sleepnet wrote (it holds the mark ``.sleepnet``, a ``model.json`` or a ``study.db``) or an empty one,
   never a plain file.
 - ``atomic_write(path, data)``: every single file sleepnet writes (JSON, CSV,
   Markdown, TOML, PNG) goes to a temporary file in the same folder, then
@@ -64,8 +64,9 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), fi
         if not file and not path.is_dir():
             raise SleepnetError(f"{path} is a file: --force replaces only a folder sleepnet wrote")
         if not file and not is_own(path):
-            raise SleepnetError(f"{path} is a folder sleepnet did not write (no {MARK} or model.json): "
-                                "--force will not replace it; remove it or choose another -o")  # fmt: skip
+            raise SleepnetError(f"{path} is a folder sleepnet did not write (no {MARK}, model.json or "
+                                "study.db): sleepnet will not replace it; remove it or choose another "
+                                "-o")  # fmt: skip
     ancestor = target.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -78,9 +79,11 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), fi
 
 
 def is_own(folder: Path) -> bool:
-    """Whether ``folder`` is empty or one sleepnet wrote (``atomic_dir`` marks each with ``.sleepnet``)."""
+    """Whether ``folder`` is empty or one sleepnet wrote (``atomic_dir`` marks each with ``.sleepnet``; a
+    model folder holds ``model.json``, a study folder ``study.db``)."""
     folder = Path(folder)
-    return (folder / MARK).is_file() or (folder / "model.json").is_file() or not any(folder.iterdir())
+    return any((folder / name).is_file() for name in (MARK, "model.json", "study.db")) or not any(
+        folder.iterdir())
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -118,18 +121,29 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        install(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def install(folder: Path, path: Path) -> None:
+    """Make the finished ``folder`` the output ``path``: the mark ``.sleepnet``, the umask's modes, then
+    a rename, over an old ``path`` (moved aside first, put back if the rename fails, deleted after)."""
     from . import __version__
 
-    (tmp / MARK).write_text(json.dumps({"sleepnet": __version__}) + "\n")
-    _follow_umask(tmp)
+    (folder / MARK).write_text(json.dumps({"sleepnet": __version__}) + "\n")
+    _follow_umask(folder)
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)
-    os.replace(tmp, path)
+    try:
+        os.replace(folder, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -196,7 +196,7 @@ def build(spec: list[dict[str, Any]]) -> nn.Sequential:
 def versions() -> dict[str, str]:
     """Versions of sleepnet, Python, torch, numpy and numba, recorded in ``model.json``, with the CPU kernels
     torch chose (``cpu_capability``: AVX512, AVX2, ...; the last bits of a result can depend on it) and
-    whether ``SLEEPNET_PORTABLE`` pinned them."""
+    whether the kernels were pinned as ``SLEEPNET_PORTABLE`` pins them (``portable``)."""
     import numba
     import numpy
 
@@ -205,7 +205,14 @@ def versions() -> dict[str, str]:
     return {"sleepnet": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": numpy.__version__, "numba": numba.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "portable": os.environ.get("SLEEPNET_PORTABLE") == "1"}  # fmt: skip
+            "portable": _portable()}  # fmt: skip
+
+
+def _portable() -> bool:
+    """Whether every variable of ``SLEEPNET_PORTABLE`` holds its pinned value (set by it or by hand)."""
+    from . import PORTABLE_ENV
+
+    return all(os.environ.get(k, "").lower() == v.lower() for k, v in PORTABLE_ENV.items())
 
 
 def save_model(model: nn.Sequential, path: str | os.PathLike, meta: dict[str, Any] | None = None,

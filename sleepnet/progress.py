@@ -38,7 +38,7 @@ def configure(verbosity: int = 0, log_file: str | None = None) -> None:
     stream.setFormatter(logging.Formatter(_FORMAT))
     LOG.addHandler(stream)
     if log_file is not None:
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = logging.FileHandler(log_file, encoding="utf-8", delay=True)  # created at the first line
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         LOG.addHandler(handler)
     LOG.setLevel(level)

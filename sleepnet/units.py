@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .fsio import atomic_dir, check_output, read_json, write_json
+from .errors import SleepnetError
+from .fsio import check_output, install, read_json, write_json
 from .hashing import sha256_bytes
 from .progress import LOG, unit_done
 
@@ -41,27 +42,60 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+#: what a finished output hands on to a ``--force`` run over it: its units and model folders, not its
+#: report or figures (made again from the new results)
+_UNITS = ("units", "seed*")
+
+
 @contextlib.contextmanager
 def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=()) -> Iterator[Path]:
     """Yield the work folder of ``out`` (``partial_path``): resumed if it exists, else new, else (with
     ``overwrite`` and a finished ``out``) seeded with ``out``'s units by hard links.
 
-    On success the work folder becomes ``out`` (``fsio.atomic_dir``'s rename, marks and modes);
-    on any exception it stays, for the same command to resume.
+    The work folder is locked (``flock``) for the duration: a second command on the same ``out``
+    is refused in one line. On success it becomes ``out`` (``fsio.atomic_dir``'s rename, marks and
+    modes); on any exception, the last rename included, it stays, for the same command to resume.
     """
     out = Path(out)
     check_output(out, overwrite, inputs)
+    existed = out.exists()
     work = partial_path(out)
-    if work.is_dir():
-        LOG.info("resuming from %s (the finished units there are reused)", work)
-    elif out.is_dir() and overwrite:
-        shutil.copytree(out, work, copy_function=_link)
-        LOG.info("reusing the units of %s where their inputs are unchanged", out)
+    resumed = work.is_dir()
     work.mkdir(parents=True, exist_ok=True)
-    yield work
-    with atomic_dir(out, overwrite=True) as tmp:
-        os.rmdir(tmp)
-        os.replace(work, tmp)
+    with _locked(work, out):
+        if resumed:
+            for stale in sorted(work.rglob(".*.tmp"), reverse=True):  # writes a kill cut short
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                elif stale.exists():
+                    stale.unlink()
+            LOG.info("resuming from %s (the finished units there are reused)", work)
+        elif existed and overwrite:
+            for pattern in _UNITS:
+                for src in out.glob(pattern):
+                    if src.is_dir():
+                        shutil.copytree(src, work / src.name, copy_function=_link)
+            LOG.info("reusing the units of %s where their inputs are unchanged", out)
+        yield work
+        check_output(out, overwrite or existed)  # an output that appeared meanwhile: refused, work kept
+        install(work, out)
+
+
+@contextlib.contextmanager
+def _locked(work: Path, out: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder ``work`` for the block; one clear error if another process
+    holds it (two commands writing the same output would overwrite each other's units)."""
+    import fcntl
+
+    fd = os.open(work, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SleepnetError(f"another sleepnet command is writing {out} ({work} is locked)") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _link(src: str, dst: str) -> None:

@@ -29,10 +29,16 @@ def dataset_for(meta: dict, data_dir: str | None = None, name: str | None = None
     saved yourself); it is checked against the record's hash when they agree.
     """
     rec = meta.get("dataset") or {}
-    name = name or rec.get("name")
     if name is None:
-        raise SleepnetError("the model record names no dataset; pass --dataset")
-    data = load_dataset(name, data_dir)
+        name = rec.get("name")
+        if name is None:
+            raise SleepnetError("the model record names no dataset; pass --dataset")
+        try:
+            data = load_dataset(name, data_dir)
+        except UsageError as exc:  # the record's name, not the command line's
+            raise SleepnetError(f"the model record's dataset: {exc}") from None
+    else:
+        data = load_dataset(name, data_dir)
     if rec.get("name") == name and rec.get("sha256") and rec["sha256"] != data.sha256:
         raise SleepnetError(
             f"dataset hash mismatch: the model was trained on {rec['name']} with SHA-256 "
@@ -202,7 +208,7 @@ def _check_record(rec: dict[str, np.ndarray], path: Path) -> None:
     if dt.size != 1 or not np.issubdtype(dt.dtype, np.number) or not np.isfinite(dt).all() or float(dt) <= 0:
         raise SleepnetError(f"{path} is damaged (dt must be a positive number)")
     if "raster" in rec:
-        raster, start = rec["raster"], rec.get("raster_start", np.zeros(()))
+        raster, start = rec["raster"], rec.get("raster_start", np.zeros((), np.int64))
         if raster.ndim != 2 or raster.shape[1] != int(sizes.sum()) or raster.dtype != bool:
             raise SleepnetError(f"{path} is damaged (raster must be steps x {int(sizes.sum())} booleans, "
                                 f"got {raster.dtype} {raster.shape})")  # fmt: skip
@@ -235,9 +241,10 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     for m in loaded.values():
         check_classes(m[1], data, str(m[0]))
     with resumable_dir(out, overwrite, inputs=model_dirs) as work:
+        # a model is its weights and its architecture (noise layers hold their settings there only)
         units = {n: Units(work / "units" / n, [sha256_file(Path(m[0]) / "model.safetensors"),
-                                               model_loss(m[2]), data.sha256, suite, seed, options,
-                                               str(device)])
+                                               m[2].get("architecture"), model_loss(m[2]), data.sha256,
+                                               suite, seed, options, str(device)])
                  for n, m in loaded.items()}  # fmt: skip
         results = evaluate({n: m[1] for n, m in loaded.items()}, data,
                            {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,
@@ -315,7 +322,8 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
         raise SleepnetError(f"unknown loss {loss!r} (known: {', '.join(ATTACK_LOSSES)})")
     check_n(n)
     if eot_samples is not None:
-        check_eot(eot_samples)
+        with usage():
+            check_eot(eot_samples)
     check_output(out, overwrite, inputs=[model_dir], file=True)
     device = resolve_device(device)
     model, meta = load_model(model_dir)
@@ -435,6 +443,8 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
         ANALYSES.get(name)
     if draws is not None and not geometry:
         raise UsageError("--draws is for the geometry's noise draws: add --geometry")
+    if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 2):
+        raise UsageError(f"--draws must be an integer >= 2, got {draws!r}")
     check_output(out, overwrite, inputs=model_dirs)
     if json_path is not None:
         check_output(json_path, overwrite, inputs=[*model_dirs, out], file=True)

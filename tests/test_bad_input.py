@@ -1,4 +1,4 @@
-"""Bad input through the command line, one subprocess per case (``docs/errors.md``).
+"""Bad input through the command line, one subprocess per case (``docs/design.md``, "Errors").
 
 Every case asserts the exit status (2: the command line itself, 1: the rest), exactly one
 line on stderr (``sleepnet: error: ...``, naming the problem), and that the working folder,
@@ -75,6 +75,16 @@ def _idx_garbage(folder: Path) -> None:
         (folder / name).write_bytes(b"not an idx file")
 
 
+def _truncated(path: Path) -> None:
+    _npz(path)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _npy_as_npz(path: Path) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.zeros((3, 3)))
+
+
 def _move_into(src: Path, folder: Path) -> None:
     folder.mkdir()
     shutil.move(src, folder / src.name)
@@ -142,6 +152,10 @@ CASES = [
      lambda d: _npz(d / "d.npz", x_test=np.full((20, 10, 10), 3.0, np.float32)), 1, "must lie in [0, 1]"),
     ("npz-sizes-differ", ("train", "--dataset", "npz:d.npz", "--epochs", "1", "-o", "out"),
      lambda d: _npz(d / "d.npz", x_test=np.zeros((20, 12, 12), np.float32)), 1, "differ in size"),
+    ("npz-truncated", ("train", "--dataset", "npz:d.npz", "--epochs", "1", "-o", "out"),
+     lambda d: _truncated(d / "d.npz"), 1, "is not an npz"),
+    ("npz-is-npy", ("train", "--dataset", "npz:d.npz", "--epochs", "1", "-o", "out"),
+     lambda d: _npy_as_npz(d / "d.npz"), 1, "is not an npz"),
     ("npz-absent", ("train", "--dataset", "npz:nothing.npz", "--epochs", "1", "-o", "out"), None, 1,
      "does not exist"),
     ("dataset-unknown", ("train", "--dataset", "cifar", "-o", "out"), None, 2, "unknown dataset 'cifar'"),
@@ -204,14 +218,18 @@ CASES = [
      "--eps expects numbers"),
     ("evaluate-subsample-0", ("evaluate", "m", "--suite", "paper", "--subsample", "0", "-o", "out"), None, 2,
      "--subsample must be positive"),
-    ("log-is-folder", (*SLEEP, "-o", "out", "--log", "."), None, 2, "--log"),
+    ("eot-samples-0", ("evaluate", "m", "--attack", "pgd", "--eps", "0.1", "--eot-samples", "0", "--json",
+                       "a.json"), None, 2, "eot_samples must be an integer >= 1"),
+    ("draws-1", ("analyze", "m", "--geometry", "--draws", "1", "-o", "out"), None, 2, "--draws must be"),
+    ("log-is-folder", (*SLEEP, "-o", "out", "--log", "."), None, 1, "is a folder"),
+    ("log-in-model", (*SLEEP, "-o", "out", "--log", "m/model.json"), None, 1, "a folder sleepnet writes"),
     ("tune-trials-0", ("tune", "m", "--trials", "0", "-o", "out"), None, 2, "at least 1"),
     ("run-seeds-text", ("run", "e.toml", "--seeds", "zero", "-o", "out"),
      lambda d: _experiment(d / "e.toml"), 2,
      "--seeds expects integers"),
     # --- experiment files --------------------------------------------------------------------
     ("run-workers-0", ("run", "e.toml", "--workers", "0", "-o", "out"), lambda d: _experiment(d / "e.toml"),
-     1,
+     2,
      "workers must be at least 1"),
     ("experiment-seeds-text", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", seeds='"zero"'),

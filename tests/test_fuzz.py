@@ -88,11 +88,16 @@ arrays = st.one_of(
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["x_train", "y_train", "x_test", "y_test", "z"]), arrays, max_size=5))
-def test_npz_datasets(parts):
+@given(st.dictionaries(st.sampled_from(["x_train", "y_train", "x_test", "y_test", "z"]), arrays, max_size=5),
+       st.sampled_from(["whole", "cut", "bytes"]), st.binary(max_size=40))  # fmt: skip
+def test_npz_datasets(parts, form, raw):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "d.npz"
         np.savez(path, **parts)
+        if form == "cut":  # a copy that stopped short
+            path.write_bytes(path.read_bytes()[: len(raw) * 7])
+        elif form == "bytes":
+            path.write_bytes(raw)
         data = _own(load_npz, path)
     if data is not None:
         assert np.isfinite(data.x_train).all() and (data.y_train >= 0).all() and len(data.x_test)

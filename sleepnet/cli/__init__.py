@@ -17,8 +17,9 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
-from ..errors import SleepnetError, UsageError
+from ..errors import SleepnetError
 from . import analyze, convert, data, demo, evaluate, geometry, plot, presets, sleep, train, tune
 from . import run as run_command
 from .common import Parser, add_quiet
@@ -72,10 +73,22 @@ def _configure_logging(args) -> None:
 
     verbosity = -1 if getattr(args, "quiet", False) else int(bool(getattr(args, "verbose", False)))
     log = getattr(args, "log", None)
-    try:
-        configure(verbosity, log)
-    except OSError as exc:
-        raise UsageError(f"--log {log}: cannot append to it ({exc.strerror or exc})") from None
+    if log is not None:
+        check_log(Path(log))
+    configure(verbosity, log)
+
+
+def check_log(path: Path) -> None:
+    """``SleepnetError`` unless ``--log`` can append to ``path``: a file (or none yet) in a writable folder,
+    and not inside a folder sleepnet writes (a model, run or study folder, replaced whole by its next run)."""
+    from ..fsio import MARK, check_output
+
+    if path.is_dir():
+        raise SleepnetError(f"--log {path} is a folder, not a file")
+    check_output(path, overwrite=True, file=True)
+    for folder in path.resolve().parents:
+        if any((folder / name).is_file() for name in (MARK, "model.json", "study.db")):
+            raise SleepnetError(f"--log {path}: {folder} is a folder sleepnet writes; log elsewhere")
 
 
 def _terminate(signum, frame):

@@ -135,8 +135,11 @@ def write_report(study_name: str, url: str, out: Path, extra: dict | None = None
 
     ``test``: also evaluate the control, the preset and the best trial on the test set."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SleepnetError(f"{out} is a file, not a folder for the report")
+    check_output(out, overwrite=True)  # writable; an existing folder only if sleepnet's own
     study = load(study_name, url)
+    out.mkdir(parents=True, exist_ok=True)
     s = study.user_attrs["settings"]
     base = study.user_attrs["baseline"]
     table = rows(study)

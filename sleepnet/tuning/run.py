@@ -39,8 +39,7 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
     new = not out.is_dir()  # an existing study folder is resumed
     if out.exists() and not out.is_dir():
         raise SleepnetError(f"{out} is a file, not a study folder")
-    if new:
-        check_output(out, inputs=[settings.model])
+    check_output(out, overwrite=True, inputs=[settings.model])  # a study folder of its own is resumed
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     t0 = time.perf_counter()
     try:

@@ -35,23 +35,27 @@ def redact(url: str) -> str:
     return url
 
 
-@optuna_quiet()
 @contextlib.contextmanager
 def creation_lock(url: str) -> Iterator[None]:
     """Hold an exclusive lock (``flock`` on ``FILE.lock`` beside the database) while an SQLite storage
-    is opened: the first opening creates the schema, and two processes creating it at once collide
-    (``UNIQUE constraint failed: alembic_version.version_num``). Other URLs: no lock (a server
-    database serialises its own schema changes less kindly, but ``sleepnet tune`` creates a
-    server study from one process before any worker starts)."""
+    that does not exist yet is opened: the first opening creates the schema, and two processes
+    creating it at once collide (``UNIQUE constraint failed: alembic_version.version_num``). An
+    existing database (a shared or read-only study being read) is opened without a lock, and so
+    is one whose folder refuses the lock file; other URLs too (``sleepnet tune`` creates a server
+    study from one process before any worker starts)."""
     prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
+    db = Path(url[len(prefix):]) if url.startswith(prefix) and len(url) > len(prefix) else None
+    if db is None or db.exists() or not db.parent.is_dir():
         yield
         return
     import fcntl
 
-    lock = Path(url[len(prefix):]).with_name(Path(url[len(prefix):]).name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
+    try:
+        f = open(db.with_name(db.name + ".lock"), "a")
+    except OSError:
+        yield
+        return
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -59,6 +63,7 @@ def creation_lock(url: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@optuna_quiet()
 def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
     """Optuna's RDB storage over ``url``, with heartbeats (a dead worker's trial is retried twice).
 
