@@ -377,6 +377,13 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
                                                                       device=device))  # fmt: skip
 
 
+def torch_threads() -> int:
+    """torch's thread count in this process (what in-process evaluation runs on)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _kept_model(folder: Path, digest: str, device=None):
     """The model (on ``device``) and record of ``folder`` if it is a finished unit with hash ``digest``,
     else None."""
@@ -497,7 +504,9 @@ class Evaluator:
     def submit(self, seed: int, name: str, folder: Path, digest: str) -> None:
         """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``) for evaluation: in the pool,
         or for ``results``; its measures are kept under ``units/seed<seed>/name``."""
-        context = [digest, self.data_hash, self.spec.suite, seed, self.options]
+        # the evaluation's thread count can move the last bits of scores (module docstring)
+        threads = max(1, (os.cpu_count() or 1) // self.workers) if self.workers > 1 else torch_threads()
+        context = [digest, self.data_hash, self.spec.suite, seed, self.options, threads]
         task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context)
         if self.pool is None:
             self.pending.append(task)

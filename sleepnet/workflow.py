@@ -270,8 +270,11 @@ def _say_reused(units) -> None:
 
 
 def check_classes(model, data: Dataset, where: str) -> None:
-    """One clear error if ``model`` cannot take ``data``'s inputs (a forward pass on one test example)
-    or its output size is not ``data``'s number of classes."""
+    """One clear error if ``model`` cannot take ``data``'s inputs (a forward pass on one test example,
+    through a copy: a noise layer's draws stay where they were) or its output size is not ``data``'s
+    number of classes."""
+    import copy
+
     import torch
 
     from .evaluation.attacks.base import n_outputs
@@ -280,7 +283,7 @@ def check_classes(model, data: Dataset, where: str) -> None:
     x = torch.as_tensor(data.x_test[:1], device=param.device if param is not None else None)
     try:
         with torch.no_grad():
-            model(x)
+            copy.deepcopy(model)(x)
     except RuntimeError:
         first = next((m for m in model.modules() if hasattr(m, "in_features")), None)
         wants = f"{first.in_features} features" if first is not None else "inputs of another shape"
