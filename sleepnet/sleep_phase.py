@@ -22,7 +22,7 @@ from .errors import SleepnetError
 from .kernels import KernelParams, normalize_columns
 from .kernels.simulator import Simulator
 from .state import interrupts_deferred
-from .stats import spike_summary, weight_change_summary
+from .stats import firing_warnings, spike_summary, weight_change_summary
 from .threads import torch_threads_kept
 
 
@@ -186,11 +186,13 @@ class SleepResult:
     def summary(self) -> dict:
         """JSON-able record: config, conversion, spike and weight statistics, timing."""
         out = self.output
+        spikes = spike_summary(out.spike_counts, out.unit_counts_by_layer(), self.config.dt)
         return {
             "config": self.config.to_dict(),
             "backend": out.backend,
             "conversion": self.conversion,
-            "spikes": spike_summary(out.spike_counts, out.unit_counts_by_layer(), self.config.dt),
+            "spikes": spikes,
+            "warnings": firing_warnings(spikes),
             "weight_change": weight_change_summary(self.weights_before, self.weights_after),
             "wall_time_s": out.wall_time,
             "compile_time_s": out.compile_time,
@@ -252,4 +254,8 @@ def sleep(model, config: SleepConfig, data: np.ndarray, *, backend: str = DEFAUL
         after = [normalize_columns(w, w0, config.gamma) for w, w0 in zip(after, net.weights)]
         out.weights = after
     conversion = net.summary() | {"alpha": list(params.alpha)}
+    from .progress import LOG
+
+    for line in firing_warnings(spike_summary(out.spike_counts, out.unit_counts_by_layer(), config.dt)):
+        LOG.warning(line)
     return SleepResult(to_torch(model, after), out, config, conversion, net.weights, after)

@@ -48,3 +48,26 @@ def spike_summary(spike_counts: np.ndarray, unit_counts: list[np.ndarray], dt: f
             "spikes_per_step": total / T if T else 0.0,
         })  # fmt: skip
     return {"steps": int(T), "layers": layers}
+
+
+def firing_warnings(spikes: dict) -> list[str]:
+    """One line per hidden or output layer that sleep left silent or nearly silent, with what to try.
+
+    ``spikes`` is ``spike_summary``'s record. Nearly silent: fewer spikes over the whole run than the
+    layer has units. The rule changes only the weights into neurons that fire (``docs/algorithm.md``
+    §3), so such a layer's incoming weights barely move: the most common way a preset fails on a new
+    network. Layer ``l``'s threshold is ``threshold * beta[l-1]``, its input gain ``alpha_scale``
+    times its scale factor.
+    """
+    out = []
+    steps = spikes["steps"]
+    for l, layer in enumerate(spikes["layers"][1:], 1):
+        n, units = layer["total_spikes"], layer["units"]
+        if n >= units:
+            continue
+        what = "never fired" if n == 0 else (f"fired {n} times ({layer['fraction_active']:.1%} of its units "
+                                             "ever)")  # fmt: skip
+        out.append(f"sleep barely fired: layer {l} ({units} units) {what} in {steps} steps, so its incoming "
+                   f"weights hardly changed; try `sleepnet tune`, a larger alpha_scale or a smaller "
+                   f"beta[{l - 1}]")  # fmt: skip
+    return out

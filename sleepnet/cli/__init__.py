@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 
 from ..errors import SleepnetError
-from . import analyze, convert, data, demo, evaluate, geometry, plot, presets, sleep, train, tune
+from . import analyze, convert, data, demo, evaluate, geometry, info, plot, presets, sleep, train, tune
 from . import run as run_command
 from .common import Parser, add_quiet
 
 #: the commands, in the order ``sleepnet --help`` lists them
-COMMANDS = (data, train, convert, sleep, evaluate, analyze, geometry, plot, presets, run_command, tune, demo)
+COMMANDS = (data, train, convert, sleep, evaluate, analyze, geometry, plot, info, presets, run_command, tune,
+            demo)  # fmt: skip
 
 
 class _Sleepnet(Parser):

@@ -1,0 +1,57 @@
+"""`sleepnet info` and the warning when sleep barely fires."""
+
+import json
+
+from sleepnet.stats import firing_warnings
+from tests.conftest import run_cli
+
+
+def test_firing_warnings_name_each_silent_or_nearly_silent_layer():
+    spikes = {"steps": 1000, "layers": [{"units": 784, "total_spikes": 90000, "fraction_active": 0.8},
+                                        {"units": 1200, "total_spikes": 35, "fraction_active": 0.02},
+                                        {"units": 1200, "total_spikes": 0, "fraction_active": 0.0},
+                                        {"units": 10, "total_spikes": 10,
+                                         "fraction_active": 0.5}]}  # fmt: skip
+    lines = firing_warnings(spikes)
+    assert len(lines) == 2  # layer 3 fired once per unit: not "barely"; the input is never judged
+    assert lines[0].startswith("sleep barely fired: layer 1 (1200 units) fired 35 times (2.0% of its units")
+    assert "in 1000 steps" in lines[0] and "beta[0]" in lines[0] and "sleepnet tune" in lines[0]
+    assert "layer 2 (1200 units) never fired" in lines[1] and "beta[1]" in lines[1]
+    assert firing_warnings({"steps": 10, "layers": [{"units": 4, "total_spikes": 0}]}) == []
+
+
+def test_a_sleep_that_barely_fires_warns_and_records_it_and_info_shows_it(patches_hidden_model, tmp_path):
+    out = tmp_path / "slept"
+    res = run_cli("sleep", patches_hidden_model, "--preset", "patches", "--set", "beta=[50,50]", "--set",
+                  "T=300",
+                  "-q", "-o", out)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    warned = [line for line in res.stderr.splitlines() if line.startswith("sleepnet: sleep barely fired")]
+    assert len(warned) == 2 and "layer 1 (32 units) fired 6 times (18.8% of its units ever) in 300 steps" in \
+        warned[0] and "layer 2 (4 units) never fired in 300 steps" in warned[1], res.stderr
+    record = json.loads((out / "model.json").read_text())
+    assert [w.split(":")[1].split("(")[0].strip() for w in record["sleep"]["warnings"]] == ["layer 1",
+                                                                                            "layer 2"]
+    res = run_cli("info", out, "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["kind"] == "slept" and d["parameters"] == 100 * 32 + 32 * 4
+    assert d["architecture"].startswith("linear 100->32 (no bias), relu")
+    assert d["dataset"]["name"] == "patches" and len(d["dataset"]["sha256"]) == 64
+    assert d["lineage"] == [{"path": str(patches_hidden_model), "kind": "trained", "matches": True}]
+    assert d["sleep"]["spikes"][1:] == [6, 0] and d["sleep"]["steps"] == 300
+    assert d["sleep"]["warnings"] == record["sleep"]["warnings"]
+    assert "test_accuracy" in d["metrics"]
+    text = run_cli("info", out).stdout
+    assert "sleep.warnings" in text and "lineage[0].matches" in text and "e3f2d00296a92f6c..." in text
+
+
+def test_info_on_an_evaluation_and_on_a_folder_that_is_not_sleepnets(patches_model, tmp_path):
+    ev = tmp_path / "eval"
+    assert run_cli("evaluate", patches_model, "-o", ev, "-q").returncode == 0
+    d = json.loads(run_cli("info", ev, "--json").stdout)
+    assert d["kind"] == "evaluation" and d["suite"] == "quick" and set(d["models"]) == {"patches"}
+    other = tmp_path / "other"
+    other.mkdir()
+    res = run_cli("info", other)
+    assert res.returncode == 1 and res.stderr.strip().endswith("not a sleepnet folder")
