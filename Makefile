@@ -6,18 +6,24 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-long bench lint clean-venv
+.PHONY: demo test test-long bench lint lock clean-venv
 
-$(STAMP): pyproject.toml
+# Every package comes at the version of constraints.txt (the tested set); `make lock` rewrites it.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: this is a CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	# AutoAttack's parts (evaluation/attacks/autoattack.py): torchattacks declares torchvision, which
 	# does not import beside torch 2.13 and which its attacks never use, so it comes without deps.
-	$(PY) -m pip install -q --no-deps torchattacks==3.5.1
+	$(PY) -m pip install -q -c constraints.txt --no-deps torchattacks==3.5.1
 	touch $(STAMP)
+
+# the installed set as constraints.txt (after a change of dependencies; commit the result)
+lock: $(STAMP)
+	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#' | \
+	  sed 's/+cpu$$//' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/sleepnet demo -o runs/demo --seed 0 --force

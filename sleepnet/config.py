@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
-
-import tomllib
 
 from .errors import SleepnetError, UsageError
 from .registry import Registry

@@ -21,10 +21,9 @@ A TOML file overrides any of them::
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from ..config import INPUT_MODES, SleepConfig
 from ..errors import SleepnetError
