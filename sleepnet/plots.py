@@ -39,54 +39,108 @@ def save(fig: Figure, path: Path) -> Path:
     return atomic_write(path, buf.getvalue())
 
 
+def _layer_name(l: int, size: int) -> str:
+    return f"input ({size})" if l == 0 else f"layer {l} ({size})"
+
+
 def weight_histograms(before: list[np.ndarray], after: list[np.ndarray], path: Path) -> Path:
-    """One panel per weight layer: histogram of weights before and after sleep (log counts)."""
-    fig, axes = subplots(1, len(before), figsize=(4.2 * len(before), 3.4), squeeze=False)
-    for l, (ax, w0, w1) in enumerate(zip(axes[0], before, after)):
-        lo = min(w0.min(), w1.min())
-        hi = max(w0.max(), w1.max())
+    """Per weight layer (a column): the weights before and after sleep as outlines, both visible (top), and
+    the changes of the synapses that changed, with the fraction that did (bottom); log counts."""
+    n = len(before)
+    fig, axes = subplots(2, n, figsize=(4.4 * n, 6.4), squeeze=False)
+    for l, (w0, w1) in enumerate(zip(before, after)):
+        top, bottom = axes[0][l], axes[1][l]
+        lo, hi = min(w0.min(), w1.min()), max(w0.max(), w1.max())
         bins = np.linspace(lo, hi, 80) if hi > lo else 10
-        ax.hist(w0.ravel(), bins=bins, alpha=0.6, label="before", color="tab:blue")
-        ax.hist(w1.ravel(), bins=bins, alpha=0.6, label="after", color="tab:orange")
-        ax.set_yscale("log")
-        ax.set_title(f"W[{l}] {w0.shape[1]}->{w0.shape[0]}")
-        ax.set_xlabel("weight")
-    axes[0][0].set_ylabel("synapses")
-    axes[0][0].legend()
+        top.hist(w0.ravel(), bins=bins, histtype="step", lw=1.6, label="before", color="tab:blue")
+        top.hist(w1.ravel(), bins=bins, histtype="step", lw=1.2, ls="--", label="after", color="tab:orange")
+        top.set_yscale("log")
+        top.set_title(f"W[{l}]: {w0.shape[1]} -> {w0.shape[0]} units")
+        top.set_xlabel("weight (ANN units)")
+        top.set_ylabel("synapses")
+        top.legend(fontsize=8)
+        d = (np.asarray(w1, dtype=np.float64) - w0).ravel()
+        changed = d[d != 0]
+        if changed.size:
+            lo, hi = changed.min(), changed.max()
+            pad = max(1e-6 * max(abs(lo), abs(hi)), 1e-12) if hi - lo < 1e-6 * max(abs(lo), abs(hi)) else 0
+            bottom.hist(changed, bins=np.linspace(lo - pad, hi + pad, 81), color="tab:green")
+            bottom.set_yscale("log")
+        else:
+            bottom.text(0.5, 0.5, "no synapse changed", ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_title(f"change of W[{l}]: {changed.size / d.size:.1%} of {d.size} synapses changed")
+        bottom.set_xlabel("weight after - before (changed synapses only)")
+        bottom.set_ylabel("synapses")
+    fig.suptitle("weights before and after sleep")
     return save(fig, path)
 
 
 def firing_rates(spike_counts: np.ndarray, sizes: list[int], dt: float, path: Path,
                  bins: int = 200) -> Path:  # fmt: skip
-    """Mean firing rate (Hz) of each layer over sleep time, averaged in ``bins`` windows."""
+    """Mean firing rate (Hz) of each layer over the whole sleep, averaged in ``bins`` windows; the legend
+    gives each layer's total spikes."""
     T = spike_counts.shape[0]
     width = max(1, T // bins)
     n = T // width
-    fig, ax = subplots(figsize=(7, 3.6))
+    fig, ax = subplots(figsize=(7, 3.8))
     for l, size in enumerate(sizes):
         per_bin = spike_counts[: n * width, l].reshape(n, width).sum(1)
         rate = per_bin / (size * width * dt)
-        label = "input" if l == 0 else f"layer {l}"
-        ax.plot((np.arange(n) + 0.5) * width, rate, label=label)
+        ax.plot((np.arange(n) + 0.5) * width, rate,
+                label=f"{_layer_name(l, size)}: {int(spike_counts[:, l].sum())} spikes")  # fmt: skip
+    ax.set_title(f"mean firing rate per layer over the whole sleep ({T} steps of {dt * 1000:g} ms)")
     ax.set_xlabel("sleep step")
-    ax.set_ylabel("mean rate (Hz)")
+    ax.set_ylabel("mean rate per unit (Hz)")
     ax.set_yscale("symlog", linthresh=0.01)
-    ax.legend()
+    ax.legend(fontsize=8)
     return save(fig, path)
 
 
-def raster(spikes: np.ndarray, sizes: list[int], start: int, path: Path) -> Path:
-    """Spike raster of a window of steps, layers stacked (input at the bottom)."""
-    fig, ax = subplots(figsize=(8, 5))
-    t, unit = np.nonzero(spikes)
-    ax.scatter(t + start, unit, s=0.5, marker="|", color="k", linewidths=0.5)
-    edges = np.cumsum(sizes)
-    for e in edges[:-1]:
-        ax.axhline(e, color="tab:red", lw=0.5)
-    ax.set_xlim(start, start + spikes.shape[0])
-    ax.set_ylim(0, edges[-1])
-    ax.set_xlabel("sleep step")
-    ax.set_ylabel("unit (layers stacked, input at the bottom)")
+def raster(spikes: np.ndarray, sizes: list[int], start: int, path: Path,
+           totals: list[int] | None = None) -> Path:  # fmt: skip
+    """The recorded spike raster, one panel per layer (named, input at the bottom), each titled with its
+    spikes in the window and, from ``totals``, in the whole run; a silent panel says so."""
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    n = len(sizes)
+    fig, axes = subplots(n, 1, figsize=(8, 1.6 + 1.3 * n), sharex=True, squeeze=False)
+    for l in range(n):
+        ax = axes[n - 1 - l][0]  # input at the bottom
+        block = spikes[:, edges[l] : edges[l + 1]]
+        t, unit = np.nonzero(block)
+        ax.scatter(t + start, unit, s=0.5, marker="|", color="k", linewidths=0.5)
+        whole = f", {totals[l]} in the whole run" if totals is not None else ""
+        ax.set_title(f"{_layer_name(l, sizes[l])}: {len(t)} spikes in steps {start}-{start + len(spikes)}{whole}",
+                     fontsize=9)  # fmt: skip
+        if not len(t):
+            ax.text(0.5, 0.5, "no spikes in this window", ha="center", va="center", transform=ax.transAxes,
+                    color="tab:red")  # fmt: skip
+        ax.set_ylim(0, sizes[l])
+        ax.set_ylabel("unit")
+    axes[-1][0].set_xlim(start, start + spikes.shape[0])
+    axes[-1][0].set_xlabel("sleep step")
+    fig.suptitle("spike raster of the recorded window (raster_start, raster_steps)")
+    return save(fig, path)
+
+
+def activity(spike_counts: np.ndarray, sizes: list[int], path: Path, bins: int = 400) -> Path:
+    """The whole run binned: spikes per bin of each layer, one panel per layer (input at the bottom), so that
+    one sees when, if ever, the hidden layers fire."""
+    T = spike_counts.shape[0]
+    width = max(1, T // bins)
+    m = T // width
+    n = len(sizes)
+    fig, axes = subplots(n, 1, figsize=(8, 1.6 + 1.3 * n), sharex=True, squeeze=False)
+    for l in range(n):
+        ax = axes[n - 1 - l][0]
+        per_bin = spike_counts[: m * width, l].reshape(m, width).sum(1)
+        ax.bar(np.arange(m) * width, per_bin, width=width, align="edge", color="k")
+        ax.set_title(f"{_layer_name(l, sizes[l])}: {int(spike_counts[:, l].sum())} spikes", fontsize=9)
+        if not per_bin.any():
+            ax.text(0.5, 0.5, "never fired", ha="center", va="center", transform=ax.transAxes, color="tab:red")
+        ax.set_ylabel(f"spikes / {width} steps")
+    axes[-1][0].set_xlim(0, m * width)
+    axes[-1][0].set_xlabel("sleep step")
+    fig.suptitle(f"spikes per layer over the whole sleep ({T} steps, bins of {width})")
     return save(fig, path)
 
 
@@ -102,20 +156,29 @@ CURVES = {
 
 
 def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
-    """Accuracy vs each distortion level / attack epsilon, one figure each, all models on it."""
+    """Accuracy vs each distortion level / attack epsilon, one figure each, every model on it; the control
+    (a model named ``control``) in black beside the others; on the FGSM curve each model's median eps
+    marked by a dashed line of its colour."""
     paths = []
     for key, (level, label) in CURVES.items():
         runs = {name: r[key] for name, r in results.items() if key in r}
         if not runs:
             continue
-        fig, ax = subplots(figsize=(5.2, 3.8))
-        for name, curve in runs.items():
-            ax.plot(curve[level], curve["accuracy"], marker="o" if len(curve[level]) < 20 else None,
-                    ms=3, label=name)  # fmt: skip
+        fig, ax = subplots(figsize=(5.6, 4.0))
+        order = sorted(runs, key=lambda name: name != "control")  # the control first, in black
+        for name in order:
+            curve = runs[name]
+            style = {"color": "k", "lw": 2.0} if name == "control" else {}
+            line, = ax.plot(curve[level], curve["accuracy"], marker="o" if len(curve[level]) < 20 else None,
+                            ms=3, label=name, **style)  # fmt: skip
+            if "median_eps" in curve:
+                ax.axvline(curve["median_eps"], color=line.get_color(), ls="--", lw=1,
+                           label=f"{name}: median eps {curve['median_eps']:.3g}")  # fmt: skip
+        ax.set_title(f"test accuracy under {label}")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         paths.append(save(fig, Path(folder) / f"accuracy_vs_{key}.png"))
     return paths

@@ -382,12 +382,15 @@ def plot_folder(folder: Path, out: Path | None = None, parent: Path | None = Non
     before = [parent[k].weight.detach().double().numpy() for k in idx]
     after = [model[k].weight.detach().double().numpy() for k in idx]
     sizes = [int(s) for s in rec["sizes"]]
+    counts = rec["spike_counts"]
     paths = [
         plots.weight_histograms(before, after, out / "weights.png"),
-        plots.firing_rates(rec["spike_counts"], sizes, float(rec["dt"]), out / "firing_rates.png"),
+        plots.firing_rates(counts, sizes, float(rec["dt"]), out / "firing_rates.png"),
+        plots.activity(counts, sizes, out / "activity.png"),
     ]
     if "raster" in rec:
-        paths.append(plots.raster(rec["raster"], sizes, int(rec["raster_start"]), out / "raster.png"))
+        totals = [int(t) for t in counts.sum(0)]
+        paths.append(plots.raster(rec["raster"], sizes, int(rec["raster_start"]), out / "raster.png", totals))
     return paths
 
 
