@@ -109,8 +109,8 @@ def raster(spikes: np.ndarray, sizes: list[int], start: int, path: Path,
         t, unit = np.nonzero(block)
         ax.scatter(t + start, unit, s=0.5, marker="|", color="k", linewidths=0.5)
         whole = f", {totals[l]} in the whole run" if totals is not None else ""
-        ax.set_title(f"{_layer_name(l, sizes[l])}: {len(t)} spikes in steps {start}-{start + len(spikes)}{whole}",
-                     fontsize=9)  # fmt: skip
+        window = f"steps {start}-{start + len(spikes)}"
+        ax.set_title(f"{_layer_name(l, sizes[l])}: {len(t)} spikes in {window}{whole}", fontsize=9)
         if not len(t):
             ax.text(0.5, 0.5, "no spikes in this window", ha="center", va="center", transform=ax.transAxes,
                     color="tab:red")  # fmt: skip
@@ -136,7 +136,8 @@ def activity(spike_counts: np.ndarray, sizes: list[int], path: Path, bins: int =
         ax.bar(np.arange(m) * width, per_bin, width=width, align="edge", color="k")
         ax.set_title(f"{_layer_name(l, sizes[l])}: {int(spike_counts[:, l].sum())} spikes", fontsize=9)
         if not per_bin.any():
-            ax.text(0.5, 0.5, "never fired", ha="center", va="center", transform=ax.transAxes, color="tab:red")
+            ax.text(0.5, 0.5, "never fired", ha="center", va="center", transform=ax.transAxes,
+                    color="tab:red")  # fmt: skip
         ax.set_ylabel(f"spikes / {width} steps")
     axes[-1][0].set_xlim(0, m * width)
     axes[-1][0].set_xlabel("sleep step")
