@@ -191,8 +191,8 @@ def test_evaluate_paper_suite_quick(patches_model, tmp_path):
 
 # --- the parser: commands, tune's subcommands, help ---------------------------------------------
 
-COMMAND_NAMES = ("data", "train", "convert", "sleep", "evaluate", "analyze", "geometry", "plot", "info",
-                 "presets", "run", "tune", "demo")  # fmt: skip
+COMMAND_NAMES = ("data", "import", "export", "train", "convert", "sleep", "evaluate", "analyze", "geometry",
+                 "plot", "info", "presets", "run", "tune", "demo")  # fmt: skip
 
 
 def _subparsers(parser):

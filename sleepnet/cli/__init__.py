@@ -14,19 +14,36 @@ unexpected failure.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 from pathlib import Path
 
 from ..errors import SleepnetError
-from . import analyze, convert, data, demo, evaluate, geometry, info, plot, presets, sleep, train, tune
+from . import (
+    analyze,
+    convert,
+    data,
+    demo,
+    evaluate,
+    export,
+    geometry,
+    info,
+    plot,
+    presets,
+    sleep,
+    train,
+    tune,
+)
 from . import run as run_command
 from .common import Parser, add_quiet
 
+import_command = importlib.import_module(".import", __name__)  # `import` is a keyword, not a name
+
 #: the commands, in the order ``sleepnet --help`` lists them
-COMMANDS = (data, train, convert, sleep, evaluate, analyze, geometry, plot, info, presets, run_command, tune,
-            demo)  # fmt: skip
+COMMANDS = (data, import_command, export, train, convert, sleep, evaluate, analyze, geometry, plot, info,
+            presets, run_command, tune, demo)  # fmt: skip
 
 
 class _Sleepnet(Parser):
