@@ -15,7 +15,8 @@ def test_the_quickstart_notebook_runs_and_says_what_it_did(tmp_path):
     assert len(cells) == 6 and not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
     script = tmp_path / "quickstart.py"
     script.write_text("\n\n".join(cells) + "\n")
-    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout
     assert "patches (4000, 100) classes: 4" in out and "clean test accuracy:" in out
