@@ -103,6 +103,11 @@ def lineage(folder: Path, meta: dict, limit: int = 20) -> list[dict[str, Any]]:
     while parent.get("path") and len(chain) < limit:
         path = Path(parent["path"])
         entry: dict[str, Any] = {"path": str(path), "kind": None, "matches": None}
+        if path.is_file():  # slept straight from a model file (sleepnet import's formats)
+            entry["kind"] = "file"
+            entry["matches"] = sha256_file(path) == parent.get("sha256")
+            chain.append(entry)
+            break
         weights = path / "model.safetensors"
         if (path / "model.json").is_file() and weights.is_file() and str(path.resolve()) not in seen:
             seen.add(str(path.resolve()))

@@ -121,11 +121,12 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     (the demo builds its folders in a temporary place and renames them). ``device`` is where
     the model's scale factors and accuracy are computed, and where the ``torch`` backend sleeps.
     """
+    from .interop import load_any, weights_hash
     from .sleep_phase import sleep
     from .training import accuracy
 
     check_output(out, overwrite, inputs=[model_dir])
-    model, meta = load_model(model_dir, device=resolve_device(device))
+    model, meta = load_any(model_dir, device=resolve_device(device))  # a model folder, or a model file
     from .converters import check_sequential
 
     check_sequential(model)  # a CNN, biases or sigmoids: one line, before the data are read
@@ -137,7 +138,7 @@ def sleep_to_folder(model_dir: Path, config: SleepConfig, out: Path, *, backend:
     record = {
         "kind": "slept",
         "parent": {"path": str(Path(parent_path or model_dir).resolve()),
-                   "sha256": sha256_file(Path(model_dir) / "model.safetensors")},
+                   "sha256": weights_hash(model_dir)},
         "recipe": meta.get("recipe"),
         "dataset": data.record(),
         "seed": config.seed,

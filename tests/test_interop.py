@@ -201,3 +201,17 @@ def test_bad_imports_and_exports_are_one_line_and_write_nothing(outside, tmp_pat
         lines = res.stderr.strip().splitlines()
         assert res.returncode == status and len(lines) == 1 and words in lines[0], (args, res.stderr)
         assert not out.exists()
+
+
+def test_sleep_and_convert_take_a_model_file_directly(outside, tmp_path):
+    d, _, _ = outside
+    res = run_cli("convert", d / "m.safetensors", "--dataset", "patches")
+    assert res.returncode == 0 and "spiking network 100-24-4" in res.stdout, res.stderr
+    out = tmp_path / "slept"
+    res = run_cli("sleep", d / "sd.pt", "--dataset", "patches", "--preset", "patches", "--set", "beta=[1,1]",
+                  "--set", "T=300", "-q", "-o", out)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    info = json.loads(run_cli("info", out, "--json").stdout)
+    assert info["lineage"] == [{"path": str((d / "sd.pt").resolve()), "kind": "file", "matches": True}]
+    res = run_cli("sleep", tmp_path / "missing.pt", "--preset", "patches", "-o", tmp_path / "no")
+    assert res.returncode == 1 and "does not exist" in res.stderr and not (tmp_path / "no").exists()

@@ -10,7 +10,8 @@ from .common import add_command, add_common, add_device, device
 def add_parser(subparsers):
     """Add ``convert MODEL``; returns its parser."""
     p = add_command(subparsers, "convert", "scale factors and summary of the spiking network")
-    p.add_argument("model", type=Path, help="a model folder")
+    p.add_argument("model", type=Path, help="a model folder, or a model file (.pt, .pth, .ts, .safetensors, "
+                   ".onnx, as `sleepnet import` reads them; give --dataset)")  # fmt: skip
     p.add_argument("--percentile", type=float, help="use this activation percentile, not the max")
     p.add_argument("--json", type=Path, help="also write the conversion record to this file")
     add_device(p, "the activation pass behind the scale factors")
@@ -22,12 +23,12 @@ def run(args) -> int:
     """Print max weight, max activation and scale factor per layer (and write ``--json``); returns 0."""
     from ..converters import check_sequential, from_torch
     from ..fsio import check_output, write_json
-    from ..models import load_model
+    from ..interop import load_any
     from ..workflow import check_classes, dataset_for
 
     if args.json:  # no --force here: a file is replaced, a folder or the model never
         check_output(args.json, overwrite=True, inputs=[args.model], file=True)
-    model, meta = load_model(args.model, device=device(args))
+    model, meta = load_any(args.model, device=device(args))
     check_sequential(model)
     data = dataset_for(meta, args.data_dir, args.dataset)
     check_classes(model, data, str(args.model))

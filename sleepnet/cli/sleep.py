@@ -24,7 +24,8 @@ def add_parser(subparsers):
     """Add ``sleep MODEL``, its help ending with the sleep-config keys table; returns its parser."""
     p = add_command(subparsers, "sleep", "run a sleep phase on a model folder",
                     epilog=EPILOG + textwrap.indent(keys_table(), "  "))  # fmt: skip
-    p.add_argument("model", type=Path, help="a model folder")
+    p.add_argument("model", type=Path, help="a model folder, or a model file (.pt, .pth, .ts, .safetensors, "
+                   ".onnx, as `sleepnet import` reads them; give --dataset)")  # fmt: skip
     p.add_argument("--preset", help="a published preset (see `sleepnet presets`)")
     p.add_argument("--config", type=Path, help="a TOML config (over the preset, if both)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -87,6 +87,47 @@ def import_model(path: str | os.PathLike, out: str | os.PathLike, *, fmt: str | 
     return meta
 
 
+def load_any(path: str | os.PathLike, device=None):
+    """``(model, record)`` of a model folder, or of a model file of an ``IMPORT_FORMATS`` format (its record:
+    ``kind: imported`` and its ``source``), so that ``sleep`` and ``convert`` take either."""
+    from ..converters import check_sequential
+    from ..errors import ConversionError
+    from ..hashing import sha256_file
+    from ..models import load_model
+
+    path = Path(path)
+    if path.is_dir() or not path.exists():
+        return load_model(path, device=device)
+    fmt = import_format(path)
+    if fmt == "onnx":
+        from .onnx_io import read_onnx
+
+        model, names = read_onnx(path)
+    else:
+        from .torch_io import read_torch
+
+        model, names = read_torch(path, fmt, None)
+    try:
+        check_sequential(model)
+    except ConversionError as exc:
+        raise ConversionError(f"{path}: {names.rename(str(exc))}") from None
+    model.eval()
+    if device is not None:
+        from ..devices import resolve_device
+
+        model.to(resolve_device(device))
+    return model, {"kind": "imported", "source": {"file": str(path.resolve()), "sha256": sha256_file(path),
+                                                  "format": fmt}}  # fmt: skip
+
+
+def weights_hash(path: str | os.PathLike) -> str:
+    """What a child records of its parent: the SHA-256 of a folder's ``model.safetensors``, or of a file."""
+    from ..hashing import sha256_file
+
+    path = Path(path)
+    return sha256_file(path / "model.safetensors" if path.is_dir() else path)
+
+
 def export_model(folder: str | os.PathLike, fmt: str, out: str | os.PathLike, *, overwrite: bool = False,
                  config=None, data_dir: str | None = None) -> Path:  # fmt: skip
     """Write the model folder ``folder`` as ``fmt`` (``EXPORT_FORMATS``) to the file ``out``; returns it.
