@@ -68,7 +68,7 @@ def weight_histograms(before: list[np.ndarray], after: list[np.ndarray], path: P
             bottom.set_yscale("log")
         else:
             bottom.text(0.5, 0.5, "no synapse changed", ha="center", va="center", transform=bottom.transAxes)
-        bottom.set_title(f"change of W[{l}]: {changed.size / d.size:.1%} of {d.size} synapses changed")
+        bottom.set_title(f"change of W[{l}]: {changed.size / d.size:.1%} of {d.size} changed", fontsize=10)
         bottom.set_xlabel("weight after - before (changed synapses only)")
         bottom.set_ylabel("synapses")
     fig.suptitle("weights before and after sleep")

@@ -50,8 +50,8 @@ def test_sleep_figures_name_layers_count_spikes_and_show_both_weight_histograms(
         _check(fig)
     weights, rates, act, rast = drawn
     titles = [ax.get_title() for ax in weights.get_axes()]
-    assert titles[2].startswith("change of W[0]: ") and "% of 160 synapses changed" in titles[2]
-    assert titles[3] == "change of W[1]: 0.0% of 32 synapses changed"
+    assert titles[2].startswith("change of W[0]: ") and "% of 160 changed" in titles[2]
+    assert titles[3] == "change of W[1]: 0.0% of 32 changed"
     assert len(weights.get_axes()[0].patches) == 2  # before and after, both drawn as outlines
     assert [t.get_text() for t in rates.get_axes()[0].get_legend().get_texts()] == [
         f"input (20): {counts[:, 0].sum()} spikes", "layer 1 (8): 10 spikes", "layer 2 (4): 0 spikes"]
