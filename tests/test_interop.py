@@ -215,3 +215,46 @@ def test_sleep_and_convert_take_a_model_file_directly(outside, tmp_path):
     assert info["lineage"] == [{"path": str((d / "sd.pt").resolve()), "kind": "file", "matches": True}]
     res = run_cli("sleep", tmp_path / "missing.pt", "--preset", "patches", "-o", tmp_path / "no")
     assert res.returncode == 1 and "does not exist" in res.stderr and not (tmp_path / "no").exists()
+
+
+def test_brian2_export_is_a_script_that_sleeps_as_the_numba_kernel(outside, tmp_path):
+    """The exported script, loaded with nothing of sleepnet, rebuilds the slept network with its plasticity;
+    on the same input spikes its spikes equal the Numba kernel's and its weights agree to 1e-9."""
+    import importlib.util
+
+    import brian2 as b2
+
+    from sleepnet.converters import check_sequential
+    from sleepnet.models import load_model
+    from sleepnet.sleep_phase import run_sleep
+    from sleepnet.state import brian2_kept
+
+    d, _, _ = outside
+    folder, slept = tmp_path / "m", tmp_path / "slept"
+    assert run_cli("import", d / "sd.pt", "-o", folder, "--dataset", "patches").returncode == 0
+    assert run_cli("sleep", folder, "--preset", "patches", "--set", "beta=[1.5,2]", "--set", "T=200", "-q",
+                   "-o", slept).returncode == 0  # fmt: skip
+    script = tmp_path / "net.py"
+    res = run_cli("export", slept, "--format", "brian2", "-o", script)
+    assert res.returncode == 0, res.stderr
+    text = script.read_text()
+    assert "sleepnet" not in "".join(line for line in text.splitlines() if line.startswith(("import",
+                                                                                            "from")))
+    spec = importlib.util.spec_from_file_location("exported_net", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    spikes = np.random.default_rng(5).random((120, 100)) < 0.15
+    with brian2_kept():
+        b2.prefs.codegen.target = "numpy"
+        b2.start_scope()
+        net = module.load(spikes)
+        net.network.run(120 * module.DT * b2.second)
+    record = json.loads((slept / "model.json").read_text())
+    cfg, alpha = record["sleep"]["config"], record["sleep"]["conversion"]["alpha"]
+    model, _ = load_model(slept)
+    weights = [model[k].weight.detach().double().numpy() for k in check_sequential(model)]
+    ours = run_sleep(weights, spikes, alpha=alpha, beta=cfg["beta"], inc=cfg["inc"], dec=cfg["dec"],
+                     threshold=cfg["threshold"], decay=cfg["decay"])  # fmt: skip
+    assert [len(m.i) for m in net.monitors] == ours.spike_counts.sum(axis=0).tolist()
+    assert ours.spike_counts[:, 1:].sum() > 20
+    assert max(np.abs(a - b).max() for a, b in zip(net.weights(), ours.weights)) <= 1e-9

@@ -11,13 +11,15 @@ def add_parser(subparsers):
     """Add ``export FOLDER --format F -o FILE [--preset P] [--config F] [--set K=V]``; returns its parser."""
     from ..interop import EXPORT_FORMATS
 
-    p = add_command(subparsers, "export", "a model folder as NIR (the spiking network), a torch state_dict "
-                    "or ONNX (the ANN)")  # fmt: skip
+    p = add_command(subparsers, "export", "a model folder as NIR (the spiking network), a Brian2 script (the "
+                    "sleep network with its plasticity), a torch state_dict or ONNX (the ANN)")  # fmt: skip
     p.add_argument("folder", type=Path, help="a model folder")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="nir: the converted spiking "
-                   "network; torch, onnx: the ANN")  # fmt: skip
-    p.add_argument("--preset", help="nir: the spiking network's settings (a slept model's own otherwise)")
-    p.add_argument("--config", help="nir: a TOML config (over the preset, if both)")
+                   "network; brian2: it as a Brian2 script, plasticity included; torch, onnx: the "
+                   "ANN")  # fmt: skip
+    p.add_argument("--preset", help="nir, brian2: the spiking network's settings (a slept model's own "
+                   "otherwise)")  # fmt: skip
+    p.add_argument("--config", help="nir, brian2: a TOML config (over the preset, if both)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="nir: override one setting")
     p.add_argument("-o", "--output", type=Path, required=True, help="the file to write")

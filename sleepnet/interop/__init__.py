@@ -7,8 +7,9 @@ safetensors, or ONNX (``onnx_io``) becomes a sleepnet model folder whose record 
 with no counterpart) is refused in one line naming the layer, and nothing is written.
 
 Export (``export_model``): ``torch`` (the ANN's ``state_dict``, loadable with ``weights_only=True``),
-``onnx`` (the ANN; ``onnx_io``) and ``nir`` (the converted spiking network; ``nir_io``, mapping in
-``docs/design.md``, "Interchange").
+``onnx`` (the ANN; ``onnx_io``), ``nir`` (the converted spiking network; ``nir_io``, mapping in
+``docs/design.md``, "Interchange") and ``brian2`` (the sleep network with its plasticity, as a Python
+script that needs only brian2 and numpy; ``brian2_io``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..errors import SleepnetError, UsageError
 IMPORT_SUFFIXES = {".pt": "torch", ".pth": "torch", ".bin": "torch", ".ts": "torchscript",
                    ".safetensors": "safetensors", ".onnx": "onnx"}  # fmt: skip
 IMPORT_FORMATS = ("torch", "torchscript", "safetensors", "onnx")
-EXPORT_FORMATS = ("torch", "onnx", "nir")
+EXPORT_FORMATS = ("torch", "onnx", "nir", "brian2")
 
 
 def import_format(path: Path, given: str | None = None) -> str:
@@ -150,6 +151,10 @@ def export_model(folder: str | os.PathLike, fmt: str, out: str | os.PathLike, *,
         from .onnx_io import write_onnx
 
         return write_onnx(model, Path(out))
+    if fmt == "brian2":
+        from .brian2_io import write_brian2
+
+        return write_brian2(model, meta, Path(out), config=config, data_dir=data_dir, source=str(folder))
     from .nir_io import write_nir
 
     return write_nir(model, meta, Path(out), config=config, data_dir=data_dir)

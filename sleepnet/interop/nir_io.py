@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SleepnetError
+from .snn import network
 
 
 def _nir():
@@ -33,33 +34,6 @@ def _nir():
     except ImportError:
         raise SleepnetError("NIR export needs the nir package: pip install nir") from None
     return nir
-
-
-def network(model, meta: dict, config=None, data_dir: str | None = None):
-    """``(weights, alpha, config)`` of ``model``'s spiking network: a slept model's own sleep settings and
-    gains, else ``config``'s with the scale factors of its record (or its data)."""
-    from ..config import from_mapping
-    from ..converters import check_sequential, from_torch
-
-    idx = check_sequential(model)
-    weights = [model[k].weight.detach().double().cpu().numpy() for k in idx]
-    sleep = meta.get("sleep") or {}
-    if config is None and sleep.get("config"):
-        config = from_mapping(sleep["config"], "the record's sleep config")
-        alpha = [float(a) for a in sleep.get("conversion", {}).get("alpha", [])]
-        if len(alpha) == len(weights):
-            return weights, alpha, config
-    if config is None:
-        raise SleepnetError("this model has not slept: give the spiking network's settings with --preset or "
-                            "--config")  # fmt: skip
-    record = (meta.get("activation_max") or {}).get("values")
-    data = None
-    if record is None:
-        from ..workflow import dataset_for
-
-        data = dataset_for(meta, data_dir).x_train
-    net = from_torch(model, data, config.percentile, None if record is None else np.asarray(record))
-    return weights, config.alpha(net.factors), config
 
 
 def write_nir(model, meta: dict, out: Path, config=None, data_dir: str | None = None) -> Path:
@@ -75,9 +49,6 @@ def write_nir(model, meta: dict, out: Path, config=None, data_dir: str | None = 
     if config.w_inh != 0 or config.dc != 0:
         raise SleepnetError("NIR has no lateral inhibition or constant current: export needs w_inh = 0 and "
                             f"dc = 0 (the config has {config.w_inh} and {config.dc})")  # fmt: skip
-    if len(config.beta) != len(weights):
-        raise SleepnetError(f"config {config.name!r} has {len(config.beta)} beta values but the network has "
-                            f"{len(weights)} weight layers")  # fmt: skip
     nodes = {"input": nir.Input(input_type={"input": np.array([weights[0].shape[1]])})}
     edges, prev = [], "input"
     for l, (w, a, b) in enumerate(zip(weights, alpha, config.beta)):

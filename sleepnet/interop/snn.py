@@ -1,0 +1,41 @@
+"""The spiking network of a model folder, as an exporter needs it: weights, per-layer gains, settings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SleepnetError
+
+
+def network(model, meta: dict, config=None, data_dir: str | None = None):
+    """``(weights, alpha, config)`` of ``model``'s spiking network: a slept model's own sleep settings and
+    gains, else ``config``'s with the scale factors of its record (or its data)."""
+    from ..config import from_mapping
+    from ..converters import check_sequential, from_torch
+
+    idx = check_sequential(model)
+    weights = [model[k].weight.detach().double().cpu().numpy() for k in idx]
+    sleep = meta.get("sleep") or {}
+    if config is None and sleep.get("config"):
+        config = from_mapping(sleep["config"], "the record's sleep config")
+        alpha = [float(a) for a in sleep.get("conversion", {}).get("alpha", [])]
+        if len(alpha) == len(weights):
+            return _checked(weights, alpha, config)
+    if config is None:
+        raise SleepnetError("this model has not slept: give the spiking network's settings with --preset or "
+                            "--config")  # fmt: skip
+    record = (meta.get("activation_max") or {}).get("values")
+    data = None
+    if record is None:
+        from ..workflow import dataset_for
+
+        data = dataset_for(meta, data_dir).x_train
+    net = from_torch(model, data, config.percentile, None if record is None else np.asarray(record))
+    return _checked(weights, config.alpha(net.factors), config)
+
+
+def _checked(weights, alpha, config):
+    if len(config.beta) != len(weights):
+        raise SleepnetError(f"config {config.name!r} has {len(config.beta)} beta values but the network has "
+                            f"{len(weights)} weight layers")  # fmt: skip
+    return weights, alpha, config
