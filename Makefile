@@ -20,10 +20,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
-# the installed set as constraints.txt (after a change of dependencies; commit the result)
-lock: $(STAMP)
-	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#' | \
-	  sed 's/+cpu$$//' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+# constraints.txt afresh (after a change of dependencies; commit the result): what pyproject.toml resolves
+# to in a new venv installed without the old pins; the file is replaced only if that set changed.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q torch==2.13.0
+	$(LOCK_VENV)/bin/pip install -q -e ".[dev]"
+	$(LOCK_VENV)/bin/pip install -q --no-deps torchattacks==3.5.1
+	{ sed -n '1,3p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^#' | \
+	  sed 's/+cpu$$//' | sort -f; } > constraints.txt.new
+	if cmp -s constraints.txt.new constraints.txt; then rm constraints.txt.new; \
+	else mv constraints.txt.new constraints.txt; fi
+	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP)
 	$(VENV)/bin/sleepnet demo -o runs/demo --seed 0 --force

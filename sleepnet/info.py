@@ -21,6 +21,13 @@ from .hashing import sha256_file
 def info(folder: str | Path) -> dict[str, Any]:
     """What ``folder`` holds (module docstring); ``SleepnetError`` for a folder sleepnet did not write."""
     folder = Path(folder)
+    partial = folder.with_name(f".{folder.name}.partial")
+    if not folder.is_dir() and partial.is_dir():
+        units = list(partial.rglob("*.json"))
+        models = list(partial.glob("seed*/*/model.json"))
+        return {"kind": "unfinished", "path": str(folder), "partial": str(partial),
+                "models_kept": len(models),
+                "units_kept": len(units)}  # fmt: skip
     if not folder.is_dir():
         raise SleepnetError(f"{folder} is not a folder")
     if (folder / "model.json").is_file():
@@ -29,10 +36,6 @@ def info(folder: str | Path) -> dict[str, Any]:
         return _metrics(folder)
     if (folder / "study.db").is_file():
         return {"kind": "study", "path": str(folder), "report": (folder / "tune.json").is_file()}
-    partial = folder.with_name(f".{folder.name}.partial")
-    if partial.is_dir():
-        units = sorted(str(p.relative_to(partial)) for p in partial.rglob("*.json"))
-        return {"kind": "unfinished", "path": str(folder), "partial": str(partial), "units_kept": len(units)}
     raise SleepnetError(f"{folder} holds no model.json, metrics.json or study.db: not a sleepnet folder")
 
 
@@ -50,6 +53,7 @@ def _model(folder: Path) -> dict[str, Any]:
         "seed": meta.get("seed"),
         "device": meta.get("device"),
         "versions": meta.get("versions"),
+        "source": _source(meta.get("source")),
         "lineage": lineage(folder, meta),
         "metrics": meta.get("metrics", {}),
     }
@@ -125,6 +129,16 @@ def lineage(folder: Path, meta: dict, limit: int = 20) -> list[dict[str, Any]]:
             chain.append(entry)
             break
     return chain
+
+
+def _source(source: dict | None) -> dict[str, Any] | None:
+    """An imported model's source file and format, and whether the file still hashes as recorded."""
+    if not source:
+        return None
+    path = Path(source.get("file", ""))
+    matches = sha256_file(path) == source.get("sha256") if path.is_file() else None
+    return {"file": str(path), "format": source.get("format"), "sha256": source.get("sha256"),
+            "matches": matches}
 
 
 def _metrics(folder: Path) -> dict[str, Any]:

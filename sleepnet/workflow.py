@@ -373,10 +373,12 @@ def plot_folder(folder: Path, out: Path | None = None, parent: Path | None = Non
         return plots.robustness_curves(results, out)
     model, meta = load_model(folder)
     rec = load_sleep_record(folder)
+    from .interop import load_any
+
     parent_path = Path(parent or (meta.get("parent") or {}).get("path", ""))
-    if not (parent_path / "model.json").is_file():
+    if not ((parent_path / "model.json").is_file() or parent_path.is_file()):
         raise SleepnetError(f"the parent model {parent_path} of {folder} is not available")
-    parent, _ = load_model(parent_path)
+    parent, _ = load_any(parent_path)  # a model folder, or the model file it slept from
     from .converters import check_sequential
 
     idx = check_sequential(model)

@@ -51,6 +51,11 @@ def test_info_on_an_evaluation_and_on_a_folder_that_is_not_sleepnets(patches_mod
     assert run_cli("evaluate", patches_model, "-o", ev, "-q").returncode == 0
     d = json.loads(run_cli("info", ev, "--json").stdout)
     assert d["kind"] == "evaluation" and d["suite"] == "quick" and set(d["models"]) == {"patches"}
+    partial = tmp_path / ".unfinished.partial"
+    (partial / "units" / "seed0" / "control").mkdir(parents=True)
+    (partial / "units" / "seed0" / "control" / "clean.json").write_text("{}")
+    d = json.loads(run_cli("info", tmp_path / "unfinished", "--json").stdout)
+    assert d["kind"] == "unfinished" and d["units_kept"] == 1 and d["models_kept"] == 0
     other = tmp_path / "other"
     other.mkdir()
     res = run_cli("info", other)

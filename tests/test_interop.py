@@ -70,7 +70,9 @@ def test_export_torch_and_onnx_give_the_ann_and_onnx_reads_back(outside, tmp_pat
     assert run_cli("import", d / "sd.pt", "-o", folder, "--dataset", "patches").returncode == 0
     assert run_cli("export", folder, "--format", "torch", "-o", tmp_path / "w.pt").returncode == 0
     state = torch.load(tmp_path / "w.pt", weights_only=True)
-    assert [torch.equal(a, b) for a, b in zip(state.values(), model.state_dict().values())] == [True, True]
+    want = model.state_dict()
+    assert len(state) == len(want) == 2  # the imported folder's own layer numbering: values compared in order
+    assert all(torch.equal(a, b) for a, b in zip(state.values(), want.values()))
     res = run_cli("export", folder, "--format", "onnx", "-o", tmp_path / "m.onnx")
     assert res.returncode == 0, res.stderr
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
@@ -80,7 +82,8 @@ def test_export_torch_and_onnx_give_the_ann_and_onnx_reads_back(outside, tmp_pat
     back = tmp_path / "back"
     res = run_cli("import", tmp_path / "m.onnx", "-o", back)
     assert res.returncode == 0, res.stderr
-    assert all(torch.equal(a, b) for a, b in zip(_weights(back), _weights(folder)))
+    assert len(_weights(back)) == 2 and all(torch.equal(a, b) for a, b in zip(_weights(back),
+                                                                              _weights(folder)))
 
 
 def _simulate_nir(graph, spikes: np.ndarray, dt: float) -> np.ndarray:
@@ -102,8 +105,8 @@ def _simulate_nir(graph, spikes: np.ndarray, dt: float) -> np.ndarray:
             current = lin.weight @ s
             if isinstance(cell, nir.LIF):
                 v[k] = v[k] + dt / cell.tau * (cell.v_leak - v[k] + cell.r * current)
-            else:
-                v[k] = v[k] + cell.r * current
+            else:  # IF: dv/dt = R I
+                v[k] = v[k] + dt * cell.r * current
             fired = v[k] >= cell.v_threshold
             v[k][fired] = cell.v_reset[fired]
             s = fired.astype(np.float64)
@@ -111,7 +114,8 @@ def _simulate_nir(graph, spikes: np.ndarray, dt: float) -> np.ndarray:
     return counts
 
 
-def test_nir_holds_every_number_of_the_spiking_network_and_spikes_as_ours(outside, tmp_path):
+@pytest.mark.parametrize("decay", [0.99, 1.0])
+def test_nir_holds_every_number_of_the_spiking_network_and_spikes_as_ours(outside, tmp_path, decay):
     from sleepnet.models import load_model
     from sleepnet.sleep_phase import run_sleep
 
@@ -119,7 +123,7 @@ def test_nir_holds_every_number_of_the_spiking_network_and_spikes_as_ours(outsid
     folder, slept = tmp_path / "m", tmp_path / "slept"
     assert run_cli("import", d / "sd.pt", "-o", folder, "--dataset", "patches").returncode == 0
     res = run_cli("sleep", folder, "--preset", "patches", "--set", "beta=[1.5,2]", "--set", "T=400",
-                  "--set", "decay=0.99", "-q", "-o", slept)  # fmt: skip
+                  "--set", f"decay={decay}", "-q", "-o", slept)  # fmt: skip
     assert res.returncode == 0, res.stderr
     res = run_cli("export", slept, "--format", "nir", "-o", tmp_path / "net.nir")
     assert res.returncode == 0, res.stderr
@@ -135,8 +139,11 @@ def test_nir_holds_every_number_of_the_spiking_network_and_spikes_as_ours(outsid
     for l, w in enumerate(weights):
         assert np.array_equal(graph.nodes[f"linear{l}"].weight, alpha[l] * w)
         cell = graph.nodes[f"lif{l}"]
-        tau = cfg["dt"] / (1 - cfg["decay"])
-        assert np.allclose(cell.tau, tau, rtol=0, atol=1e-15) and np.allclose(cell.r, tau / cfg["dt"])
+        if decay == 1.0:
+            assert isinstance(cell, nir.IF) and np.all(cell.r == 1 / cfg["dt"])
+        else:
+            tau = cfg["dt"] / (1 - cfg["decay"])
+            assert np.allclose(cell.tau, tau, rtol=0, atol=1e-15) and np.allclose(cell.r, tau / cfg["dt"])
         assert np.all(cell.v_threshold == cfg["threshold"] * cfg["beta"][l]) and not cell.v_reset.any()
     assert graph.metadata["dt"] == cfg["dt"]
     # the same input spikes through our simulator (plasticity off) and through the NIR graph
@@ -213,6 +220,12 @@ def test_sleep_and_convert_take_a_model_file_directly(outside, tmp_path):
     assert res.returncode == 0, res.stderr
     info = json.loads(run_cli("info", out, "--json").stdout)
     assert info["lineage"] == [{"path": str((d / "sd.pt").resolve()), "kind": "file", "matches": True}]
+    res = run_cli("plot", out)  # the parent is the file: weights before sleep come from it
+    assert res.returncode == 0 and (out / "figures" / "weights.png").is_file(), res.stderr
+    imported = tmp_path / "imported"
+    assert run_cli("import", d / "m.safetensors", "-o", imported).returncode == 0
+    source = json.loads(run_cli("info", imported, "--json").stdout)["source"]
+    assert source["format"] == "safetensors" and source["matches"] is True
     res = run_cli("sleep", tmp_path / "missing.pt", "--preset", "patches", "-o", tmp_path / "no")
     assert res.returncode == 1 and "does not exist" in res.stderr and not (tmp_path / "no").exists()
 
@@ -258,3 +271,78 @@ def test_brian2_export_is_a_script_that_sleeps_as_the_numba_kernel(outside, tmp_
     assert [len(m.i) for m in net.monitors] == ours.spike_counts.sum(axis=0).tolist()
     assert ours.spike_counts[:, 1:].sum() > 20
     assert max(np.abs(a - b).max() for a, b in zip(net.weights(), ours.weights)) <= 1e-9
+
+
+def _branching_onnx(path):
+    """x -> MatMul W1 -> Relu -> (a dead end); x -> MatMul W2 -> Relu -> y: not a chain."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1 = numpy_helper.from_array(np.ones((100, 4), np.float32), "W1")
+    w2 = numpy_helper.from_array(np.full((100, 4), 2, np.float32), "W2")
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["a"], name="a"),
+             helper.make_node("Relu", ["a"], ["aux"], name="r1"),
+             helper.make_node("MatMul", ["x", "W2"], ["b"], name="b"),
+             helper.make_node("Relu", ["b"], ["y"], name="r2")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 100])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph(nodes, "g", [x], [y], [w1, w2])
+    onnx.save(helper.make_model(graph), str(path))
+
+
+def test_onnx_from_torch_onnx_export_gemm_and_matmul_and_a_branch_refused(tmp_path):
+    """ONNX written by torch's own exporter (MatMul for bias-free layers, Gemm with transB for biased ones)
+    reads back to the same scores; a graph that is not a chain is refused, naming the node."""
+    from sleepnet.models import load_model
+
+    torch.manual_seed(0)
+    x = torch.rand(50, 100)
+    bias_free = nn.Sequential(nn.Linear(100, 12, bias=False), nn.ReLU(), nn.Linear(12, 4, bias=False),
+                              nn.ReLU())
+    zero_bias = nn.Sequential(nn.Linear(100, 12), nn.ReLU(), nn.Linear(12, 4), nn.ReLU())
+    with torch.no_grad():
+        for m in zero_bias:
+            if isinstance(m, nn.Linear):
+                m.bias.zero_()
+    for name, model in (("matmul", bias_free), ("gemm", zero_bias)):
+        path = tmp_path / f"{name}.onnx"
+        torch.onnx.export(model, x[:1], str(path), dynamo=False, input_names=["x"], output_names=["y"])
+        ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+        assert ("Gemm" in ops) == (name == "gemm")
+        res = run_cli("import", path, "-o", tmp_path / name)
+        assert res.returncode == 0, res.stderr
+        got, _ = load_model(tmp_path / name)
+        assert torch.allclose(got(x), model(x), rtol=0, atol=1e-6)
+    _branching_onnx(tmp_path / "branch.onnx")
+    res = run_cli("import", tmp_path / "branch.onnx", "-o", tmp_path / "no")
+    assert res.returncode == 1 and "node 'b' (MatMul) does not take the previous node's output" in res.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_papers_dropout_goes_to_onnx_and_back_and_many_layers_keep_their_order(tmp_path):
+    """PaperDropout scales by (1 - p) at evaluation: ONNX carries it as a Mul, onnxruntime gives torch's
+    scores, and the import reads the Mul back; safetensors' sorted names (10 before 2) keep layer order."""
+    from safetensors.torch import save_file
+
+    from sleepnet.models import PaperDropout, build_mlp, load_model, save_model
+
+    torch.manual_seed(0)
+    model = build_mlp([100, 16, 16, 16, 16, 16, 4])  # the paper MLP: PaperDropout(0.2) after each hidden ReLU
+    assert any(isinstance(m, PaperDropout) for m in model)
+    model.eval()
+    save_model(model, tmp_path / "paper")
+    assert run_cli("export", tmp_path / "paper", "--format", "onnx", "-o",
+                   tmp_path / "p.onnx").returncode == 0
+    x = np.random.default_rng(0).random((30, 100)).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    ours = model(torch.as_tensor(x)).detach().numpy()
+    assert np.abs(sess.run(None, {"x": x})[0] - ours).max() <= 1e-6 * max(1.0, np.abs(ours).max())
+    assert run_cli("import", tmp_path / "p.onnx", "-o", tmp_path / "back").returncode == 0
+    back, _ = load_model(tmp_path / "back")
+    assert [type(m).__name__ for m in back] == [type(m).__name__ for m in model]
+    assert torch.allclose(back(torch.as_tensor(x)), torch.as_tensor(ours), rtol=0, atol=1e-6)
+    plain = nn.Sequential(*(m for m in model if not isinstance(m, PaperDropout)))
+    save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "deep.safetensors"))
+    assert run_cli("import", tmp_path / "deep.safetensors", "-o", tmp_path / "deep").returncode == 0
+    deep, _ = load_model(tmp_path / "deep")
+    assert all(torch.equal(a, b) for a, b in zip(deep.parameters(), plain.parameters()))
+    assert len(list(deep.parameters())) == 6

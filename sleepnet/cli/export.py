@@ -23,6 +23,7 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="nir: override one setting")
     p.add_argument("-o", "--output", type=Path, required=True, help="the file to write")
+    p.add_argument("--dataset", help="nir, brian2: the data for the scale factors, if the record names none")
     add_data_dir(p)
     add_force(p, help="replace the file if it exists")
     return p
@@ -44,6 +45,6 @@ def run(args) -> int:
             config = load_config(args.config, config)
         config = apply_overrides(config, args.set)
     path = export_model(args.folder, args.format, args.output, overwrite=args.force, config=config,
-                        data_dir=args.data_dir)  # fmt: skip
+                        data_dir=args.data_dir, dataset=args.dataset)  # fmt: skip
     print(f"{args.folder} -> {path} ({args.format})")
     return 0

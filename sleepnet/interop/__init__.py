@@ -99,7 +99,10 @@ def load_any(path: str | os.PathLike, device=None):
     path = Path(path)
     if path.is_dir() or not path.exists():
         return load_model(path, device=device)
-    fmt = import_format(path)
+    fmt = IMPORT_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise SleepnetError(f"{path} is neither a model folder nor a model file (.pt, .pth, .bin, .ts, "
+                            ".safetensors, .onnx)")  # fmt: skip
     if fmt == "onnx":
         from .onnx_io import read_onnx
 
@@ -130,7 +133,7 @@ def weights_hash(path: str | os.PathLike) -> str:
 
 
 def export_model(folder: str | os.PathLike, fmt: str, out: str | os.PathLike, *, overwrite: bool = False,
-                 config=None, data_dir: str | None = None) -> Path:  # fmt: skip
+                 config=None, data_dir: str | None = None, dataset: str | None = None) -> Path:  # fmt: skip
     """Write the model folder ``folder`` as ``fmt`` (``EXPORT_FORMATS``) to the file ``out``; returns it.
 
     ``config`` (a ``SleepConfig``): the sleep settings of the spiking network for ``nir``; a slept model's
@@ -154,7 +157,8 @@ def export_model(folder: str | os.PathLike, fmt: str, out: str | os.PathLike, *,
     if fmt == "brian2":
         from .brian2_io import write_brian2
 
-        return write_brian2(model, meta, Path(out), config=config, data_dir=data_dir, source=str(folder))
+        return write_brian2(model, meta, Path(out), config=config, data_dir=data_dir, source=str(folder),
+                            dataset=dataset)  # fmt: skip
     from .nir_io import write_nir
 
-    return write_nir(model, meta, Path(out), config=config, data_dir=data_dir)
+    return write_nir(model, meta, Path(out), config=config, data_dir=data_dir, dataset=dataset)

@@ -67,13 +67,13 @@ if __name__ == "__main__":
 
 
 def write_brian2(model, meta: dict, out: Path, config=None, data_dir: str | None = None,
-                 source: str = "a model folder") -> Path:  # fmt: skip
+                 source: str = "a model folder", dataset: str | None = None) -> Path:  # fmt: skip
     """Write the Brian2 script of ``model``'s sleep network to ``out`` (atomically); returns ``out``."""
     from .. import __version__
     from ..converters import brian2_backend as backend
     from ..fsio import atomic_write
 
-    weights, alpha, config = network(model, meta, config, data_dir)
+    weights, alpha, config = network(model, meta, config, data_dir, dataset)
     arrays = {f"W{l}": np.asarray(w, dtype=np.float64) for l, w in enumerate(weights)}
     arrays |= {"n_layers": np.asarray(len(weights)), "alphas": np.asarray(alpha, dtype=np.float64),
                "thresholds": np.asarray([config.threshold * b for b in config.beta], dtype=np.float64),

@@ -7,7 +7,8 @@ Mapping (``docs/design.md``, "Interchange"); layer ``l`` of the sleep network (`
 - ``linear{l}``: ``nir.Linear`` with weight ``alpha_l * W_l`` (the scale factor folded in);
 - ``lif{l}``: ``nir.LIF`` with ``tau = dt / (1 - decay)``, ``r = tau / dt``, ``v_leak = 0``,
   ``v_threshold = threshold * beta_l``, ``v_reset = 0`` (every array one value per neuron); forward Euler
-  at step ``dt`` gives exactly the update above. With ``decay = 1``, ``nir.IF`` with ``r = 1``.
+  at step ``dt`` gives exactly the update above. With ``decay = 1``, ``nir.IF`` (``dv/dt = R I``) with
+  ``r = 1 / dt``.
 - ``input`` (the Poisson spikes' layer size) and ``output``; edges chain them. The graph's metadata holds
   ``dt``, the sleep config and the sleepnet version.
 
@@ -36,7 +37,8 @@ def _nir():
     return nir
 
 
-def write_nir(model, meta: dict, out: Path, config=None, data_dir: str | None = None) -> Path:
+def write_nir(model, meta: dict, out: Path, config=None, data_dir: str | None = None,
+              dataset: str | None = None) -> Path:  # fmt: skip
     """Write the spiking network of ``model`` as a NIR graph to ``out`` (atomically); returns ``out``."""
     import io
 
@@ -45,7 +47,7 @@ def write_nir(model, meta: dict, out: Path, config=None, data_dir: str | None = 
     from ..fsio import atomic_write
 
     nir = _nir()
-    weights, alpha, config = network(model, meta, config, data_dir)
+    weights, alpha, config = network(model, meta, config, data_dir, dataset)
     if config.w_inh != 0 or config.dc != 0:
         raise SleepnetError("NIR has no lateral inhibition or constant current: export needs w_inh = 0 and "
                             f"dc = 0 (the config has {config.w_inh} and {config.dc})")  # fmt: skip
@@ -56,7 +58,7 @@ def write_nir(model, meta: dict, out: Path, config=None, data_dir: str | None = 
         nodes[f"linear{l}"] = nir.Linear(weight=(a * w).astype(np.float64))
         thr = np.full(n, config.threshold * b)
         if config.decay == 1.0:
-            nodes[f"lif{l}"] = nir.IF(r=np.ones(n), v_threshold=thr, v_reset=np.zeros(n))
+            nodes[f"lif{l}"] = nir.IF(r=np.full(n, 1.0 / config.dt), v_threshold=thr, v_reset=np.zeros(n))
         else:
             tau = config.dt / (1.0 - config.decay)
             nodes[f"lif{l}"] = nir.LIF(tau=np.full(n, tau), r=np.full(n, tau / config.dt), v_leak=np.zeros(n),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import SleepnetError
 
 
-def network(model, meta: dict, config=None, data_dir: str | None = None):
+def network(model, meta: dict, config=None, data_dir: str | None = None, dataset: str | None = None):
     """``(weights, alpha, config)`` of ``model``'s spiking network: a slept model's own sleep settings and
-    gains, else ``config``'s with the scale factors of its record (or its data)."""
+    gains, else ``config``'s with the scale factors ``sleep`` would use: the record's activation maxima
+    where they fit (``workflow.cached_maxima``: the same data, the max statistic), else computed on the
+    training data (the record's dataset, or ``dataset``)."""
     from ..config import from_mapping
     from ..converters import check_sequential, from_torch
 
@@ -24,13 +24,10 @@ def network(model, meta: dict, config=None, data_dir: str | None = None):
     if config is None:
         raise SleepnetError("this model has not slept: give the spiking network's settings with --preset or "
                             "--config")  # fmt: skip
-    record = (meta.get("activation_max") or {}).get("values")
-    data = None
-    if record is None:
-        from ..workflow import dataset_for
+    from ..workflow import cached_maxima, dataset_for
 
-        data = dataset_for(meta, data_dir).x_train
-    net = from_torch(model, data, config.percentile, None if record is None else np.asarray(record))
+    data = dataset_for(meta, data_dir, dataset)
+    net = from_torch(model, data.x_train, config.percentile, cached_maxima(meta, data, config))
     return _checked(weights, config.alpha(net.factors), config)
 
 

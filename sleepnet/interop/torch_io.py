@@ -71,9 +71,10 @@ def read_torch(path: Path, fmt: str, arch: str | None) -> tuple[nn.Sequential, L
         from safetensors.torch import load_file
 
         try:
-            return _from_state_dict(dict(load_file(str(path))), arch, path)
+            state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise SleepnetError(f"{path} is not a valid safetensors file ({exc})") from None
+        return _from_state_dict(_layer_order(state, path), arch, path)
     try:
         with torch.serialization.safe_globals(SAFE_MODULES):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -96,6 +97,24 @@ def read_torch(path: Path, fmt: str, arch: str | None) -> tuple[nn.Sequential, L
         return _from_state_dict(obj, arch, path)
     raise SleepnetError(f"{path} holds a {type(obj).__name__}: import a state_dict, an nn.Sequential, "
                         "TorchScript, safetensors or ONNX")  # fmt: skip
+
+
+def _layer_order(state: dict, path: Path) -> dict:
+    """A safetensors file's tensors in layer order: it stores them sorted by name ("10.weight" before
+    "4.weight"), so the order is read back from the names' numbers; names without one are refused where
+    there is more than one layer (their order cannot be known)."""
+    import re as _re
+
+    def key(name: str):
+        return [int(part) if part.isdigit() else part for part in _re.split(r"(\d+)", name)]
+
+    weights = [k for k in state if k.endswith("weight")]
+    if len(weights) > 1 and not all(_re.search(r"\d", k) for k in weights):
+        listed = ", ".join(sorted(weights))
+        raise SleepnetError(f"{path}: the order of the layers {listed} cannot be told from "
+                            "their names (safetensors sorts them): save an nn.Sequential's state_dict, whose "
+                            "names are numbered")  # fmt: skip
+    return {k: state[k] for k in sorted(state, key=key)}
 
 
 def _from_state_dict(state: dict, arch: str | None, path: Path) -> tuple[nn.Sequential, LayerNames]:
