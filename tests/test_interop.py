@@ -346,3 +346,36 @@ def test_the_papers_dropout_goes_to_onnx_and_back_and_many_layers_keep_their_ord
     deep, _ = load_model(tmp_path / "deep")
     assert all(torch.equal(a, b) for a, b in zip(deep.parameters(), plain.parameters()))
     assert len(list(deep.parameters())) == 6
+
+
+def test_snntorch_runs_the_exported_nir_graph_and_spikes_as_ours(outside, tmp_path):
+    """An outside simulator: snnTorch's NIR importer (it assumes a 0.1 ms step, so the network is exported
+    at dt = 1e-4) runs the graph one step per call; its spikes per step and layer equal the Numba kernel's
+    with plasticity off."""
+    snn_nir = pytest.importorskip("snntorch.import_nir")
+    from sleepnet.sleep_phase import run_sleep
+
+    d, _, _ = outside
+    folder = tmp_path / "m"
+    assert run_cli("import", d / "sd.pt", "-o", folder, "--dataset", "patches").returncode == 0
+    res = run_cli("export", folder, "--format", "nir", "--preset", "patches", "--set", "beta=[1.5,2]",
+                  "--set", "dt=0.0001", "--set", "decay=0.99", "-o", tmp_path / "net.nir")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    graph = nir.read(str(tmp_path / "net.nir"))
+    net = snn_nir.import_from_nir(graph)
+    mods = dict(net.named_modules())
+    counts = {"lif0": [], "lif1": []}
+    for name in counts:
+        mods[name].register_forward_hook(
+            lambda m, i, o, name=name: counts[name].append(int((o[0] if isinstance(o, tuple) else o).sum())))
+    spikes = np.random.default_rng(3).random((300, 100)) < 0.15
+    with torch.no_grad():
+        for t in range(len(spikes)):
+            net(torch.as_tensor(spikes[t : t + 1], dtype=torch.float32))
+    theirs = np.stack([counts["lif0"], counts["lif1"]], axis=1)
+    weights = [graph.nodes["linear0"].weight, graph.nodes["linear1"].weight]  # alpha folded in
+    thresholds = [float(graph.nodes[f"lif{l}"].v_threshold[0]) for l in (0, 1)]
+    ours = run_sleep(weights, spikes, alpha=[1.0, 1.0], beta=thresholds, inc=0.0, dec=0.0, threshold=1.0,
+                     decay=0.99)  # fmt: skip
+    assert ours.spike_counts[:, 1:].sum() > 20
+    np.testing.assert_array_equal(theirs, ours.spike_counts[:, 1:])
