@@ -39,26 +39,13 @@ def import_format(path: Path, given: str | None = None) -> str:
     return fmt
 
 
-def import_model(path: str | os.PathLike, out: str | os.PathLike, *, fmt: str | None = None,
-                 arch: str | None = None, dataset: str | None = None, data_dir: str | None = None,
-                 overwrite: bool = False) -> dict:  # fmt: skip
-    """Read a model file into the model folder ``out``; returns its record.
-
-    ``arch`` (``784-1200-1200-10``: a bias-free ReLU MLP) gives the architecture of a bare ``state_dict`` or
-    safetensors file and is checked against the shapes of any file. ``dataset``: record it (name and hash)
-    after checking the model takes its inputs and has its number of classes.
-    """
+def read_model_file(path: Path, fmt: str, arch: str | None = None):
+    """``(model, record)`` of the model file ``path`` in format ``fmt``: the model sleep will convert
+    (anything else refused in one line naming the layer as the file names it) and where it came from."""
     from ..converters import check_sequential
     from ..errors import ConversionError
-    from ..fsio import check_output
     from ..hashing import sha256_file
-    from ..models import save_model
 
-    path = Path(path)
-    fmt = import_format(path, fmt)
-    check_output(out, overwrite, inputs=[path])
-    if not path.is_file():
-        raise SleepnetError(f"{path} does not exist")
     if fmt == "onnx":
         from .onnx_io import read_onnx
 
@@ -73,10 +60,31 @@ def import_model(path: str | os.PathLike, out: str | os.PathLike, *, fmt: str | 
         check_arch(model, arch)
     try:
         check_sequential(model)
-    except ConversionError as exc:  # name the layer as the file names it
+    except ConversionError as exc:
         raise ConversionError(f"{path}: {names.rename(str(exc))}") from None
-    meta = {"kind": "imported", "source": {"file": str(path.resolve()), "sha256": sha256_file(path),
-                                           "format": fmt}}  # fmt: skip
+    model.eval()
+    source = {"file": str(path.resolve()), "sha256": sha256_file(path), "format": fmt}
+    return model, {"kind": "imported", "source": source}
+
+
+def import_model(path: str | os.PathLike, out: str | os.PathLike, *, fmt: str | None = None,
+                 arch: str | None = None, dataset: str | None = None, data_dir: str | None = None,
+                 overwrite: bool = False) -> dict:  # fmt: skip
+    """Read a model file into the model folder ``out``; returns its record.
+
+    ``arch`` (``784-1200-1200-10``: a bias-free ReLU MLP) gives the architecture of a bare ``state_dict`` or
+    safetensors file and is checked against the shapes of any file. ``dataset``: record it (name and hash)
+    after checking the model takes its inputs and has its number of classes.
+    """
+    from ..fsio import check_output
+    from ..models import save_model
+
+    path = Path(path)
+    fmt = import_format(path, fmt)
+    check_output(out, overwrite, inputs=[path])
+    if not path.is_file():
+        raise SleepnetError(f"{path} does not exist")
+    model, meta = read_model_file(path, fmt, arch)
     if dataset is not None:
         from ..data import load_dataset
         from ..workflow import check_classes
@@ -91,9 +99,6 @@ def import_model(path: str | os.PathLike, out: str | os.PathLike, *, fmt: str | 
 def load_any(path: str | os.PathLike, device=None):
     """``(model, record)`` of a model folder, or of a model file of an ``IMPORT_FORMATS`` format (its record:
     ``kind: imported`` and its ``source``), so that ``sleep`` and ``convert`` take either."""
-    from ..converters import check_sequential
-    from ..errors import ConversionError
-    from ..hashing import sha256_file
     from ..models import load_model
 
     path = Path(path)
@@ -103,25 +108,12 @@ def load_any(path: str | os.PathLike, device=None):
     if fmt is None:
         raise SleepnetError(f"{path} is neither a model folder nor a model file (.pt, .pth, .bin, .ts, "
                             ".safetensors, .onnx)")  # fmt: skip
-    if fmt == "onnx":
-        from .onnx_io import read_onnx
-
-        model, names = read_onnx(path)
-    else:
-        from .torch_io import read_torch
-
-        model, names = read_torch(path, fmt, None)
-    try:
-        check_sequential(model)
-    except ConversionError as exc:
-        raise ConversionError(f"{path}: {names.rename(str(exc))}") from None
-    model.eval()
+    model, meta = read_model_file(path, fmt)
     if device is not None:
         from ..devices import resolve_device
 
         model.to(resolve_device(device))
-    return model, {"kind": "imported", "source": {"file": str(path.resolve()), "sha256": sha256_file(path),
-                                                  "format": fmt}}  # fmt: skip
+    return model, meta
 
 
 def weights_hash(path: str | os.PathLike) -> str:
