@@ -21,7 +21,7 @@ def add_parser(subparsers):
                    "otherwise)")  # fmt: skip
     p.add_argument("--config", help="nir, brian2: a TOML config (over the preset, if both)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="nir: override one setting")
+                   help="nir, brian2: override one setting")
     p.add_argument("-o", "--output", type=Path, required=True, help="the file to write")
     p.add_argument("--dataset", help="nir, brian2: the data for the scale factors, if the record names none")
     add_data_dir(p)
