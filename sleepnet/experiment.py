@@ -50,7 +50,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 import time
 import tomllib
 from collections.abc import Mapping
@@ -63,7 +62,7 @@ import numpy as np
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError, UsageError
 from .evaluation.suites import SUITES, FrozenMap
-from .fsio import check_output, write_json
+from .fsio import check_output, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
 from .threads import pinned
@@ -377,12 +376,6 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
                                                                       device=device))  # fmt: skip
 
 
-def torch_threads() -> int:
-    """torch's thread count in this process (what in-process evaluation runs on)."""
-    import torch
-
-    return torch.get_num_threads()
-
 
 def _kept_model(folder: Path, digest: str, device=None):
     """The model (on ``device``) and record of ``folder`` if it is a finished unit with hash ``digest``,
@@ -406,19 +399,12 @@ def _prune(work: Path, spec: ExperimentSpec) -> None:
     for top in (work, work / "units"):
         for seed_dir in top.glob("seed*"):
             if seed_dir.name not in keep or not seed_dir.is_dir():
-                _remove(seed_dir)
+                remove(seed_dir)
                 continue
             for child in seed_dir.iterdir():
                 if child.name not in names:
-                    _remove(child)
+                    remove(child)
 
-
-def _remove(path: Path) -> None:
-    """Remove a folder with what it holds, or a file."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 def defence_kind(name: str, params: Mapping[str, Any]) -> tuple[str, dict]:
@@ -459,6 +445,12 @@ def _evaluate_one(job: tuple, suite: str, seed: int, options: dict) -> tuple:
     return key, res | {"evaluate_s": time.perf_counter() - t0}, (units.reused, units.done)
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 class Evaluator:
     """Evaluates saved models as they come: in this process (``workers=1``) or in a pool of
     ``workers`` processes that works while the next models train."""
@@ -469,6 +461,9 @@ class Evaluator:
         self.units, self.data_hash = Path(units), data_hash
         self.pending: list = []  # (key, folder) or futures
         self.pool = None
+        # each pool worker's torch threads; in-process, this process's (the evaluation's thread count can
+        # move the last bits of scores: module docstring)
+        self.threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else _torch_threads()
         # measures and models kept from an earlier run, and measures computed now
         self.reused = self.models_reused = self.done = 0
 
@@ -477,10 +472,9 @@ class Evaluator:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
             from .progress import settings
 
-            init = (self.spec.dataset, self.data_dir, threads, settings())
+            init = (self.spec.dataset, self.data_dir, self.threads, settings())
             self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                             initializer=_worker_init, initargs=init)  # fmt: skip
             # start every worker now: the pool spawns one per submit otherwise, and a Ctrl-C or
@@ -504,9 +498,7 @@ class Evaluator:
     def submit(self, seed: int, name: str, folder: Path, digest: str) -> None:
         """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``) for evaluation: in the pool,
         or for ``results``; its measures are kept under ``units/seed<seed>/name``."""
-        # the evaluation's thread count can move the last bits of scores (module docstring)
-        threads = max(1, (os.cpu_count() or 1) // self.workers) if self.workers > 1 else torch_threads()
-        context = [digest, self.data_hash, self.spec.suite, seed, self.options, threads]
+        context = [digest, self.data_hash, self.spec.suite, seed, self.options, self.threads]
         task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context)
         if self.pool is None:
             self.pending.append(task)

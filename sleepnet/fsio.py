@@ -78,12 +78,25 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), fi
         raise SleepnetError(f"cannot create {path}: {ancestor} is not writable ({exc.strerror})") from None
 
 
+def marked(folder: Path) -> bool:
+    """Whether sleepnet wrote ``folder``: ``atomic_dir`` marks each with ``.sleepnet``; a model folder holds
+    ``model.json``, a study folder ``study.db``."""
+    return any((Path(folder) / name).is_file() for name in (MARK, "model.json", "study.db"))
+
+
 def is_own(folder: Path) -> bool:
-    """Whether ``folder`` is empty or one sleepnet wrote (``atomic_dir`` marks each with ``.sleepnet``; a
-    model folder holds ``model.json``, a study folder ``study.db``)."""
-    folder = Path(folder)
-    return any((folder / name).is_file() for name in (MARK, "model.json", "study.db")) or not any(
-        folder.iterdir())
+    """Whether ``folder`` is empty or one sleepnet wrote (``marked``): what ``--force`` may replace."""
+    return marked(folder) or not any(Path(folder).iterdir())
+
+
+def remove(path: Path, ignore_errors: bool = False) -> None:
+    """Remove a folder with what it holds (``ignore_errors`` as ``shutil.rmtree``'s), or a file (a link is
+    removed, never followed)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    else:
+        path.unlink()
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

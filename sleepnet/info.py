@@ -102,6 +102,8 @@ def architecture(spec: list[dict]) -> str:
 def lineage(folder: Path, meta: dict, limit: int = 20) -> list[dict[str, Any]]:
     """The parent chain of a model folder, nearest first: each parent's path, kind, and whether its weights
     still hash to what the child recorded (``matches``; None where the parent folder is gone)."""
+    from .interop import weights_hash  # what a child records of its parent, folder or file
+
     chain, seen = [], {str(folder.resolve())}
     parent = meta.get("parent") or {}
     while parent.get("path") and len(chain) < limit:
@@ -109,14 +111,14 @@ def lineage(folder: Path, meta: dict, limit: int = 20) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"path": str(path), "kind": None, "matches": None}
         if path.is_file():  # slept straight from a model file (sleepnet import's formats)
             entry["kind"] = "file"
-            entry["matches"] = sha256_file(path) == parent.get("sha256")
+            entry["matches"] = weights_hash(path) == parent.get("sha256")
             chain.append(entry)
             break
         weights = path / "model.safetensors"
         if (path / "model.json").is_file() and weights.is_file() and str(path.resolve()) not in seen:
             seen.add(str(path.resolve()))
             if parent.get("sha256"):
-                entry["matches"] = sha256_file(weights) == parent["sha256"]
+                entry["matches"] = weights_hash(path) == parent["sha256"]
             try:
                 up = read_json(path / "model.json")
             except SleepnetError:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SleepnetError
-from .fsio import check_output, install, read_json, write_json
+from .fsio import check_output, install, read_json, remove, write_json
 from .hashing import sha256_bytes
 from .progress import LOG, unit_done
 
@@ -65,10 +65,8 @@ def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=()) ->
     with _locked(work, out):
         if resumed:
             for stale in sorted(work.rglob(".*.tmp"), reverse=True):  # writes a kill cut short
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-                elif stale.exists():
-                    stale.unlink()
+                if stale.exists():
+                    remove(stale, ignore_errors=True)
             LOG.info("resuming from %s (the finished units there are reused)", work)
         elif existed and overwrite:
             for pattern in _UNITS:

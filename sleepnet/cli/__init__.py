@@ -99,13 +99,13 @@ def _configure_logging(args) -> None:
 def check_log(path: Path) -> None:
     """``SleepnetError`` unless ``--log`` can append to ``path``: a file (or none yet) in a writable folder,
     and not inside a folder sleepnet writes (a model, run or study folder, replaced whole by its next run)."""
-    from ..fsio import MARK, check_output
+    from ..fsio import check_output, marked
 
     if path.is_dir():
         raise SleepnetError(f"--log {path} is a folder, not a file")
     check_output(path, overwrite=True, file=True)
     for folder in path.resolve().parents:
-        if any((folder / name).is_file() for name in (MARK, "model.json", "study.db")):
+        if marked(folder):
             raise SleepnetError(f"--log {path}: {folder} is a folder sleepnet writes; log elsewhere")
 
 
