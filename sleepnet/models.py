@@ -220,12 +220,13 @@ def save_model(model: nn.Sequential, path: str | os.PathLike, meta: dict[str, An
     """Write ``model`` and ``meta`` as a model folder, atomically.
 
     ``extra(folder)``, if given, writes further files into the folder before it
-    is renamed into place.
+    is renamed into place. The record's ``format``, ``architecture`` and ``versions`` are the
+    model's own, whatever ``meta`` says: a record loaded with another model can be passed on.
     """
     from safetensors.torch import save_file
 
     record = {"format": FORMAT, "architecture": describe(model), "versions": versions()}
-    record.update(meta or {})
+    record.update({k: v for k, v in (meta or {}).items() if k not in record})
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_dir(path, overwrite=overwrite) as tmp:
         save_file(state, str(tmp / "model.safetensors"))

@@ -68,6 +68,14 @@ class Noise(nn.Module):
             self._gens[key] = torch.Generator(device=x.device).manual_seed(self._start)
         return torch.randn(x.shape, generator=self._gens[key], device=x.device, dtype=x.dtype)
 
+    def apply(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The layer's output on ``x`` under the draw ``eps`` (``N(0, 1)`` of ``x``'s shape)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``apply`` under a fresh draw from the layer's generator."""
+        return self.apply(x, self.eps(x))
+
     def __getstate__(self):  # generators do not copy or pickle: a copy starts from its seed
         state = self.__dict__.copy()
         state["_gens"] = {}
@@ -81,10 +89,10 @@ class PoissonNoise(Noise):
         super().__init__(seed)
         self.gain, self.k, self.b = positive("gain", gain), positive("k", k), float(b)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``relu(x + eps * sqrt(relu(k gain x + b) + 1e-4) / (k gain))``."""
+    def apply(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """``relu(x + eps * sqrt(relu(k gain x + b) + 1e-4) / (k gain))`` for the given draw ``eps``."""
         kg = self.k * self.gain
-        return torch.relu(x + self.eps(x) * torch.sqrt(torch.relu(kg * x + self.b) + 1e-4) / kg)
+        return torch.relu(x + eps * torch.sqrt(torch.relu(kg * x + self.b) + 1e-4) / kg)
 
     def extra_repr(self) -> str:
         """``gain=..., k=..., b=..., seed=...``."""
@@ -98,9 +106,9 @@ class GaussianNoise(Noise):
         super().__init__(seed)
         self.sigma = positive("sigma", sigma)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``relu(x + sigma * eps)``."""
-        return torch.relu(x + self.sigma * self.eps(x))
+    def apply(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """``relu(x + sigma * eps)`` for the given draw ``eps``."""
+        return torch.relu(x + self.sigma * eps)
 
     def extra_repr(self) -> str:
         """``sigma=..., seed=...``."""
@@ -205,6 +213,39 @@ def seeded(model: nn.Module, seed: int):
                 gen = torch.Generator(device=key)
                 gen.set_state(state)
                 layer._gens[key] = gen
+
+
+def draw(body: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """One pass of ``body`` on ``x``: the draw each of its noise layers made (their generators move on
+    as in any pass). ``through(body, x, draw(body, x))`` repeats that pass exactly."""
+    check_flat(body)
+    draws, h = [], x
+    for m in body:
+        if isinstance(m, Noise):
+            draws.append(m.eps(h))
+            h = m.apply(h, draws[-1])
+        else:
+            h = m(h)
+    return draws
+
+
+def through(body: nn.Sequential, x: torch.Tensor, draws: list[torch.Tensor]) -> torch.Tensor:
+    """``body`` on ``x`` with its noise layers' draws given (``draw``), not drawn: a deterministic
+    function of ``x`` and ``draws``, so ``torch.func`` transforms (``vmap``, ``jacrev``) apply."""
+    check_flat(body)
+    given = iter(draws)
+    for m in body:
+        x = m.apply(x, next(given)) if isinstance(m, Noise) else m(x)
+    return x
+
+
+def check_flat(body: nn.Module) -> None:
+    """One clear error unless every noise of ``body`` is a ``Noise`` layer at its top level."""
+    top = [m for m in body.children() if isinstance(m, Noise)] if isinstance(body, nn.Sequential) else []
+    drawing = [m for m in body.modules() if getattr(m, "stochastic", False)]
+    if len(top) != len(drawing):
+        raise SleepnetError("only noise layers of sleepnet's own (noise.Noise) at the top level of an "
+                            "nn.Sequential can be held fixed; this model draws noise elsewhere")
 
 
 def expected_scores(body: nn.Module, x: torch.Tensor, draws: int = DRAWS) -> torch.Tensor:

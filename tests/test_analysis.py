@@ -1,5 +1,6 @@
 """Analyses of networks: weight statistics, activation statistics, the input-output Jacobian, the CLI."""
 
+import copy
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ from torch import nn
 
 from sleepnet.analysis import Activations, Jacobian, Weights, analyze
 from sleepnet.analysis.jacobian import jacobians
+from sleepnet.errors import SleepnetError
 from sleepnet.models import build_mlp, save_model
 from tests.conftest import run_cli
 
@@ -85,6 +87,44 @@ def test_jacobian_matches_finite_differences_in_float64():
             assert np.allclose(J[i, :, j], fd, atol=1e-8)
 
 
+def test_a_stochastic_models_jacobian_is_the_mean_over_its_expected_predictions_draws():
+    from sleepnet import noise
+
+    torch.manual_seed(2)
+    base = build_mlp([5, 8, 8, 3], dropout=0)
+    model = noise.add_noise(base, "poisson:20").eval()
+    x = np.random.default_rng(2).random((3, 5))
+    res = Jacobian().compute(model, x)
+    assert res["draws"] == noise.DRAWS and res["single_draw"]["top"] > 0
+    J = jacobians(model, x)
+    body = copy.deepcopy(model[:-1]).double()
+    xb = torch.as_tensor(x)
+    with noise.seeded(body, noise.JUDGE_SEED):  # the draws of the expected prediction on this batch
+        fixed = [noise.draw(body, xb) for _ in range(noise.DRAWS)]
+    with noise.seeded(body, noise.JUDGE_SEED):  # a draw held fixed is the pass that drew it
+        assert torch.equal(body(xb), noise.through(body, xb, fixed[0]))
+    mean = lambda v: sum(noise.through(body, v, d) for d in fixed) / len(fixed)  # noqa: E731
+    h = 1e-6
+    for j in range(5):
+        step = torch.zeros_like(xb)
+        step[:, j] = h
+        fd = ((mean(xb + step) - mean(xb - step)) / (2 * h)).detach().numpy()
+        assert np.allclose(J[:, :, j], fd, atol=1e-7)
+    assert not np.allclose(J, jacobians(base, x), atol=1e-3)  # the noise changes the map
+
+
+def test_a_model_drawing_noise_outside_sleepnets_layers_has_no_jacobian():
+    class Own(nn.Module):
+        stochastic = True
+
+        def forward(self, v):
+            return v + torch.randn_like(v)
+
+    model = nn.Sequential(nn.Linear(3, 2), Own(), nn.ReLU())
+    with pytest.raises(SleepnetError, match="held fixed"):
+        Jacobian().compute(model, np.zeros((1, 3)))
+
+
 def test_analyze_runs_every_analysis_on_every_model_on_the_same_images():
     a, b = build_mlp([6, 4, 3], dropout=0), build_mlp([6, 4, 3], dropout=0)
     x = np.random.default_rng(0).random((20, 6), dtype=np.float32)
@@ -132,3 +172,15 @@ def test_analyze_cli_needs_the_models_dataset(tmp_path):
     out = tmp_path / "an"
     res = run_cli("analyze", folder, "-o", out)
     assert res.returncode == 1 and res.stderr.strip().count("\n") == 0 and not out.exists()
+
+
+def test_analyze_cli_runs_every_analysis_on_a_stochastic_model(tmp_path, patches_hidden_model):
+    from sleepnet import noise
+    from sleepnet.models import load_model
+
+    model, meta = load_model(patches_hidden_model)
+    noisy = save_model(noise.add_noise(model, "gaussian:0.05"), tmp_path / "noisy", meta)
+    res = run_cli("analyze", noisy, "--n", "20", "-o", tmp_path / "an", "--json", tmp_path / "an.json")
+    assert res.returncode == 0, res.stderr
+    jac = json.loads((tmp_path / "an.json").read_text())["models"]["noisy"]["jacobian"]
+    assert jac["draws"] == noise.DRAWS and jac["top"] > 0 and jac["single_draw"]["top"] >= jac["top"] * 0.5

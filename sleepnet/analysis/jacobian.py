@@ -11,6 +11,14 @@ gradients from an attack. Reported over the images:
   (one direction dominates: a low-dimensional map) and the number of classes, over the
   images whose Jacobian is not exactly 0; ``zero_jacobian``: the share of those that are
   (NaN ratio if all are).
+
+A stochastic model (noise layers, ``sleepnet.noise``) has one Jacobian per noise draw. Its
+``J`` is their mean over ``noise.DRAWS`` (20) draws, ``d E[logits] / d x``: the gradient that EOT
+attacks follow, with the draws held fixed (``noise.through``). The draws are the common random
+numbers of the model's expected prediction (restarted at ``noise.JUDGE_SEED`` for every batch of
+100 images), so the figure is reproducible. ``draws`` says how many; ``single_draw`` gives
+``top`` and ``participation_ratio`` of the draws' own Jacobians (mean over images and draws),
+the map that one pass of the network applies.
 """
 
 from __future__ import annotations
@@ -22,21 +30,49 @@ import numpy as np
 import torch
 from torch.func import jacrev, vmap
 
+from .. import noise
 from ..losses import logit_body
 from .base import ANALYSES, Analysis
 
 BATCH = 100
 
 
-def jacobians(model: torch.nn.Sequential, x: np.ndarray) -> np.ndarray:
-    """The float64 Jacobians of the logits, ``(n, classes, inputs)``, of ``model`` (evaluation mode)."""
+def draw_jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise.DRAWS):
+    """Per batch of ``BATCH`` images, the float64 Jacobians of the logits of ``model`` (evaluation
+    mode): an array ``(draws, batch, classes, inputs)``, one Jacobian per noise draw for a stochastic
+    model (module docstring), ``draws = 1`` for a deterministic one."""
     body = copy.deepcopy(logit_body(model)).double().eval().cpu()
     for p in body.parameters():
         p.requires_grad_(False)
-    single = lambda v: body(v[None])[0]  # noqa: E731
-    out = [vmap(jacrev(single))(torch.as_tensor(x[s : s + BATCH], dtype=torch.float64))
-           for s in range(0, len(x), BATCH)]  # fmt: skip
-    return torch.cat(out).numpy()
+    noisy = noise.stochastic(body)
+    if noisy:
+        noise.check_flat(body)
+    single = lambda v, e: noise.through(body, v[None], [d[None] for d in e])[0]  # noqa: E731
+    for s in range(0, len(x), BATCH):
+        xb = torch.as_tensor(x[s : s + BATCH], dtype=torch.float64)
+        if not noisy:
+            yield vmap(jacrev(single))(xb, [])[None].numpy()
+            continue
+        with noise.seeded(body, noise.JUDGE_SEED):  # the expected prediction's draws for this batch
+            fixed = [noise.draw(body, xb) for _ in range(int(draws))]
+        yield np.stack([vmap(jacrev(single))(xb, e).numpy() for e in fixed])
+
+
+def jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise.DRAWS) -> np.ndarray:
+    """The float64 Jacobians of the logits, ``(n, classes, inputs)``, of ``model`` (evaluation mode);
+    for a stochastic model their mean over ``draws`` noise draws (``draw_jacobians``)."""
+    return np.concatenate([j.mean(axis=0) for j in draw_jacobians(model, x, draws)])
+
+
+def spectrum(J: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Singular values ``(..., classes)`` (descending) of the Jacobians ``J``, their participation
+    ratios (NaN where ``J`` is 0) and the mask of zero Jacobians."""
+    s = np.linalg.svd(J, compute_uv=False)
+    s2 = s**2
+    zero = s[..., 0] == 0  # every path silent: no direction at all, no ratio
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pr = np.where(zero, np.nan, s2.sum(axis=-1) ** 2 / (s2**2).sum(axis=-1))
+    return s, pr, zero
 
 
 class Jacobian(Analysis):
@@ -47,17 +83,21 @@ class Jacobian(Analysis):
     def compute(self, model, x):
         """``{"singular_values", "top", "frobenius", "participation_ratio", "participation_ratio_std",
         "zero_jacobian"}``."""
-        s = np.linalg.svd(jacobians(model, x), compute_uv=False)  # (n, classes), descending
-        s2 = s**2
-        zero = s[:, 0] == 0  # every path silent: no direction at all, no ratio
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pr = np.where(zero, np.nan, s2.sum(axis=1) ** 2 / (s2**2).sum(axis=1))
-        some = not zero.all()
-        return {"singular_values": s.mean(axis=0).tolist(), "top": float(s[:, 0].mean()),
-                "frobenius": float(np.sqrt(s2.sum(axis=1)).mean()),
-                "participation_ratio": float(np.nanmean(pr)) if some else float("nan"),
-                "participation_ratio_std": float(np.nanstd(pr)) if some else float("nan"),
-                "zero_jacobian": float(zero.mean())}  # fmt: skip
+        means, tops, ratios = [], [], []
+        for J in draw_jacobians(model, x):
+            means.append(J.mean(axis=0))
+            s, pr, _ = spectrum(J)
+            tops.append(s[..., 0].ravel())
+            ratios.append(pr.ravel())
+        s, pr, zero = spectrum(np.concatenate(means))  # (n, classes), descending
+        out = {"singular_values": s.mean(axis=0).tolist(), "top": float(s[:, 0].mean()),
+               "frobenius": float(np.sqrt((s**2).sum(axis=1)).mean()),
+               "participation_ratio": _nanmean(pr), "participation_ratio_std": _nanmean(pr, np.nanstd),
+               "zero_jacobian": float(zero.mean()), "draws": len(J)}  # fmt: skip
+        if len(J) > 1:
+            out["single_draw"] = {"top": float(np.concatenate(tops).mean()),
+                                  "participation_ratio": _nanmean(np.concatenate(ratios))}  # fmt: skip
+        return out
 
     def figure(self, results, path):
         """The mean singular value spectrum of each model (log scale), participation ratio in the legend."""
@@ -73,6 +113,11 @@ class Jacobian(Analysis):
         ax.set_ylabel("mean singular value of d logits / d x")
         ax.legend(fontsize=7)
         return save(fig, Path(path))
+
+
+def _nanmean(values: np.ndarray, fn=np.nanmean) -> float:
+    """``fn`` over the non-NaN ``values``; NaN when there are none."""
+    return float(fn(values)) if not np.isnan(values).all() else float("nan")
 
 
 ANALYSES.register("jacobian", Jacobian())
