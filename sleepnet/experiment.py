@@ -282,6 +282,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     workers = workers or spec.workers or os.cpu_count() or 1
     data = load_dataset(spec.dataset, data_dir)
     recipe = _recipe(spec)
+    _check_sleep_variants(spec, recipe, data)
     options = {"subsample": spec.subsample, "quick": quick} if SUITES[spec.suite].subsample_attacks else {}
     options["device"] = str(device)
     cores = os.cpu_count() or 1
@@ -325,6 +326,37 @@ def _recipe(spec: ExperimentSpec):
         recipe = get_recipe(spec.recipe, epochs=spec.epochs,
                             sizes=(recipe.sizes[0], *spec.hidden, recipe.sizes[-1]))  # fmt: skip
     return recipe
+
+
+def _check_sleep_variants(spec: ExperimentSpec, recipe, data) -> None:
+    """One clear error, before any training, unless every ``[sleep]`` variant can sleep the control:
+    the recipe's network (built untrained) is one sleep converts, each variant has a beta per weight
+    layer, and its input mode fits the training set (``inputs.check_input``)."""
+    if not spec.sleep:
+        return
+    import torch
+
+    from .converters import check_sequential
+    from .errors import ConversionError
+    from .inputs import check_input
+    from .training import init_model
+
+    with torch.random.fork_rng(devices=[]):  # init_model seeds torch's global generator
+        model = init_model(recipe, 0, data.image_shape, data.frontend)
+    try:
+        linear = check_sequential(model)
+    except ConversionError as exc:
+        raise SleepnetError(f"{spec.source}: [sleep] the recipe {spec.recipe!r} cannot sleep: "
+                            f"{exc}") from None
+    n_inputs = model[linear[0]].in_features  # the features, for a model with a front-end
+    for name, config in spec.sleep.items():
+        try:
+            if len(config.beta) != len(linear):
+                raise SleepnetError(f"{len(config.beta)} beta values but the network has {len(linear)} "
+                                    "weight layers")  # fmt: skip
+            check_input(config, len(data.x_train), n_inputs)
+        except SleepnetError as exc:
+            raise SleepnetError(f"{spec.source}: [sleep] {name}: {exc}") from None
 
 
 def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Evaluator,

@@ -39,6 +39,21 @@ def poisson_spikes(x: np.ndarray, dt: float, max_rate: float, rng: np.random.Gen
     return (u * (1.0 / (dt * max_rate)) / 2.0 <= x) & (x > 0)
 
 
+def check_input(config: SleepConfig, rows: int, n_inputs: int) -> tuple[int, int] | None:
+    """One clear error unless ``config``'s input mode can drive sleep from ``rows`` inputs of
+    ``n_inputs`` values each; the image shape of ``masked-mean`` input (else None)."""
+    if config.input_mode == "sequential" and config.T > rows and not config.cycle:
+        raise SleepnetError(f"sequential input needs T <= {rows} images, got T = {config.T} "
+                            "(set cycle = true to wrap around)")  # fmt: skip
+    if config.input_mode != "masked-mean":
+        return None
+    h, w = config.image_shape or _square(n_inputs)
+    if h * w != n_inputs or config.window > min(h, w):
+        raise SleepnetError(f"masked-mean input: image {h}x{w} and window {config.window} do not fit "
+                            f"{n_inputs} inputs")  # fmt: skip
+    return h, w
+
+
 class SleepInput:
     """The rates ``x_t`` of one sleep run and the spikes drawn from them, chunk by chunk."""
 
@@ -50,24 +65,13 @@ class SleepInput:
             raise SleepnetError("sleep data must lie in [0, 1] (pixel / 255)")
         self.config = config
         self.n_inputs = data.shape[1]
-        mode = config.input_mode
-        if mode == "sequential":
-            if config.T > len(data) and not config.cycle:
-                raise SleepnetError(
-                    f"sequential input needs T <= {len(data)} images, got T = {config.T} "
-                    "(set cycle = true to wrap around)"
-                )
+        shape = check_input(config, len(data), self.n_inputs)
+        if config.input_mode == "sequential":
             self.data = data  # rates are read from it as they are (float32 images stay float32)
         else:
             self.mean = data.astype(np.float64).mean(axis=0)
-        if mode == "masked-mean":
-            h, w = config.image_shape or _square(self.n_inputs)
-            if h * w != self.n_inputs or config.window > min(h, w):
-                raise SleepnetError(
-                    f"masked-mean input: image {h}x{w} and window {config.window} do not fit "
-                    f"{self.n_inputs} inputs"
-                )
-            self.image_shape = (h, w)
+        if shape is not None:
+            self.image_shape = shape
         spike_seq, window_seq = np.random.SeedSequence(config.seed).spawn(2)
         self.spike_rng = np.random.Generator(np.random.PCG64(spike_seq))
         self.window_rng = np.random.Generator(np.random.PCG64(window_seq))

@@ -22,7 +22,7 @@ from tests.conftest import run_cli
 SLEEP = ("sleep", "m", "--preset", "patches", "--set", "beta=[1,1]", "--set", "T=100", "-q")
 EXPERIMENT = """[experiment]
 dataset = "patches"
-recipe = "paper"
+recipe = "{recipe}"
 hidden = []
 epochs = 1
 seeds = {seeds}
@@ -42,8 +42,9 @@ def _npz(path: Path, n: int = 40, side: int = 10, **changes) -> None:
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
 
-def _experiment(path: Path, seeds="[0]", suite="quick", extra="", sleep='a = { preset = "patches" }'):
-    path.write_text(EXPERIMENT.format(seeds=seeds, suite=suite, extra=extra, sleep=sleep))
+def _experiment(path: Path, seeds="[0]", suite="quick", extra="", sleep='a = { preset = "patches" }',
+                recipe="paper"):  # fmt: skip
+    path.write_text(EXPERIMENT.format(seeds=seeds, suite=suite, extra=extra, sleep=sleep, recipe=recipe))
 
 
 def _edit_record(folder: Path, **changes) -> None:
@@ -242,6 +243,16 @@ CASES = [
      sleep='a = { preset = "patches", bogus = 3 }'), 1, "unknown key 'bogus'"),
     ("experiment-sleep-value", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", sleep="a = 3"), 1, "must be a table"),
+    # a sleep variant that cannot sleep the control: refused before the control is trained
+    ("experiment-sleep-T", ("run", "e.toml", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", sleep='a = { preset = "patches", input_mode = "sequential", '
+                                               'T = 100000 }'),  # fmt: skip
+     1, "[sleep] a: sequential input needs T <= "),
+    ("experiment-sleep-beta", ("run", "e.toml", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", sleep='a = { preset = "patches", beta = [1.0, 1.0, 1.0] }'),
+     1, "[sleep] a: 3 beta values but the network has 1 weight layers"),
+    ("experiment-sleep-recipe", ("run", "e.toml", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", recipe="relu-mlp"), 1, "the recipe 'relu-mlp' cannot sleep"),
     ("experiment-key", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", extra="colour = 1"),
      1, "unknown [experiment] keys colour"),
