@@ -10,6 +10,8 @@ An experiment file::
     suite = "paper"            # or "quick"
     subsample = 1000           # paper suite: at most this many test images per iterative attack
     workers = 2                # evaluation processes (default: one per core)
+    without_eot = true         # also evaluate each stochastic model naively (no EOT, single draws),
+                               # as "<name>-no-eot", to show what EOT changes (default: false)
 
     [sleep]                    # name = {preset = ..., any sleep key = value}
     sleep-fgsm = { preset = "mnist-fgsm" }
@@ -70,7 +72,9 @@ from .units import resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
 KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
-         "workers")  # fmt: skip
+         "workers", "without_eot")  # fmt: skip
+#: the name of a stochastic model's naive evaluation (``without_eot``) is its own with this suffix
+NO_EOT = "-no-eot"
 #: what a sleep variant may be called (it names a model folder)
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -101,6 +105,7 @@ class ExperimentSpec:
     suite: str = "paper"
     subsample: int = 1000
     workers: int | None = None
+    without_eot: bool = False
     sleep: Mapping[str, SleepConfig] = field(default_factory=FrozenMap)
     defences: Mapping[str, Mapping[str, Any]] = field(default_factory=FrozenMap)
     source: str = field(default="experiment", compare=False, repr=False)
@@ -131,6 +136,7 @@ class ExperimentSpec:
             ("subsample", _is_int(self.subsample) and self.subsample > 0, "a positive integer"),
             ("workers", self.workers is None or (_is_int(self.workers) and self.workers >= 1),
              "an integer >= 1"),
+            ("without_eot", isinstance(self.without_eot, bool), "true or false"),
         ]  # fmt: skip
         for key, ok, what in checks:
             if not ok:
@@ -181,6 +187,10 @@ class ExperimentSpec:
             if name in self.sleep:
                 self._fail("defences", f"{name}: also the name of a [sleep] variant; every model "
                                        "needs its own name")  # fmt: skip
+        clash = [n for n in (*self.sleep, *self.defences) if self.without_eot and n.endswith(NO_EOT)]
+        if clash:
+            self._fail("experiment", f"without_eot calls the naive evaluation of a model <name>{NO_EOT}: "
+                                     f"rename {clash[0]!r}")  # fmt: skip
         object.__setattr__(self, "sleep", FrozenMap(self.sleep))
         object.__setattr__(self, "defences", FrozenMap({k: FrozenMap(v) for k, v in self.defences.items()}))
 
@@ -190,7 +200,8 @@ class ExperimentSpec:
             "name": self.name, "dataset": self.dataset, "recipe": self.recipe,
             "hidden": None if self.hidden is None else list(self.hidden), "epochs": self.epochs,
             "seeds": list(self.seeds), "suite": self.suite, "subsample": self.subsample,
-            "workers": self.workers, "defences": {k: dict(v) for k, v in self.defences.items()},
+            "workers": self.workers, "without_eot": self.without_eot,
+            "defences": {k: dict(v) for k, v in self.defences.items()},
             "sleep": {k: c.to_dict() for k, c in self.sleep.items()},
         }  # fmt: skip
 
@@ -367,6 +378,7 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
 
     from .defences import DEFENCES
     from .models import load_model, save_model
+    from .noise import stochastic
     from .sleep_phase import sleep
     from .training import train
     from .workflow import activation_record
@@ -383,6 +395,8 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
             save_model(model, folder, rec | {"unit": digest}, overwrite=True)
             kept = load_model(folder, device=device)  # what was saved: a resumed run sees the very same
         ev.submit(seed, name, folder, digest)
+        if spec.without_eot and stochastic(kept[0]):
+            ev.submit(seed, name + NO_EOT, folder, digest, eot=False)
         return kept
 
     def train_control():
@@ -427,6 +441,7 @@ def _prune(work: Path, spec: ExperimentSpec) -> None:
     """Remove the model folders and measures of seeds and models the experiment no longer has (left by
     an earlier run whose file named them)."""
     names = {"control", *spec.sleep, *spec.defences}
+    names |= {name + NO_EOT for name in names} if spec.without_eot else set()
     keep = {f"seed{s}" for s in spec.seeds}
     for top in (work, work / "units"):
         for seed_dir in top.glob("seed*"):
@@ -463,12 +478,12 @@ def _worker_init(dataset: str, data_dir: str | None, threads: int | None, loggin
     _WORKER["data"] = load_dataset(dataset, data_dir)
 
 
-def _evaluate_one(job: tuple, suite: str, seed: int, options: dict) -> tuple:
+def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .evaluation import evaluate_model
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context = job
+    key, folder, units_dir, context, options = job
     model, record = load_model(folder)
     units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}")
     t0 = time.perf_counter()
@@ -527,15 +542,17 @@ class Evaluator:
         self.reused += counts[0]
         self.done += counts[1]
 
-    def submit(self, seed: int, name: str, folder: Path, digest: str) -> None:
+    def submit(self, seed: int, name: str, folder: Path, digest: str, eot: bool = True) -> None:
         """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``) for evaluation: in the pool,
-        or for ``results``; its measures are kept under ``units/seed<seed>/name``."""
-        context = [digest, self.data_hash, self.spec.suite, seed, self.options, self.threads]
-        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context)
+        or for ``results``; its measures are kept under ``units/seed<seed>/name``. ``eot=False``: the
+        naive evaluation of a stochastic model (``evaluate_model``)."""
+        options = self.options if eot else self.options | {"eot": False}
+        context = [digest, self.data_hash, self.spec.suite, seed, options, self.threads]
+        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options)
         if self.pool is None:
             self.pending.append(task)
         else:
-            self.pending.append(self.pool.submit(_evaluate_one, task, self.spec.suite, seed, self.options))
+            self.pending.append(self.pool.submit(_evaluate_one, task, self.spec.suite, seed))
 
     def results(self, progress: bool) -> dict:
         """``{(seed, name): results}`` in the order the models were submitted."""
@@ -544,7 +561,7 @@ class Evaluator:
         if self.pool is None:
             _worker_init(self.spec.dataset, self.data_dir, None)
             for task in self.pending:
-                key, res, counts = _evaluate_one(task, self.spec.suite, task[0][0], self.options)
+                key, res, counts = _evaluate_one(task, self.spec.suite, task[0][0])
                 out[key] = res
                 self._count(counts)
                 bar.update(1)

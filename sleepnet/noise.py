@@ -23,6 +23,7 @@ time and no other torch draw moves it. Every tool knows such a model is stochast
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 
 import torch
@@ -33,6 +34,27 @@ from .errors import SleepnetError
 KINDS = ("poisson", "gaussian")
 #: passes behind a stochastic model's expected prediction, and the seed of their draws
 DRAWS, JUDGE_SEED = 20, 0
+
+
+_SINGLE = contextvars.ContextVar("sleepnet_single_draws", default=False)
+
+
+@contextlib.contextmanager
+def single_draws(on: bool = True):
+    """Within the block (``on``), stochastic models are evaluated as if they were deterministic: each
+    prediction is one noisy pass and each gradient one draw (no EOT), as an evaluation that ignores
+    the noise does. It exists to measure what such an evaluation misses (``docs/stochastic.md``
+    §4); it is never the default."""
+    token = _SINGLE.set(bool(on))
+    try:
+        yield
+    finally:
+        _SINGLE.reset(token)
+
+
+def judge_draws() -> int:
+    """Passes behind a stochastic model's prediction: ``DRAWS``, or 1 within ``single_draws``."""
+    return 1 if _SINGLE.get() else DRAWS
 
 
 def positive(name: str, value) -> float:

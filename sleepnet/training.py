@@ -146,14 +146,15 @@ def deterministic(device=None):
 def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
              batch_size: int = 5000, device=None) -> float:  # fmt: skip
     """Fraction of ``x`` classified as ``y`` (argmax of the output, evaluation mode); for a stochastic
-    model, of its expected prediction over ``noise.DRAWS`` passes (``noise.expected_scores``).
+    model, of its expected prediction over ``noise.DRAWS`` passes (``noise.expected_scores``; of single
+    passes within ``noise.single_draws``).
 
     Runs on ``device`` (default: the model's own); the model is left on its device and in its mode.
     """
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
     net = model
-    if noise.stochastic(model):
+    if noise.stochastic(model) and noise.judge_draws() > 1:
         body = logit_body(model)
         net = lambda xb: noise.expected_scores(body, xb)  # noqa: E731
     with on_device(model, device) as dev, eval_mode(model):

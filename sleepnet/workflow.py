@@ -308,8 +308,11 @@ def check_n(n, data: Dataset | None = None) -> None:
 def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n: int = 1000,
                    eot_samples: int | None = None, loss: str = "cross-entropy", seed: int = 0,
                    data_dir: str | None = None, dataset: str | None = None, overwrite: bool = False,
-                   device=None, **params) -> dict:  # fmt: skip
+                   device=None, single_draws: bool = False, **params) -> dict:  # fmt: skip
     """One attack at budgets ``eps`` on the first ``n`` test images of the fixed permutation, as JSON.
+
+    ``single_draws``: a stochastic model is attacked and judged naively (``noise.single_draws``),
+    and the result says ``"single_draws": true``.
 
     Everything is checked before any attack runs (budgets, norm, attack, loss, ``n``, EOT samples,
     the model's output size), and ``out`` is written once, atomically, at the end.
@@ -319,6 +322,8 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
     from .evaluation.curve import attack_curve, check_attack, takes_eot
     from .evaluation.robust import check_budgets
     from .losses import ATTACK_LOSSES
+    from .noise import single_draws as noise_single_draws
+    from .noise import stochastic
 
     budgets = check_budgets(eps)
     check_attack(attack, norm)
@@ -339,10 +344,13 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
         eot = eot_default(model, meta)
     idx = subsample_indices(len(data.x_test), n)
     shape = (1, *data.image_shape) if data.image_shape else None
-    res = attack_curve(model, data.x_test[idx], data.y_test[idx], attack, norm, budgets, loss=loss,
-                       eot_samples=eot, seed=seed, image_shape=shape, device=device, **params)  # fmt: skip
+    naive = bool(single_draws) and stochastic(model)
+    with noise_single_draws(naive):
+        res = attack_curve(model, data.x_test[idx], data.y_test[idx], attack, norm, budgets, loss=loss,
+                           eot_samples=eot, seed=seed, image_shape=shape, device=device,
+                           **params)  # fmt: skip
     res = {"model": str(model_dir), "dataset": data.record(), "device": str(device), **res,
-           "indices": idx.tolist()}  # fmt: skip
+           "indices": idx.tolist()} | ({"single_draws": True} if naive else {})  # fmt: skip
     write_json(out, res)
     return res
 

@@ -253,6 +253,13 @@ CASES = [
      1, "[sleep] a: 3 beta values but the network has 1 weight layers"),
     ("experiment-sleep-recipe", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", recipe="relu-mlp"), 1, "the recipe 'relu-mlp' cannot sleep"),
+    ("experiment-without-eot", ("run", "e.toml", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", extra='without_eot = "yes"'), 1, "without_eot must be true or false"),
+    ("experiment-no-eot-name", ("run", "e.toml", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", extra="without_eot = true",
+                           sleep='a-no-eot = { preset = "patches" }'), 1, "rename 'a-no-eot'"),  # fmt: skip
+    ("evaluate-no-eot-eot", ("evaluate", "m", "--attack", "pgd", "--no-eot", "--eot-samples", "5", "--json",
+                             "a.json"), None, 2, "cannot go with --eot-samples 5"),  # fmt: skip
     ("experiment-key", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", extra="colour = 1"),
      1, "unknown [experiment] keys colour"),

@@ -218,3 +218,20 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe(tmp_path):
                                  "recipe": "sigmoid-mlp"}  # fmt: skip
     checks = metrics["per_seed"]["0"]["sigmoid-sat"]["masking"]
     assert {"precision", "loss_choice"} <= set(checks)
+
+
+def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_path):
+    exp = tmp_path / "eot.toml"
+    exp.write_text('[experiment]\ndataset = "patches"\nrecipe = "paper"\nhidden = [8]\nepochs = 1\n'
+                   'seeds = [0]\nsuite = "quick"\nwithout_eot = true\n\n[defences]\n'
+                   'noisy = { defence = "stochastic", noise = "gaussian:0.3", train = false }\n')  # fmt: skip
+    out = tmp_path / "run"
+    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["aggregate"]) == {"control", "noisy", "noisy-no-eot"}  # a deterministic control: once
+    runs = metrics["per_seed"]["0"]
+    assert runs["noisy-no-eot"]["single_draws"] is True and "single_draws" not in runs["noisy"]
+    assert runs["noisy-no-eot"]["fgsm"] != runs["noisy"]["fgsm"]
+    assert "| noisy-no-eot |" in (out / "report.md").read_text()
+    assert sorted(p.name for p in (out / "units" / "seed0").iterdir()) == ["control", "noisy", "noisy-no-eot"]

@@ -229,3 +229,53 @@ def test_judge_by_single_draws_is_what_a_naive_evaluation_sees():
     assert ATTACKS["pgd"](det, "cross-entropy").judge_by(7).draws == 1  # a deterministic model: one pass
     with pytest.raises(SleepnetError, match="draws must be"):
         ATTACKS["pgd"](det, "cross-entropy").judge_by(0)
+
+
+def test_single_draws_evaluates_a_stochastic_model_as_a_naive_evaluation_does():
+    from sleepnet.evaluation import evaluate_model
+    from sleepnet.training import accuracy
+
+    model = _noisy_classifier()
+    x, y = torch.rand(300, 6), torch.randint(0, 3, (300,))
+    with noise.single_draws():
+        attack = ATTACKS["pgd"](model, "cross-entropy")
+        assert attack.draws == 1 and attack.queried is model and eot_default(model) == 1
+        noise.restart(model, 5)
+        acc = accuracy(model, x, y)
+        noise.restart(model, 5)
+        with torch.no_grad():
+            assert acc == int((model(x).argmax(1) == y).sum()) / len(y)  # one noisy pass
+        with noise.single_draws(False):  # nested: the outer setting comes back after the block
+            assert eot_default(model) == 20
+        assert eot_default(model) == 1
+    assert ATTACKS["pgd"](model, "cross-entropy").draws == 20 and eot_default(model) == 20
+    from sleepnet.data import load_dataset
+
+    data = load_dataset("patches")
+    torch.manual_seed(0)
+    det = build_mlp([data.x_test.shape[1], 16, int(data.y_test.max()) + 1], dropout=0)
+    model = noise.add_noise(det, "gaussian:0.5")
+    naive = evaluate_model(model, data, "cross-entropy", "quick", eot=False)
+    full = evaluate_model(model, data, "cross-entropy", "quick")
+    assert naive["single_draws"] is True and "single_draws" not in full
+    assert naive["fgsm"] != full["fgsm"]  # single draws and gradients of one draw: another curve
+    assert evaluate_model(det, data, "cross-entropy", "quick", eot=False) == evaluate_model(
+        det, data, "cross-entropy", "quick")  # nothing changes for a deterministic model
+
+
+def test_evaluate_cli_no_eot_attacks_and_judges_single_draws(tmp_path, patches_hidden_model):
+    model, meta = load_model(patches_hidden_model)
+    noisy = save_model(noise.add_noise(model, "gaussian:0.3"), tmp_path / "noisy", meta)
+    runs = {}
+    for flag in ((), ("--no-eot",)):
+        out = tmp_path / f"pgd{len(flag)}.json"
+        res = run_cli("evaluate", noisy, "--attack", "pgd", "--n", "20", "--eps", "0.1", *flag, "--json", out)
+        assert res.returncode == 0, res.stderr
+        runs[flag] = json.loads(out.read_text())
+    naive, full = runs[("--no-eot",)], runs[()]
+    assert (naive["eot_samples"], naive["draws"], naive["single_draws"]) == (1, 1, True)
+    assert (full["eot_samples"], full["draws"]) == (20, 20) and "single_draws" not in full
+    res = run_cli("evaluate", noisy, "--no-eot", "-o", tmp_path / "suite")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "suite" / "metrics.json").read_text())
+    assert doc["options"] == {"eot": False} and doc["models"]["noisy"]["results"]["single_draws"] is True

@@ -28,6 +28,8 @@ def add_parser(subparsers):
     p.add_argument("--subsample", type=int, default=1000,
                    help="paper and standard suites: at most this many test images per attack")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="paper and standard suites: CI-sized settings")
+    p.add_argument("--no-eot", action="store_true", help="evaluate stochastic models naively, to show what "
+                   "EOT changes: single noisy passes judged, gradients of one draw (docs/stochastic.md §4)")
     g = p.add_argument_group("one attack (instead of a suite)")
     g.add_argument("--attack", help="the attack to run (see below)")
     g.add_argument("--norm", choices=("inf", "2"), default="inf", help="the threat model's norm")
@@ -48,10 +50,12 @@ def add_parser(subparsers):
 
 
 def suite_options(args) -> dict:
-    """The paper and standard suites' ``subsample`` and ``quick``; nothing for the quick suite."""
+    """The paper and standard suites' ``subsample`` and ``quick`` (nothing for the quick suite), and
+    ``eot=False`` for ``--no-eot``."""
     if args.subsample <= 0:
         raise UsageError(f"--subsample must be positive, got {args.subsample}")
-    return {"subsample": args.subsample, "quick": args.quick} if args.suite != "quick" else {}
+    options = {"subsample": args.subsample, "quick": args.quick} if args.suite != "quick" else {}
+    return options | ({"eot": False} if args.no_eot else {})
 
 
 def parse_eps(text: str | None, norm: str) -> tuple[float, ...]:
@@ -80,13 +84,18 @@ def run_attack(args) -> int:
         raise UsageError("--attack takes one model folder")
     if args.json is None:
         raise UsageError("--attack needs --json FILE for the result")
+    if args.no_eot and args.eot_samples not in (None, 1):
+        raise UsageError(f"--no-eot takes gradients of one draw: it cannot go with "
+                         f"--eot-samples {args.eot_samples}")
     params = {"version": args.version} if args.attack == "autoattack" else {}
     res = attack_to_file(args.models[0], args.json, attack=args.attack, norm=args.norm,
                          eps=parse_eps(args.eps, args.norm), n=args.n, eot_samples=args.eot_samples,
                          loss=args.loss, seed=args.seed, data_dir=args.data_dir, dataset=args.dataset,
-                         overwrite=args.force, device=device(args), **params)  # fmt: skip
+                         overwrite=args.force, device=device(args), single_draws=args.no_eot,
+                         **params)  # fmt: skip
+    naive = ", single draws" if res.get("single_draws") else ""
     print(f"{res['attack']} (L{res['norm']}, loss {res['loss']}, {res['n']} images, "
-          f"EOT {res['eot_samples']}): clean {res['clean_accuracy']:.3f}")  # fmt: skip
+          f"EOT {res['eot_samples']}{naive}): clean {res['clean_accuracy']:.3f}")  # fmt: skip
     for eps, acc in res["robust_accuracy"].items():
         print(f"  eps {eps:>6}  robust accuracy {acc:.3f}")
     print(f"-> {args.json}")

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
+from ..noise import single_draws
 from ..state import modes_kept, on_device
 from ..training import accuracy
 from .attacks import ATTACKS, eot_default, stochastic
@@ -72,9 +73,13 @@ def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, 
 
 def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suite = "quick",
                    seed: int = 0, subsample: int = 1000, masking_subsample: int = 200,
-                   quick: bool = False, device=None, units=None) -> dict:  # fmt: skip
+                   quick: bool = False, device=None, units=None, eot: bool = True) -> dict:  # fmt: skip
     """Every measure of ``suite`` (a name in ``SUITES`` or a ``Suite``) for one model, on ``data``'s
     test set, run on ``device``; ``model`` ends where it was and in the mode it was in.
+
+    ``eot=False`` evaluates a stochastic model naively (``noise.single_draws``: single noisy passes
+    judged, gradients of one draw), to show what EOT and the expected prediction change; the
+    result then says ``"single_draws": true``. It changes nothing for a deterministic model.
 
     ``units`` (a ``sleepnet.units.Units`` whose context identifies the model, the data, the seed
     and the options): each measure is kept there as it finishes and reused if it is there already
@@ -85,7 +90,8 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     def unit(name: str, inputs, fn):
         return fn() if units is None else units.run(name, inputs, fn)
 
-    with on_device(model, device) as dev, modes_kept(model):
+    naive = not eot and stochastic(model)
+    with on_device(model, device) as dev, modes_kept(model), single_draws(naive):
         out = {"clean_accuracy": unit("clean", None,
                                       lambda: accuracy(model, data.x_test, data.y_test, device=dev))}
         if stochastic(model):  # the mean over draws, with its spread (docs/evaluation.md §4)
@@ -102,7 +108,7 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
         if spec.subsample_attacks:
             out |= _subsample_part(model, data, loss, spec, seed, subsample, masking_subsample, quick, dev,
                                    unit)  # fmt: skip
-    return out
+    return out | ({"single_draws": True} if naive else {})
 
 
 def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_subsample, quick,

@@ -66,7 +66,7 @@ from torch import nn
 from ...devices import model_device, resolve_device
 from ...errors import SleepnetError
 from ...losses import logit_body, loss_fn
-from ...noise import DRAWS, expected_scores, seeded, stochastic
+from ...noise import expected_scores, judge_draws, seeded, stochastic
 from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device
 from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
@@ -116,7 +116,9 @@ def n_outputs(model: nn.Sequential) -> int:
 
 def eot_default(model: nn.Module, record: dict | None = None) -> int:
     """EOT samples for ``model``: its record's ``eot_samples``, else ``EOT_STOCHASTIC`` for a stochastic
-    model and 1 for a deterministic one."""
+    model and 1 for a deterministic one; 1 within ``noise.single_draws``."""
+    if judge_draws() == 1 and stochastic(model):
+        return 1
     if record and record.get("eot_samples"):
         return check_eot(record["eot_samples"])
     return EOT_STOCHASTIC if stochastic(model) else 1
@@ -167,8 +169,9 @@ class Attack(ABC):
         self.batch_size = batch_size
         self.device = model_device(model) if device is None else resolve_device(device)
         self.eot_samples = check_eot(eot_samples)
-        #: passes behind each prediction: 1 for a deterministic model, else 20 (``judge_by``)
-        self.draws = DRAWS if stochastic(model) else 1
+        #: passes behind each prediction: 1 for a deterministic model, else 20 (``judge_by``;
+        #: 1 within ``noise.single_draws``)
+        self.draws = judge_draws() if stochastic(model) else 1
         self.queried = expected(model, self.draws)  # what is judged, and what query attacks query
 
     def judge_by(self, draws: int) -> Attack:
