@@ -254,7 +254,8 @@ CASES = [
     ("experiment-sleep-recipe", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", recipe="relu-mlp"), 1, "the recipe 'relu-mlp' cannot sleep"),
     ("experiment-without-eot", ("run", "e.toml", "-o", "out"),
-     lambda d: _experiment(d / "e.toml", extra='without_eot = "yes"'), 1, "without_eot must be true or false"),
+     lambda d: _experiment(d / "e.toml", extra='without_eot = "yes"'), 1,
+     "without_eot must be true or false"),
     ("experiment-no-eot-name", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", extra="without_eot = true",
                            sleep='a-no-eot = { preset = "patches" }'), 1, "rename 'a-no-eot'"),  # fmt: skip
