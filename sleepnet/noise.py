@@ -270,6 +270,18 @@ def check_flat(body: nn.Module) -> None:
                             "nn.Sequential can be held fixed; this model draws noise elsewhere")
 
 
+def split(body: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """``body`` as ``(head, tail)``: the layers before its first noise-drawing layer (``stochastic``, at
+    any depth), which give the same
+    output on every pass, and the rest (``tail(head(x)) == body(x)``, the same operations in the
+    same order, so the same floats and the same draws). A body that is not an ``nn.Sequential`` is
+    all tail; one without noise, all head."""
+    if not isinstance(body, nn.Sequential):
+        return nn.Sequential(), body
+    k = next((i for i, m in enumerate(body) if stochastic(m)), len(body))
+    return body[:k], body[k:]
+
+
 def expected_scores(body: nn.Module, x: torch.Tensor, draws: int = DRAWS) -> torch.Tensor:
     """``log(mean_d softmax(body(x)))`` over ``draws`` passes of the logits ``body``: the scores of a
     stochastic network's expected prediction.
@@ -278,8 +290,11 @@ def expected_scores(body: nn.Module, x: torch.Tensor, draws: int = DRAWS) -> tor
     ``JUDGE_SEED`` (``seeded``), so the expected prediction is a fixed function of the batch,
     the same on the clean and the adversarial images of one batch, and the layers' own streams
     go on afterwards as if nothing had been drawn. (Row ``i`` of a batch gets the ``i``-th rows of
-    each draw: a batch of another size sees other draws.)
+    each draw: a batch of another size sees other draws.) The layers before the first noise layer
+    run once, not once per draw (``split``).
     """
+    head, tail = split(body)
     with seeded(body, JUDGE_SEED):
-        p = sum(torch.softmax(body(x), dim=1) for _ in range(int(draws))) / int(draws)
+        h = head(x)  # once: the layers before the first noise layer draw nothing
+        p = sum(torch.softmax(tail(h), dim=1) for _ in range(int(draws))) / int(draws)
     return torch.log(p.clamp_min(1e-30))

@@ -279,3 +279,41 @@ def test_evaluate_cli_no_eot_attacks_and_judges_single_draws(tmp_path, patches_h
     assert res.returncode == 0, res.stderr
     doc = json.loads((tmp_path / "suite" / "metrics.json").read_text())
     assert doc["options"] == {"eot": False} and doc["models"]["noisy"]["results"]["single_draws"] is True
+
+
+def test_eot_runs_the_layers_before_the_noise_once_with_the_same_gradient_and_scores():
+    from sleepnet.losses import loss_fn
+
+    torch.manual_seed(0)
+    model = noise.add_noise(build_mlp([6, 16, 16, 3], dropout=0), "gaussian:0.3").eval()
+    head, tail = noise.split(model[:-1])
+    assert len(head) == 2 and isinstance(tail[0], noise.GaussianNoise)
+    calls = []
+    model[0].register_forward_hook(lambda *a: calls.append(1))
+    x, y = torch.rand(50, 6), torch.randint(0, 3, (50,))
+    attack = ATTACKS["pgd"](model, "cross-entropy", eot_samples=7)
+    noise.restart(model, 3)
+    g = attack.gradient(x, y)
+    assert len(calls) == 1  # one forward through the first layer for 7 draws
+    noise.restart(model, 3)
+    xb = x.clone().requires_grad_(True)
+    want = sum(torch.autograd.grad(loss_fn("cross-entropy", model, xb, y, reduction="sum"), xb)[0]
+               for _ in range(7)) / 7  # fmt: skip
+    assert torch.allclose(g, want, rtol=1e-5, atol=1e-7) and not torch.equal(g, 0 * g)
+    calls.clear()
+    noise.restart(model, 0)
+    with torch.no_grad():
+        probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
+    assert len(calls) == 20
+    calls.clear()
+    assert torch.equal(noise.expected_scores(model[:-1], x), torch.log(probs.clamp_min(1e-30)))  # bit for bit
+    assert len(calls) == 1
+    first = nn.Sequential(noise.GaussianNoise(0.3, seed=1), nn.Linear(6, 3, bias=False), nn.ReLU())
+    assert len(noise.split(first[:-1])[0]) == 0  # noise first: nothing runs once
+    noise.restart(first, 3)
+    g = ATTACKS["pgd"](first, "cross-entropy", eot_samples=3).gradient(x, y)
+    noise.restart(first, 3)
+    xb = x.clone().requires_grad_(True)
+    want = sum(torch.autograd.grad(loss_fn("cross-entropy", first, xb, y, reduction="sum"), xb)[0]
+               for _ in range(3)) / 3  # fmt: skip
+    assert torch.allclose(g, want, rtol=1e-5, atol=1e-7)

@@ -22,6 +22,12 @@ derivations), step for step, with two solvers replaced:
 the reference divides 0 by 0 (for ``P`` below 7 it cannot stop before that and fails); with
 ``P = 2`` no direction is removed (``K = 0``). Every draw comes from
 ``np.random.default_rng(seed)``: the restarts, then each manifold's ``t`` vectors.
+
+Threads: ``manifold_analysis`` runs its linear algebra on one BLAS thread
+(``threadpoolctl``). Every matrix it factors or multiplies has at most ``M`` or ``P``
+columns (``N x M`` points, ``N x P`` centres), where a second thread only adds overhead
+(``benchmarks/results/geometry_cpu.txt``), and the result then does not depend on the
+machine's thread count.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import qr
 from scipy.optimize import minimize, nnls
+from threadpoolctl import threadpool_limits
 
 from ..errors import SleepnetError
 
@@ -209,6 +216,7 @@ def participation_ratio(points: np.ndarray) -> float:
     return float(np.sum(lam) ** 2 / total) if total > 0 else 0.0
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def manifold_analysis(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: int = 10) -> dict:
     """MFTMA of ``x`` ``(P, N, M)``: P manifolds of M points in N dimensions (module docstring).
 
