@@ -317,3 +317,14 @@ def test_eot_runs_the_layers_before_the_noise_once_with_the_same_gradient_and_sc
     want = sum(torch.autograd.grad(loss_fn("cross-entropy", first, xb, y, reduction="sum"), xb)[0]
                for _ in range(3)) / 3  # fmt: skip
     assert torch.allclose(g, want, rtol=1e-5, atol=1e-7)
+
+
+def test_autoattack_takes_its_rand_version_for_a_stochastic_model_unless_told():
+    det = build_mlp([6, 8, 4], dropout=0)  # AutoAttack's targeted DLR needs 4 classes
+    model = noise.add_noise(det, "gaussian:0.3")
+    aa = ATTACKS["autoattack"]
+    assert (aa(model).version, aa(model).parts, aa(model).eot_samples) == ("rand", ("apgd-ce", "apgd-dlr"), 20)
+    assert aa(det).version == "standard" and aa(det).eot_samples == 1
+    assert aa(model, version="standard").version == "standard"  # told: as told
+    with noise.single_draws():  # the naive evaluation treats the model as deterministic
+        assert aa(model).version == "standard" and aa(model).eot_samples == 1

@@ -40,7 +40,8 @@ def add_parser(subparsers):
                    "record, else 20 for a stochastic model and 1 otherwise)")  # fmt: skip
     g.add_argument("--loss", default="cross-entropy", help="the loss pgd and fgsm ascend; also margin, "
                    "dlr, squared (the paper's)")  # fmt: skip
-    g.add_argument("--version", default="standard", help="autoattack: standard or rand")
+    g.add_argument("--version", help="autoattack: standard or rand (default: rand for a stochastic model, "
+                   "as AutoAttack prescribes for randomized defences; standard otherwise)")
     g.add_argument("--json", type=Path, help="where the result goes (JSON)")
     add_device(p, "the evaluation")
     add_common(p, out=False)
@@ -87,7 +88,7 @@ def run_attack(args) -> int:
     if args.no_eot and args.eot_samples not in (None, 1):
         raise UsageError(f"--no-eot takes gradients of one draw: it cannot go with "
                          f"--eot-samples {args.eot_samples}")
-    params = {"version": args.version} if args.attack == "autoattack" else {}
+    params = {"version": args.version} if args.attack == "autoattack" and args.version else {}
     res = attack_to_file(args.models[0], args.json, attack=args.attack, norm=args.norm,
                          eps=parse_eps(args.eps, args.norm), n=args.n, eot_samples=args.eot_samples,
                          loss=args.loss, seed=args.seed, data_dir=args.data_dir, dataset=args.dataset,

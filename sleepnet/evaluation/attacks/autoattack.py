@@ -15,7 +15,10 @@ The parts, each a fixed-budget attack in L-inf or L2 (``eps``, ``norm``):
 correctly classified (per image, the first part that fools it wins):
 ``version="standard"`` is APGD-CE, APGD-T, FAB-T, Square; ``version="rand"``, for
 randomized models, is APGD-CE and APGD-DLR with EOT over ``eot_samples`` (default
-20) forward passes. These are the settings of the original ``AutoAttack`` class.
+20) forward passes. These are the settings of the original ``AutoAttack`` class. With no
+version given, a stochastic model gets ``rand`` and a deterministic one ``standard``, as the
+authors prescribe (and as ``noise.single_draws``, which evaluates a stochastic model as if it
+were deterministic, gets ``standard``).
 ``breakdown`` (after a call) counts the images each part fooled.
 
 The library: ``torchattacks`` 3.5.1, whose APGD, APGD-T, FAB and Square are the
@@ -43,6 +46,7 @@ from ...errors import SleepnetError
 from ...losses import pre_activation
 from ...state import torch_rng_kept
 from ..robust import check_budgets, check_norm
+from ...noise import judge_draws, stochastic
 from .base import EOT_STOCHASTIC, PerturbationAttack, as_numpy, eot_default, register
 
 #: what each part ascends, as its results report it
@@ -187,8 +191,10 @@ class AutoAttack(LibraryAttack):
 
     name = "autoattack"
 
-    def __init__(self, model, loss=None, eps: float = 0.1, norm: str = "inf", version: str = "standard",
+    def __init__(self, model, loss=None, eps: float = 0.1, norm: str = "inf", version: str | None = None,
                  eot_samples: int | None = None, **kwargs):  # fmt: skip
+        if version is None:  # randomized defences get the rand version (module docstring)
+            version = "rand" if stochastic(model) and judge_draws() > 1 else "standard"
         if version not in VERSIONS:
             raise SleepnetError(f"unknown AutoAttack version {version!r} (known: {', '.join(VERSIONS)})")
         self.parts, self.version = VERSIONS[version], version
