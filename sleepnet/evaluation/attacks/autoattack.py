@@ -44,9 +44,9 @@ from torch import nn
 
 from ...errors import SleepnetError
 from ...losses import pre_activation
+from ...noise import judge_draws, stochastic
 from ...state import torch_rng_kept
 from ..robust import check_budgets, check_norm
-from ...noise import judge_draws, stochastic
 from .base import EOT_STOCHASTIC, PerturbationAttack, as_numpy, eot_default, register
 
 #: what each part ascends, as its results report it
