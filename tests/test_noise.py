@@ -323,7 +323,8 @@ def test_autoattack_takes_its_rand_version_for_a_stochastic_model_unless_told():
     det = build_mlp([6, 8, 4], dropout=0)  # AutoAttack's targeted DLR needs 4 classes
     model = noise.add_noise(det, "gaussian:0.3")
     aa = ATTACKS["autoattack"]
-    assert (aa(model).version, aa(model).parts, aa(model).eot_samples) == ("rand", ("apgd-ce", "apgd-dlr"), 20)
+    auto = aa(model)
+    assert (auto.version, auto.parts, auto.eot_samples) == ("rand", ("apgd-ce", "apgd-dlr"), 20)
     assert aa(det).version == "standard" and aa(det).eot_samples == 1
     assert aa(model, version="standard").version == "standard"  # told: as told
     with noise.single_draws():  # the naive evaluation treats the model as deterministic
