@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from sleepnet.errors import SleepnetError
 from sleepnet.evaluation.attacks import (
     ATTACKS,
     FGSM,
@@ -61,6 +62,21 @@ def test_cw_l2_is_close_to_the_minimal_perturbation(name):
     assert fooled.mean() >= 0.75
     ratio = _rel(adv, x)[fooled] / l2[fooled]  # 300 iterations, not the paper's 1000: near, not at
     assert np.all((ratio > 0.99) & (ratio < 1.25)) and np.median(ratio) < 1.12, ratio
+
+
+def test_lbfgs_finds_the_minimal_l2_perturbation_of_a_linear_model():
+    model, x, y, l2, _ = linear_case(1)
+    adv = ATTACKS["lbfgs"](model).generate(x, y)
+    assert (predict(model, adv) != y).all() and adv.min() >= 0 and adv.max() <= 1
+    ratio = _rel(adv, x) / l2  # a second-order search: at the hyperplane, not near it
+    assert np.all((ratio > 0.999) & (ratio < 1.03)), ratio
+    with pytest.raises(SleepnetError, match="search_steps must be"):
+        ATTACKS["lbfgs"](model, search_steps=0)
+    from sleepnet import noise
+
+    with pytest.raises(SleepnetError, match="fixed objective"):
+        ATTACKS["lbfgs"](noise.add_noise(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU()),
+                                         "gaussian:0.1"))  # fmt: skip
 
 
 @pytest.mark.parametrize("norm", ["inf", "2"])
@@ -170,6 +186,7 @@ LIBRARY = {"autoattack", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square"}  # 
 def test_every_perturbation_attack_reports_the_same_summary_and_leaves_the_model_as_it_was(name):
     model, x, y, l2, _ = linear_case(4, n=4)
     fast = {"cw-l2": dict(binary_search_steps=3, max_iter=50), "boundary": dict(max_iter=50),
+            "lbfgs": dict(search_steps=3, max_iter=30),
             "hopskipjump": dict(max_iter=5, max_eval=500), "jsma": dict(max_iter=20),
             "pgd": dict(eps=0.3, norm="2"), "deepfool-art": dict(max_iter=50),
             "cw-l2-art": dict(binary_search_steps=3, max_iter=50)}  # fmt: skip

@@ -14,7 +14,8 @@ clean and not fooled within the budget) on the first N test images of a fixed pe
   sleepnet evaluate runs/demo/sleep --attack autoattack --norm inf --eps 0.05,0.1 --n 1000 --json aa.json
 
 Attacks: autoattack (with --version standard|rand), apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd,
-fgsm (L-inf); deepfool, cw-l2, boundary, hopskipjump (minimal L2: one run gives every budget)."""
+fgsm (L-inf); deepfool, cw-l2, lbfgs (second-order), boundary, hopskipjump (minimal L2: one run
+gives every budget)."""
 
 
 def add_parser(subparsers):

@@ -6,7 +6,8 @@ Ours (batched, torch): ``fgsm`` (the paper's curve and median epsilon),
 the sleep paper's settings: ``jsma``, and the gradient-free ``boundary`` and
 ``hopskipjump``. Through torchattacks (``autoattack.py``): ``autoattack``
 (standard and rand versions) and its parts ``apgd-ce``, ``apgd-dlr``,
-``apgd-t``, ``fab-t`` and ``square``.
+``apgd-t``, ``fab-t`` and ``square``. ``lbfgs`` (``lbfgs.py``): Szegedy et al.'s box-constrained
+L-BFGS, the second-order attack, minimal L2, in float64 through scipy.
 """
 
 from . import autoattack  # noqa: F401  (registers autoattack and its parts)
@@ -17,8 +18,9 @@ from .decision import Boundary, HopSkipJump
 from .deepfool import DeepFool
 from .fgsm import FGSM
 from .jsma import JSMA
+from .lbfgs import LBFGS
 from .pgd import PGD
 
 __all__ = ["ATTACKS", "Attack", "AutoAttack", "Boundary", "CarliniWagnerL2", "DeepFool", "FGSM",
-           "HopSkipJump", "JSMA", "PGD", "PerturbationAttack", "eot_default", "register", "stochastic",
-           "summarize"]
+           "HopSkipJump", "JSMA", "LBFGS", "PGD", "PerturbationAttack", "eot_default", "register",
+           "stochastic", "summarize"]

@@ -1,0 +1,109 @@
+"""L-BFGS (Szegedy et al. 2014), the second-order attack: box-constrained quasi-Newton search.
+
+Nayebi & Ganguli (2017) report that saturated networks resist "second-order methods"; which one
+their full text used is not readable here (``docs/saturation.md``), and this is the classic one,
+the attack that found the first adversarial examples. Per image, with a target class ``t`` (the
+most likely wrong class of the clean image), minimise
+
+    c * ||r||_2^2 + CE(z(x + r), t)     subject to  x + r in [0, 1]
+
+over ``r`` with L-BFGS-B (``scipy.optimize.minimize``, at most ``max_iter`` iterations, starting at
+``r = 0``), the distance weight ``c`` found by search as Szegedy et al. did: from ``initial_const``,
+x10 while the minimiser is adversarial (a larger ``c`` asks for a smaller ``r``) or /10 while it is
+not, until the two are bracketed, then bisection (in log space), ``search_steps`` solves in all.
+The smallest adversarial ``x + r`` of the search is kept (any class but the label counts, as for
+every minimal attack here); an image never fooled keeps ``x``.
+
+The objective and its gradient are computed in float64 on a float64 copy of the model
+(``masking.float64_model``): L-BFGS-B works in float64, and a float32 gradient is the numerics that
+hides a saturated unit's slope (Brendel & Bethge 2017). Each candidate is judged by the model itself
+(float32). A stochastic model has no fixed objective for a line search: it is refused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ...errors import SleepnetError
+from ...losses import logit_body
+from ...noise import stochastic
+from .base import PerturbationAttack, register
+
+
+@register
+class LBFGS(PerturbationAttack):
+    """L-BFGS-B, minimal L2 (module docstring)."""
+
+    name = "lbfgs"
+    minimal = True
+
+    def __init__(self, model, loss=None, search_steps: int = 10, max_iter: int = 100,
+                 initial_const: float = 0.01, batch_size: int = 1000, device=None) -> None:  # fmt: skip
+        if stochastic(model):
+            raise SleepnetError("attack 'lbfgs' needs a fixed objective for its line search: a "
+                                "stochastic model draws noise on every pass (use an EOT attack)")  # fmt: skip
+        super().__init__(model, loss, batch_size, device)
+        for key, value in (("search_steps", search_steps), ("max_iter", max_iter)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SleepnetError(f"lbfgs {key} must be an integer >= 1, got {value!r}")
+        c0 = initial_const
+        if isinstance(c0, bool) or not isinstance(c0, (int, float)) or not math.isfinite(c0) or c0 <= 0:
+            raise SleepnetError(f"lbfgs initial_const must be a finite positive number, got {c0!r}")
+        self.search_steps, self.max_iter, self.initial_const = search_steps, max_iter, float(c0)
+        self.loss = "cross-entropy (targeted) + c * L2^2"
+
+    def generate(self, x, y):
+        """See ``PerturbationAttack.generate``; per image the smallest adversarial example found, else
+        ``x``."""
+        from ..masking import float64_model
+
+        body = float64_model(logit_body(self.model)).to(self.device).eval()
+        for q in body.parameters():
+            q.requires_grad_(False)
+        x, y = np.asarray(x, np.float32), np.asarray(y)
+        logits = body(self.tensor(x)).detach()
+        wrong = logits.scatter(1, self.tensor(y, dtype=torch.int64)[:, None], float("-inf"))
+        targets = wrong.argmax(1).cpu().numpy()
+        out = x.copy()
+        for i in range(len(x)):
+            out[i] = self._one(body, x[i], int(y[i]), int(targets[i]))
+        return out
+
+    def _one(self, body, x: np.ndarray, label: int, target: int) -> np.ndarray:
+        """The search over ``c`` for one image (module docstring)."""
+        from scipy.optimize import minimize
+
+        x0 = x.astype(np.float64)
+        bounds = np.stack([-x0, 1.0 - x0], axis=1)  # x + r in [0, 1]
+        goal = torch.tensor([target], device=self.device)
+
+        def objective(r: np.ndarray, c: float):
+            rt = torch.as_tensor(r, dtype=torch.float64, device=self.device).requires_grad_(True)
+            z = body(torch.as_tensor(x0, dtype=torch.float64, device=self.device)[None] + rt[None])
+            f = c * (rt**2).sum() + torch.nn.functional.cross_entropy(z, goal)
+            (g,) = torch.autograd.grad(f, rt)
+            return float(f.detach()), g.cpu().numpy()
+
+        best, best_norm = x, math.inf
+        # low: the largest c that fooled; high: the smallest that did not
+        c, low, high = self.initial_const, None, None
+        for _ in range(self.search_steps):
+            res = minimize(objective, np.zeros_like(x0), args=(c,), jac=True, method="L-BFGS-B",
+                           bounds=bounds, options={"maxiter": self.max_iter})  # fmt: skip
+            cand = np.clip(x0 + res.x, 0.0, 1.0).astype(np.float32)
+            fooled = int(self.predict(cand[None])[0]) != label
+            if fooled:
+                norm = float(np.linalg.norm(cand.astype(np.float64) - x0))
+                if norm < best_norm:
+                    best, best_norm = cand, norm
+                low = c if low is None else max(low, c)
+            else:
+                high = c if high is None else min(high, c)
+            if low is not None and high is not None:
+                c = math.sqrt(low * high)  # bisection in log space
+            else:
+                c = c * 10 if fooled else c / 10
+        return best
