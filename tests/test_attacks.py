@@ -75,8 +75,8 @@ def test_lbfgs_finds_the_minimal_l2_perturbation_of_a_linear_model():
     from sleepnet import noise
 
     with pytest.raises(SleepnetError, match="fixed objective"):
-        ATTACKS["lbfgs"](noise.add_noise(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU()),
-                                         "gaussian:0.1"))  # fmt: skip
+        net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU())
+        ATTACKS["lbfgs"](noise.add_noise(net, "gaussian:0.1"))
 
 
 @pytest.mark.parametrize("norm", ["inf", "2"])
