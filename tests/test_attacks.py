@@ -70,8 +70,12 @@ def test_lbfgs_finds_the_minimal_l2_perturbation_of_a_linear_model():
     assert (predict(model, adv) != y).all() and adv.min() >= 0 and adv.max() <= 1
     ratio = _rel(adv, x) / l2  # a second-order search: at the hyperplane, not near it
     assert np.all((ratio > 0.999) & (ratio < 1.03)), ratio
+    adv32 = ATTACKS["lbfgs"](model, precision="float32").generate(x, y)  # a linear model: no masking
+    assert np.allclose(_rel(adv32, x) / l2, ratio, atol=0.01)
     with pytest.raises(SleepnetError, match="search_steps must be"):
         ATTACKS["lbfgs"](model, search_steps=0)
+    with pytest.raises(SleepnetError, match="precision must be"):
+        ATTACKS["lbfgs"](model, precision="half")
     from sleepnet import noise
 
     with pytest.raises(SleepnetError, match="fixed objective"):

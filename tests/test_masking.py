@@ -79,3 +79,16 @@ def test_float64_margin_attack_breaks_what_float32_gradients_cannot_see():
     # float32 has no gradient with either loss, so the fault is the precision, not the loss
     assert res["accuracy_float32_margin"] == 1.0 and res["accuracy_float64_margin"] == 0.0 and not res["ok"]
     assert loss_choice(model, "cross-entropy", x, y)["accuracy_margin_loss"] == 1.0
+
+
+def test_lbfgs_in_float64_breaks_the_saturated_unit_that_float32_cannot_see():
+    from sleepnet.evaluation.attacks import ATTACKS
+
+    model = _saturated_model()
+    x = np.random.default_rng(0).uniform(0.545, 0.555, (4, 200)).astype(np.float32)
+    y = np.zeros(4, dtype=np.int64)
+    wide = ATTACKS["lbfgs"](model).run(x, y)
+    narrow = ATTACKS["lbfgs"](model, precision="float32").run(x, y)
+    assert narrow["success_rate"] == 0.0 and wide["success_rate"] == 1.0
+    # the smallest flip lowers mean(x) below 0.5: about 0.05 * sqrt(200) = 0.71 in L2
+    assert all(0.70 < n < 1.2 for n in wide["norms"])

@@ -15,13 +15,24 @@ The smallest adversarial ``x + r`` of the search is kept (any class but the labe
 every minimal attack here); an image never fooled keeps ``x``.
 
 The objective and its gradient are computed in float64 on a float64 copy of the model
-(``masking.float64_model``): L-BFGS-B works in float64, and a float32 gradient is the numerics that
-hides a saturated unit's slope (Brendel & Bethge 2017). Each candidate is judged by the model itself
-(float32). A stochastic model has no fixed objective for a line search: it is refused.
+(``masking.float64_model``; ``precision="float64"``, the default): L-BFGS-B works in float64, and a
+float32 gradient is the numerics that hides a saturated unit's slope (Brendel & Bethge 2017).
+``precision="float32"`` computes them on the model as it is (float32, cast for scipy), as a 2017
+attack would have. Each candidate is judged by the model itself. A stochastic model has no fixed
+objective for a line search: it is refused.
+
+Numerics, so that a tiny gradient is followed rather than taken for a minimum: a saturated
+network's float64 gradient can be 1e-10. The objective is divided by the norm of the
+cross-entropy's gradient at the clean image (the same minimiser; under bounds L-BFGS-B's first step
+is the gradient itself, so unscaled it would move the image by 1e-10 and stop), and scipy's stopping
+tolerances are off (``gtol = ftol = 0``: a solve ends at ``max_iter`` or when its line search can
+make no progress). A gradient that is exactly 0, as float32's is past a sigmoid's ``|h| ~ 17``,
+still stops it where it starts.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -41,7 +52,8 @@ class LBFGS(PerturbationAttack):
     minimal = True
 
     def __init__(self, model, loss=None, search_steps: int = 10, max_iter: int = 100,
-                 initial_const: float = 0.01, batch_size: int = 1000, device=None) -> None:  # fmt: skip
+                 initial_const: float = 0.01, precision: str = "float64", batch_size: int = 1000,
+                 device=None) -> None:  # fmt: skip
         if stochastic(model):
             raise SleepnetError("attack 'lbfgs' needs a fixed objective for its line search: a "
                                 "stochastic model draws noise on every pass (use an EOT attack)")  # fmt: skip
@@ -53,6 +65,9 @@ class LBFGS(PerturbationAttack):
         if isinstance(c0, bool) or not isinstance(c0, (int, float)) or not math.isfinite(c0) or c0 <= 0:
             raise SleepnetError(f"lbfgs initial_const must be a finite positive number, got {c0!r}")
         self.search_steps, self.max_iter, self.initial_const = search_steps, max_iter, float(c0)
+        if precision not in ("float64", "float32"):
+            raise SleepnetError(f"lbfgs precision must be float64 or float32, got {precision!r}")
+        self.precision = precision
         self.loss = "cross-entropy (targeted) + c * L2^2"
 
     def generate(self, x, y):
@@ -60,7 +75,9 @@ class LBFGS(PerturbationAttack):
         ``x``."""
         from ..masking import float64_model
 
-        body = float64_model(logit_body(self.model)).to(self.device).eval()
+        body = logit_body(self.model)
+        body = float64_model(body) if self.precision == "float64" else copy.deepcopy(body)
+        body = body.to(self.device).eval()
         for q in body.parameters():
             q.requires_grad_(False)
         x, y = np.asarray(x, np.float32), np.asarray(y)
@@ -79,20 +96,25 @@ class LBFGS(PerturbationAttack):
         x0 = x.astype(np.float64)
         bounds = np.stack([-x0, 1.0 - x0], axis=1)  # x + r in [0, 1]
         goal = torch.tensor([target], device=self.device)
+        dtype = torch.float64 if self.precision == "float64" else torch.float32
 
-        def objective(r: np.ndarray, c: float):
-            rt = torch.as_tensor(r, dtype=torch.float64, device=self.device).requires_grad_(True)
-            z = body(torch.as_tensor(x0, dtype=torch.float64, device=self.device)[None] + rt[None])
+        def objective(r: np.ndarray, c: float, scale: float = 1.0):
+            rt = torch.as_tensor(r, dtype=dtype, device=self.device).requires_grad_(True)
+            z = body(torch.as_tensor(x0, dtype=dtype, device=self.device)[None] + rt[None])
             f = c * (rt**2).sum() + torch.nn.functional.cross_entropy(z, goal)
             (g,) = torch.autograd.grad(f, rt)
-            return float(f.detach()), g.cpu().numpy()
+            return float(f.detach()) * scale, g.cpu().numpy().astype(np.float64) * scale
+
+        g0 = float(np.linalg.norm(objective(np.zeros_like(x0), 0.0)[1]))
+        scale = 1.0 / g0 if g0 > 0 else 1.0
 
         best, best_norm = x, math.inf
         # low: the largest c that fooled; high: the smallest that did not
         c, low, high = self.initial_const, None, None
         for _ in range(self.search_steps):
-            res = minimize(objective, np.zeros_like(x0), args=(c,), jac=True, method="L-BFGS-B",
-                           bounds=bounds, options={"maxiter": self.max_iter})  # fmt: skip
+            res = minimize(objective, np.zeros_like(x0), args=(c, scale), jac=True, method="L-BFGS-B",
+                           bounds=bounds, options={"maxiter": self.max_iter, "gtol": 0.0,
+                                                   "ftol": 0.0})  # fmt: skip
             cand = np.clip(x0 + res.x, 0.0, 1.0).astype(np.float32)
             fooled = int(self.predict(cand[None])[0]) != label
             if fooled:
