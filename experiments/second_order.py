@@ -1,0 +1,141 @@
+"""Do saturated networks resist the second-order attack (Nayebi & Ganguli 2017's claim)?
+
+    python experiments/second_order.py [--configs relu:0,relu:1e-3,sigmoid:0,sigmoid:0.1]
+        [--epochs 5] [--seed 0] [--n 100] [--work runs/second_order]
+
+For each ``act:lambda``: train the MLP ``<act>-mlp`` (784-1200-1200-10, biases, Adam 1e-3,
+cross-entropy) with the saturation penalty (schedule ``linear:0.5``) for ``--epochs`` epochs, as
+``experiments/saturation_sweep.py`` does, then on the first ``--n`` test images of the fixed
+permutation run three minimal L2 attacks:
+
+- ``lbfgs`` (Szegedy et al. 2014's box-constrained L-BFGS, the second-order attack) with the
+  float32 gradient of the model as it is, as a 2017 attack would have;
+- the same with float64 gradients on a float64 copy (Brendel & Bethge's numerics);
+- DeepFool (first order, float32), the sleep paper's minimal attack.
+
+Reported per model: clean accuracy (all 10000 test images), and per attack robust accuracy at the
+L2 budgets 0.5, 1, 1.5, 2 (an image counts only if correct clean and not fooled within the budget),
+the median L2 norm found over the images it fooled, its success rate and seconds; and the worst case
+over the three per image. Every model and result is kept under ``--work`` and skipped when present,
+so a stopped run resumes. Then ``experiments/results/second_order/``: ``results.json`` and
+``report.md`` (the runs of this invocation's configs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results" / "second_order"
+CONFIGS = "relu:0,relu:1e-3,sigmoid:0,sigmoid:0.1"
+BUDGETS = (0.5, 1.0, 1.5, 2.0)
+ATTACKS = {"lbfgs-float32": ("lbfgs", {"precision": "float32"}), "lbfgs-float64": ("lbfgs", {}),
+           "deepfool": ("deepfool", {})}  # fmt: skip
+
+
+def measure(folder: Path, n: int) -> dict:
+    """The attacks of the module docstring on the model in ``folder``."""
+    from sleepnet.evaluation import subsample_indices
+    from sleepnet.evaluation.attacks import ATTACKS as REGISTRY
+    from sleepnet.evaluation.robust import norms_from_json, robust_accuracy
+    from sleepnet.models import load_model
+    from sleepnet.training import accuracy
+    from sleepnet.workflow import dataset_for
+
+    model, meta = load_model(folder)
+    data = dataset_for(meta)
+    idx = subsample_indices(len(data.x_test), n)
+    x, y = data.x_test[idx], data.y_test[idx]
+    out: dict = {"clean": accuracy(model, data.x_test, data.y_test), "n": int(len(idx)), "attacks": {}}
+    norms = []
+    for label, (name, params) in ATTACKS.items():
+        start = time.perf_counter()
+        res = REGISTRY[name](model, "cross-entropy", **params).run(x, y)
+        found = norms_from_json(res["norms"])
+        norms.append(found)
+        fooled = found[np.isfinite(found) & (found > 0)]
+        out["attacks"][label] = {
+            "robust_accuracy": robust_accuracy(found, BUDGETS), "success_rate": res["success_rate"],
+            "median_l2": float(np.median(fooled)) if len(fooled) else None,
+            "clean_accuracy": res["clean_accuracy"], "seconds": round(time.perf_counter() - start, 1),
+        }  # fmt: skip
+    out["worst"] = robust_accuracy(np.min(norms, axis=0), BUDGETS)
+    return out
+
+
+def report(runs: list[dict], argv: str) -> str:
+    """``report.md``: one row per model and attack."""
+    from sleepnet.evaluation.robust import key
+
+    lines = ["# The second-order attack (L-BFGS) on saturated networks", "",
+             f"Written by `python experiments/second_order.py {argv}`. Robust accuracy at L2 budgets "
+             "(correct clean and not fooled within the budget) on the first n test images of the fixed "
+             "permutation; median L2 over the images each attack fooled. lbfgs-float32: the model's own "
+             "float32 gradient; lbfgs-float64: a float64 copy's. Loss: targeted cross-entropy + c L2^2 "
+             "(L-BFGS), DeepFool's linearised margin. One seed.", "",
+             "| act | lambda | epochs | clean | attack | " + " | ".join(f"L2 {b:g}" for b in BUDGETS)
+             + " | median L2 | success | s |",
+             "|---|---|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|"]  # fmt: skip
+    for r in runs:
+        rows = list(r["attacks"].items()) + [("worst of the three", {"robust_accuracy": r["worst"]})]
+        for label, a in rows:
+            acc = " | ".join(f"{a['robust_accuracy'][key(b)]:.2f}" for b in BUDGETS)
+            med = f"{a['median_l2']:.2f}" if a.get("median_l2") is not None else "-"
+            succ = f"{a['success_rate']:.2f}" if "success_rate" in a else "-"
+            lines.append(f"| {r['act']} | {r['lam']:g} | {r['epochs']} | {r['clean']:.3f} | {label} | "
+                         f"{acc} | {med} | {succ} | {a.get('seconds', '-')} |")  # fmt: skip
+    return "\n".join(lines) + f"\n\nn = {runs[0]['n']} images per model.\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default=CONFIGS)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "second_order")
+    args = p.parse_args(argv)
+
+    from sleepnet.errors import SleepnetError
+    from sleepnet.saturation import check_lambda
+    from sleepnet.workflow import train_to_folder
+
+    configs = []
+    for item in args.configs.split(","):
+        act, _, lam = item.partition(":")
+        if act not in ("relu", "sigmoid"):
+            raise SystemExit(f"second_order: unknown activation {act!r} in --configs (relu or sigmoid)")
+        try:
+            configs.append((act, check_lambda(float(lam))))
+        except (ValueError, SleepnetError) as exc:
+            raise SystemExit(f"second_order: --configs needs act:lambda pairs ({exc})") from None
+    runs = []
+    for act, lam in configs:
+        name = f"{act}-lam{lam:g}-ep{args.epochs}-seed{args.seed}"
+        folder, result = args.work / name, args.work / f"{name}-n{args.n}.json"
+        if not folder.exists():
+            print(f"train {name}", flush=True)
+            train_to_folder("mnist", f"{act}-mlp", args.seed, folder, epochs=args.epochs, saturation=lam,
+                            progress=False)  # fmt: skip
+        if not result.exists():
+            print(f"attack {name}", flush=True)
+            res = {"act": act, "lam": lam, "epochs": args.epochs, "seed": args.seed} | measure(folder, args.n)
+            result.write_text(json.dumps(res, indent=1) + "\n")
+        runs.append(json.loads(result.read_text()))
+        print(json.dumps(runs[-1]), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
+    text = report(runs, " ".join(sys.argv[1:] if argv is None else argv))
+    (RESULTS / "report.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
