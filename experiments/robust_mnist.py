@@ -1,6 +1,7 @@
 """Robust accuracy of the MNIST control and the slept network (preset ``mnist-fgsm``) under AutoAttack.
 
     python experiments/robust_mnist.py [--seeds 0,1,2] [--norms inf,2] [--n 1000] [--work runs/robust_mnist]
+        [--carry]
 
 For each seed: train the paper's network (paper recipe), sleep it with the
 published ``mnist-fgsm`` preset (sleep seed = the seed), and run AutoAttack
@@ -10,7 +11,11 @@ step is skipped when its output exists, so a stopped run resumes. Then
 ``experiments/results/robust_mnist/``: ``summary.json`` and ``report.md`` with
 robust accuracy per budget, mean and std over seeds, the paired t-test over
 seeds, and per seed the exact McNemar test over images (images robust for one
-model and not the other).
+model and not the other). Each run's result (per image) is also kept under
+``experiments/results/robust_mnist/runs/`` and used from there when the work folder lacks it.
+``--carry`` takes a seed that has no such file from the committed ``summary.json``
+(its values, clean accuracy, seconds and McNemar test) rather than training and attacking it
+again; the report says which seeds were carried.
 """
 
 from __future__ import annotations
@@ -56,32 +61,68 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     return {"only_control": only_a, "only_sleep": only_b, "p": float(p)}
 
 
+def records(runs: dict, seeds: list[int], norm: str) -> dict:
+    """Per (model, seed): robust accuracy per budget, clean accuracy, seconds and the per-image verdicts
+    (robust at each budget) of a run kept as a file; seeds with no file come from the committed
+    ``summary.json`` (values, clean accuracy, seconds and McNemar only: their per-image files were
+    in ``runs/``, which is not kept), marked ``carried``."""
+    from sleepnet.evaluation.robust import key, limit, norms_from_json
+
+    path = RESULTS / "summary.json"
+    old = json.loads(path.read_text()).get(norm) if path.exists() else None
+    out = {}
+    for s in seeds:
+        for m in ("control", "sleep"):
+            run = runs.get((norm, m, s))
+            if run is not None:
+                found = norms_from_json(run["norms"])
+                out[(m, s)] = {"budgets": run["budgets"], "robust_accuracy": run["robust_accuracy"],
+                               "clean": run["clean_accuracy"], "seconds": run["seconds"],
+                               "robust": {key(e): found > limit(e) for e in run["budgets"]},
+                               "n": run["n"], "loss": run["loss"], "settings": run["settings"]}  # fmt: skip
+                continue
+            first = next(iter(old["budgets"].values())) if old else {}
+            had = list(first.get("mcnemar", {}))
+            if str(s) not in had:
+                raise SystemExit(f"robust_mnist: no result for {m}, seed {s}, L{norm}, in {RESULTS} or the "
+                                 "work folder")  # fmt: skip
+            i = had.index(str(s))
+            out[(m, s)] = {"budgets": [float(k) for k in old["budgets"]],
+                           "robust_accuracy": {k: row[m]["values"][i] for k, row in old["budgets"].items()},
+                           "clean": old["clean"][m][i], "seconds": old["seconds"][m][i], "carried": True,
+                           "mcnemar": {k: row["mcnemar"][str(s)] for k, row in old["budgets"].items()},
+                           "n": old["n"], "loss": old["loss"], "settings": old["settings"]}  # fmt: skip
+    return out
+
+
 def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
     """Per norm and budget: robust accuracy per model and seed, mean/std, paired tests."""
     from scipy.stats import ttest_rel
 
-    from sleepnet.evaluation.robust import key, limit, norms_from_json
+    from sleepnet.evaluation.robust import key
 
     out = {}
     for norm in norms:
-        first = runs[(norm, "control", seeds[0])]
+        rec = records(runs, seeds, norm)
+        first = rec[("control", seeds[0])]
         rows = {}
         for eps in first["budgets"]:
             k = key(eps)
-            acc = {m: [runs[(norm, m, s)]["robust_accuracy"][k] for s in seeds] for m in ("control", "sleep")}
-            robust = {(m, s): norms_from_json(runs[(norm, m, s)]["norms"]) > limit(eps)
-                      for m in ("control", "sleep") for s in seeds}  # fmt: skip
+            acc = {m: [rec[(m, s)]["robust_accuracy"][k] for s in seeds] for m in ("control", "sleep")}
             p = float(ttest_rel(acc["sleep"], acc["control"]).pvalue) if len(seeds) > 1 else float("nan")
             rows[k] = {m: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))
                            if len(v) > 1 else 0.0} for m, v in acc.items()}  # fmt: skip
             rows[k]["p_seeds"] = p
-            rows[k]["mcnemar"] = {
-                str(s): mcnemar(robust[("control", s)], robust[("sleep", s)]) for s in seeds
-            }
+            rows[k]["mcnemar"] = {}
+            for s in seeds:
+                c, z = rec[("control", s)], rec[("sleep", s)]
+                rows[k]["mcnemar"][str(s)] = (c["mcnemar"][k] if c.get("carried")
+                                              else mcnemar(c["robust"][k], z["robust"][k]))  # fmt: skip
         out[norm] = {"n": first["n"], "loss": first["loss"], "settings": first["settings"], "budgets": rows,
-                     "clean": {m: [runs[(norm, m, s)]["clean_accuracy"] for s in seeds]
-                               for m in ("control", "sleep")},
-                     "seconds": {m: [runs[(norm, m, s)]["seconds"] for s in seeds]
+                     "seeds": seeds,
+                     "carried": sorted({s for (m, s), r in rec.items() if r.get("carried")}),
+                     "clean": {m: [rec[(m, s)]["clean"] for s in seeds] for m in ("control", "sleep")},
+                     "seconds": {m: [rec[(m, s)]["seconds"] for s in seeds]
                                  for m in ("control", "sleep")}}  # fmt: skip
     return out
 
@@ -109,6 +150,10 @@ def report(summary: dict, seeds: list[int]) -> str:
             )
             lines.append(f"| {k} | {c['mean']:.4f} ± {c['std']:.4f} | {z['mean']:.4f} ± {z['std']:.4f} | "
                          f"{z['mean'] - c['mean']:+.4f} | {row['p_seeds']:.3g} | {mc} |")  # fmt: skip
+        if s.get("carried"):
+            lines += ["", f"Seeds {', '.join(map(str, s['carried']))}: carried from the summary committed "
+                      "before this run (their per-image result files were not kept then; every seed's file "
+                      "is now kept under `runs/` here)."]  # fmt: skip
         secs = {m: np.median(v) for m, v in s["seconds"].items()}
         lines += [
             "",
@@ -118,12 +163,23 @@ def report(summary: dict, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def carried_seeds(norm: str) -> set[int]:
+    """The seeds of the committed ``summary.json`` for ``norm`` (empty if none)."""
+    path = RESULTS / "summary.json"
+    if not path.exists() or norm not in json.loads(path.read_text()):
+        return set()
+    first = next(iter(json.loads(path.read_text())[norm]["budgets"].values()))
+    return {int(s) for s in first["mcnemar"]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--norms", default="inf,2")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "robust_mnist")
+    p.add_argument("--carry", action="store_true", help="take a seed whose result file is absent from the "
+                   "committed summary.json instead of training and attacking it again")  # fmt: skip
     args = p.parse_args(argv)
     from sleepnet.evaluation.robust import DEFAULT_BUDGETS
     from sleepnet.workflow import attack_to_file
@@ -131,15 +187,23 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     norms = args.norms.split(",")
     runs = {}
-    folders = {seed: models(args.work, seed) for seed in seeds}
     for norm in norms:  # every seed of one norm before the next: a stopped run has whole tables
         for seed in seeds:
-            for name, folder in folders[seed].items():
+            for name in ("control", "sleep"):
                 out = args.work / f"autoattack-l{norm}-{name}-{seed}.json"
+                kept = RESULTS / "runs" / out.name  # each run's per-image result, kept with the summary
+                if not out.exists() and kept.exists():
+                    out = kept
+                elif not out.exists() and args.carry and seed in carried_seeds(norm):
+                    continue  # records() takes it from the summary
+                folder = models(args.work, seed)[name]
                 step(out, "autoattack", lambda folder=folder, out=out, norm=norm: attack_to_file(
                     folder, out, attack="autoattack", norm=norm, eps=DEFAULT_BUDGETS[norm], n=args.n,
                     seed=0))  # fmt: skip
                 runs[(norm, name, seed)] = json.loads(out.read_text())
+                if out != kept:
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    kept.write_text(out.read_text())
     summary = summarize(runs, seeds, norms)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
