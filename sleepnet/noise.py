@@ -90,13 +90,13 @@ class Noise(nn.Module):
             self._gens[key] = torch.Generator(device=x.device).manual_seed(self._start)
         return torch.randn(x.shape, generator=self._gens[key], device=x.device, dtype=x.dtype)
 
-    def apply(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def with_draw(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The layer's output on ``x`` under the draw ``eps`` (``N(0, 1)`` of ``x``'s shape)."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``apply`` under a fresh draw from the layer's generator."""
-        return self.apply(x, self.eps(x))
+        """``with_draw`` under a fresh draw from the layer's generator."""
+        return self.with_draw(x, self.eps(x))
 
     def __getstate__(self):  # generators do not copy or pickle: a copy starts from its seed
         state = self.__dict__.copy()
@@ -111,7 +111,7 @@ class PoissonNoise(Noise):
         super().__init__(seed)
         self.gain, self.k, self.b = positive("gain", gain), positive("k", k), float(b)
 
-    def apply(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def with_draw(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """``relu(x + eps * sqrt(relu(k gain x + b) + 1e-4) / (k gain))`` for the given draw ``eps``."""
         kg = self.k * self.gain
         return torch.relu(x + eps * torch.sqrt(torch.relu(kg * x + self.b) + 1e-4) / kg)
@@ -128,7 +128,7 @@ class GaussianNoise(Noise):
         super().__init__(seed)
         self.sigma = positive("sigma", sigma)
 
-    def apply(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def with_draw(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """``relu(x + sigma * eps)`` for the given draw ``eps``."""
         return torch.relu(x + self.sigma * eps)
 
@@ -245,7 +245,7 @@ def draw(body: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
     for m in body:
         if isinstance(m, Noise):
             draws.append(m.eps(h))
-            h = m.apply(h, draws[-1])
+            h = m.with_draw(h, draws[-1])
         else:
             h = m(h)
     return draws
@@ -257,7 +257,7 @@ def through(body: nn.Sequential, x: torch.Tensor, draws: list[torch.Tensor]) -> 
     check_flat(body)
     given = iter(draws)
     for m in body:
-        x = m.apply(x, next(given)) if isinstance(m, Noise) else m(x)
+        x = m.with_draw(x, next(given)) if isinstance(m, Noise) else m(x)
     return x
 
 

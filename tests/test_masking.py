@@ -92,3 +92,18 @@ def test_lbfgs_in_float64_breaks_the_saturated_unit_that_float32_cannot_see():
     assert narrow["success_rate"] == 0.0 and wide["success_rate"] == 1.0
     # the smallest flip lowers mean(x) below 0.5: about 0.05 * sqrt(200) = 0.71 in L2
     assert all(0.70 < n < 1.2 for n in wide["norms"])
+
+
+def test_square_after_gradients_uses_the_suites_square_when_autoattack_has_none():
+    from sleepnet.evaluation.masking import square_after_gradients
+
+    standard = {"n": 100, "settings": {"parts": ["apgd-ce", "apgd-t", "fab-t", "square"]},
+                "breakdown": {"0.1": {"apgd-ce": 40, "square": 2}, "0.2": {"apgd-ce": 50, "square": 0}}}
+    assert square_after_gradients(standard, None) == {"share": 0.02, "ok": False,
+                                                      "from": "AutoAttack's Square part"}
+    rand = {"n": 4, "budgets": [0.1, 0.2], "settings": {"parts": ["apgd-ce", "apgd-dlr"]},
+            "norms": [0.05, None, 0.15, 0.0]}  # robust at 0.1: images 1, 2; at 0.2: image 1
+    square = {"n": 5, "norms": [0.05, 0.15, 0.08, 0.0, 0.01]}  # AA-robust ones it breaks: 2 at 0.1, 1 at 0.2
+    res = square_after_gradients(rand, square)
+    assert res["share"] == (1 + 1) / 4 and res["ok"] is False and res["from"] == "the suite's Square run"
+    assert square_after_gradients(rand, None)["ok"] is None

@@ -329,3 +329,10 @@ def test_autoattack_takes_its_rand_version_for_a_stochastic_model_unless_told():
     assert aa(model, version="standard").version == "standard"  # told: as told
     with noise.single_draws():  # the naive evaluation treats the model as deterministic
         assert aa(model).version == "standard" and aa(model).eot_samples == 1
+
+
+def test_a_noisy_model_still_walks_with_torchs_module_apply():
+    model = noise.add_noise(build_mlp([6, 8, 3], dropout=0), "poisson:25")
+    seen = []
+    model.apply(lambda m: seen.append(type(m).__name__))  # torch's Module.apply, not shadowed
+    assert "PoissonNoise" in seen and seen[-1] == "Sequential"

@@ -44,6 +44,7 @@ from ..noise import single_draws
 from ..state import modes_kept, on_device
 from ..training import accuracy
 from .attacks import ATTACKS, eot_default, stochastic
+from .attacks.autoattack import default_version
 from .curve import attack_curve
 from .distortions import DISTORTIONS
 from .robust import accuracy_over_draws, norms_from_json, robust_accuracy, worst_case
@@ -133,7 +134,10 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
                 res = ATTACKS[setting.attack](model, own, device=device, **params).run(x, y)
             return res | {"params": params, "n": n}
 
-        out[setting.label] = unit(setting.label, [repr(setting), params, len(idx)], run)
+        inputs = [repr(setting), params, len(idx)]
+        if setting.attack == "autoattack" and "version" not in params and default_version(model) != "standard":
+            inputs.append({"version": default_version(model)})  # a measure kept before rand was the default
+        out[setting.label] = unit(setting.label, inputs, run)
     idx = subsample_indices(n_test, min(masking_subsample, subsample))
     free = None
     if "hopskipjump" in out:

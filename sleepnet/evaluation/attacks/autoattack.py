@@ -185,6 +185,12 @@ for _label, _doc in (("apgd-ce", "APGD on the cross-entropy (torchattacks)."),
     _part(_label, _doc)
 
 
+def default_version(model: nn.Module) -> str:
+    """The AutoAttack version for ``model`` when none is given: ``rand`` for a randomized (stochastic)
+    model, ``standard`` otherwise, and within ``noise.single_draws`` (module docstring)."""
+    return "rand" if stochastic(model) and judge_draws() > 1 else "standard"
+
+
 @register
 class AutoAttack(LibraryAttack):
     """AutoAttack, ``version`` standard or rand (module docstring)."""
@@ -193,8 +199,7 @@ class AutoAttack(LibraryAttack):
 
     def __init__(self, model, loss=None, eps: float = 0.1, norm: str = "inf", version: str | None = None,
                  eot_samples: int | None = None, **kwargs):  # fmt: skip
-        if version is None:  # randomized defences get the rand version (module docstring)
-            version = "rand" if stochastic(model) and judge_draws() > 1 else "standard"
+        version = default_version(model) if version is None else version
         if version not in VERSIONS:
             raise SleepnetError(f"unknown AutoAttack version {version!r} (known: {', '.join(VERSIONS)})")
         self.parts, self.version = VERSIONS[version], version
