@@ -135,8 +135,9 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
             return res | {"params": params, "n": n}
 
         inputs = [repr(setting), params, len(idx)]
-        if setting.attack == "autoattack" and "version" not in params and default_version(model) != "standard":
-            inputs.append({"version": default_version(model)})  # a measure kept before rand was the default
+        rand = setting.attack == "autoattack" and "version" not in params and default_version(model) == "rand"
+        if rand:  # not a measure kept before rand was a stochastic model's default
+            inputs.append({"version": "rand"})
         out[setting.label] = unit(setting.label, inputs, run)
     idx = subsample_indices(n_test, min(masking_subsample, subsample))
     free = None

@@ -221,7 +221,8 @@ def add_budget_checks(checks: dict, out: dict, spec, hsj_in_aa: np.ndarray | Non
         if s.attack != "autoattack" or s.label not in out:
             continue
         key = f"square_after_gradients_l{s.norm}"
-        checks[key] = square_after_gradients(out[s.label], out.get(s.label.replace("autoattack", "square", 1)))
+        square = out.get(s.label.replace("autoattack", "square", 1))
+        checks[key] = square_after_gradients(out[s.label], square)
         words[key] = words["square_after_gradients"] + f" (L{s.norm})"
     hsj = out.get("hopskipjump")
     aa = out.get("autoattack-l2")
