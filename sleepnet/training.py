@@ -146,17 +146,17 @@ def deterministic(device=None):
 def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
              batch_size: int = 5000, device=None) -> float:  # fmt: skip
     """Fraction of ``x`` classified as ``y`` (argmax of the output, evaluation mode); for a stochastic
-    model, of its expected prediction over ``noise.DRAWS`` passes (``noise.expected_scores``; of single
-    passes within ``noise.single_draws``).
+    model, of its expected prediction over ``noise.DRAWS`` passes (``noise.expected_scores``; of one
+    pass within ``noise.single_draws``), its draws seeded as the expected prediction's.
 
     Runs on ``device`` (default: the model's own); the model is left on its device and in its mode.
     """
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
     net = model
-    if noise.stochastic(model) and noise.judge_draws() > 1:
-        body = logit_body(model)
-        net = lambda xb: noise.expected_scores(body, xb)  # noqa: E731
+    if noise.stochastic(model):  # common random numbers, so a rerun gives the same figure
+        body, draws = logit_body(model), noise.judge_draws()
+        net = lambda xb: noise.expected_scores(body, xb, draws)  # noqa: E731
     with on_device(model, device) as dev, eval_mode(model):
         correct = torch.zeros((), dtype=torch.int64, device=dev)
         for s in range(0, len(x), batch_size):

@@ -339,12 +339,12 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
     data = dataset_for(meta, data_dir, dataset)
     check_n(n, data)
     check_classes(model, data, str(model_dir))
+    naive = bool(single_draws) and stochastic(model)
     eot = eot_samples
-    if eot is None and takes_eot(attack) and meta.get("eot_samples"):  # the record's, else the default
-        eot = eot_default(model, meta)
+    if eot is None and takes_eot(attack) and meta.get("eot_samples") and not naive:  # the record's, else
+        eot = eot_default(model, meta)  # the default (1 within single_draws)
     idx = subsample_indices(len(data.x_test), n)
     shape = (1, *data.image_shape) if data.image_shape else None
-    naive = bool(single_draws) and stochastic(model)
     with noise_single_draws(naive):
         res = attack_curve(model, data.x_test[idx], data.y_test[idx], attack, norm, budgets, loss=loss,
                            eot_samples=eot, seed=seed, image_shape=shape, device=device,

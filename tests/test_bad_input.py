@@ -259,6 +259,8 @@ CASES = [
     ("experiment-no-eot-name", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", extra="without_eot = true",
                            sleep='a-no-eot = { preset = "patches" }'), 1, "rename 'a-no-eot'"),  # fmt: skip
+    ("evaluate-no-eot-rand", ("evaluate", "m", "--attack", "autoattack", "--no-eot", "--version", "rand",
+                              "--json", "a.json"), None, 2, "cannot go with --version rand"),  # fmt: skip
     ("evaluate-no-eot-eot", ("evaluate", "m", "--attack", "pgd", "--no-eot", "--eot-samples", "5", "--json",
                              "a.json"), None, 2, "cannot go with --eot-samples 5"),  # fmt: skip
     ("experiment-key", ("run", "e.toml", "-o", "out"),

@@ -42,7 +42,7 @@ def add_parser(subparsers):
     g.add_argument("--loss", default="cross-entropy", help="the loss pgd and fgsm ascend; also margin, "
                    "dlr, squared (the paper's)")  # fmt: skip
     g.add_argument("--version", help="autoattack: standard or rand (default: rand for a stochastic model, "
-                   "as AutoAttack prescribes for randomized defences; standard otherwise)")
+                   "as AutoAttack prescribes for randomized defences; standard otherwise and with --no-eot)")
     g.add_argument("--json", type=Path, help="where the result goes (JSON)")
     add_device(p, "the evaluation")
     add_common(p, out=False)
@@ -86,6 +86,8 @@ def run_attack(args) -> int:
         raise UsageError("--attack takes one model folder")
     if args.json is None:
         raise UsageError("--attack needs --json FILE for the result")
+    if args.no_eot and args.version == "rand":
+        raise UsageError("--no-eot evaluates without EOT: it cannot go with --version rand (EOT 20)")
     if args.no_eot and args.eot_samples not in (None, 1):
         raise UsageError(f"--no-eot takes gradients of one draw: it cannot go with "
                          f"--eot-samples {args.eot_samples}")
