@@ -13,12 +13,13 @@ gradients from an attack. Reported over the images:
   (NaN ratio if all are).
 
 A stochastic model (noise layers, ``sleepnet.noise``) has one Jacobian per noise draw. Its
-``J`` is their mean over ``noise.DRAWS`` (20) draws, ``d E[logits] / d x``: the gradient that EOT
-attacks follow, with the draws held fixed (``noise.through``). The draws are the common random
-numbers of the model's expected prediction (restarted at ``noise.JUDGE_SEED`` for every batch of
-100 images), so the figure is reproducible. ``draws`` says how many; ``single_draw`` gives
-``top`` and ``participation_ratio`` of the draws' own Jacobians (mean over images and draws),
-the map that one pass of the network applies.
+``J`` is their mean over ``noise.DRAWS`` (20) draws, ``d E[logits] / d x``, the Jacobian of its
+mean logits, with the draws held fixed (``noise.through``). The draws are those the model's
+expected prediction makes on the same batch of 100 images (its float32 layers restarted at
+``noise.JUDGE_SEED``; each draw cast to float64), so the figure is reproducible. ``draws`` says
+how many; ``single_draw`` gives ``top`` and ``participation_ratio`` of the draws' own Jacobians
+(mean over images and draws), the map that one pass of the network applies. The Jacobians are
+made one draw at a time (an FSDD batch of all 20 at once would hold 1.3 GB).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from torch.func import jacrev, vmap
 
 from .. import noise
+from ..errors import SleepnetError
 from ..losses import logit_body
 from .base import ANALYSES, Analysis
 
@@ -38,30 +40,40 @@ BATCH = 100
 
 
 def draw_jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise.DRAWS):
-    """Per batch of ``BATCH`` images, the float64 Jacobians of the logits of ``model`` (evaluation
-    mode): an array ``(draws, batch, classes, inputs)``, one Jacobian per noise draw for a stochastic
-    model (module docstring), ``draws = 1`` for a deterministic one."""
-    body = copy.deepcopy(logit_body(model)).double().eval().cpu()
+    """Per batch of ``BATCH`` images, a generator of the float64 Jacobians of the logits of ``model``
+    (evaluation mode), ``(batch, classes, inputs)`` each: one per noise draw for a stochastic model
+    (module docstring), one for a deterministic one. Made lazily, one draw at a time."""
+    if len(x) == 0:
+        raise SleepnetError("the Jacobian analysis needs at least one image")
+    own = logit_body(model)
+    body = copy.deepcopy(own).double().eval().cpu()
     for p in body.parameters():
         p.requires_grad_(False)
     noisy = noise.stochastic(body)
     if noisy:
         noise.check_flat(body)
+        judge = copy.deepcopy(own).float().eval().cpu()  # draws as the model makes them, in float32
     single = lambda v, e: noise.through(body, v[None], [d[None] for d in e])[0]  # noqa: E731
     for s in range(0, len(x), BATCH):
         xb = torch.as_tensor(x[s : s + BATCH], dtype=torch.float64)
         if not noisy:
-            yield vmap(jacrev(single))(xb, [])[None].numpy()
+            yield iter([vmap(jacrev(single))(xb, []).numpy()])
             continue
-        with noise.seeded(body, noise.JUDGE_SEED):  # the expected prediction's draws for this batch
-            fixed = [noise.draw(body, xb) for _ in range(int(draws))]
-        yield np.stack([vmap(jacrev(single))(xb, e).numpy() for e in fixed])
+        with torch.no_grad(), noise.seeded(judge, noise.JUDGE_SEED):  # the expected prediction's draws
+            fixed = [[e.double() for e in noise.draw(judge, xb.float())] for _ in range(int(draws))]
+        yield (vmap(jacrev(single))(xb, e).numpy() for e in fixed)
 
 
 def jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise.DRAWS) -> np.ndarray:
     """The float64 Jacobians of the logits, ``(n, classes, inputs)``, of ``model`` (evaluation mode);
     for a stochastic model their mean over ``draws`` noise draws (``draw_jacobians``)."""
-    return np.concatenate([j.mean(axis=0) for j in draw_jacobians(model, x, draws)])
+    out = []
+    for batch in draw_jacobians(model, x, draws):
+        total, k = 0, 0
+        for J in batch:
+            total, k = total + J, k + 1
+        out.append(total / k)
+    return np.concatenate(out)
 
 
 def spectrum(J: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,18 +95,22 @@ class Jacobian(Analysis):
     def compute(self, model, x):
         """``{"singular_values", "top", "frobenius", "participation_ratio", "participation_ratio_std",
         "zero_jacobian"}``."""
-        means, tops, ratios = [], [], []
-        for J in draw_jacobians(model, x):
-            means.append(J.mean(axis=0))
-            s, pr, _ = spectrum(J)
-            tops.append(s[..., 0].ravel())
-            ratios.append(pr.ravel())
+        means, tops, ratios, k = [], [], [], 0
+        for batch in draw_jacobians(model, x):
+            total, k = 0, 0
+            for J in batch:
+                total, k = total + J, k + 1
+                if noise.stochastic(model):  # each draw's own map
+                    s, pr, _ = spectrum(J)
+                    tops.append(s[:, 0])
+                    ratios.append(pr)
+            means.append(total / k)
         s, pr, zero = spectrum(np.concatenate(means))  # (n, classes), descending
         out = {"singular_values": s.mean(axis=0).tolist(), "top": float(s[:, 0].mean()),
                "frobenius": float(np.sqrt((s**2).sum(axis=1)).mean()),
                "participation_ratio": _nanmean(pr), "participation_ratio_std": _nanmean(pr, np.nanstd),
-               "zero_jacobian": float(zero.mean()), "draws": len(J)}  # fmt: skip
-        if len(J) > 1:
+               "zero_jacobian": float(zero.mean()), "draws": k}  # fmt: skip
+        if tops:
             out["single_draw"] = {"top": float(np.concatenate(tops).mean()),
                                   "participation_ratio": _nanmean(np.concatenate(ratios))}  # fmt: skip
         return out
