@@ -310,8 +310,9 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         results = ev.results(progress)
         _prune(tmp, spec)
         if ev.reused or ev.models_reused:
+            models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
             LOG.info("reused %d of %d models and %d of %d measures from an earlier run", ev.models_reused,
-                     len(ev.pending), ev.reused, ev.reused + ev.done)  # fmt: skip
+                     models, ev.reused, ev.reused + ev.done)  # fmt: skip
         timing["total_s"] = time.perf_counter() - t_all
         timing["evaluate_s"] = {f"seed{k[0]}/{k[1]}": r["evaluate_s"] for k, r in results.items()}
         per_seed = {seed: {name: res for (s, name), res in results.items() if s == seed}

@@ -219,3 +219,14 @@ def test_our_deepfool_matches_art(loss):
     # the misses are images whose new top score stays below 0, where the output ReLU ties
     assert ours["success_rate"] == art["success_rate"] >= 0.85
     assert ours["median_rel_l2"] == pytest.approx(art["median_rel_l2"], rel=0.05)
+
+
+def test_lbfgs_in_a_batch_finds_what_it_finds_alone_on_a_nonlinear_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16), nn.Sigmoid(), nn.Linear(16, 3), nn.ReLU()).eval()
+    x = np.random.default_rng(5).random((6, 20)).astype(np.float32)
+    y = predict(model, x)
+    adv = {b: ATTACKS["lbfgs"](model, batch_size=b).generate(x, y) for b in (1, 6)}
+    assert all((predict(model, a) != y).all() for a in adv.values())
+    alone, together = _rel(adv[1], x), _rel(adv[6], x)
+    assert np.allclose(together, alone, rtol=0.05), (together, alone)  # the shared line search: close
