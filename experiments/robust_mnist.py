@@ -12,7 +12,7 @@ step is skipped when its output exists, so a stopped run resumes. Then
 robust accuracy per budget, mean and std over seeds, the paired t-test over
 seeds, and per seed the exact McNemar test over images (images robust for one
 model and not the other). Each run's result (per image) is also kept under
-``experiments/results/robust_mnist/runs/`` and used from there when the work folder lacks it.
+``experiments/results/robust_mnist/per_image/`` and used from there when the work folder lacks it.
 ``--carry`` takes a seed that has no such file from the committed ``summary.json``
 (its values, clean accuracy, seconds and McNemar test) rather than training and attacking it
 again; the report says which seeds were carried.
@@ -61,20 +61,28 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     return {"only_control": only_a, "only_sleep": only_b, "p": float(p)}
 
 
-def records(runs: dict, seeds: list[int], norm: str) -> dict:
+def records(runs: dict, seeds: list[int], norm: str, n: int) -> dict:
     """Per (model, seed): robust accuracy per budget, clean accuracy, seconds and the per-image verdicts
-    (robust at each budget) of a run kept as a file; seeds with no file come from the committed
-    ``summary.json`` (values, clean accuracy, seconds and McNemar only: their per-image files were
-    in ``runs/``, which is not kept), marked ``carried``."""
+    (robust at each budget) of a run kept as a file; a seed with no file for either model comes from
+    the committed ``summary.json`` (values, clean accuracy, seconds and McNemar only: its per-image
+    files were in ``runs/``, which was not kept), marked ``carried``. Every result must be on ``n``
+    images."""
     from sleepnet.evaluation.robust import key, limit, norms_from_json
 
     path = RESULTS / "summary.json"
     old = json.loads(path.read_text()).get(norm) if path.exists() else None
     out = {}
     for s in seeds:
+        have = [m for m in ("control", "sleep") if (norm, m, s) in runs]
+        if len(have) == 1:
+            raise SystemExit(f"robust_mnist: seed {s} (L{norm}) has a result for {have[0]} only; both models "
+                             "of a seed are attacked, or both carried")  # fmt: skip
         for m in ("control", "sleep"):
             run = runs.get((norm, m, s))
             if run is not None:
+                if run["n"] != n:
+                    raise SystemExit(f"robust_mnist: the {m} result of seed {s} is on {run['n']} images, "
+                                     f"not --n {n}")  # fmt: skip
                 found = norms_from_json(run["norms"])
                 out[(m, s)] = {"budgets": run["budgets"], "robust_accuracy": run["robust_accuracy"],
                                "clean": run["clean_accuracy"], "seconds": run["seconds"],
@@ -86,6 +94,8 @@ def records(runs: dict, seeds: list[int], norm: str) -> dict:
             if str(s) not in had:
                 raise SystemExit(f"robust_mnist: no result for {m}, seed {s}, L{norm}, in {RESULTS} or the "
                                  "work folder")  # fmt: skip
+            if old["n"] != n:
+                raise SystemExit(f"robust_mnist: the summary's seed {s} is on {old['n']} images, not --n {n}")
             i = had.index(str(s))
             out[(m, s)] = {"budgets": [float(k) for k in old["budgets"]],
                            "robust_accuracy": {k: row[m]["values"][i] for k, row in old["budgets"].items()},
@@ -95,7 +105,7 @@ def records(runs: dict, seeds: list[int], norm: str) -> dict:
     return out
 
 
-def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
+def summarize(runs: dict, seeds: list[int], norms: list[str], n: int) -> dict:
     """Per norm and budget: robust accuracy per model and seed, mean/std, paired tests."""
     from scipy.stats import ttest_rel
 
@@ -103,7 +113,7 @@ def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
 
     out = {}
     for norm in norms:
-        rec = records(runs, seeds, norm)
+        rec = records(runs, seeds, norm, n)
         first = rec[("control", seeds[0])]
         rows = {}
         for eps in first["budgets"]:
@@ -129,8 +139,10 @@ def summarize(runs: dict, seeds: list[int], norms: list[str]) -> dict:
 
 def report(summary: dict, seeds: list[int]) -> str:
     """``report.md``: one table per norm."""
+    carry = any(s.get("carried") for s in summary.values())
     lines = ["# AutoAttack on the MNIST control and the slept network (preset mnist-fgsm)", "",
-             f"Written by `python experiments/robust_mnist.py --seeds {','.join(map(str, seeds))}`. "
+             f"Written by `python experiments/robust_mnist.py --seeds {','.join(map(str, seeds))} "
+             f"--norms {','.join(summary)}{' --carry' if carry else ''}`. "
              "Robust accuracy: the share of test images classified correctly clean and not fooled "
              "within the budget by any part of AutoAttack (standard version: APGD-CE, APGD-T, "
              "FAB-T, Square 5000 queries; torchattacks 3.5.1), mean ± std over seeds. p (seeds): "
@@ -153,7 +165,7 @@ def report(summary: dict, seeds: list[int]) -> str:
         if s.get("carried"):
             lines += ["", f"Seeds {', '.join(map(str, s['carried']))}: carried from the summary committed "
                       "before this run (their per-image result files were not kept then; every seed's file "
-                      "is now kept under `runs/` here)."]  # fmt: skip
+                      "is now kept under `per_image/` here)."]  # fmt: skip
         secs = {m: np.median(v) for m, v in s["seconds"].items()}
         lines += [
             "",
@@ -186,25 +198,34 @@ def main(argv=None) -> int:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     norms = args.norms.split(",")
+    for norm in norms:  # a summary's carried seeds have no file anywhere: dropping them loses them
+        filed = {s for s in carried_seeds(norm)
+                 if (RESULTS / "per_image" / f"autoattack-l{norm}-control-{s}.json").exists()}  # fmt: skip
+        lost = carried_seeds(norm) - set(seeds) - filed
+        if lost:
+            raise SystemExit(f"robust_mnist: summary.json holds seeds {sorted(lost)} (L{norm}) that "
+                             "have no result files: name them in --seeds (with --carry) or they are "
+                             "lost")  # fmt: skip
     runs = {}
     for norm in norms:  # every seed of one norm before the next: a stopped run has whole tables
         for seed in seeds:
-            for name in ("control", "sleep"):
-                out = args.work / f"autoattack-l{norm}-{name}-{seed}.json"
-                kept = RESULTS / "runs" / out.name  # each run's per-image result, kept with the summary
-                if not out.exists() and kept.exists():
-                    out = kept
-                elif not out.exists() and args.carry and seed in carried_seeds(norm):
-                    continue  # records() takes it from the summary
-                folder = models(args.work, seed)[name]
-                step(out, "autoattack", lambda folder=folder, out=out, norm=norm: attack_to_file(
-                    folder, out, attack="autoattack", norm=norm, eps=DEFAULT_BUDGETS[norm], n=args.n,
-                    seed=0))  # fmt: skip
+            files = {name: args.work / f"autoattack-l{norm}-{name}-{seed}.json"
+                     for name in ("control", "sleep")}  # fmt: skip
+            kept = {name: RESULTS / "per_image" / f.name for name, f in files.items()}  # beside the summary
+            present = [name for name in files if files[name].exists() or kept[name].exists()]
+            if args.carry and not present and seed in carried_seeds(norm):
+                continue  # both from the summary (records)
+            for name, out in files.items():
+                if not out.exists() and kept[name].exists():
+                    out = kept[name]
+                step(out, "autoattack", lambda name=name, out=out, norm=norm, seed=seed: attack_to_file(
+                    models(args.work, seed)[name], out, attack="autoattack", norm=norm,
+                    eps=DEFAULT_BUDGETS[norm], n=args.n, seed=0))  # fmt: skip
                 runs[(norm, name, seed)] = json.loads(out.read_text())
-                if out != kept:
-                    kept.parent.mkdir(parents=True, exist_ok=True)
-                    kept.write_text(out.read_text())
-    summary = summarize(runs, seeds, norms)
+                if out != kept[name]:
+                    kept[name].parent.mkdir(parents=True, exist_ok=True)
+                    kept[name].write_text(out.read_text())
+    summary = summarize(runs, seeds, norms, args.n)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (RESULTS / "report.md").write_text(report(summary, seeds))
