@@ -195,12 +195,13 @@ class ExperimentSpec:
         object.__setattr__(self, "defences", FrozenMap({k: FrozenMap(v) for k, v in self.defences.items()}))
 
     def to_dict(self) -> dict:
-        """The dict ``metrics.json`` records (lists, plain dicts, each sleep config as a dict)."""
+        """The dict ``metrics.json`` records (lists, plain dicts, each sleep config as a dict);
+        ``without_eot`` only where it is true, so earlier files read the same."""
         return {
             "name": self.name, "dataset": self.dataset, "recipe": self.recipe,
             "hidden": None if self.hidden is None else list(self.hidden), "epochs": self.epochs,
             "seeds": list(self.seeds), "suite": self.suite, "subsample": self.subsample,
-            "workers": self.workers, "without_eot": self.without_eot,
+            "workers": self.workers, **({"without_eot": True} if self.without_eot else {}),
             "defences": {k: dict(v) for k, v in self.defences.items()},
             "sleep": {k: c.to_dict() for k, c in self.sleep.items()},
         }  # fmt: skip

@@ -231,6 +231,7 @@ def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_p
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["aggregate"]) == {"control", "noisy", "noisy-no-eot"}  # a deterministic control: once
     runs = metrics["per_seed"]["0"]
+    assert metrics["experiment"]["without_eot"] is True
     assert runs["noisy-no-eot"]["single_draws"] is True and "single_draws" not in runs["noisy"]
     assert runs["noisy-no-eot"]["fgsm"] != runs["noisy"]["fgsm"]
     assert "| noisy-no-eot |" in (out / "report.md").read_text()
