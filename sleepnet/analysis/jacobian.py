@@ -67,13 +67,18 @@ def draw_jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise
 def jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise.DRAWS) -> np.ndarray:
     """The float64 Jacobians of the logits, ``(n, classes, inputs)``, of ``model`` (evaluation mode);
     for a stochastic model their mean over ``draws`` noise draws (``draw_jacobians``)."""
-    out = []
-    for batch in draw_jacobians(model, x, draws):
-        total, k = 0, 0
-        for J in batch:
-            total, k = total + J, k + 1
-        out.append(total / k)
-    return np.concatenate(out)
+    return np.concatenate([_mean(batch)[0] for batch in draw_jacobians(model, x, draws)])
+
+
+def _mean(batch, each=None) -> tuple[np.ndarray, int]:
+    """The mean of one batch's draws' Jacobians (``draw_jacobians``) and their number; ``each(J)`` is
+    called on every draw's first, if given."""
+    total, k = 0, 0
+    for J in batch:
+        if each is not None:
+            each(J)
+        total, k = total + J, k + 1
+    return total / k, k
 
 
 def spectrum(J: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,15 +101,16 @@ class Jacobian(Analysis):
         """``{"singular_values", "top", "frobenius", "participation_ratio", "participation_ratio_std",
         "zero_jacobian"}``."""
         means, tops, ratios, k = [], [], [], 0
+
+        def own_map(J):  # each draw's own map, for a stochastic model
+            s, pr, _ = spectrum(J)
+            tops.append(s[:, 0])
+            ratios.append(pr)
+
+        each = own_map if noise.stochastic(model) else None
         for batch in draw_jacobians(model, x):
-            total, k = 0, 0
-            for J in batch:
-                total, k = total + J, k + 1
-                if noise.stochastic(model):  # each draw's own map
-                    s, pr, _ = spectrum(J)
-                    tops.append(s[:, 0])
-                    ratios.append(pr)
-            means.append(total / k)
+            mean, k = _mean(batch, each)
+            means.append(mean)
         s, pr, zero = spectrum(np.concatenate(means))  # (n, classes), descending
         out = {"singular_values": s.mean(axis=0).tolist(), "top": float(s[:, 0].mean()),
                "frobenius": float(np.sqrt((s**2).sum(axis=1)).mean()),
