@@ -54,11 +54,10 @@ def models(work: Path, seed: int) -> dict[str, Path]:
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     """Exact McNemar test of paired booleans: images robust for one only; two-sided binomial p."""
-    from scipy.stats import binomtest
+    from sleepnet.report import mcnemar as test
 
-    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_control": only_a, "only_sleep": only_b, "p": float(p)}
+    only_a, only_b, p = test(a, b)
+    return {"only_control": only_a, "only_sleep": only_b, "p": p}
 
 
 def records(runs: dict, seeds: list[int], norm: str, n: int) -> dict:

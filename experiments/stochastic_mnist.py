@@ -2,7 +2,7 @@
 robustness with EOT and without, and the representation geometry of each.
 
     python experiments/stochastic_mnist.py [--seeds 0] [--n 500] [--n-aa 100] [--n-square 100]
-                                           [--work runs/stochastic_mnist]
+                                           [--work runs/stochastic_mnist] [--carry]
 
 For each seed: the paper's network (control, ``paper`` recipe), sleep (``mnist-fgsm``), PGD
 adversarial training (``adv-pgd``), and five stochastic networks of the control's recipe and
@@ -22,7 +22,12 @@ skipped when its output exists, so a stopped run resumes):
 - ``analyze --geometry``: MFTMA of class and exemplar manifolds per layer.
 
 Then ``experiments/results/stochastic_mnist/``: ``summary.json``, ``report.md`` and
-``geometry.png``. The full suite (``experiments/stochastic_mnist.toml``, 3 seeds) is the same
+``geometry.png`` (the first seed's): every measure over seeds (mean, std, paired t-test against the
+control), McNemar per seed over images (PGD and AutoAttack at 0.1), and the geometry's capacities and
+clean/adversarial separations over seeds. Each model's result (with its per-image norms) and each
+seed's geometry are kept under ``per_image/`` there, and used from there when the work folder lacks
+them. ``--carry`` takes a seed that has no such files from the committed ``summary.json`` (the first
+seed was measured before per-image results were kept); the report says which seeds were carried. The full suite (``experiments/stochastic_mnist.toml``, 3 seeds) is the same
 comparison with the standard suite; it did not fit on 2 cores.
 """
 
@@ -97,16 +102,17 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     for eot in sorted({EOT_PGD if noisy else 1, 1}, reverse=True):
         curve = attack_curve(model, x, y, "pgd", "inf", [0.05, 0.1], seed=seed, eot_samples=eot)
         res[f"pgd-eot{eot}"] = {k: curve[k] for k in ("robust_accuracy", "clean_accuracy", "eot_samples",
-                                                      "draws", "n", "loss", "seconds")}  # fmt: skip
+                                                      "draws", "n", "loss", "seconds", "norms")}  # fmt: skip
     ia = subsample_indices(len(data.x_test), n_aa)
     aa = attack_curve(model, data.x_test[ia], data.y_test[ia], "autoattack", "inf", [0.1], seed=seed,
                       version="rand" if noisy else "standard", image_shape=(1, 28, 28))  # fmt: skip
     res["autoattack"] = {k: aa[k] for k in ("robust_accuracy", "clean_accuracy", "eot_samples", "draws", "n",
-                                            "loss", "seconds", "settings")}  # fmt: skip
+                                            "loss", "seconds", "settings", "norms")}  # fmt: skip
     isq = subsample_indices(len(data.x_test), n_square)
     sq = attack_curve(model, data.x_test[isq], data.y_test[isq], "square", "inf", [0.1], seed=seed,
                       n_queries=1000, image_shape=(1, 28, 28))  # fmt: skip
-    res["square"] = {k: sq[k] for k in ("robust_accuracy", "clean_accuracy", "draws", "n", "seconds")}
+    res["square"] = {k: sq[k] for k in ("robust_accuracy", "clean_accuracy", "draws", "n", "seconds",
+                                        "norms")}  # fmt: skip
     if noisy:  # what a naive evaluation reports: Square querying, and judged by, single noisy passes
         naive = ATTACKS["square"](model, eps=0.1, n_queries=1000, seed=seed, image_shape=(1, 28, 28))
         run = naive.judge_by(1).run(data.x_test[isq], data.y_test[isq])
@@ -140,13 +146,19 @@ def geometry(folders: dict[str, Path], out: Path) -> None:
     analyze_to_folder(list(folders.values()), out, analyses=("weights",), geometry=True)
 
 
-def report(runs: list[dict], geo: dict) -> str:
-    """The report: robustness per model, then geometry per layer."""
+def report(runs: list[dict], geo: dict, over: dict, seeds: list[int], carried: list[int],
+           sizes: tuple[int, int, int]) -> str:
+    """The report: robustness and geometry over seeds, robustness per run, then one seed's geometry per
+    layer."""
+    first = seeds[0]
     lines = ["# Stochastic networks on MNIST (experiments/stochastic_mnist.py)", "",
+             f"Written by `python experiments/stochastic_mnist.py --seeds {','.join(map(str, seeds))} "
+             f"--n {sizes[0]} --n-aa {sizes[1]} --n-square {sizes[2]}{' --carry' if carried else ''}`.", "",
              "Robust accuracy: an image counts only if correct clean and not broken within the budget; a",
              "stochastic model is judged by its expected prediction (mean probability over 20 draws).",
              "PGD: L-inf, cross-entropy, 40 steps; EOT 8 = the gradient averaged over 8 draws.",
              "Clean over draws: single passes, mean +- std over 20, on the 10000 test images.", "",
+             *seeds_report(over, seeds, carried), "## Per run", "",
              "| model | clean (expected) | clean over draws | PGD no EOT .05 / .1 | PGD EOT .05 / .1 | "
              "AutoAttack .1 | Square .1 | Square .1, single draws |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -163,7 +175,7 @@ def report(runs: list[dict], geo: dict) -> str:
                      f"{sq['robust_accuracy']['0.1']:.3f} (n={sq['n']}) | "
                      + (f"{r['square-single-draw']['robust_accuracy']['0.1']:.3f} |"
                         if "square-single-draw" in r else "- |"))  # fmt: skip
-    lines += ["", "## Geometry per layer (input, hidden 1, hidden 2, logits)", "",
+    lines += ["", f"## Geometry per layer (input, hidden 1, hidden 2, logits), seed {first}", "",
               "MFTMA capacity / radius / dimension of each kind of manifold (`docs/geometry.md`).", ""]
     for label, r in geo["models"].items():
         g = r["geometry"]
@@ -183,6 +195,143 @@ def report(runs: list[dict], geo: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def base(label: str) -> str:
+    """A model's name without its seed (``gaussian-0.03-1`` -> ``gaussian-0.03``)."""
+    return label.rsplit("-", 1)[0]
+
+
+def compact(geo: dict) -> dict:
+    """Per model (seed dropped): capacity, radius and dimension per layer of every kind of manifold,
+    and the clean/adversarial separations; what the over-seeds tables need of ``analysis.json``."""
+    out = {}
+    for label, r in geo["models"].items():
+        g = r["geometry"]
+        out[base(label)] = {"manifolds": {kind: {k: m[k] for k in ("capacity", "radius", "dimension")}
+                                          for kind, m in g["manifolds"].items()},
+                            **{k: g[k] for k in ("separation", "separation_draws") if k in g}}  # fmt: skip
+    return out
+
+
+def strongest_pgd(run: dict) -> dict:
+    """The PGD run that counts: with EOT for a stochastic model, the only one otherwise."""
+    return run[f"pgd-eot{EOT_PGD}"] if run["stochastic"] else run["pgd-eot1"]
+
+
+MEASURES = {"clean": lambda r: r["clean"],
+            "pgd .1": lambda r: strongest_pgd(r)["robust_accuracy"]["0.1"],
+            "pgd .1 no EOT": lambda r: r["pgd-eot1"]["robust_accuracy"]["0.1"],
+            "autoattack .1": lambda r: r["autoattack"]["robust_accuracy"]["0.1"],
+            "square .1": lambda r: r["square"]["robust_accuracy"]["0.1"],
+            "square .1 single draws": lambda r: r.get("square-single-draw", {}).get("robust_accuracy", {})
+            .get("0.1")}  # fmt: skip
+PER_IMAGE = {"pgd .1": (strongest_pgd, 0.1), "autoattack .1": (lambda r: r["autoattack"], 0.1)}
+
+
+def over_seeds(runs: list[dict], geos: dict[int, dict], seeds: list[int]) -> dict:
+    """Per model, every measure over seeds (mean, std, paired t-test against the control), McNemar per
+    seed where both runs kept their per-image norms, and the geometry's key figures over seeds."""
+    import numpy as np
+
+    from sleepnet.evaluation.robust import limit, norms_from_json
+    from sleepnet.report import mcnemar, paired_p
+
+    by = {(base(r["model"]), r["seed"]): r for r in runs}
+    names = list(dict.fromkeys(base(r["model"]) for r in runs))
+
+    def stats(vals: list, ctrl: list | None) -> dict:
+        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        return {"values": vals, "mean": float(np.mean(vals)), "std": std,
+                "p_vs_control": paired_p(vals, ctrl) if ctrl else float("nan")}  # fmt: skip
+
+    out = {}
+    for name in names:
+        row = {}
+        for measure, get in MEASURES.items():
+            vals = [get(by[(name, s)]) for s in seeds]
+            if None in vals:
+                continue
+            ctrl = [get(by[("control", s)]) for s in seeds] if name != "control" else None
+            ctrl = None if ctrl is None or None in ctrl else ctrl  # a measure the control has not
+            row[measure] = stats(vals, ctrl)
+        row["mcnemar"] = {}
+        for measure, (get, eps) in PER_IMAGE.items():
+            tests = {}
+            for s in seeds:
+                a, b = get(by[("control", s)]), get(by[(name, s)])
+                if name != "control" and "norms" in a and "norms" in b:
+                    ra, rb = (norms_from_json(x["norms"]) > limit(eps) for x in (a, b))
+                    tests[str(s)] = dict(zip(("only_control", "only_model", "p"), mcnemar(ra, rb)))
+            if tests:
+                row["mcnemar"][measure] = tests
+        geo = [geos[s][name] for s in seeds]
+        ctrl_geo = [geos[s]["control"] for s in seeds]
+        row["geometry"] = {
+            f"{kind} capacity": [stats([g["manifolds"][kind]["capacity"][i] for g in geo], None)
+                                 for i in range(len(geo[0]["manifolds"][kind]["capacity"]))]
+            for kind in ("class", "class-adv", "exemplar-noise")}  # fmt: skip
+        row["geometry"]["separation"] = [
+            stats([g["separation"][i] for g in geo],
+                  [c["separation"][i] for c in ctrl_geo] if name != "control" else None)
+            if geo[0]["separation"][i] is not None else None
+            for i in range(len(geo[0]["separation"]))]  # fmt: skip
+        out[name] = row
+    return out
+
+
+def seeds_report(over: dict, seeds: list[int], carried: list[int]) -> list[str]:
+    """The over-seeds section of the report."""
+    cell = lambda m: f"{m['mean']:.3f} ± {m['std']:.3f}"  # noqa: E731
+    vs = lambda m: "" if m["p_vs_control"] != m["p_vs_control"] else f" (p={m['p_vs_control']:.2g})"  # noqa: E731
+    lines = [f"## Over seeds {', '.join(map(str, seeds))}", "",
+             "Mean ± std over seeds; p: paired t-test against the control over seeds (2 degrees of "
+             "freedom with 3 seeds). PGD .1 is with EOT 8 for a stochastic model.", "",
+             "| model | clean | PGD .1 | PGD .1 no EOT | AutoAttack .1 | Square .1 | "
+             "Square .1 single draws |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in over.items():
+        cells = [cell(row[m]) + vs(row[m]) if m in row else "-" for m in MEASURES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    tests = {n: r["mcnemar"] for n, r in over.items() if r["mcnemar"]}
+    if tests:
+        lines += ["", "McNemar per seed (images robust for the control only / for the model only, exact "
+                  "two-sided p), for the seeds whose per-image results were kept:", "",
+                  "| model | PGD .1 | AutoAttack .1 |", "|---|---|---|"]  # fmt: skip
+        for name, t in tests.items():
+            fmt = lambda d: "; ".join(f"seed {s}: {v['only_control']}/{v['only_model']} p={v['p']:.2g}"  # noqa: E731
+                                      for s, v in d.items()) or "-"
+            lines.append(f"| {name} | {fmt(t.get('pgd .1', {}))} | {fmt(t.get('autoattack .1', {}))} |")
+    lines += ["", "Geometry over seeds (per layer input, hidden 1, hidden 2, logits; mean ± std): MFTMA "
+              "capacity of the class manifolds, clean and adversarial, and of the exemplar noise "
+              "manifolds; the clean/adversarial exemplar separation d' (p: paired against the "
+              "control at each layer).", "",
+              "| model | class capacity | class-adv capacity | exemplar-noise capacity | clean/adv d' |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name, row in over.items():
+        g = row["geometry"]
+        caps = [" ".join(f"{m['mean']:.3f}±{m['std']:.3f}" for m in g[f"{k} capacity"])
+                for k in ("class", "class-adv", "exemplar-noise")]  # fmt: skip
+        sep = " ".join("-" if m is None else f"{m['mean']:.1f}±{m['std']:.1f}{vs(m)}"
+                       for m in g["separation"])
+        lines.append(f"| {name} | " + " | ".join(caps) + f" | {sep} |")
+    if carried:
+        lines += ["", f"Seeds {', '.join(map(str, carried))}: carried from the summary committed before "
+                  "(`--carry`); their per-image results were not kept then, so they have no McNemar test."]
+    return lines + [""]
+
+
+def carry(old: dict, seed: int, sizes: tuple[int, int, int]) -> tuple[list[dict], dict]:
+    """Seed ``seed``'s runs and compact geometry from the committed summary ``old``; refuses other sizes."""
+    runs = [r | {"carried": True} for r in old["runs"] if r["seed"] == seed]
+    have = (runs[0]["pgd-eot1"]["n"], runs[0]["autoattack"]["n"], runs[0]["square"]["n"])
+    if have != sizes:
+        raise SystemExit(f"stochastic_mnist: seed {seed} in summary.json was measured on --n, --n-aa, "
+                         f"--n-square = {have}, not {sizes}: run it again without --carry")  # fmt: skip
+    geo = old.get("geometry_seeds", {}).get(str(seed))
+    if geo is None:  # a summary of before geometry_seeds: its full geometry is its first seed's
+        geo = compact(old["geometry"])
+    return runs, geo
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0")
@@ -190,28 +339,74 @@ def main(argv=None) -> int:
     p.add_argument("--n-aa", type=int, default=100)
     p.add_argument("--n-square", type=int, default=100)
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "stochastic_mnist")
+    p.add_argument("--carry", action="store_true", help="take a seed that has no result files from the "
+                   "committed summary.json instead of training and measuring it again")  # fmt: skip
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    args.work.mkdir(parents=True, exist_ok=True)
-    runs = []
     sizes = (args.n, args.n_aa, args.n_square)
+    old = json.loads((RESULTS / "summary.json").read_text()) if (RESULTS / "summary.json").exists() else {}
+    committed = sorted({r["seed"] for r in old.get("runs", [])})
+    kept = RESULTS / "per_image"
+    lost = [s for s in committed if s not in seeds and not (kept / f"geometry-{s}.json").exists()]
+    if lost:
+        raise SystemExit(f"stochastic_mnist: summary.json holds seeds {lost} that have no result files: "
+                         "name them in --seeds (with --carry) or they are lost")  # fmt: skip
+    args.work.mkdir(parents=True, exist_ok=True)
+    runs, geos, carried = [], {}, []
     for seed in seeds:
-        folders = models(args.work, seed)
-        for name, folder in folders.items():
-            out = args.work / f"{name}-{seed}.json"
-            step(out, f"measure {name}", lambda f=folder, o=out, s=seed: measure(f, o, *sizes, s))
-            draws = args.work / f"{name}-{seed}-draws.json"
-            step(draws, f"over draws {name}", lambda f=folder, o=draws, s=seed: over_draws(f, o, s))
-            runs.append(json.loads(out.read_text()) | json.loads(draws.read_text()) | {"seed": seed})
-        geo_dir = args.work / f"geometry-{seed}"
-        step(geo_dir, "geometry", lambda f=folders, o=geo_dir: geometry(f, o))
-    geo = json.loads((args.work / f"geometry-{seeds[0]}" / "analysis.json").read_text())
+        geo_file = kept / f"geometry-{seed}.json"
+        if args.carry and seed in committed and not geo_file.exists() \
+                and not (args.work / f"control-{seed}.json").exists():
+            seed_runs, geos[seed] = carry(old, seed, sizes)
+            runs += seed_runs
+            carried.append(seed)
+            continue
+        names = ["control", "sleep", "adv-pgd", *NOISES]
+        if not all((kept / f"{name}-{seed}.json").exists() for name in names) or not geo_file.exists():
+            folders = models(args.work, seed)
+            for name, folder in folders.items():
+                out = args.work / f"{name}-{seed}.json"
+                step(out, f"measure {name}", lambda f=folder, o=out, s=seed: measure(f, o, *sizes, s))
+                draws = args.work / f"{name}-{seed}-draws.json"
+                step(draws, f"over draws {name}", lambda f=folder, o=draws, s=seed: over_draws(f, o, s))
+                record = json.loads(out.read_text()) | json.loads(draws.read_text()) | {"seed": seed}
+                kept.mkdir(parents=True, exist_ok=True)
+                (kept / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
+            geo_dir = args.work / f"geometry-{seed}"
+            step(geo_dir, "geometry", lambda f=folders, o=geo_dir: geometry(f, o))
+            geo_file.write_text(json.dumps(compact(json.loads((geo_dir / "analysis.json").read_text())),
+                                           indent=1) + "\n")  # fmt: skip
+        for name in names:
+            record = json.loads((kept / f"{name}-{seed}.json").read_text())
+            if (record["n"], record["autoattack"]["n"], record["square"]["n"]) != sizes:
+                raise SystemExit(f"stochastic_mnist: {kept / f'{name}-{seed}.json'} was measured on other "
+                                 "sizes than --n, --n-aa, --n-square: move it away to measure again")
+            runs.append(record)
+        geos[seed] = json.loads(geo_file.read_text())
+    first = seeds[0]
+    detail = args.work / f"geometry-{first}" / "analysis.json"
+    if detail.exists():
+        geo = json.loads(detail.read_text())
+        png = (args.work / f"geometry-{first}" / "geometry.png").read_bytes()
+    elif first in carried:
+        geo, png = old["geometry"], None  # the committed figure is that seed's
+    else:
+        raise SystemExit(f"stochastic_mnist: the full geometry of seed {first} is gone with {args.work}; "
+                         "list a seed first whose work folder is here, or a carried one")  # fmt: skip
+    over = over_seeds(runs, geos, seeds)
+    summary = {"seeds": seeds, "carried": carried, "runs": [{k: v for k, v in r.items()} for r in runs],
+               "over_seeds": over, "geometry_seeds": {str(s): g for s, g in geos.items()}, "geometry": geo}
+    for r in summary["runs"]:  # per-image norms stay in per_image/
+        for v in r.values():
+            if isinstance(v, dict):
+                v.pop("norms", None)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "summary.json").write_text(json.dumps({"runs": runs, "geometry": geo}, indent=1) + "\n")
-    (RESULTS / "report.md").write_text(report(runs, geo))
-    png = args.work / f"geometry-{seeds[0]}" / "geometry.png"
-    (RESULTS / "geometry.png").write_bytes(png.read_bytes())
-    print((RESULTS / "report.md").read_text())
+    text = report(runs, geo, over, seeds, carried, sizes)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (RESULTS / "report.md").write_text(text)
+    if png is not None:
+        (RESULTS / "geometry.png").write_bytes(png)
+    print(text)
     return 0
 
 

@@ -58,7 +58,9 @@ def scalars(res: dict) -> dict[str, float]:
     return out
 
 
-def _ttest(a: list[float], b: list[float]) -> float:
+def paired_p(a: list[float], b: list[float]) -> float:
+    """Paired t-test p of ``a`` against ``b`` (seeds): nan for fewer than 2 pairs or non-finite values;
+    0 or nan (equal) when every difference is the same."""
     if len(a) < 2 or not all(map(math.isfinite, a + b)):
         return float("nan")
     d = np.asarray(a) - np.asarray(b)
@@ -67,6 +69,15 @@ def _ttest(a: list[float], b: list[float]) -> float:
     from scipy.stats import ttest_rel
 
     return float(ttest_rel(a, b).pvalue)
+
+
+def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
+    """Exact McNemar test of paired booleans (per image, robust or not): the number true for ``a``
+    only, for ``b`` only, and the two-sided binomial p."""
+    from scipy.stats import binomtest
+
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    return only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
 def aggregate(per_seed: dict) -> dict:
@@ -85,7 +96,7 @@ def aggregate(per_seed: dict) -> dict:
                 "mean": float(np.mean(finite)) if finite else float("nan"),
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
                 "values": vals,
-                "p_vs_control": _ttest(vals, ctrl) if ctrl else float("nan"),
+                "p_vs_control": paired_p(vals, ctrl) if ctrl else float("nan"),
             }
     return table
 

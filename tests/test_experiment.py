@@ -236,3 +236,22 @@ def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_p
     assert runs["noisy-no-eot"]["fgsm"] != runs["noisy"]["fgsm"]
     assert "| noisy-no-eot |" in (out / "report.md").read_text()
     assert sorted(p.name for p in (out / "units" / "seed0").iterdir()) == ["control", "noisy", "noisy-no-eot"]
+
+
+def test_paired_statistics_against_hand_computed_values():
+    """The two tests every multi-seed table uses: the paired t-test over seeds and the exact McNemar
+    test over images, checked against values worked by hand."""
+    import numpy as np
+
+    from sleepnet.report import mcnemar, paired_p
+
+    # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1, t = 0.2 / (0.1 / sqrt 3) = 3.4641, 2 dof -> p 0.0742
+    assert paired_p([0.6, 0.7, 0.8], [0.5, 0.5, 0.5]) == pytest.approx(0.07417, abs=1e-4)
+    assert np.isnan(paired_p([0.6], [0.5]))  # one seed: no test
+    assert paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0  # the same gain every seed: no spread
+    assert np.isnan(paired_p([0.5, 0.6], [0.5, 0.6]))
+    a = np.array([True] * 7 + [False] * 3 + [True] * 5)
+    b = np.array([False] * 7 + [True] * 3 + [True] * 5)
+    # 7 for a only, 3 for b only: two-sided binomial p of 3 or fewer of 10 = 2 * 176 / 1024
+    assert mcnemar(a, b) == (7, 3, pytest.approx(0.34375))
+    assert mcnemar(b, b) == (0, 0, 1.0)
