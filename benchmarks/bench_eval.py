@@ -12,7 +12,9 @@ run) on the first ``--n`` test images of the fixed permutation, on
 fast attack that does nothing shows). Scaling to 1000 images is linear; Square
 and the decision attacks have a per-query overhead, so for them measure at
 ``--n 1000``. Results go to ``benchmarks/results/eval_cpu.txt`` with
-``--save``.
+``--save`` (``eval_cpu-<names>.txt`` with ``--only``). ``hopskipjump`` is ours,
+batched over images; ``hopskipjump-art`` is ART's, one image at a time, with the
+same settings.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ ROWS = (
     ("deepfool (curve)", "deepfool", "2", (1.5,), {}),
     ("cw-l2 9x1000 (curve)", "cw-l2", "2", (1.5,), {"binary_search_steps": 9}),
     ("hopskipjump 20 it (curve)", "hopskipjump", "2", (1.5,), {"max_iter": 20, "max_eval": 1000}),
+    ("hopskipjump-art (ART's)", "hopskipjump-art", "2", (1.5,), {"max_iter": 20, "max_eval": 1000}),
 )
 
 
@@ -86,7 +89,8 @@ def main(argv=None) -> int:
         lines.append(line)
         print(line, flush=True)
     if args.save:
-        out = ROOT / "benchmarks" / "results" / "eval_cpu.txt"
+        out = ROOT / "benchmarks" / "results" / (f"eval_cpu-{'-'.join(sorted(only))}.txt" if only
+                                                   else "eval_cpu.txt")  # fmt: skip
         out.write_text("\n".join(lines) + "\n")
         print(f"-> {out}")
     return 0

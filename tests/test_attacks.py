@@ -14,6 +14,7 @@ from sleepnet.evaluation.attacks import (
     Boundary,
     DeepFool,
     HopSkipJump,
+    HopSkipJumpArt,
 )
 
 
@@ -96,7 +97,7 @@ def test_pgd_succeeds_just_above_and_fails_just_below_the_minimal_radius(norm):
     assert dist.max() <= eps * (1 + 1e-5) + 1e-7
 
 
-@pytest.mark.parametrize("cls", [Boundary, HopSkipJump])
+@pytest.mark.parametrize("cls", [Boundary, HopSkipJump, HopSkipJumpArt])
 def test_decision_attacks_never_beat_the_minimal_perturbation(cls):
     model, x, y, l2, _ = linear_case(3, n=4)
     kw = {"max_iter": 300} if cls is Boundary else {"max_iter": 20, "max_eval": 2000}
@@ -107,7 +108,7 @@ def test_decision_attacks_never_beat_the_minimal_perturbation(cls):
     assert np.all(ratio > 0.999) and np.median(ratio) < 2.0, ratio
 
 
-@pytest.mark.parametrize("cls", [Boundary, HopSkipJump])
+@pytest.mark.parametrize("cls", [Boundary, HopSkipJump, HopSkipJumpArt])
 def test_decision_attacks_are_fixed_by_their_seed(cls):
     # ART starts each image from an unseeded np.random.RandomState(): seeded here too
     model, x, y, _, _ = linear_case(4, n=3)
@@ -121,6 +122,35 @@ def test_decision_attacks_are_fixed_by_their_seed(cls):
     np.random.seed(11)
     cls(model, "cross-entropy", seed=0, **kw).generate(x, y)
     np.testing.assert_array_equal(np.random.random(2), expected)  # ... its global stream too
+
+
+def test_hopskipjump_batched_is_each_image_alone_and_within_arts_own_spread():
+    """Ours advances all images together; ART (the reference, ART 1.20) one at a time. On a nonlinear
+    net with 3 classes each image's found L2 of ours lies within ART's spread over 3 seeds (10%
+    margin), and an image's attack does not depend on its batch."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(30, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
+    x = np.random.default_rng(1).random((12, 30)).astype(np.float32)
+    y = predict(model, x)
+    assert len(set(y)) > 1
+    kw = dict(max_iter=10, max_eval=500)
+    ours = HopSkipJump(model, "cross-entropy", seed=0, **kw).generate(x, y)
+    assert (predict(model, ours) != y).all()
+    art = np.stack([_rel(HopSkipJumpArt(model, "cross-entropy", seed=s, **kw).generate(x, y), x)
+                    for s in range(3)])  # fmt: skip
+    found = _rel(ours, x)
+    assert np.all(found >= 0.9 * art.min(0)) and np.all(found <= 1.1 * art.max(0)), (found, art)
+    assert art.min() > 0.005  # the images are not on the boundary to begin with
+    alone = HopSkipJump(model, "cross-entropy", seed=0, max_iter=3, max_eval=200)
+    together = alone.generate(x, y)
+    for i in (0, 5, 11):
+        np.testing.assert_array_equal(alone.generate(x[i : i + 1], y[i : i + 1])[0], together[i])
+    wrong = y.copy()
+    wrong[:2] = (y[:2] + 1) % 4  # misclassified clean: left alone
+    np.testing.assert_array_equal(HopSkipJump(model, "cross-entropy", **kw).generate(x, wrong)[:2], x[:2])
+    for bad in ({"max_eval": 0}, {"init_eval": 600, "max_eval": 500}, {"max_iter": 1.5}):
+        with pytest.raises(SleepnetError, match="hopskipjump"):
+            HopSkipJump(model, "cross-entropy", **bad)
 
 
 def test_jsma_reaches_the_second_most_likely_class_inside_the_box():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from sleepnet.errors import SleepnetError
-from sleepnet.evaluation.attacks import FGSM, HopSkipJump
+from sleepnet.evaluation.attacks import FGSM, HopSkipJumpArt
 from sleepnet.fsio import atomic_write, check_output, write_json
 from sleepnet.hashing import sha256_arrays, sha256_bytes, sha256_file, weights_sha256
 from sleepnet.state import changed, eval_mode, grads_kept, numpy_seeded, optuna_quiet, snapshot
@@ -125,7 +125,7 @@ def test_a_failing_art_attack_still_restores_numpy(monkeypatch):
     model = _dropout_mlp().train()
     x = np.random.default_rng(0).random((2, 12)).astype(np.float32)
     with pytest.raises(RuntimeError, match="ART failed"):
-        HopSkipJump(model, "cross-entropy", max_iter=1, max_eval=200).run(x, np.array([0, 1]))
+        HopSkipJumpArt(model, "cross-entropy", max_iter=1, max_eval=200).run(x, np.array([0, 1]))
     assert np.random.RandomState is np.random.mtrand.RandomState
     assert all(m.training for m in model.modules())
 

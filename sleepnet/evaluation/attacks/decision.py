@@ -1,4 +1,5 @@
-"""Decision-based (gradient-free) attacks through ART: Boundary and HopSkipJump.
+"""Decision-based (gradient-free) attacks through ART: Boundary, and HopSkipJump as
+``hopskipjump-art`` (the cross-check of our batched ``hopskipjump``, ``hopskipjump.py``).
 
 They query only the model's predicted class, so gradient masking cannot fool
 them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
@@ -68,10 +69,10 @@ class Boundary(PerturbationAttack):
 
 
 @register
-class HopSkipJump(PerturbationAttack):
-    """HopSkipJump (L2) through ART, untargeted, seeded (module docstring)."""
+class HopSkipJumpArt(PerturbationAttack):
+    """HopSkipJump (L2) through ART, untargeted, seeded, one image at a time (module docstring)."""
 
-    name = "hopskipjump"
+    name = "hopskipjump-art"
     minimal = True
 
     def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
