@@ -1,12 +1,13 @@
 """The saturation defence over lambda: does the regime Nayebi & Ganguli (2017) describe exist?
 
-    python experiments/saturation_sweep.py [--acts relu,sigmoid] [--lams 0,1e-4,...,1]
+    python experiments/saturation_sweep.py [--acts relu,sigmoid,cnn] [--lams 0,1e-4,...,1]
         [--epochs 5] [--seed 0] [--n 500] [--work runs/saturation_sweep]
 
 For each activation and lambda: train the MLP ``<act>-mlp`` (784-1200-1200-10, biases,
-Adam 1e-3, cross-entropy) with the saturation penalty (schedule ``linear:0.5``) for
-``--epochs`` epochs, then measure on the first ``--n`` test images of the fixed
-permutation, L-inf budgets 0.1 and 0.2 (0.1 only for the costlier attacks):
+Adam 1e-3, cross-entropy), or for ``cnn`` the ReLU CNN of recipe ``cnn`` (two 5x5
+convolutions, 16 and 32 channels, dense 128, ``docs/saturation.md`` §2), with the saturation
+penalty (schedule ``linear:0.5``) for ``--epochs`` epochs, then measure on the first ``--n``
+test images of the fixed permutation, L-inf budgets 0.1 and 0.2 (0.1 only for the costlier attacks):
 
 - the paper's attack: FGSM with the float32 cross-entropy gradient (robust accuracy);
 - PGD-40 with cross-entropy and with the margin loss in float32, and with the margin loss
@@ -19,7 +20,9 @@ permutation, L-inf budgets 0.1 and 0.2 (0.1 only for the costlier attacks):
 Clean accuracy is on all 10000 test images. Every model and every result is kept under
 ``--work`` and skipped when present, so a stopped run resumes; a longer run is another
 ``--epochs``. Then ``experiments/results/saturation_sweep/``: ``sweep.json``, ``report.md``,
-``sweep.png`` (every run found under ``--work``).
+``sweep.png``: the committed ``sweep.json``'s runs, each replaced by the run of the same
+activation, lambda, epochs and seed found under ``--work``, and every other run found there
+(so a sweep of one activation adds to the table rather than replacing it).
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "saturation_sweep"
 LAMS = "0,1e-4,1e-3,1e-2,1e-1,1"
+RECIPES = {"relu": "relu-mlp", "sigmoid": "sigmoid-mlp", "cnn": "cnn"}
+
+
+def identity(run: dict) -> tuple:
+    """What makes a run of the sweep: activation (or ``cnn``), lambda, epochs, seed."""
+    return run["act"], run["lam"], run["epochs"], run["seed"]
 
 
 def measure(folder: Path, n: int, seed: int) -> dict:
@@ -112,15 +121,15 @@ def main(argv=None) -> int:
     except ValueError as exc:
         raise SystemExit(f"saturation_sweep: --lams must be numbers ({exc})") from None
     for act in acts:
-        if act not in ("relu", "sigmoid"):
-            raise SystemExit(f"saturation_sweep: unknown activation {act!r} (relu or sigmoid)")
+        if act not in RECIPES:
+            raise SystemExit(f"saturation_sweep: unknown activation {act!r} (relu, sigmoid or cnn)")
     for act in acts:
         for lam in lams:
             name = f"{act}-lam{lam:g}-ep{args.epochs}-seed{args.seed}"
             folder = args.work / name
             if not folder.exists():
                 print(f"train {name}", flush=True)
-                train_to_folder("mnist", f"{act}-mlp", args.seed, folder, epochs=args.epochs, saturation=lam,
+                train_to_folder("mnist", RECIPES[act], args.seed, folder, epochs=args.epochs, saturation=lam,
                                 progress=False)  # fmt: skip
             result = args.work / f"{name}.json"
             if not result.exists():
@@ -133,7 +142,12 @@ def main(argv=None) -> int:
                 res |= margin32(folder, args.n, args.seed)
                 result.write_text(json.dumps(res, indent=1) + "\n")
             print(res, flush=True)
-    runs = [json.loads(f.read_text()) for f in sorted(args.work.glob("*.json"))]
+    runs = {identity(r): r for r in json.loads((RESULTS / "sweep.json").read_text())} \
+        if (RESULTS / "sweep.json").exists() else {}  # fmt: skip
+    for f in sorted(args.work.glob("*.json")):
+        r = json.loads(f.read_text())
+        runs[identity(r)] = r
+    runs = list(runs.values())
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sweep.json").write_text(json.dumps(runs, indent=1) + "\n")
     plot(runs, RESULTS / "sweep.png")
@@ -161,14 +175,14 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("lambda (0 drawn at 1e-5)")
         ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {runs[0]['n']} images)")
-        ax.set_title(f"{act} MLP with the saturation penalty")
+        ax.set_title(f"{act if act == 'cnn' else act + ' MLP'} with the saturation penalty")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
     save(fig, path)
 
 
 def report(runs: list[dict]) -> str:
-    lines = ["# The saturation defence over lambda (MNIST, 784-1200-1200-10 MLPs)", "",
+    lines = ["# The saturation defence over lambda (MNIST: 784-1200-1200-10 MLPs, the ReLU CNN)", "",
              "Written by `python experiments/saturation_sweep.py`. Robust accuracy at L-inf eps on the "
              f"first {runs[0]['n']} test images of the fixed permutation (correct clean and not broken); "
              "clean on all 10000. `fgsm32-ce`: the paper's attack, FGSM with the float32 cross-entropy "
