@@ -106,9 +106,8 @@ def records(runs: dict, seeds: list[int], norm: str, n: int) -> dict:
 
 def summarize(runs: dict, seeds: list[int], norms: list[str], n: int) -> dict:
     """Per norm and budget: robust accuracy per model and seed, mean/std, paired tests."""
-    from scipy.stats import ttest_rel
-
     from sleepnet.evaluation.robust import key
+    from sleepnet.report import paired_p
 
     out = {}
     for norm in norms:
@@ -118,7 +117,7 @@ def summarize(runs: dict, seeds: list[int], norms: list[str], n: int) -> dict:
         for eps in first["budgets"]:
             k = key(eps)
             acc = {m: [rec[(m, s)]["robust_accuracy"][k] for s in seeds] for m in ("control", "sleep")}
-            p = float(ttest_rel(acc["sleep"], acc["control"]).pvalue) if len(seeds) > 1 else float("nan")
+            p = paired_p(acc["sleep"], acc["control"])
             rows[k] = {m: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))
                            if len(v) > 1 else 0.0} for m, v in acc.items()}  # fmt: skip
             rows[k]["p_seeds"] = p

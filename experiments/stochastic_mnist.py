@@ -22,13 +22,17 @@ skipped when its output exists, so a stopped run resumes):
 - ``analyze --geometry``: MFTMA of class and exemplar manifolds per layer.
 
 Then ``experiments/results/stochastic_mnist/``: ``summary.json``, ``report.md`` and
-``geometry.png`` (the first seed's): every measure over seeds (mean, std, paired t-test against the
-control), McNemar per seed over images (PGD and AutoAttack at 0.1), and the geometry's capacities and
-clean/adversarial separations over seeds. Each model's result (with its per-image norms) and each
-seed's geometry are kept under ``per_image/`` there, and used from there when the work folder lacks
-them. ``--carry`` takes a seed that has no such files from the committed ``summary.json`` (the first
-seed was measured before per-image results were kept); the report says which seeds were carried. The full suite (``experiments/stochastic_mnist.toml``, 3 seeds) is the same
-comparison with the standard suite; it did not fit on 2 cores.
+``geometry.png`` (the first seed's, when its work folder is here; else the committed figure stays,
+and the summary's ``figure_seed`` says whose it is): every measure over seeds (mean, std, paired
+t-test against the control), McNemar per seed over images (PGD and AutoAttack at 0.1), and the
+geometry's capacities and clean/adversarial separations over seeds. Each model's result (with its
+per-image norms) and each seed's geometry (capacity, radius, dimension, separations) are kept under
+``per_image/`` there, and used from there when the work folder lacks them. ``--carry`` takes a seed
+that has no such files from the committed ``summary.json`` (seed 0 was measured before per-image
+results were kept); the report says which seeds were carried. Every seed of the committed summary
+must be named in ``--seeds``, so that none is lost. The full suite
+(``experiments/stochastic_mnist.toml``, 3 seeds) is the same comparison with the standard suite; it
+did not fit on 2 cores.
 """
 
 from __future__ import annotations
@@ -147,7 +151,7 @@ def geometry(folders: dict[str, Path], out: Path) -> None:
 
 
 def report(runs: list[dict], geo: dict, over: dict, seeds: list[int], carried: list[int],
-           sizes: tuple[int, int, int]) -> str:
+           sizes: tuple[int, int, int], figure_seed: int) -> str:
     """The report: robustness and geometry over seeds, robustness per run, then one seed's geometry per
     layer."""
     first = seeds[0]
@@ -176,9 +180,9 @@ def report(runs: list[dict], geo: dict, over: dict, seeds: list[int], carried: l
                      + (f"{r['square-single-draw']['robust_accuracy']['0.1']:.3f} |"
                         if "square-single-draw" in r else "- |"))  # fmt: skip
     lines += ["", f"## Geometry per layer (input, hidden 1, hidden 2, logits), seed {first}", "",
-              "MFTMA capacity / radius / dimension of each kind of manifold (`docs/geometry.md`).", ""]
-    for label, r in geo["models"].items():
-        g = r["geometry"]
+              "MFTMA capacity / radius / dimension of each kind of manifold (`docs/geometry.md`); "
+              f"`geometry.png` draws seed {figure_seed}'s.", ""]
+    for label, g in geo.items():
         lines.append(f"### {label}")
         lines.append("")
         lines.append("| manifolds | capacity | radius | dimension |")
@@ -272,7 +276,7 @@ def over_seeds(runs: list[dict], geos: dict[int, dict], seeds: list[int]) -> dic
         row["geometry"]["separation"] = [
             stats([g["separation"][i] for g in geo],
                   [c["separation"][i] for c in ctrl_geo] if name != "control" else None)
-            if geo[0]["separation"][i] is not None else None
+            if all(g["separation"][i] is not None for g in geo + ctrl_geo) else None
             for i in range(len(geo[0]["separation"]))]  # fmt: skip
         out[name] = row
     return out
@@ -281,7 +285,10 @@ def over_seeds(runs: list[dict], geos: dict[int, dict], seeds: list[int]) -> dic
 def seeds_report(over: dict, seeds: list[int], carried: list[int]) -> list[str]:
     """The over-seeds section of the report."""
     cell = lambda m: f"{m['mean']:.3f} ± {m['std']:.3f}"  # noqa: E731
-    vs = lambda m: "" if m["p_vs_control"] != m["p_vs_control"] else f" (p={m['p_vs_control']:.2g})"  # noqa: E731
+    def vs(m: dict) -> str:  # paired_p is 0 when every seed's difference is the same: no spread to test
+        p = m["p_vs_control"]
+        return "" if p != p else " (same difference every seed)" if p == 0 else f" (p={p:.2g})"
+
     lines = [f"## Over seeds {', '.join(map(str, seeds))}", "",
              "Mean ± std over seeds; p: paired t-test against the control over seeds (2 degrees of "
              "freedom with 3 seeds). PGD .1 is with EOT 8 for a stochastic model.", "",
@@ -319,16 +326,29 @@ def seeds_report(over: dict, seeds: list[int], carried: list[int]) -> list[str]:
     return lines + [""]
 
 
+def geometry_seed(old: dict) -> int | None:
+    """The seed of a summary's full ``geometry`` and of its figure (summaries from before
+    ``geometry_seeds`` kept one seed's full geometry, its models labelled ``name-seed``)."""
+    if "figure_seed" in old:
+        return old["figure_seed"]
+    return int(next(iter(old["geometry"]["models"])).rsplit("-", 1)[1]) if "geometry" in old else None
+
+
 def carry(old: dict, seed: int, sizes: tuple[int, int, int]) -> tuple[list[dict], dict]:
     """Seed ``seed``'s runs and compact geometry from the committed summary ``old``; refuses other sizes."""
-    runs = [r | {"carried": True} for r in old["runs"] if r["seed"] == seed]
+    runs = [r | {"carried": True} for r in old.get("runs", []) if r["seed"] == seed]
+    if not runs:
+        raise SystemExit(f"stochastic_mnist: summary.json has no seed {seed} to carry")
     have = (runs[0]["pgd-eot1"]["n"], runs[0]["autoattack"]["n"], runs[0]["square"]["n"])
     if have != sizes:
         raise SystemExit(f"stochastic_mnist: seed {seed} in summary.json was measured on --n, --n-aa, "
                          f"--n-square = {have}, not {sizes}: run it again without --carry")  # fmt: skip
     geo = old.get("geometry_seeds", {}).get(str(seed))
-    if geo is None:  # a summary of before geometry_seeds: its full geometry is its first seed's
+    if geo is None and geometry_seed(old) == seed:  # a summary of before geometry_seeds
         geo = compact(old["geometry"])
+    if geo is None:
+        raise SystemExit(f"stochastic_mnist: summary.json has no geometry of seed {seed}: run it again "
+                         "without --carry")  # fmt: skip
     return runs, geo
 
 
@@ -347,10 +367,10 @@ def main(argv=None) -> int:
     old = json.loads((RESULTS / "summary.json").read_text()) if (RESULTS / "summary.json").exists() else {}
     committed = sorted({r["seed"] for r in old.get("runs", [])})
     kept = RESULTS / "per_image"
-    lost = [s for s in committed if s not in seeds and not (kept / f"geometry-{s}.json").exists()]
-    if lost:
-        raise SystemExit(f"stochastic_mnist: summary.json holds seeds {lost} that have no result files: "
-                         "name them in --seeds (with --carry) or they are lost")  # fmt: skip
+    left = [s for s in committed if s not in seeds]
+    if left:
+        raise SystemExit(f"stochastic_mnist: summary.json holds seeds {left}: name them in --seeds (with "
+                         "--carry if per_image/ has none of their files), or they are lost")  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)
     runs, geos, carried = [], {}, []
     for seed in seeds:
@@ -384,28 +404,22 @@ def main(argv=None) -> int:
             runs.append(record)
         geos[seed] = json.loads(geo_file.read_text())
     first = seeds[0]
-    detail = args.work / f"geometry-{first}" / "analysis.json"
-    if detail.exists():
-        geo = json.loads(detail.read_text())
-        png = (args.work / f"geometry-{first}" / "geometry.png").read_bytes()
-    elif first in carried:
-        geo, png = old["geometry"], None  # the committed figure is that seed's
-    else:
-        raise SystemExit(f"stochastic_mnist: the full geometry of seed {first} is gone with {args.work}; "
-                         "list a seed first whose work folder is here, or a carried one")  # fmt: skip
+    png = args.work / f"geometry-{first}" / "geometry.png"
+    figure_seed = first if png.exists() else geometry_seed(old)  # else the committed figure stays
     over = over_seeds(runs, geos, seeds)
     summary = {"seeds": seeds, "carried": carried, "runs": [{k: v for k, v in r.items()} for r in runs],
-               "over_seeds": over, "geometry_seeds": {str(s): g for s, g in geos.items()}, "geometry": geo}
+               "over_seeds": over, "geometry_seeds": {str(s): g for s, g in geos.items()},
+               "figure_seed": figure_seed}  # fmt: skip
     for r in summary["runs"]:  # per-image norms stay in per_image/
         for v in r.values():
             if isinstance(v, dict):
                 v.pop("norms", None)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    text = report(runs, geo, over, seeds, carried, sizes)
+    text = report(runs, geos[first], over, seeds, carried, sizes, figure_seed)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (RESULTS / "report.md").write_text(text)
-    if png is not None:
-        (RESULTS / "geometry.png").write_bytes(png)
+    if png.exists():
+        (RESULTS / "geometry.png").write_bytes(png.read_bytes())
     print(text)
     return 0
 

@@ -145,6 +145,8 @@ def test_hopskipjump_batched_is_each_image_alone_and_within_arts_own_spread():
     together = alone.generate(x, y)
     for i in (0, 5, 11):
         np.testing.assert_array_equal(alone.generate(x[i : i + 1], y[i : i + 1])[0], together[i])
+    chunked = HopSkipJump(model, "cross-entropy", seed=0, max_iter=3, max_eval=200, batch_size=150)
+    np.testing.assert_array_equal(chunked.generate(x, y), together)  # one image's probes a call
     wrong = y.copy()
     wrong[:2] = (y[:2] + 1) % 4  # misclassified clean: left alone
     np.testing.assert_array_equal(HopSkipJump(model, "cross-entropy", **kw).generate(x, wrong)[:2], x[:2])

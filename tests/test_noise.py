@@ -183,7 +183,7 @@ def test_a_stochastic_model_is_judged_by_its_expected_prediction():
 def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
     model = _noisy_classifier()
     x = np.random.default_rng(0).random((4, 6)).astype(np.float32)
-    hsj = ATTACKS["hopskipjump"](model, "cross-entropy", max_iter=1, max_eval=20, init_eval=5)
+    hsj = ATTACKS["hopskipjump-art"](model, "cross-entropy", max_iter=1, max_eval=20, init_eval=5)
     art = hsj.art(queried=True)
     noise.restart(model, 0)
     scores = art.predict(x)
@@ -195,6 +195,26 @@ def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
     assert res["draws"] == 20 and res["eot_samples"] == 1
     again = hsj.run(x, np.zeros(4, dtype=np.int64))  # a run holds the noise at the attack's seed
     assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)  # (NaN != NaN in ==)
+    ours = ATTACKS["hopskipjump"](model, "cross-entropy", max_iter=1, max_eval=20, init_eval=5)
+    seen = []
+    ours.queried = _Recorded(ours.queried, seen)  # every query goes through the expected scores
+    y = ours.predict(x)  # right clean, so every image is attacked
+    res = ours.run(x, y)
+    assert res["draws"] == 20 and res["clean_accuracy"] == 1.0 and len(seen) > 20
+    again = ours.run(x, y)
+    assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)
+
+
+class _Recorded(torch.nn.Module):
+    """``inner``, counting its calls in ``seen``."""
+
+    def __init__(self, inner, seen):
+        super().__init__()
+        self.inner, self.seen = inner, seen
+
+    def forward(self, x):
+        self.seen.append(len(x))
+        return self.inner(x)
 
 
 def test_train_cli_with_noise_and_its_bad_input(tmp_path):

@@ -138,6 +138,8 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
         rand = setting.attack == "autoattack" and "version" not in params and default_version(model) == "rand"
         if rand:  # not a measure kept before rand was a stochastic model's default
             inputs.append({"version": "rand"})
+        if hasattr(ATTACKS[setting.attack], "implementation"):  # not one kept from another implementation
+            inputs.append({"implementation": ATTACKS[setting.attack].implementation})
         out[setting.label] = unit(setting.label, inputs, run)
     idx = subsample_indices(n_test, min(masking_subsample, subsample))
     free = None

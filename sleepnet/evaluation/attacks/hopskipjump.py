@@ -3,7 +3,12 @@
 The same algorithm as ART's ``HopSkipJump`` (``art.attacks.evasion.hop_skip_jump``, ART 1.20,
 which ``hopskipjump-art`` runs for cross-checks), step for step, but every image of a batch advances
 together, so each model call carries the queries of many images at once; ART attacks one image at a
-time. Per image, from the label's side (an image the model misclassifies clean is left alone):
+time. Two differences: every point is rounded to float32 when it is made (ART keeps its iterates in
+float64 and rounds the result once, so the point it judged is not quite the point it returns), and a
+gradient estimate that comes out zero or not finite (every probe clipped back onto the point) leaves
+that image where it is for the iteration, where ART would return the clean image.
+
+Per image, from the label's side (an image the model misclassifies clean is left alone):
 
 1. a start: up to ``init_size`` uniform random images until one is misclassified, then a binary
    search towards the image down to 0.001 of the segment;
@@ -15,8 +20,11 @@ time. Per image, from the label's side (an image the model misclassifies clean i
    the point is adversarial.
 
 Then ``push_across`` (``decision.py``) as for ART's. Every random draw of an image comes from its
-own generator, seeded by the attack's seed and the image's bytes, so an image's attack does not
-depend on the batch it is in, its position there, or what ran before: batched equals alone.
+own generator, seeded by the attack's seed and the image's bytes (CRC-32), so on a deterministic
+model an image's attack does not depend on the batch it is in, its position there, or what ran
+before: batched equals alone. (A stochastic model's expected prediction gives row ``i`` of a batch
+the ``i``-th rows of its draws, ``noise.expected_scores``, so there an image's queries do depend on
+its row.)
 
 A stochastic model is queried through its expected prediction (``Attack.predict``), as every
 decision attack here; the geometric step gives up after 50 halvings (a point the expected
@@ -36,6 +44,8 @@ from .decision import push_across
 
 #: the most halvings of a geometric step before it stays put
 MAX_HALVINGS = 50
+#: the most floats of probe points in one model call (about 200 MB), whatever the input size
+PROBE_FLOATS = 50_000_000
 
 
 @register
@@ -44,15 +54,18 @@ class HopSkipJump(PerturbationAttack):
 
     name = "hopskipjump"
     minimal = True
+    #: kept evaluation results name it (``evaluate_model``): ART's ran under this name before
+    implementation = "sleepnet-batched-1"
 
     def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
-                 init_size: int = 100, seed: int = 0, batch_size: int = 50000, device=None):  # fmt: skip
-        """``batch_size``: the most probe points of one gradient estimate in one model call (the
-        images of a chunk times their probes)."""
+                 init_size: int = 100, seed: int = 0, batch_size: int | None = None,
+                 device=None):  # fmt: skip
+        """``batch_size``: the most probe points in one model call (the images of a chunk times their
+        probes); default ``PROBE_FLOATS`` over the input size."""
         super().__init__(model, loss, batch_size, device)
         for key, value, low in (("max_iter", max_iter, 0), ("max_eval", max_eval, 1),
                                 ("init_eval", init_eval, 1), ("init_size", init_size, 1)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise SleepnetError(f"hopskipjump {key} must be an integer >= {low}, got {value!r}")
         if init_eval > max_eval:
             raise SleepnetError(f"hopskipjump init_eval ({init_eval}) must not exceed max_eval ({max_eval})")
@@ -106,7 +119,7 @@ class HopSkipJump(PerturbationAttack):
         ``n_eval`` random probes of size ``delta`` each, chunked to ``batch_size`` points a call."""
         d = cur.shape[1]
         out = np.empty_like(cur)
-        chunk = max(1, self.batch_size // n_eval)
+        chunk = max(1, (self.batch_size or PROBE_FLOATS // d) // n_eval)
         for s in range(0, len(cur), chunk):
             part = range(s, min(s + chunk, len(cur)))
             probes = []
@@ -115,7 +128,7 @@ class HopSkipJump(PerturbationAttack):
                 u /= np.sqrt(np.sum(u**2, axis=1, keepdims=True))
                 probes.append(np.clip(cur[j] + np.float32(delta[j]) * u, 0.0, 1.0))
             points = np.concatenate(probes)
-            sat = self._fooled(points, np.repeat(y[s : s + len(part)], n_eval)).reshape(len(part), n_eval)
+            sat = (self.predict(points) != np.repeat(y[s : s + len(part)], n_eval)).reshape(len(part), n_eval)
             for k, j in enumerate(part):
                 u = (probes[k] - cur[j]) / np.float32(delta[j])  # the probes as clipped
                 f = (2 * sat[k] - 1.0).astype(np.float32)
@@ -123,7 +136,8 @@ class HopSkipJump(PerturbationAttack):
                     grad = f.mean() * u.mean(axis=0)
                 else:
                     grad = ((f - f.mean())[:, None] * u).mean(axis=0)
-                out[j] = grad / np.linalg.norm(grad)
+                size = np.linalg.norm(grad)
+                out[j] = grad / size if size > 0 and np.isfinite(size) else 0.0  # 0: the step stays put
         return out
 
     def _attack(self, x, y, start, rngs) -> np.ndarray:
