@@ -40,8 +40,8 @@ RECIPES = {"relu": "relu-mlp", "sigmoid": "sigmoid-mlp", "cnn": "cnn"}
 
 
 def identity(run: dict) -> tuple:
-    """What makes a run of the sweep: activation (or ``cnn``), lambda, epochs, seed."""
-    return run["act"], run["lam"], run["epochs"], run["seed"]
+    """What makes a run of the sweep: activation (or ``cnn``), lambda, epochs, seed, images."""
+    return run["act"], run["lam"], run["epochs"], run["seed"], run["n"]
 
 
 def measure(folder: Path, n: int, seed: int) -> dict:
@@ -159,6 +159,11 @@ COLUMNS = ("clean", "fgsm32-ce@0.1", "pgd32-ce@0.1", "pgd32-margin@0.1", "pgd64-
            "fgsm32-ce@0.2", "pgd32-ce@0.2", "pgd32-margin@0.2", "pgd64-margin@0.2")  # fmt: skip
 
 
+def images(runs: list[dict]) -> str:
+    """The number of images the runs were measured on (``500``, or ``200 or 500`` if they differ)."""
+    return " or ".join(str(n) for n in sorted({r["n"] for r in runs}))
+
+
 def plot(runs: list[dict], path: Path) -> None:
     from sleepnet.plots import save, subplots
 
@@ -174,7 +179,7 @@ def plot(runs: list[dict], path: Path) -> None:
                 ax.plot(lam, [r[key] for r in rs], style, label=f"{key} ({epochs} ep)", ms=4)
         ax.set_xscale("log")
         ax.set_xlabel("lambda (0 drawn at 1e-5)")
-        ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {runs[0]['n']} images)")
+        ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {images(runs)} images)")
         ax.set_title(f"{act if act == 'cnn' else act + ' MLP'} with the saturation penalty")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
@@ -184,7 +189,7 @@ def plot(runs: list[dict], path: Path) -> None:
 def report(runs: list[dict]) -> str:
     lines = ["# The saturation defence over lambda (MNIST: 784-1200-1200-10 MLPs, the ReLU CNN)", "",
              "Written by `python experiments/saturation_sweep.py`. Robust accuracy at L-inf eps on the "
-             f"first {runs[0]['n']} test images of the fixed permutation (correct clean and not broken); "
+             f"first {images(runs)} test images of the fixed permutation (correct clean and not broken); "
              "clean on all 10000. `fgsm32-ce`: the paper's attack, FGSM with the float32 cross-entropy "
              "gradient; "
              "`pgd32-ce`, `pgd32-margin`: PGD-40 with either loss; `pgd64-margin`: PGD-40 with the margin "
