@@ -1,7 +1,7 @@
 """The saturation defence over lambda: does the regime Nayebi & Ganguli (2017) describe exist?
 
     python experiments/saturation_sweep.py [--acts relu,sigmoid,cnn] [--lams 0,1e-4,...,1]
-        [--epochs 5] [--seed 0] [--n 500] [--work runs/saturation_sweep]
+        [--epochs 5] [--seed 0] [--n 500] [--work runs/saturation_sweep] [--autoattack]
 
 For each activation and lambda: train the MLP ``<act>-mlp`` (784-1200-1200-10, biases,
 Adam 1e-3, cross-entropy), or for ``cnn`` the ReLU CNN of recipe ``cnn`` (two 5x5
@@ -14,6 +14,9 @@ test images of the fixed permutation, L-inf budgets 0.1 and 0.2 (0.1 only for th
   on a float64 copy (Brendel & Bethge's stabilised gradient): the loss and the precision
   each changed alone;
 - Square (gradient-free, 1000 queries, L-inf 0.1);
+- with ``--autoattack``, also AutoAttack (standard version: APGD-CE, APGD-T, FAB-T, Square 5000
+  queries; torchattacks) at L-inf 0.1 and 0.2, per image the worst case over its parts (added to
+  a run measured without it);
 - the analyses: weight kurtosis per layer, saturated fraction and relative slope per layer,
   the input-output Jacobian's top singular value and participation ratio (500 images).
 
@@ -87,6 +90,22 @@ def measure(folder: Path, n: int, seed: int) -> dict:
     return out
 
 
+def autoattack(folder: Path, n: int, seed: int) -> dict:
+    """AutoAttack (standard) at L-inf 0.1 and 0.2 on the run's images, with its seconds."""
+    from sleepnet.evaluation import subsample_indices
+    from sleepnet.evaluation.curve import attack_curve
+    from sleepnet.models import load_model
+    from sleepnet.workflow import dataset_for
+
+    model, meta = load_model(folder)
+    data = dataset_for(meta)
+    idx = subsample_indices(len(data.x_test), n)
+    res = attack_curve(model, data.x_test[idx], data.y_test[idx], "autoattack", "inf", [0.1, 0.2], seed=seed,
+                       image_shape=(1, 28, 28), version="standard")  # fmt: skip
+    return {f"autoattack@{k}": v for k, v in res["robust_accuracy"].items()} | {
+        "autoattack_seconds": res["seconds"], "autoattack_breakdown": res.get("breakdown")}
+
+
 def margin32(folder: Path, n: int, seed: int) -> dict:
     """``pgd32-margin`` at both budgets, for a result written before it was measured."""
     from sleepnet.evaluation import subsample_indices
@@ -110,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "saturation_sweep")
+    p.add_argument("--autoattack", action="store_true", help="AutoAttack at L-inf 0.1 and 0.2 too")
     args = p.parse_args(argv)
 
     from sleepnet.saturation import check_lambda
@@ -141,6 +161,10 @@ def main(argv=None) -> int:
             if "pgd32-margin@0.1" not in res:  # measured before this column existed
                 res |= margin32(folder, args.n, args.seed)
                 result.write_text(json.dumps(res, indent=1) + "\n")
+            if args.autoattack and "autoattack@0.1" not in res:
+                print(f"autoattack {name}", flush=True)
+                res |= autoattack(folder, args.n, args.seed)
+                result.write_text(json.dumps(res, indent=1) + "\n")
             print(res, flush=True)
     runs = {identity(r): r for r in json.loads((RESULTS / "sweep.json").read_text())} \
         if (RESULTS / "sweep.json").exists() else {}  # fmt: skip
@@ -156,7 +180,8 @@ def main(argv=None) -> int:
 
 
 COLUMNS = ("clean", "fgsm32-ce@0.1", "pgd32-ce@0.1", "pgd32-margin@0.1", "pgd64-margin@0.1", "square@0.1",
-           "fgsm32-ce@0.2", "pgd32-ce@0.2", "pgd32-margin@0.2", "pgd64-margin@0.2")  # fmt: skip
+           "autoattack@0.1", "fgsm32-ce@0.2", "pgd32-ce@0.2", "pgd32-margin@0.2", "pgd64-margin@0.2",
+           "autoattack@0.2")  # fmt: skip
 
 
 def images(runs: list[dict]) -> str:
@@ -194,14 +219,15 @@ def report(runs: list[dict]) -> str:
              "gradient; "
              "`pgd32-ce`, `pgd32-margin`: PGD-40 with either loss; `pgd64-margin`: PGD-40 with the margin "
              "loss on a float64 copy of the model "
-             "(Brendel & Bethge); `square`: Square, 1000 queries, no gradients. `sat`: share of "
+             "(Brendel & Bethge); `square`: Square, 1000 queries, no gradients; `autoattack`: AutoAttack "
+             "(standard version, `--autoattack`; `-` where it was not run). `sat`: share of "
              "saturated unit x image per hidden layer; "
              "`kurt`: excess kurtosis of the weights per layer; `J`: top singular value and participation "
              "ratio of d logits / d x.", "", "![sweep](sweep.png)", "",
              "| act | lambda | epochs | " + " | ".join(COLUMNS) + " | sat | kurt | J top / PR | train s |",
              "|" + "---|" * (len(COLUMNS) + 7)]  # fmt: skip
     for r in sorted(runs, key=lambda r: (r["act"], r["epochs"], r["lam"])):
-        cells = [f"{r[k]:.3f}" for k in COLUMNS]
+        cells = [f"{r[k]:.3f}" if k in r else "-" for k in COLUMNS]  # AutoAttack: some runs only
         sat = "/".join(f"{v:.2f}" for v in r["saturated"][:-1])
         kurt = "/".join(f"{v:.1f}" for v in r["kurtosis"])
         lines.append(f"| {r['act']} | {r['lam']:g} | {r['epochs']} | " + " | ".join(cells)
