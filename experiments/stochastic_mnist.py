@@ -321,8 +321,9 @@ def seeds_report(over: dict, seeds: list[int], carried: list[int]) -> list[str]:
                        for m in g["separation"])
         lines.append(f"| {name} | " + " | ".join(caps) + f" | {sep} |")
     if carried:
-        lines += ["", f"Seeds {', '.join(map(str, carried))}: carried from the summary committed before "
-                  "(`--carry`); their per-image results were not kept then, so they have no McNemar test."]
+        which = f"Seed{'s' if len(carried) > 1 else ''} {', '.join(map(str, carried))}"
+        lines += ["", f"{which}: carried from the summary committed before (`--carry`); their per-image "
+                  "results were not kept then, so they have no McNemar test."]
     return lines + [""]
 
 
