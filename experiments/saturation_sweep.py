@@ -158,6 +158,9 @@ def main(argv=None) -> int:
                 res |= measure(folder, args.n, args.seed)
                 result.write_text(json.dumps(res, indent=1) + "\n")
             res = json.loads(result.read_text())
+            if res["n"] != args.n:  # its columns would come from other images than a new one's
+                raise SystemExit(f"saturation_sweep: {result} was measured on {res['n']} images, not --n "
+                                 f"{args.n}: use another --work")  # fmt: skip
             if "pgd32-margin@0.1" not in res:  # measured before this column existed
                 res |= margin32(folder, args.n, args.seed)
                 result.write_text(json.dumps(res, indent=1) + "\n")

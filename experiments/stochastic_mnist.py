@@ -335,6 +335,22 @@ def geometry_seed(old: dict) -> int | None:
     return int(next(iter(old["geometry"]["models"])).rsplit("-", 1)[1]) if "geometry" in old else None
 
 
+def check_sizes(record: dict, path: Path, sizes: tuple[int, int, int]) -> None:
+    """One clear line unless ``record`` (from ``path``) was measured on ``--n, --n-aa, --n-square``."""
+    if (record["n"], record["autoattack"]["n"], record["square"]["n"]) != sizes:
+        raise SystemExit(f"stochastic_mnist: {path} was measured on other sizes than --n, --n-aa, "
+                         "--n-square: move it away to measure again")  # fmt: skip
+
+
+def null_nans(value):
+    """``value`` with every NaN float as None (strict JSON has no NaN; a p-value of no test)."""
+    if isinstance(value, dict):
+        return {k: null_nans(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [null_nans(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
 def carry(old: dict, seed: int, sizes: tuple[int, int, int]) -> tuple[list[dict], dict]:
     """Seed ``seed``'s runs and compact geometry from the committed summary ``old``; refuses other sizes."""
     runs = [r | {"carried": True} for r in old.get("runs", []) if r["seed"] == seed]
@@ -391,30 +407,28 @@ def main(argv=None) -> int:
                 draws = args.work / f"{name}-{seed}-draws.json"
                 step(draws, f"over draws {name}", lambda f=folder, o=draws, s=seed: over_draws(f, o, s))
                 record = json.loads(out.read_text()) | json.loads(draws.read_text()) | {"seed": seed}
-                kept.mkdir(parents=True, exist_ok=True)
-                (kept / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
+                check_sizes(record, out, sizes)
+                if not (kept / f"{name}-{seed}.json").exists():  # a kept record is never overwritten
+                    kept.mkdir(parents=True, exist_ok=True)
+                    (kept / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
             geo_dir = args.work / f"geometry-{seed}"
             step(geo_dir, "geometry", lambda f=folders, o=geo_dir: geometry(f, o))
             geo_file.write_text(json.dumps(compact(json.loads((geo_dir / "analysis.json").read_text())),
                                            indent=1) + "\n")  # fmt: skip
         for name in names:
             record = json.loads((kept / f"{name}-{seed}.json").read_text())
-            if (record["n"], record["autoattack"]["n"], record["square"]["n"]) != sizes:
-                raise SystemExit(f"stochastic_mnist: {kept / f'{name}-{seed}.json'} was measured on other "
-                                 "sizes than --n, --n-aa, --n-square: move it away to measure again")
+            check_sizes(record, kept / f"{name}-{seed}.json", sizes)
             runs.append(record)
         geos[seed] = json.loads(geo_file.read_text())
     first = seeds[0]
     png = args.work / f"geometry-{first}" / "geometry.png"
     figure_seed = first if png.exists() else geometry_seed(old)  # else the committed figure stays
     over = over_seeds(runs, geos, seeds)
-    summary = {"seeds": seeds, "carried": carried, "runs": [{k: v for k, v in r.items()} for r in runs],
-               "over_seeds": over, "geometry_seeds": {str(s): g for s, g in geos.items()},
-               "figure_seed": figure_seed}  # fmt: skip
-    for r in summary["runs"]:  # per-image norms stay in per_image/
-        for v in r.values():
-            if isinstance(v, dict):
-                v.pop("norms", None)
+    stripped = [{k: {kk: vv for kk, vv in v.items() if kk != "norms"} if isinstance(v, dict) else v
+                 for k, v in r.items()} for r in runs]  # per-image norms stay in per_image/
+    summary = null_nans({"seeds": seeds, "carried": carried, "runs": stripped, "over_seeds": over,
+                         "geometry_seeds": {str(s): g for s, g in geos.items()},
+                         "figure_seed": figure_seed})  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = report(runs, geos[first], over, seeds, carried, sizes, figure_seed)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

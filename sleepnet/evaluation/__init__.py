@@ -147,7 +147,8 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
     if "hopskipjump" in out:
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
-    out["masking"] = unit("masking", [repr(spec), len(idx)], lambda: masking_checks(
+    inputs = [repr(spec), len(idx)] + [{"implementation": ATTACKS["hopskipjump"].implementation}]  # check 4
+    out["masking"] = unit("masking", inputs, lambda: masking_checks(
         model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, eps=spec.masking_eps))
     if any(s.norm for s in spec.subsample_attacks):
         out["robust"] = worst_cases(out, spec)
