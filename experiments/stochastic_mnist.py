@@ -126,6 +126,25 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     out.write_text(json.dumps(res, indent=1) + "\n")
 
 
+def rand_baseline(folder: Path, out: Path, n_aa: int, seed: int) -> None:
+    """AutoAttack's rand version at 0.1 on the control (deterministic: its EOT 20 averages 20 equal
+    passes), on the images the stochastic networks' rand version ran on: the like-for-like baseline
+    for them (the control's own figure is the standard version's, four attacks to their two)."""
+    from sleepnet.evaluation import subsample_indices
+    from sleepnet.evaluation.curve import attack_curve
+    from sleepnet.models import load_model
+    from sleepnet.training import accuracy
+    from sleepnet.workflow import dataset_for
+
+    model, meta = load_model(folder)
+    data = dataset_for(meta)
+    ia = subsample_indices(len(data.x_test), n_aa)
+    aa = attack_curve(model, data.x_test[ia], data.y_test[ia], "autoattack", "inf", [0.1], seed=seed,
+                      version="rand", image_shape=(1, 28, 28))  # fmt: skip
+    res = {k: aa[k] for k in ("robust_accuracy", "n", "loss", "seconds", "norms", "eot_samples")}
+    out.write_text(json.dumps(res | {"clean": accuracy(model, data.x_test, data.y_test)}, indent=1) + "\n")
+
+
 def over_draws(folder: Path, out: Path, seed: int) -> None:
     """Clean accuracy of a stochastic model over 20 single draws (mean, std) into ``out``."""
     from sleepnet.evaluation.attacks import ATTACKS, stochastic
@@ -225,10 +244,17 @@ MEASURES = {"clean": lambda r: r["clean"],
             "pgd .1": lambda r: strongest_pgd(r)["robust_accuracy"]["0.1"],
             "pgd .1 no EOT": lambda r: r["pgd-eot1"]["robust_accuracy"]["0.1"],
             "autoattack .1": lambda r: r["autoattack"]["robust_accuracy"]["0.1"],
+            "autoattack rand .1": lambda r: r.get("autoattack-rand", {}).get("robust_accuracy", {})
+            .get("0.1"),
             "square .1": lambda r: r["square"]["robust_accuracy"]["0.1"],
             "square .1 single draws": lambda r: r.get("square-single-draw", {}).get("robust_accuracy", {})
             .get("0.1")}  # fmt: skip
-PER_IMAGE = {"pgd .1": (strongest_pgd, 0.1), "autoattack .1": (lambda r: r["autoattack"], 0.1)}
+#: per-image comparisons with the control: (the control's run, the model's run, budget); the last for
+#: stochastic models only, against the control under AutoAttack's rand version (like for like)
+PER_IMAGE = {"pgd .1": (strongest_pgd, strongest_pgd, 0.1),
+             "autoattack .1": (lambda r: r["autoattack"], lambda r: r["autoattack"], 0.1),
+             "autoattack .1 vs rand": (lambda r: r.get("autoattack-rand", {}), lambda r: r["autoattack"],
+                                       0.1)}  # fmt: skip
 
 
 def over_seeds(runs: list[dict], geos: dict[int, dict], seeds: list[int]) -> dict:
@@ -257,11 +283,18 @@ def over_seeds(runs: list[dict], geos: dict[int, dict], seeds: list[int]) -> dic
             ctrl = [get(by[("control", s)]) for s in seeds] if name != "control" else None
             ctrl = None if ctrl is None or None in ctrl else ctrl  # a measure the control has not
             row[measure] = stats(vals, ctrl)
+        noisy = by[(name, seeds[0])]["stochastic"]
+        rand = [MEASURES["autoattack rand .1"](by[("control", s)]) for s in seeds]
+        if noisy and None not in rand:  # like for like: both under the rand version
+            own = [MEASURES["autoattack .1"](by[(name, s)]) for s in seeds]
+            row["autoattack .1 vs control rand"] = stats(own, rand)
         row["mcnemar"] = {}
-        for measure, (get, eps) in PER_IMAGE.items():
+        for measure, (get_control, get, eps) in PER_IMAGE.items():
+            if measure.endswith("vs rand") and not noisy:
+                continue
             tests = {}
             for s in seeds:
-                a, b = get(by[("control", s)]), get(by[(name, s)])
+                a, b = get_control(by[("control", s)]), get(by[(name, s)])
                 if name != "control" and "norms" in a and "norms" in b:
                     ra, rb = (norms_from_json(x["norms"]) > limit(eps) for x in (a, b))
                     tests[str(s)] = dict(zip(("only_control", "only_model", "p"), mcnemar(ra, rb)))
@@ -292,21 +325,30 @@ def seeds_report(over: dict, seeds: list[int], carried: list[int]) -> list[str]:
     lines = [f"## Over seeds {', '.join(map(str, seeds))}", "",
              "Mean ± std over seeds; p: paired t-test against the control over seeds (2 degrees of "
              "freedom with 3 seeds). PGD .1 is with EOT 8 for a stochastic model.", "",
-             "| model | clean | PGD .1 | PGD .1 no EOT | AutoAttack .1 | Square .1 | "
+             "| model | clean | PGD .1 | PGD .1 no EOT | AutoAttack .1 | AutoAttack rand .1 | Square .1 | "
              "Square .1 single draws |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, row in over.items():
         cells = [cell(row[m]) + vs(row[m]) if m in row else "-" for m in MEASURES]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    key = "autoattack .1 vs control rand"
+    like = {n: r[key] for n, r in over.items() if key in r}
+    if like:
+        lines += ["", "AutoAttack at .1 is the standard version (four attacks) for a deterministic model and "
+                  "the rand version (two, with EOT 20) for a stochastic one. Like for like, against the "
+                  "control under the rand version (AutoAttack rand .1): "
+                  + "; ".join(f"{n} {m['mean']:.3f}{vs(m)}" for n, m in like.items()) + "."]  # fmt: skip
     tests = {n: r["mcnemar"] for n, r in over.items() if r["mcnemar"]}
     if tests:
         lines += ["", "McNemar per seed (images robust for the control only / for the model only, exact "
                   "two-sided p), for the seeds whose per-image results were kept:", "",
-                  "| model | PGD .1 | AutoAttack .1 |", "|---|---|---|"]  # fmt: skip
+                  "| model | PGD .1 | AutoAttack .1 | AutoAttack .1 against the control's rand version |",
+                  "|---|---|---|---|"]  # fmt: skip
         for name, t in tests.items():
             fmt = lambda d: "; ".join(f"seed {s}: {v['only_control']}/{v['only_model']} p={v['p']:.2g}"  # noqa: E731
                                       for s, v in d.items()) or "-"
-            lines.append(f"| {name} | {fmt(t.get('pgd .1', {}))} | {fmt(t.get('autoattack .1', {}))} |")
+            lines.append(f"| {name} | {fmt(t.get('pgd .1', {}))} | {fmt(t.get('autoattack .1', {}))} | "
+                         f"{fmt(t.get('autoattack .1 vs rand', {}))} |")
     lines += ["", "Geometry over seeds (per layer input, hidden 1, hidden 2, logits; mean ± std): MFTMA "
               "capacity of the class manifolds, clean and adversarial, and of the exemplar noise "
               "manifolds; the clean/adversarial exemplar separation d' (p: paired against the "
@@ -340,6 +382,36 @@ def check_sizes(record: dict, path: Path, sizes: tuple[int, int, int]) -> None:
     if (record["n"], record["autoattack"]["n"], record["square"]["n"]) != sizes:
         raise SystemExit(f"stochastic_mnist: {path} was measured on other sizes than --n, --n-aa, "
                          "--n-square: move it away to measure again")  # fmt: skip
+
+
+def with_rand_baseline(runs: list[dict], seed: int, kept: Path, work: Path, n_aa: int) -> None:
+    """Add to ``seed``'s control record in ``runs`` its AutoAttack under the rand version
+    (``rand_baseline``): kept under ``kept``, else measured in ``work`` (the control trained again
+    there if it is gone; ``same_control`` checks it is the same network) and kept."""
+    from sleepnet.workflow import train_to_folder
+
+    rand = kept / f"control-{seed}-rand.json"
+    record = next(r for r in runs if r["seed"] == seed and base(r["model"]) == "control")
+    if not rand.exists():  # the like-for-like baseline (rand_baseline); a carried seed's control again
+        control, made = work / f"control-{seed}", work / f"control-{seed}-rand.json"
+        step(control, "train", lambda c=control, s=seed: train_to_folder("mnist", "paper", s, c,
+                                                                          progress=False))  # fmt: skip
+        step(made, "autoattack rand control",
+             lambda c=control, s=seed, o=made: rand_baseline(c, o, n_aa, s))  # fmt: skip
+        same_control(json.loads(made.read_text()), record, made, n_aa)
+        kept.mkdir(parents=True, exist_ok=True)
+        rand.write_text(made.read_text())
+    baseline = json.loads(rand.read_text())
+    same_control(baseline, record, rand, n_aa)
+    record["autoattack-rand"] = baseline
+
+
+def same_control(baseline: dict, record: dict, path: Path, n_aa: int) -> None:
+    """One clear line unless the rand baseline in ``path`` is of the measured control (its clean
+    accuracy to the last digit) on ``n_aa`` images: a retrained control must be the same network."""
+    if baseline["clean"] != record["clean"] or baseline["n"] != n_aa:
+        raise SystemExit(f"stochastic_mnist: {path} is not of the measured control (clean "
+                         f"{baseline['clean']} against {record['clean']}, n {baseline['n']})")  # fmt: skip
 
 
 def null_nans(value):
@@ -397,6 +469,7 @@ def main(argv=None) -> int:
             seed_runs, geos[seed] = carry(old, seed, sizes)
             runs += seed_runs
             carried.append(seed)
+            with_rand_baseline(runs, seed, kept, args.work, sizes[1])
             continue
         names = ["control", "sleep", "adv-pgd", *NOISES]
         if not all((kept / f"{name}-{seed}.json").exists() for name in names) or not geo_file.exists():
@@ -420,6 +493,7 @@ def main(argv=None) -> int:
             check_sizes(record, kept / f"{name}-{seed}.json", sizes)
             runs.append(record)
         geos[seed] = json.loads(geo_file.read_text())
+        with_rand_baseline(runs, seed, kept, args.work, sizes[1])
     first = seeds[0]
     png = args.work / f"geometry-{first}" / "geometry.png"
     figure_seed = first if png.exists() else geometry_seed(old)  # else the committed figure stays
