@@ -15,7 +15,9 @@ skipped when its output exists, so a stopped run resumes):
 - PGD, L-inf, cross-entropy, 40 steps, at 0.05 and 0.1 on ``n`` images, with EOT (8 draws per
   gradient) and without (1 draw);
 - AutoAttack at 0.1 on ``n-aa`` images: the rand version (APGD-CE and APGD-DLR, EOT 20) for a
-  stochastic model, the standard one otherwise;
+  stochastic model, the standard one otherwise; and the control under the rand version too, the
+  like-for-like baseline of the stochastic ones (``rand_baseline``; a carried seed's control is
+  trained again for it and must match its recorded clean accuracy);
 - Square at 0.1 on ``n-square`` images (1000 queries) on the expected scores (20 draws), and
   for a stochastic model also on single noisy draws, judged by single draws (``judge_by(1)``):
   what a naive evaluation reports;
