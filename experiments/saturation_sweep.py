@@ -24,7 +24,7 @@ Clean accuracy is on all 10000 test images. Every model and every result is kept
 ``--work`` and skipped when present, so a stopped run resumes; a longer run is another
 ``--epochs``. Then ``experiments/results/saturation_sweep/``: ``sweep.json``, ``report.md``,
 ``sweep.png``: the committed ``sweep.json``'s runs, each replaced by the run of the same
-activation, lambda, epochs and seed found under ``--work``, and every other run found there
+activation, lambda, epochs, seed and number of images found under ``--work``, and every other run found there
 (so a sweep of one activation adds to the table rather than replacing it).
 """
 
