@@ -47,20 +47,27 @@ def identity(run: dict) -> tuple:
     return run["act"], run["lam"], run["epochs"], run["seed"], run["n"]
 
 
-def measure(folder: Path, n: int, seed: int) -> dict:
-    """Every attack and analysis of the module docstring on the model in ``folder``."""
-    from sleepnet.analysis import analyze
+def loaded(folder: Path, n: int):
+    """The model in ``folder``, its record, its dataset and the indices of the first ``n`` test images
+    of the fixed permutation: what every measure of a run starts from."""
     from sleepnet.evaluation import subsample_indices
-    from sleepnet.evaluation.attacks import PGD
-    from sleepnet.evaluation.curve import attack_curve
-    from sleepnet.evaluation.masking import float64_model
     from sleepnet.models import load_model
-    from sleepnet.training import accuracy
     from sleepnet.workflow import dataset_for
 
     model, meta = load_model(folder)
     data = dataset_for(meta)
-    idx = subsample_indices(len(data.x_test), n)
+    return model, meta, data, subsample_indices(len(data.x_test), n)
+
+
+def measure(folder: Path, n: int, seed: int) -> dict:
+    """Every attack and analysis of the module docstring on the model in ``folder``."""
+    from sleepnet.analysis import analyze
+    from sleepnet.evaluation.attacks import PGD
+    from sleepnet.evaluation.curve import attack_curve
+    from sleepnet.evaluation.masking import float64_model
+    from sleepnet.training import accuracy
+
+    model, meta, data, idx = loaded(folder, n)
     x, y = data.x_test[idx], data.y_test[idx]
     wide = float64_model(model)
     out: dict = {"clean": accuracy(model, data.x_test, data.y_test), "n": int(len(idx)), "seconds": {}}
@@ -92,14 +99,9 @@ def measure(folder: Path, n: int, seed: int) -> dict:
 
 def autoattack(folder: Path, n: int, seed: int) -> dict:
     """AutoAttack (standard) at L-inf 0.1 and 0.2 on the run's images, with its seconds."""
-    from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.curve import attack_curve
-    from sleepnet.models import load_model
-    from sleepnet.workflow import dataset_for
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
-    idx = subsample_indices(len(data.x_test), n)
+    model, _, data, idx = loaded(folder, n)
     res = attack_curve(model, data.x_test[idx], data.y_test[idx], "autoattack", "inf", [0.1, 0.2], seed=seed,
                        image_shape=(1, 28, 28), version="standard")  # fmt: skip
     return {f"autoattack@{k}": v for k, v in res["robust_accuracy"].items()} | {
@@ -108,14 +110,9 @@ def autoattack(folder: Path, n: int, seed: int) -> dict:
 
 def margin32(folder: Path, n: int, seed: int) -> dict:
     """``pgd32-margin`` at both budgets, for a result written before it was measured."""
-    from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.attacks import PGD
-    from sleepnet.models import load_model
-    from sleepnet.workflow import dataset_for
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
-    idx = subsample_indices(len(data.x_test), n)
+    model, _, data, idx = loaded(folder, n)
     return {f"pgd32-margin@{eps}": PGD(model, "margin", eps=eps, seed=seed).run(data.x_test[idx],
                                                                                data.y_test[idx])["accuracy"]
             for eps in (0.1, 0.2)}  # fmt: skip
