@@ -443,6 +443,35 @@ def carry(old: dict, seed: int, sizes: tuple[int, int, int]) -> tuple[list[dict]
     return runs, geo
 
 
+def measured(work: Path, seed: int, sizes: tuple[int, int, int], kept: Path) -> tuple[list[dict], dict]:
+    """Seed ``seed``'s records and compact geometry: from ``kept`` (``per_image/``) where all are there,
+    else trained and measured in ``work`` (each step resumes) and kept."""
+    names = ["control", "sleep", "adv-pgd", *NOISES]
+    geo_file = kept / f"geometry-{seed}.json"
+    if not all((kept / f"{name}-{seed}.json").exists() for name in names) or not geo_file.exists():
+        folders = models(work, seed)
+        for name, folder in folders.items():
+            out = work / f"{name}-{seed}.json"
+            step(out, f"measure {name}", lambda f=folder, o=out: measure(f, o, *sizes, seed))
+            draws = work / f"{name}-{seed}-draws.json"
+            step(draws, f"over draws {name}", lambda f=folder, o=draws: over_draws(f, o, seed))
+            record = json.loads(out.read_text()) | json.loads(draws.read_text()) | {"seed": seed}
+            check_sizes(record, out, sizes)
+            if not (kept / f"{name}-{seed}.json").exists():  # a kept record is never overwritten
+                kept.mkdir(parents=True, exist_ok=True)
+                (kept / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
+        geo_dir = work / f"geometry-{seed}"
+        step(geo_dir, "geometry", lambda: geometry(folders, geo_dir))
+        geo_file.write_text(json.dumps(compact(json.loads((geo_dir / "analysis.json").read_text())),
+                                       indent=1) + "\n")  # fmt: skip
+    records = []
+    for name in names:
+        record = json.loads((kept / f"{name}-{seed}.json").read_text())
+        check_sizes(record, kept / f"{name}-{seed}.json", sizes)
+        records.append(record)
+    return records, json.loads(geo_file.read_text())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0")
@@ -465,36 +494,13 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     runs, geos, carried = [], {}, []
     for seed in seeds:
-        geo_file = kept / f"geometry-{seed}.json"
-        if args.carry and seed in committed and not geo_file.exists() \
+        if args.carry and seed in committed and not (kept / f"geometry-{seed}.json").exists() \
                 and not (args.work / f"control-{seed}.json").exists():
             seed_runs, geos[seed] = carry(old, seed, sizes)
-            runs += seed_runs
             carried.append(seed)
-            with_rand_baseline(runs, seed, kept, args.work, sizes[1])
-            continue
-        names = ["control", "sleep", "adv-pgd", *NOISES]
-        if not all((kept / f"{name}-{seed}.json").exists() for name in names) or not geo_file.exists():
-            folders = models(args.work, seed)
-            for name, folder in folders.items():
-                out = args.work / f"{name}-{seed}.json"
-                step(out, f"measure {name}", lambda f=folder, o=out, s=seed: measure(f, o, *sizes, s))
-                draws = args.work / f"{name}-{seed}-draws.json"
-                step(draws, f"over draws {name}", lambda f=folder, o=draws, s=seed: over_draws(f, o, s))
-                record = json.loads(out.read_text()) | json.loads(draws.read_text()) | {"seed": seed}
-                check_sizes(record, out, sizes)
-                if not (kept / f"{name}-{seed}.json").exists():  # a kept record is never overwritten
-                    kept.mkdir(parents=True, exist_ok=True)
-                    (kept / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
-            geo_dir = args.work / f"geometry-{seed}"
-            step(geo_dir, "geometry", lambda f=folders, o=geo_dir: geometry(f, o))
-            geo_file.write_text(json.dumps(compact(json.loads((geo_dir / "analysis.json").read_text())),
-                                           indent=1) + "\n")  # fmt: skip
-        for name in names:
-            record = json.loads((kept / f"{name}-{seed}.json").read_text())
-            check_sizes(record, kept / f"{name}-{seed}.json", sizes)
-            runs.append(record)
-        geos[seed] = json.loads(geo_file.read_text())
+        else:
+            seed_runs, geos[seed] = measured(args.work, seed, sizes, kept)
+        runs += seed_runs
         with_rand_baseline(runs, seed, kept, args.work, sizes[1])
     first = seeds[0]
     png = args.work / f"geometry-{first}" / "geometry.png"
