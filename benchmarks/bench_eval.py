@@ -12,9 +12,9 @@ run) on the first ``--n`` test images of the fixed permutation, on
 fast attack that does nothing shows). Scaling to 1000 images is linear; Square
 and the decision attacks have a per-query overhead, so for them measure at
 ``--n 1000``. Results go to ``benchmarks/results/eval_cpu.txt`` with
-``--save`` (``eval_cpu-<names>.txt`` with ``--only``). ``hopskipjump`` is ours,
-batched over images; ``hopskipjump-art`` is ART's, one image at a time, with the
-same settings.
+``--save`` (``eval_cpu-<names>.txt`` with ``--only``). ``hopskipjump`` and
+``boundary`` are ours, batched over images; ``hopskipjump-art`` and
+``boundary-art`` are ART's, one image at a time, with the same settings.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ ROWS = (
     ("cw-l2 9x1000 (curve)", "cw-l2", "2", (1.5,), {"binary_search_steps": 9}),
     ("hopskipjump 20 it (curve)", "hopskipjump", "2", (1.5,), {"max_iter": 20, "max_eval": 1000}),
     ("hopskipjump-art (ART's)", "hopskipjump-art", "2", (1.5,), {"max_iter": 20, "max_eval": 1000}),
+    ("boundary 1000 it (curve)", "boundary", "2", (1.5,), {"max_iter": 1000}),
+    ("boundary-art (ART's)", "boundary-art", "2", (1.5,), {"max_iter": 1000}),
 )
 
 

@@ -98,10 +98,12 @@ def test_paper_suite_reports_every_attack_and_the_masking_checks():
 
     res = evaluate_model(model, data, "cross-entropy", "paper", subsample=12, masking_subsample=6,
                          quick=True, units=Recorded())  # fmt: skip
-    # ART's HopSkipJump ran under this name before ours: its kept results are not ours
+    # ART's HopSkipJump and Boundary ran under these names before ours: their kept results are not ours
     assert {"implementation": "sleepnet-batched-1"} in seen["hopskipjump"]
     assert {"implementation": "sleepnet-batched-1"} in seen["masking"]  # its check 4 runs HopSkipJump
-    assert not any("implementation" in str(v) for k, v in seen.items() if k not in ("hopskipjump", "masking"))
+    assert {"implementation": "sleepnet-batched-1"} in seen["boundary"]  # likewise ART's Boundary
+    ours = ("hopskipjump", "masking", "boundary")
+    assert not any("implementation" in str(v) for k, v in seen.items() if k not in ours)
     assert res["subsample"]["n"] == 12
     assert len(res["salt-and-pepper"]["accuracy"]) == 6
     most = {s.label: s.n_images for s in SUITES["paper"].subsample_attacks}

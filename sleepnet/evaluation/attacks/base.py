@@ -8,7 +8,7 @@ Devices: an attack runs the model on ``device`` (default: the device the model
 is on; a model elsewhere is moved there for each call and back afterwards).
 Our own attacks (FGSM, PGD, DeepFool, CW-L2) work on tensors on that device
 from input to result (``gradient``, ``classify``, ``generate_tensor``), numpy
-only at the edges; our HopSkipJump and ART's attacks (JSMA, Boundary, ``*-art``)
+only at the edges; our HopSkipJump and Boundary and ART's attacks (JSMA, ``*-art``)
 search on the host in numpy, as ART does, and send each batch of model calls
 to the device. ``run`` takes numpy arrays or tensors (on any device); ``generate``
 works on numpy arrays; a perturbation attack called as ``attack(x, y)``

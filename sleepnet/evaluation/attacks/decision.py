@@ -1,5 +1,6 @@
-"""Decision-based (gradient-free) attacks through ART: Boundary, and HopSkipJump as
-``hopskipjump-art`` (the cross-check of our batched ``hopskipjump``, ``hopskipjump.py``).
+"""Decision-based (gradient-free) attacks through ART, as ``boundary-art`` and ``hopskipjump-art``: the
+cross-checks of ours, batched over images (``boundary.py``, ``hopskipjump.py``), and what both share
+(``image_rngs``, ``random_starts``, ``push_across``).
 
 They query only the model's predicted class, so gradient masking cannot fool
 them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
@@ -19,6 +20,8 @@ example is pushed outward along its own perturbation, by 0.01% at a time
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -43,11 +46,34 @@ def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: n
     return adv
 
 
-@register
-class Boundary(PerturbationAttack):
-    """Boundary attack through ART, untargeted, seeded (module docstring)."""
+def image_rngs(seed: int, x: np.ndarray, rows) -> dict:
+    """A generator per row of ``rows``, seeded by ``seed`` and the image's bytes (CRC-32): an image's
+    draws do not depend on its batch, its position there, or what ran before (our batched attacks)."""
+    return {i: np.random.default_rng([seed, zlib.crc32(x[i].tobytes())]) for i in rows}
 
-    name = "boundary"
+
+def random_starts(attack: PerturbationAttack, x, y, rows, rngs, tries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``rows``, the first of up to ``tries`` uniform random images (drawn from its
+    ``rngs``) that the model misclassifies, and whether one was: the start of ART's Boundary and
+    HopSkipJump, batched over images."""
+    start = np.zeros((len(rows), x.shape[1]), dtype=np.float32)
+    found = np.zeros(len(rows), dtype=bool)
+    for _ in range(tries):
+        todo = np.flatnonzero(~found)
+        if not len(todo):
+            break
+        cand = np.stack([rngs[rows[j]].uniform(0.0, 1.0, x.shape[1]).astype(np.float32) for j in todo])
+        ok = attack.predict(cand) != y[rows[todo]]
+        start[todo[ok]] = cand[ok]
+        found[todo[ok]] = True
+    return start, found
+
+
+@register
+class BoundaryArt(PerturbationAttack):
+    """Boundary attack through ART, untargeted, seeded, one image at a time (module docstring)."""
+
+    name = "boundary-art"
     minimal = True
 
     def __init__(self, model, loss, max_iter: int = 1000, num_trial: int = 25, delta: float = 0.5,

@@ -34,13 +34,11 @@ stays where it is.
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
 from ...errors import SleepnetError
 from .base import PerturbationAttack, register
-from .decision import push_across
+from .decision import image_rngs, push_across, random_starts
 
 #: the most halvings of a geometric step before it stays put
 MAX_HALVINGS = 50
@@ -79,8 +77,8 @@ class HopSkipJump(PerturbationAttack):
         y = np.asarray(y)
         adv = x.copy()
         rows = np.flatnonzero(self.predict(x) == y)
-        rngs = {i: np.random.default_rng([self.seed, zlib.crc32(x[i].tobytes())]) for i in rows}
-        start, found = self._start(x, y, rows, rngs)
+        rngs = image_rngs(self.seed, x, rows)
+        start, found = random_starts(self, x, y, rows, rngs, self.params["init_size"])
         rows = rows[found]
         if len(rows):
             adv[rows] = self._attack(x[rows], y[rows], start[found], [rngs[i] for i in rows])
@@ -88,21 +86,6 @@ class HopSkipJump(PerturbationAttack):
 
     def _fooled(self, points: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.predict(np.clip(points, 0.0, 1.0).astype(np.float32)) != y
-
-    def _start(self, x, y, rows, rngs) -> tuple[np.ndarray, np.ndarray]:
-        """Per row of ``rows``, the first of ``init_size`` uniform images that is misclassified
-        (step 1, before the binary search), and whether one was."""
-        start = np.zeros((len(rows), x.shape[1]), dtype=np.float32)
-        found = np.zeros(len(rows), dtype=bool)
-        for _ in range(self.params["init_size"]):
-            todo = np.flatnonzero(~found)
-            if not len(todo):
-                break
-            cand = np.stack([rngs[rows[j]].uniform(0.0, 1.0, x.shape[1]).astype(np.float32) for j in todo])
-            ok = self._fooled(cand, y[rows[todo]])
-            start[todo[ok]] = cand[ok]
-            found[todo[ok]] = True
-        return start, found
 
     def _bisect(self, x, adv, y, threshold: float) -> np.ndarray:
         """Binary search on the segment from ``x`` to the adversarial ``adv`` to within ``threshold``
