@@ -1,21 +1,26 @@
-"""Robust accuracy of the MNIST control and the slept network (preset ``mnist-fgsm``) under AutoAttack.
+"""Robust accuracy of the MNIST control and the slept network (preset ``mnist-fgsm``) under AutoAttack,
+or under the decision-based Boundary or HopSkipJump attack.
 
-    python experiments/robust_mnist.py [--seeds 0,1,2] [--norms inf,2] [--n 1000] [--work runs/robust_mnist]
-        [--carry]
+    python experiments/robust_mnist.py [--attack autoattack|boundary|hopskipjump] [--seeds 0,1,2]
+        [--norms inf,2] [--n N] [--work runs/robust_mnist] [--carry]
 
 For each seed: train the paper's network (paper recipe), sleep it with the
-published ``mnist-fgsm`` preset (sleep seed = the seed), and run AutoAttack
-(standard version) at the default budgets of each norm on the first ``n``
-test images of the fixed permutation (``sleepnet evaluate --attack``). Every
-step is skipped when its output exists, so a stopped run resumes. Then
-``experiments/results/robust_mnist/``: ``summary.json`` and ``report.md`` with
-robust accuracy per budget, mean and std over seeds, the paired t-test over
-seeds, and per seed the exact McNemar test over images (images robust for one
-model and not the other). Each run's result (per image) is also kept under
-``experiments/results/robust_mnist/per_image/`` and used from there when the work folder lacks it.
-``--carry`` takes a seed that has no such file from the committed ``summary.json``
-(its values, clean accuracy, seconds and McNemar test) rather than training and attacking it
-again; the report says which seeds were carried.
+published ``mnist-fgsm`` preset (sleep seed = the seed), and run the attack
+at the default budgets of each norm on the first ``n`` test images of the
+fixed permutation (``sleepnet evaluate --attack``): AutoAttack (standard
+version; L-inf and L2, 1000 images by default), or Boundary (the sleep
+paper's settings, 1000 iterations) or HopSkipJump (50 iterations, at most
+10,000 queries per gradient estimate), both L2 only, 500 images by default.
+Every step is skipped when its output exists, so a stopped run resumes. Then
+``experiments/results/robust_mnist/``: ``summary.json`` and ``report.md``
+(``summary-<attack>.json`` and ``report-<attack>.md`` for the decision
+attacks) with robust accuracy per budget, mean and std over seeds, the paired
+t-test over seeds, and per seed the exact McNemar test over images (images
+robust for one model and not the other). Each run's result (per image) is
+also kept under ``experiments/results/robust_mnist/per_image/`` and used from
+there when the work folder lacks it. ``--carry`` (AutoAttack) takes a seed that has no such
+file from the committed ``summary.json`` (its values, clean accuracy, seconds and McNemar test)
+rather than training and attacking it again; the report says which seeds were carried.
 """
 
 from __future__ import annotations
@@ -29,6 +34,27 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "robust_mnist"
+
+#: per attack: its settings, default norms and images, and what the report says it is
+ATTACK_RUNS = {
+    "autoattack": ({}, "inf,2", 1000, "AutoAttack", "within the budget by any part of AutoAttack "
+                   "(standard version: APGD-CE, APGD-T, FAB-T, Square 5000 queries; torchattacks 3.5.1)"),
+    "boundary": ({"max_iter": 1000}, "2", 500, "The Boundary attack", "within the budget by the Boundary "
+                 "attack (ours, batched; the sleep paper's settings: 1000 iterations, 25 trials of 20 "
+                 "candidates, step sizes 0.5; decision-based: it queries only the predicted class)"),
+    "hopskipjump": ({"max_iter": 50, "max_eval": 10000}, "2", 500, "HopSkipJump", "within the budget by "
+                    "HopSkipJump (ours, batched; 50 iterations, at most 10,000 queries per gradient "
+                    "estimate; decision-based: it queries only the predicted class)"),
+}  # fmt: skip
+
+
+def summary_path(attack: str) -> Path:
+    """The committed summary of ``attack``'s runs (``report_path`` likewise)."""
+    return RESULTS / ("summary.json" if attack == "autoattack" else f"summary-{attack}.json")
+
+
+def report_path(attack: str) -> Path:
+    return RESULTS / ("report.md" if attack == "autoattack" else f"report-{attack}.md")
 
 
 def step(out: Path, what: str, fn) -> None:
@@ -60,7 +86,7 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     return {"only_control": only_a, "only_sleep": only_b, "p": p}
 
 
-def records(runs: dict, seeds: list[int], norm: str, n: int) -> dict:
+def records(runs: dict, seeds: list[int], norm: str, n: int, attack: str = "autoattack") -> dict:
     """Per (model, seed): robust accuracy per budget, clean accuracy, seconds and the per-image verdicts
     (robust at each budget) of a run kept as a file; a seed with no file for either model comes from
     the committed ``summary.json`` (values, clean accuracy, seconds and McNemar only: its per-image
@@ -68,7 +94,7 @@ def records(runs: dict, seeds: list[int], norm: str, n: int) -> dict:
     images."""
     from sleepnet.evaluation.robust import key, limit, norms_from_json
 
-    path = RESULTS / "summary.json"
+    path = summary_path(attack)
     old = json.loads(path.read_text()).get(norm) if path.exists() else None
     out = {}
     for s in seeds:
@@ -104,14 +130,14 @@ def records(runs: dict, seeds: list[int], norm: str, n: int) -> dict:
     return out
 
 
-def summarize(runs: dict, seeds: list[int], norms: list[str], n: int) -> dict:
+def summarize(runs: dict, seeds: list[int], norms: list[str], n: int, attack: str = "autoattack") -> dict:
     """Per norm and budget: robust accuracy per model and seed, mean/std, paired tests."""
     from sleepnet.evaluation.robust import key
     from sleepnet.report import paired_p
 
     out = {}
     for norm in norms:
-        rec = records(runs, seeds, norm, n)
+        rec = records(runs, seeds, norm, n, attack)
         first = rec[("control", seeds[0])]
         rows = {}
         for eps in first["budgets"]:
@@ -135,15 +161,16 @@ def summarize(runs: dict, seeds: list[int], norms: list[str], n: int) -> dict:
     return out
 
 
-def report(summary: dict, seeds: list[int]) -> str:
+def report(summary: dict, seeds: list[int], attack: str = "autoattack") -> str:
     """``report.md``: one table per norm."""
     carry = any(s.get("carried") for s in summary.values())
-    lines = ["# AutoAttack on the MNIST control and the slept network (preset mnist-fgsm)", "",
-             f"Written by `python experiments/robust_mnist.py --seeds {','.join(map(str, seeds))} "
+    _, _, _, title, what = ATTACK_RUNS[attack]
+    which = "" if attack == "autoattack" else f"--attack {attack} "
+    lines = [f"# {title} on the MNIST control and the slept network (preset mnist-fgsm)",
+             "", f"Written by `python experiments/robust_mnist.py {which}--seeds {','.join(map(str, seeds))} "
              f"--norms {','.join(summary)}{' --carry' if carry else ''}`. "
-             "Robust accuracy: the share of test images classified correctly clean and not fooled "
-             "within the budget by any part of AutoAttack (standard version: APGD-CE, APGD-T, "
-             "FAB-T, Square 5000 queries; torchattacks 3.5.1), mean ± std over seeds. p (seeds): "
+             f"Robust accuracy: the share of test images classified correctly clean and not fooled {what}, "
+             "mean ± std over seeds. p (seeds): "
              "paired t-test over seeds; McNemar: per seed, images robust for the control only / "
              "for sleep only, exact two-sided p.", ""]  # fmt: skip
     for norm, s in summary.items():
@@ -173,9 +200,9 @@ def report(summary: dict, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def carried_seeds(norm: str) -> set[int]:
-    """The seeds of the committed ``summary.json`` for ``norm`` (empty if none)."""
-    path = RESULTS / "summary.json"
+def carried_seeds(norm: str, attack: str = "autoattack") -> set[int]:
+    """The seeds of the committed summary of ``attack`` for ``norm`` (empty if none)."""
+    path = summary_path(attack)
     if not path.exists() or norm not in json.loads(path.read_text()):
         return set()
     first = next(iter(json.loads(path.read_text())[norm]["budgets"].values()))
@@ -184,9 +211,10 @@ def carried_seeds(norm: str) -> set[int]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--attack", choices=sorted(ATTACK_RUNS), default="autoattack")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--norms", default="inf,2")
-    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--norms", help="default: inf,2 for AutoAttack, 2 for the decision attacks")
+    p.add_argument("--n", type=int, help="default: 1000 for AutoAttack, 500 for the decision attacks")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "robust_mnist")
     p.add_argument("--carry", action="store_true", help="take a seed whose result file is absent from the "
                    "committed summary.json instead of training and attacking it again")  # fmt: skip
@@ -194,12 +222,18 @@ def main(argv=None) -> int:
     from sleepnet.evaluation.robust import DEFAULT_BUDGETS
     from sleepnet.workflow import attack_to_file
 
+    settings, norms, n, _, _ = ATTACK_RUNS[args.attack]
+    args.n = args.n or n
     seeds = [int(s) for s in args.seeds.split(",")]
-    norms = args.norms.split(",")
+    norms = (args.norms or norms).split(",")
+    if args.attack != "autoattack" and norms != ["2"]:
+        raise SystemExit(f"robust_mnist: {args.attack} is an L2 attack: --norms 2, not {','.join(norms)}")
+    if args.carry and args.attack != "autoattack":
+        raise SystemExit("robust_mnist: --carry takes seeds from the AutoAttack summary only")
     for norm in norms:  # a summary's carried seeds have no file anywhere: dropping them loses them
-        filed = {s for s in carried_seeds(norm)
-                 if (RESULTS / "per_image" / f"autoattack-l{norm}-control-{s}.json").exists()}  # fmt: skip
-        lost = carried_seeds(norm) - set(seeds) - filed
+        filed = {s for s in carried_seeds(norm, args.attack)
+                 if (RESULTS / "per_image" / f"{args.attack}-l{norm}-control-{s}.json").exists()}  # fmt: skip
+        lost = carried_seeds(norm, args.attack) - set(seeds) - filed
         if lost:
             raise SystemExit(f"robust_mnist: summary.json holds seeds {sorted(lost)} (L{norm}) that "
                              "have no result files: name them in --seeds (with --carry) or they are "
@@ -207,27 +241,27 @@ def main(argv=None) -> int:
     runs = {}
     for norm in norms:  # every seed of one norm before the next: a stopped run has whole tables
         for seed in seeds:
-            files = {name: args.work / f"autoattack-l{norm}-{name}-{seed}.json"
+            files = {name: args.work / f"{args.attack}-l{norm}-{name}-{seed}.json"
                      for name in ("control", "sleep")}  # fmt: skip
             kept = {name: RESULTS / "per_image" / f.name for name, f in files.items()}  # beside the summary
             present = [name for name in files if files[name].exists() or kept[name].exists()]
-            if args.carry and not present and seed in carried_seeds(norm):
+            if args.carry and not present and seed in carried_seeds(norm, args.attack):
                 continue  # both from the summary (records)
             for name, out in files.items():
                 if not out.exists() and kept[name].exists():
                     out = kept[name]
-                step(out, "autoattack", lambda name=name, out=out, norm=norm, seed=seed: attack_to_file(
-                    models(args.work, seed)[name], out, attack="autoattack", norm=norm,
-                    eps=DEFAULT_BUDGETS[norm], n=args.n, seed=0))  # fmt: skip
+                step(out, args.attack, lambda name=name, out=out, norm=norm, seed=seed: attack_to_file(
+                    models(args.work, seed)[name], out, attack=args.attack, norm=norm,
+                    eps=DEFAULT_BUDGETS[norm], n=args.n, seed=0, **settings))  # fmt: skip
                 runs[(norm, name, seed)] = json.loads(out.read_text())
                 if out != kept[name]:
                     kept[name].parent.mkdir(parents=True, exist_ok=True)
                     kept[name].write_text(out.read_text())
-    summary = summarize(runs, seeds, norms, args.n)
+    summary = summarize(runs, seeds, norms, args.n, args.attack)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "report.md").write_text(report(summary, seeds))
-    print(report(summary, seeds))
+    summary_path(args.attack).write_text(json.dumps(summary, indent=2) + "\n")
+    report_path(args.attack).write_text(report(summary, seeds, args.attack))
+    print(report(summary, seeds, args.attack))
     return 0
 
 
