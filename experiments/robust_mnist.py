@@ -89,9 +89,9 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
 def records(runs: dict, seeds: list[int], norm: str, n: int, attack: str = "autoattack") -> dict:
     """Per (model, seed): robust accuracy per budget, clean accuracy, seconds and the per-image verdicts
     (robust at each budget) of a run kept as a file; a seed with no file for either model comes from
-    the committed ``summary.json`` (values, clean accuracy, seconds and McNemar only: its per-image
-    files were in ``runs/``, which was not kept), marked ``carried``. Every result must be on ``n``
-    images."""
+    the committed summary of ``attack`` (``summary_path``: values, clean accuracy, seconds and McNemar
+    only; AutoAttack's seeds 0 and 1 had their per-image files in ``runs/``, which was not kept),
+    marked ``carried``. Every result must be on ``n`` images."""
     from sleepnet.evaluation.robust import key, limit, norms_from_json
 
     path = summary_path(attack)
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
     from sleepnet.workflow import attack_to_file
 
     settings, norms, n, _, _ = ATTACK_RUNS[args.attack]
-    args.n = args.n or n
+    args.n = n if args.n is None else args.n
     seeds = [int(s) for s in args.seeds.split(",")]
     norms = (args.norms or norms).split(",")
     if args.attack != "autoattack" and norms != ["2"]:
@@ -235,9 +235,9 @@ def main(argv=None) -> int:
                  if (RESULTS / "per_image" / f"{args.attack}-l{norm}-control-{s}.json").exists()}  # fmt: skip
         lost = carried_seeds(norm, args.attack) - set(seeds) - filed
         if lost:
-            raise SystemExit(f"robust_mnist: summary.json holds seeds {sorted(lost)} (L{norm}) that "
-                             "have no result files: name them in --seeds (with --carry) or they are "
-                             "lost")  # fmt: skip
+            raise SystemExit(f"robust_mnist: {summary_path(args.attack).name} holds seeds {sorted(lost)} "
+                             f"(L{norm}) that have no result files: name them in --seeds (with --carry) "
+                             "or they are lost")  # fmt: skip
     runs = {}
     for norm in norms:  # every seed of one norm before the next: a stopped run has whole tables
         for seed in seeds:

@@ -188,10 +188,41 @@ def test_boundary_batched_is_each_image_alone_and_within_arts_own_spread():
     assert abs(found[Boundary].mean() / found[BoundaryArt].mean() - 1) < 0.03
     assert found[BoundaryArt].min() > 0.005
     _batched_is_alone(Boundary, x, y, model, 45, max_iter=10)  # batch_size 45: two images a call
+    # one round a step, 3 candidates: steps fail, so images stop early (ART's "not optimal" exits)
+    _batched_is_alone(Boundary, x, y, model, 6, max_iter=30, num_trial=1, sample_size=3)
     for bad in ({"num_trial": 0}, {"sample_size": 2.0}, {"delta": 0}, {"epsilon": float("nan")},
                 {"step_adapt": 1.0}, {"max_iter": -1}):  # fmt: skip
         with pytest.raises(SleepnetError, match="boundary"):
             Boundary(model, "cross-entropy", **bad)
+
+
+def test_boundary_orthogonal_step_is_arts():
+    """``orthogonal_candidates`` against ART's ``_orthogonal_perturb`` on the same normal draws."""
+    from art.attacks.evasion import BoundaryAttack
+
+    from sleepnet.evaluation.attacks.boundary import orthogonal_candidates
+
+    model, x, y = _three_class_net()
+    art = BoundaryAttack(BoundaryArt(model, "cross-entropy").art(queried=True), targeted=False, verbose=False)
+    rng = np.random.default_rng(3)
+    cur = np.clip(x + 0.2 * rng.standard_normal(x.shape), 0, 1).astype(np.float32)
+    delta = rng.uniform(0.01, 1.0, len(x))
+    noise = rng.standard_normal((len(x), 5, x.shape[1])).astype(np.float32)
+    ours = orthogonal_candidates(noise, cur, x, delta)
+    draws = iter(noise.reshape(-1, x.shape[1]))
+    real = np.random.randn
+    try:
+        np.random.randn = lambda *shape: next(draws).reshape(shape)
+        want = np.stack([[cur[i] + art._orthogonal_perturb(delta[i], cur[i], x[i]) for _ in range(5)]
+                         for i in range(len(x))])  # fmt: skip
+    finally:
+        np.random.randn = real
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, want, atol=1e-6)
+    # no farther from the image than the current point; nearer by at most 1 / sqrt(1 + delta^2) (the draw
+    # is scaled to delta * dist before its component along the line to the image is removed)
+    ratio = np.linalg.norm(ours - x[:, None, :], axis=2) / np.linalg.norm(cur - x, axis=1)[:, None]
+    assert np.all(ratio <= 1 + 1e-5) and np.all(ratio >= 1 / np.sqrt(1 + delta[:, None] ** 2) - 1e-5)
 
 
 def test_jsma_reaches_the_second_most_likely_class_inside_the_box():
@@ -261,6 +292,7 @@ LIBRARY = {"autoattack", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square"}  # 
 def test_every_perturbation_attack_reports_the_same_summary_and_leaves_the_model_as_it_was(name):
     model, x, y, l2, _ = linear_case(4, n=4)
     fast = {"cw-l2": dict(binary_search_steps=3, max_iter=50), "boundary": dict(max_iter=50),
+            "boundary-art": dict(max_iter=50),
             "lbfgs": dict(search_steps=3, max_iter=30),
             "hopskipjump": dict(max_iter=5, max_eval=500), "jsma": dict(max_iter=20),
             "pgd": dict(eps=0.3, norm="2"), "deepfool-art": dict(max_iter=50),

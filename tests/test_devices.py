@@ -103,7 +103,8 @@ def test_attack_suite_on_cuda_matches_cpu():
     model_gpu.to("cuda")
     gpu_res = ATTACKS["fgsm"](model_gpu, "cross-entropy").run(x.cuda(), y.cuda())
     assert abs(gpu_res["median_eps"] - cpu["median_eps"]) <= 0.005
-    quick = {"boundary": {"max_iter": 5}, "hopskipjump": {"max_iter": 2, "max_eval": 100},
+    quick = {"boundary": {"max_iter": 5}, "boundary-art": {"max_iter": 5},
+             "hopskipjump": {"max_iter": 2, "max_eval": 100},
              "cw-l2": {"binary_search_steps": 2, "max_iter": 20}, "cw-l2-art": {"binary_search_steps": 1,
              "max_iter": 10}, "jsma": {"max_iter": 10}, "pgd": {"n_steps": 5}}  # fmt: skip
     for name in ATTACKS:

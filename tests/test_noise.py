@@ -195,13 +195,21 @@ def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
     assert res["draws"] == 20 and res["eot_samples"] == 1
     again = hsj.run(x, np.zeros(4, dtype=np.int64))  # a run holds the noise at the attack's seed
     assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)  # (NaN != NaN in ==)
-    for ours in (ATTACKS["hopskipjump"](model, "cross-entropy", max_iter=1, max_eval=20, init_eval=5),
-                 ATTACKS["boundary"](model, "cross-entropy", max_iter=3)):  # fmt: skip
+    # ours, batched over images: scores x_0, x_1, x_2 plus noise, so a third of the cube is each class
+    # and a random start is found (on the net above nearly every uniform image is class 2)
+    thirds = nn.Sequential(nn.Linear(6, 6, bias=False), nn.ReLU(), noise.GaussianNoise(0.05, seed=1),
+                           nn.Linear(6, 3, bias=False), nn.ReLU()).eval()  # fmt: skip
+    with torch.no_grad():
+        thirds[0].weight.copy_(torch.eye(6))
+        thirds[3].weight.copy_(torch.eye(6)[:3])
+    batched_hsj = ATTACKS["hopskipjump"](thirds, "cross-entropy", max_iter=1, max_eval=20, init_eval=5)
+    for ours, per_image in ((batched_hsj, 5), (ATTACKS["boundary"](thirds, "cross-entropy", max_iter=3), 20)):
         seen = []
         ours.queried = _Recorded(ours.queried, seen)  # every query goes through the expected scores
         y = ours.predict(x)  # right clean, so every image is attacked
         res = ours.run(x, y)
-        assert res["draws"] == 20 and res["clean_accuracy"] == 1.0 and len(seen) > 5, (ours.name, len(seen))
+        assert res["draws"] == 20 and res["clean_accuracy"] == 1.0 and res["success_rate"] > 0, ours.name
+        assert max(seen) >= 2 * per_image, (ours.name, seen)  # the queries of several images in one call
         again = ours.run(x, y)
         assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)
 

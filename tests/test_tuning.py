@@ -108,6 +108,13 @@ def test_validation_split_is_seeded_and_inside_the_training_set():
         validation_indices(100, 101)
 
 
+def test_a_boundary_study_names_the_attack_implementation(patches_model):
+    # ART's Boundary ran as ``boundary`` before ours: a study begun with it is not resumed with ours
+    ours = TuneSettings(str(patches_model), objective="boundary").identity()
+    assert ours["implementation"] == "sleepnet-batched-1"
+    assert "implementation" not in TuneSettings(str(patches_model), objective="fgsm").identity()
+
+
 def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):
     out = tmp_path / "tune"
     proc = run_cli("tune", patches_model, "--trials", "6", *TRIALS, "-o", out)

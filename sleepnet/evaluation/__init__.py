@@ -11,8 +11,9 @@ images. PGD L-inf (eps 0.1), PGD L2 (eps 1.5) and DeepFool on 1000 images;
 JSMA on 50; Carlini-Wagner L2 on 12; HopSkipJump on 10; Boundary on 5. The
 sizes are what fits the full MNIST experiment (9 models x 3 seeds) into an
 hour on 2 cores. Per image, on one core, on the MNIST paper network: Boundary
-(1000 iterations) about 5.5 s (ART's, then; ours, batched, 2.1 s), HopSkipJump (50 iterations) about 2.6 s (ART's,
-then; ours, batched over images, is 1.75x faster at 20 iterations), CW
+(1000 iterations) about 5.5 s (ART's, then; ours, batched, 2.1 s), HopSkipJump
+(50 iterations) about 2.6 s (ART's, then; ours, batched over images, is 1.75x
+faster at 20 iterations), CW
 about 1.4 s in a batch, JSMA 0.14 s; the full-test-set part of the suite
 (FGSM curve, noise, blur, salt-and-pepper) costs about 50 s per model and
 PGD and DeepFool on 1000 images 11 s. CW runs 9 x 1000 Adam steps, not the

@@ -78,9 +78,15 @@ class TuneSettings:
         return asdict(self)
 
     def identity(self) -> dict:
-        """What must match between workers (the model by content, not by path)."""
+        """What must match between workers (the model by content, not by path); for the ``boundary``
+        objective also the attack's implementation, so a study begun with ART's Boundary (which ran
+        under that name before ours) is not resumed with ours."""
         d = self.to_dict()
         d["model"] = _file_sha256(Path(self.model) / "model.safetensors")
+        if self.objective == "boundary":
+            from ..evaluation.attacks import ATTACKS
+
+            d["implementation"] = ATTACKS["boundary"].implementation
         return d
 
 

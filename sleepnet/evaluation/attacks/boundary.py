@@ -3,7 +3,10 @@
 The same algorithm as ART's ``BoundaryAttack`` (``art.attacks.evasion.boundary``, ART 1.20, which
 ``boundary-art`` runs for cross-checks), step for step, but every image of a batch advances together,
 so each model call carries the candidates of many images at once; ART attacks one image at a time,
-one call per round of 20 candidates. Every point is float32, as in ART.
+one call per round of 20 candidates. One difference: every point here is float32, the precision the
+model judges it in; ART's orthogonal step makes float64 points under NumPy 2 (``np.sqrt`` of a
+Python float is a float64 scalar, which a float32 array no longer absorbs), which it rounds to
+float32 for the model and once more when it returns them: differences below an ulp a step.
 
 Per image, from the label's side (an image the model misclassifies clean is left alone):
 
@@ -28,7 +31,11 @@ Per image, from the label's side (an image the model misclassifies clean is left
 
 Then ``push_across`` (``decision.py``) as for ART's. Every random draw of an image comes from its
 own generator (``image_rngs``: the attack's seed and the image's bytes), so on a deterministic
-model an image's attack does not depend on the batch it is in: batched equals alone. A stochastic
+model an image's attack does not depend on the batch it is in: batched equals alone, as far as the
+model's score of a row does not depend on how many rows share its call (on a CPU, a large layer's
+matrix product can round the last bit differently for a call of 1 or 2 rows than for one of 20,
+some 6e-8 on the paper network's scores, and a walk along the boundary can turn that into another
+path; the tests hold on a small net). A stochastic
 model is queried through its expected prediction (``Attack.predict``), as every decision attack
 here; its draws give row ``i`` of a call the ``i``-th rows of its passes
 (``noise.expected_scores``), so there an image's queries depend on its row, as for HopSkipJump.
@@ -39,9 +46,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import SleepnetError
-from .base import PerturbationAttack, register
-from .decision import image_rngs, push_across, random_starts
-from .hopskipjump import PROBE_FLOATS
+from .base import register
+from .decision import PROBE_FLOATS, BatchedDecisionAttack, check_counts
 
 
 def _adapt(size: np.ndarray, ratio: np.ndarray, factor: float) -> np.ndarray:
@@ -64,55 +70,37 @@ def orthogonal_candidates(noise: np.ndarray, cur: np.ndarray, x: np.ndarray, del
 
 
 @register
-class Boundary(PerturbationAttack):
+class Boundary(BatchedDecisionAttack):
     """The Boundary attack, L2, batched over images (module docstring)."""
 
     name = "boundary"
-    minimal = True
-    #: kept evaluation results name it (``evaluate_model``): ART's ran under this name before
-    implementation = "sleepnet-batched-1"
 
     def __init__(self, model, loss, max_iter: int = 1000, num_trial: int = 25, sample_size: int = 20,
                  delta: float = 0.5, epsilon: float = 0.5, step_adapt: float = 0.667, init_size: int = 100,
                  seed: int = 0, batch_size: int | None = None, device=None):  # fmt: skip
         """``batch_size``: the most candidate points in one model call (the images of a chunk times
         ``sample_size``); default ``PROBE_FLOATS`` over the input size."""
-        super().__init__(model, loss, batch_size, device)
-        for key, value, low in (("max_iter", max_iter, 0), ("num_trial", num_trial, 1),
-                                ("sample_size", sample_size, 1), ("init_size", init_size, 1)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise SleepnetError(f"boundary {key} must be an integer >= {low}, got {value!r}")
+        check_counts("boundary", (("max_iter", max_iter, 0), ("num_trial", num_trial, 1),
+                                  ("sample_size", sample_size, 1), ("init_size", init_size, 1)))  # fmt: skip
         for key, value in (("delta", delta), ("epsilon", epsilon)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < np.inf:
                 raise SleepnetError(f"boundary {key} must be a positive number, got {value!r}")
         if isinstance(step_adapt, bool) or not isinstance(step_adapt, (int, float)) or not 0 < step_adapt < 1:
             raise SleepnetError(f"boundary step_adapt must be in (0, 1), got {step_adapt!r}")
-        self.params = dict(max_iter=max_iter, num_trial=num_trial, sample_size=sample_size, delta=delta,
-                           epsilon=epsilon, step_adapt=step_adapt, init_size=init_size)  # fmt: skip
-        self.loss = "none (decision-based)"
-        self.seed = seed
+        params = dict(max_iter=max_iter, num_trial=num_trial, sample_size=sample_size, delta=delta,
+                      epsilon=epsilon, step_adapt=step_adapt, init_size=init_size)  # fmt: skip
+        super().__init__(model, loss, params, seed, batch_size, device)
 
-    def generate(self, x, y):
-        """See ``PerturbationAttack.generate`` (module docstring); images in chunks of ``batch_size``
-        over ``sample_size``."""
-        x = np.asarray(x, dtype=np.float32)
-        y = np.asarray(y)
-        adv = x.copy()
-        rows = np.flatnonzero(self.predict(x) == y)
-        rngs = image_rngs(self.seed, x, rows)
-        start, found = random_starts(self, x, y, rows, rngs, self.params["init_size"])
-        rows, start = rows[found], start[found]
-        chunk = max(1, (self.batch_size or PROBE_FLOATS // x.shape[1]) // self.params["sample_size"])
-        for s in range(0, len(rows), chunk):
-            part = rows[s : s + chunk]
-            adv[part] = self._attack(x[part], y[part], start[s : s + chunk], [rngs[i] for i in part])
-        return push_across(self, x, adv, y)
+    def images_per_call(self, d: int) -> int:
+        """``batch_size`` (default ``PROBE_FLOATS`` over ``d``) over ``sample_size``, at least 1."""
+        return max(1, (self.batch_size or PROBE_FLOATS // d) // self.params["sample_size"])
 
     def _fooled(self, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return self.predict(points) != labels
 
     def _attack(self, x, y, cur, rngs) -> np.ndarray:
-        """Step 2 of the module docstring for images ``x`` with labels ``y`` from their starts ``cur``."""
+        """Step 2 of the module docstring for images ``x`` with labels ``y`` from their starts ``cur``
+        (changed in place)."""
         p = self.params
         delta, eps = np.full(len(x), float(p["delta"])), np.full(len(x), float(p["epsilon"]))
         live = np.arange(len(x))

@@ -1,6 +1,6 @@
 """Decision-based (gradient-free) attacks through ART, as ``boundary-art`` and ``hopskipjump-art``: the
 cross-checks of ours, batched over images (``boundary.py``, ``hopskipjump.py``), and what both share
-(``image_rngs``, ``random_starts``, ``push_across``).
+(``BatchedDecisionAttack``, ``check_counts``, ``image_rngs``, ``random_starts``, ``push_across``).
 
 They query only the model's predicted class, so gradient masking cannot fool
 them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
@@ -25,8 +25,12 @@ import zlib
 
 import numpy as np
 
+from ...errors import SleepnetError
 from ...state import numpy_seeded
 from .base import PerturbationAttack, register
+
+#: the most floats of probe points in one model call (about 200 MB), whatever the input size
+PROBE_FLOATS = 50_000_000
 
 
 def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -67,6 +71,54 @@ def random_starts(attack: PerturbationAttack, x, y, rows, rngs, tries: int) -> t
         start[todo[ok]] = cand[ok]
         found[todo[ok]] = True
     return start, found
+
+
+def check_counts(attack: str, counts) -> None:
+    """``counts``: ``(name, value, least)`` triples; each value must be an integer >= its least."""
+    for key, value, low in counts:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise SleepnetError(f"{attack} {key} must be an integer >= {low}, got {value!r}")
+
+
+class BatchedDecisionAttack(PerturbationAttack):
+    """What our batched decision attacks (``boundary.py``, ``hopskipjump.py``) share: images the model
+    gets right clean are attacked, each with its own generator (``image_rngs``), from the first of
+    ``params["init_size"]`` uniform random images it misclassifies (``random_starts``), in chunks of
+    ``images_per_call`` images (``_attack``); then ``push_across``. An image with no start, or
+    misclassified clean, is left as it is."""
+
+    minimal = True
+    #: kept evaluation results name it (``evaluate_model``): ART's ran under these names before
+    implementation = "sleepnet-batched-1"
+
+    def __init__(self, model, loss, params: dict, seed: int, batch_size=None, device=None):
+        super().__init__(model, loss, batch_size, device)
+        self.params = params
+        self.loss = "none (decision-based)"
+        self.seed = seed
+
+    def images_per_call(self, d: int) -> int:
+        """How many images ``_attack`` takes at once, for inputs of size ``d`` (default: all)."""
+        return np.iinfo(np.int64).max
+
+    def _attack(self, x, y, start, rngs) -> np.ndarray:
+        """The adversarial points of images ``x`` (labels ``y``) from their starts, with their ``rngs``."""
+        raise NotImplementedError
+
+    def generate(self, x, y):
+        """See ``PerturbationAttack.generate`` (class docstring)."""
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y)
+        adv = x.copy()
+        rows = np.flatnonzero(self.predict(x) == y)
+        rngs = image_rngs(self.seed, x, rows)
+        start, found = random_starts(self, x, y, rows, rngs, self.params["init_size"])
+        rows, start = rows[found], start[found]
+        chunk = self.images_per_call(x.shape[1])
+        for s in range(0, len(rows), chunk):
+            part = rows[s : s + chunk]
+            adv[part] = self._attack(x[part], y[part], start[s : s + chunk], [rngs[i] for i in part])
+        return push_across(self, x, adv, y)
 
 
 @register

@@ -22,7 +22,8 @@ Per image, from the label's side (an image the model misclassifies clean is left
 Then ``push_across`` (``decision.py``) as for ART's. Every random draw of an image comes from its
 own generator, seeded by the attack's seed and the image's bytes (CRC-32), so on a deterministic
 model an image's attack does not depend on the batch it is in, its position there, or what ran
-before: batched equals alone. (A stochastic model's expected prediction gives row ``i`` of a batch
+before: batched equals alone (as far as the model's score of a row does not depend on how many rows
+share its call: ``boundary.py``). (A stochastic model's expected prediction gives row ``i`` of a batch
 the ``i``-th rows of its draws, ``noise.expected_scores``, so there an image's queries do depend on
 its row.)
 
@@ -37,52 +38,30 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import SleepnetError
-from .base import PerturbationAttack, register
-from .decision import image_rngs, push_across, random_starts
+from .base import register
+from .decision import PROBE_FLOATS, BatchedDecisionAttack, check_counts
 
 #: the most halvings of a geometric step before it stays put
 MAX_HALVINGS = 50
-#: the most floats of probe points in one model call (about 200 MB), whatever the input size
-PROBE_FLOATS = 50_000_000
 
 
 @register
-class HopSkipJump(PerturbationAttack):
+class HopSkipJump(BatchedDecisionAttack):
     """HopSkipJump, L2, batched over images (module docstring)."""
 
     name = "hopskipjump"
-    minimal = True
-    #: kept evaluation results name it (``evaluate_model``): ART's ran under this name before
-    implementation = "sleepnet-batched-1"
 
     def __init__(self, model, loss, max_iter: int = 50, max_eval: int = 10000, init_eval: int = 100,
                  init_size: int = 100, seed: int = 0, batch_size: int | None = None,
                  device=None):  # fmt: skip
         """``batch_size``: the most probe points in one model call (the images of a chunk times their
         probes); default ``PROBE_FLOATS`` over the input size."""
-        super().__init__(model, loss, batch_size, device)
-        for key, value, low in (("max_iter", max_iter, 0), ("max_eval", max_eval, 1),
-                                ("init_eval", init_eval, 1), ("init_size", init_size, 1)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise SleepnetError(f"hopskipjump {key} must be an integer >= {low}, got {value!r}")
+        check_counts("hopskipjump", (("max_iter", max_iter, 0), ("max_eval", max_eval, 1),
+                                     ("init_eval", init_eval, 1), ("init_size", init_size, 1)))  # fmt: skip
         if init_eval > max_eval:
             raise SleepnetError(f"hopskipjump init_eval ({init_eval}) must not exceed max_eval ({max_eval})")
-        self.params = dict(max_iter=max_iter, max_eval=max_eval, init_eval=init_eval, init_size=init_size)
-        self.loss = "none (decision-based)"
-        self.seed = seed
-
-    def generate(self, x, y):
-        """See ``PerturbationAttack.generate`` (module docstring)."""
-        x = np.asarray(x, dtype=np.float32)
-        y = np.asarray(y)
-        adv = x.copy()
-        rows = np.flatnonzero(self.predict(x) == y)
-        rngs = image_rngs(self.seed, x, rows)
-        start, found = random_starts(self, x, y, rows, rngs, self.params["init_size"])
-        rows = rows[found]
-        if len(rows):
-            adv[rows] = self._attack(x[rows], y[rows], start[found], [rngs[i] for i in rows])
-        return push_across(self, x, adv, y)
+        params = dict(max_iter=max_iter, max_eval=max_eval, init_eval=init_eval, init_size=init_size)
+        super().__init__(model, loss, params, seed, batch_size, device)
 
     def _fooled(self, points: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.predict(np.clip(points, 0.0, 1.0).astype(np.float32)) != y
@@ -124,7 +103,7 @@ class HopSkipJump(PerturbationAttack):
         return out
 
     def _attack(self, x, y, start, rngs) -> np.ndarray:
-        """Steps 1 (binary search) and 2 of the module docstring for the rows with a start."""
+        """Steps 1 (binary search) and 2 of the module docstring for images with a start."""
         d = x.shape[1]
         theta = 0.01 / np.sqrt(d)
         cur = self._bisect(x, start, y, 0.001)
