@@ -29,22 +29,34 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "robust_mnist"
 
-#: per attack: its settings, default norms and images, and what the report says it is
+class AttackRun(NamedTuple):
+    """How ``--attack`` runs: its settings, default norms and images, and what the report says it is."""
+
+    settings: dict
+    norms: str
+    n: int
+    title: str
+    what: str
+
+
 ATTACK_RUNS = {
-    "autoattack": ({}, "inf,2", 1000, "AutoAttack", "within the budget by any part of AutoAttack "
-                   "(standard version: APGD-CE, APGD-T, FAB-T, Square 5000 queries; torchattacks 3.5.1)"),
-    "boundary": ({"max_iter": 1000}, "2", 500, "The Boundary attack", "within the budget by the Boundary "
-                 "attack (ours, batched; the sleep paper's settings: 1000 iterations, 25 trials of 20 "
-                 "candidates, step sizes 0.5; decision-based: it queries only the predicted class)"),
-    "hopskipjump": ({"max_iter": 50, "max_eval": 10000}, "2", 500, "HopSkipJump", "within the budget by "
-                    "HopSkipJump (ours, batched; 50 iterations, at most 10,000 queries per gradient "
-                    "estimate; decision-based: it queries only the predicted class)"),
+    "autoattack": AttackRun({}, "inf,2", 1000, "AutoAttack", "within the budget by any part of AutoAttack "
+                            "(standard version: APGD-CE, APGD-T, FAB-T, Square 5000 queries; torchattacks "
+                            "3.5.1)"),
+    "boundary": AttackRun({"max_iter": 1000}, "2", 500, "The Boundary attack", "within the budget by the "
+                          "Boundary attack (ours, batched; the sleep paper's settings: 1000 iterations, 25 "
+                          "trials of 20 candidates, step sizes 0.5; decision-based: it queries only the "
+                          "predicted class)"),
+    "hopskipjump": AttackRun({"max_iter": 50, "max_eval": 10000}, "2", 500, "HopSkipJump", "within the "
+                             "budget by HopSkipJump (ours, batched; 50 iterations, at most 10,000 queries "
+                             "per gradient estimate; decision-based: it queries only the predicted class)"),
 }  # fmt: skip
 
 
@@ -164,13 +176,13 @@ def summarize(runs: dict, seeds: list[int], norms: list[str], n: int, attack: st
 def report(summary: dict, seeds: list[int], attack: str = "autoattack") -> str:
     """``report.md``: one table per norm."""
     carry = any(s.get("carried") for s in summary.values())
-    _, _, _, title, what = ATTACK_RUNS[attack]
+    run = ATTACK_RUNS[attack]
     which = "" if attack == "autoattack" else f"--attack {attack} "
-    lines = [f"# {title} on the MNIST control and the slept network (preset mnist-fgsm)",
+    lines = [f"# {run.title} on the MNIST control and the slept network (preset mnist-fgsm)",
              "", f"Written by `python experiments/robust_mnist.py {which}--seeds {','.join(map(str, seeds))} "
              f"--norms {','.join(summary)}{' --carry' if carry else ''}`. "
-             f"Robust accuracy: the share of test images classified correctly clean and not fooled {what}, "
-             "mean ± std over seeds. p (seeds): "
+             "Robust accuracy: the share of test images classified correctly clean and not fooled "
+             f"{run.what}, mean ± std over seeds. p (seeds): "
              "paired t-test over seeds; McNemar: per seed, images robust for the control only / "
              "for sleep only, exact two-sided p.", ""]  # fmt: skip
     for norm, s in summary.items():
@@ -222,18 +234,19 @@ def main(argv=None) -> int:
     from sleepnet.evaluation.robust import DEFAULT_BUDGETS
     from sleepnet.workflow import attack_to_file
 
-    settings, norms, n, _, _ = ATTACK_RUNS[args.attack]
-    args.n = n if args.n is None else args.n
+    run = ATTACK_RUNS[args.attack]
+    args.n = run.n if args.n is None else args.n
     seeds = [int(s) for s in args.seeds.split(",")]
-    norms = (args.norms or norms).split(",")
+    norms = (args.norms or run.norms).split(",")
     if args.attack != "autoattack" and norms != ["2"]:
         raise SystemExit(f"robust_mnist: {args.attack} is an L2 attack: --norms 2, not {','.join(norms)}")
     if args.carry and args.attack != "autoattack":
         raise SystemExit("robust_mnist: --carry takes seeds from the AutoAttack summary only")
     for norm in norms:  # a summary's carried seeds have no file anywhere: dropping them loses them
-        filed = {s for s in carried_seeds(norm, args.attack)
+        had = carried_seeds(norm, args.attack)
+        filed = {s for s in had
                  if (RESULTS / "per_image" / f"{args.attack}-l{norm}-control-{s}.json").exists()}  # fmt: skip
-        lost = carried_seeds(norm, args.attack) - set(seeds) - filed
+        lost = had - set(seeds) - filed
         if lost:
             raise SystemExit(f"robust_mnist: {summary_path(args.attack).name} holds seeds {sorted(lost)} "
                              f"(L{norm}) that have no result files: name them in --seeds (with --carry) "
@@ -252,16 +265,17 @@ def main(argv=None) -> int:
                     out = kept[name]
                 step(out, args.attack, lambda name=name, out=out, norm=norm, seed=seed: attack_to_file(
                     models(args.work, seed)[name], out, attack=args.attack, norm=norm,
-                    eps=DEFAULT_BUDGETS[norm], n=args.n, seed=0, **settings))  # fmt: skip
+                    eps=DEFAULT_BUDGETS[norm], n=args.n, seed=0, **run.settings))  # fmt: skip
                 runs[(norm, name, seed)] = json.loads(out.read_text())
                 if out != kept[name]:
                     kept[name].parent.mkdir(parents=True, exist_ok=True)
                     kept[name].write_text(out.read_text())
     summary = summarize(runs, seeds, norms, args.n, args.attack)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    text = report(summary, seeds, args.attack)
     summary_path(args.attack).write_text(json.dumps(summary, indent=2) + "\n")
-    report_path(args.attack).write_text(report(summary, seeds, args.attack))
-    print(report(summary, seeds, args.attack))
+    report_path(args.attack).write_text(text)
+    print(text)
     return 0
 
 

@@ -109,9 +109,7 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
         curve = attack_curve(model, x, y, "pgd", "inf", [0.05, 0.1], seed=seed, eot_samples=eot)
         res[f"pgd-eot{eot}"] = {k: curve[k] for k in ("robust_accuracy", "clean_accuracy", "eot_samples",
                                                       "draws", "n", "loss", "seconds", "norms")}  # fmt: skip
-    ia = subsample_indices(len(data.x_test), n_aa)
-    aa = attack_curve(model, data.x_test[ia], data.y_test[ia], "autoattack", "inf", [0.1], seed=seed,
-                      version="rand" if noisy else "standard", image_shape=(1, 28, 28))  # fmt: skip
+    aa = autoattack(model, data, n_aa, seed, "rand" if noisy else "standard")
     res["autoattack"] = {k: aa[k] for k in ("robust_accuracy", "clean_accuracy", "eot_samples", "draws", "n",
                                             "loss", "seconds", "settings", "norms")}  # fmt: skip
     isq = subsample_indices(len(data.x_test), n_square)
@@ -128,21 +126,27 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     out.write_text(json.dumps(res, indent=1) + "\n")
 
 
+def autoattack(model, data, n_aa: int, seed: int, version: str) -> dict:
+    """AutoAttack (``version``) at L-inf 0.1 on the first ``n_aa`` test images of the fixed permutation."""
+    from sleepnet.evaluation import subsample_indices
+    from sleepnet.evaluation.curve import attack_curve
+
+    ia = subsample_indices(len(data.x_test), n_aa)
+    return attack_curve(model, data.x_test[ia], data.y_test[ia], "autoattack", "inf", [0.1], seed=seed,
+                        version=version, image_shape=(1, 28, 28))  # fmt: skip
+
+
 def rand_baseline(folder: Path, out: Path, n_aa: int, seed: int) -> None:
     """AutoAttack's rand version at 0.1 on the control (deterministic: its EOT 20 averages 20 equal
     passes), on the images the stochastic networks' rand version ran on: the like-for-like baseline
     for them (the control's own figure is the standard version's, four attacks to their two)."""
-    from sleepnet.evaluation import subsample_indices
-    from sleepnet.evaluation.curve import attack_curve
     from sleepnet.models import load_model
     from sleepnet.training import accuracy
     from sleepnet.workflow import dataset_for
 
     model, meta = load_model(folder)
     data = dataset_for(meta)
-    ia = subsample_indices(len(data.x_test), n_aa)
-    aa = attack_curve(model, data.x_test[ia], data.y_test[ia], "autoattack", "inf", [0.1], seed=seed,
-                      version="rand", image_shape=(1, 28, 28))  # fmt: skip
+    aa = autoattack(model, data, n_aa, seed, "rand")
     res = {k: aa[k] for k in ("robust_accuracy", "n", "loss", "seconds", "norms", "eot_samples")}
     out.write_text(json.dumps(res | {"clean": accuracy(model, data.x_test, data.y_test)}, indent=1) + "\n")
 

@@ -196,7 +196,7 @@ def test_boundary_batched_is_each_image_alone_and_within_arts_own_spread():
             Boundary(model, "cross-entropy", **bad)
 
 
-def test_boundary_orthogonal_step_is_arts():
+def test_boundary_orthogonal_step_is_arts(monkeypatch):
     """``orthogonal_candidates`` against ART's ``_orthogonal_perturb`` on the same normal draws."""
     from art.attacks.evasion import BoundaryAttack
 
@@ -210,13 +210,9 @@ def test_boundary_orthogonal_step_is_arts():
     noise = rng.standard_normal((len(x), 5, x.shape[1])).astype(np.float32)
     ours = orthogonal_candidates(noise, cur, x, delta)
     draws = iter(noise.reshape(-1, x.shape[1]))
-    real = np.random.randn
-    try:
-        np.random.randn = lambda *shape: next(draws).reshape(shape)
-        want = np.stack([[cur[i] + art._orthogonal_perturb(delta[i], cur[i], x[i]) for _ in range(5)]
-                         for i in range(len(x))])  # fmt: skip
-    finally:
-        np.random.randn = real
+    monkeypatch.setattr(np.random, "randn", lambda *shape: next(draws).reshape(shape))
+    want = np.stack([[cur[i] + art._orthogonal_perturb(delta[i], cur[i], x[i]) for _ in range(5)]
+                     for i in range(len(x))])  # fmt: skip
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, want, atol=1e-6)
     # no farther from the image than the current point; nearer by at most 1 / sqrt(1 + delta^2) (the draw
