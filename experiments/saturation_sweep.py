@@ -51,11 +51,9 @@ def loaded(folder: Path, n: int):
     """The model in ``folder``, its record, its dataset and the indices of the first ``n`` test images
     of the fixed permutation: what every measure of a run starts from."""
     from sleepnet.evaluation import subsample_indices
-    from sleepnet.models import load_model
-    from sleepnet.workflow import dataset_for
+    from sleepnet.workflow import load_with_data
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
+    model, meta, data = load_with_data(folder)
     return model, meta, data, subsample_indices(len(data.x_test), n)
 
 

@@ -48,12 +48,10 @@ def measure(folder: Path, n: int, done: dict | None = None) -> dict:
     from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.attacks import ATTACKS as REGISTRY
     from sleepnet.evaluation.robust import norms_from_json, robust_accuracy
-    from sleepnet.models import load_model
     from sleepnet.training import accuracy
-    from sleepnet.workflow import dataset_for
+    from sleepnet.workflow import load_with_data
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
+    model, meta, data = load_with_data(folder)
     idx = subsample_indices(len(data.x_test), n)
     x, y = data.x_test[idx], data.y_test[idx]
     out: dict = {"clean": accuracy(model, data.x_test, data.y_test), "n": int(len(idx)), "attacks": {}}

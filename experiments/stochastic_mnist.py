@@ -94,12 +94,10 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.attacks import ATTACKS, stochastic
     from sleepnet.evaluation.curve import attack_curve
-    from sleepnet.models import load_model
     from sleepnet.training import accuracy
-    from sleepnet.workflow import dataset_for
+    from sleepnet.workflow import load_with_data
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
+    model, meta, data = load_with_data(folder)
     noisy = stochastic(model)
     idx = subsample_indices(len(data.x_test), n)
     x, y = data.x_test[idx], data.y_test[idx]
@@ -140,12 +138,10 @@ def rand_baseline(folder: Path, out: Path, n_aa: int, seed: int) -> None:
     """AutoAttack's rand version at 0.1 on the control (deterministic: its EOT 20 averages 20 equal
     passes), on the images the stochastic networks' rand version ran on: the like-for-like baseline
     for them (the control's own figure is the standard version's, four attacks to their two)."""
-    from sleepnet.models import load_model
     from sleepnet.training import accuracy
-    from sleepnet.workflow import dataset_for
+    from sleepnet.workflow import load_with_data
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
+    model, meta, data = load_with_data(folder)
     aa = autoattack(model, data, n_aa, seed, "rand")
     res = {k: aa[k] for k in ("robust_accuracy", "n", "loss", "seconds", "norms", "eot_samples")}
     out.write_text(json.dumps(res | {"clean": accuracy(model, data.x_test, data.y_test)}, indent=1) + "\n")
@@ -155,11 +151,9 @@ def over_draws(folder: Path, out: Path, seed: int) -> None:
     """Clean accuracy of a stochastic model over 20 single draws (mean, std) into ``out``."""
     from sleepnet.evaluation.attacks import ATTACKS, stochastic
     from sleepnet.evaluation.robust import accuracy_over_draws
-    from sleepnet.models import load_model
-    from sleepnet.workflow import dataset_for
+    from sleepnet.workflow import load_with_data
 
-    model, meta = load_model(folder)
-    data = dataset_for(meta)
+    model, meta, data = load_with_data(folder)
     res = {}
     if stochastic(model):
         probe = ATTACKS["pgd"](model, "cross-entropy")

@@ -47,6 +47,13 @@ def dataset_for(meta: dict, data_dir: str | None = None, name: str | None = None
     return data
 
 
+def load_with_data(folder, data_dir: str | None = None, name: str | None = None):
+    """``(model, meta, data)``: the model saved in ``folder``, its record, and the dataset it was trained on
+    (``dataset_for``, hash checked)."""
+    model, meta = load_model(folder)
+    return model, meta, dataset_for(meta, data_dir, name)
+
+
 def model_loss(meta: dict) -> str:
     """The training loss named in a model record's recipe (``cross-entropy`` if none)."""
     return (meta.get("recipe") or {}).get("loss", "cross-entropy")
@@ -335,8 +342,7 @@ def attack_to_file(model_dir: Path, out: Path, *, attack: str, norm: str, eps, n
             check_eot(eot_samples)
     check_output(out, overwrite, inputs=[model_dir], file=True)
     device = resolve_device(device)
-    model, meta = load_model(model_dir)
-    data = dataset_for(meta, data_dir, dataset)
+    model, meta, data = load_with_data(model_dir, data_dir, dataset)
     check_n(n, data)
     check_classes(model, data, str(model_dir))
     naive = bool(single_draws) and stochastic(model)
@@ -467,8 +473,7 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
         check_output(json_path, overwrite, inputs=[*model_dirs, out], file=True)
     models, data, labels = {}, None, []
     for folder in model_dirs:
-        model, meta = load_model(folder)
-        found = dataset_for(meta, data_dir, dataset)
+        model, meta, found = load_with_data(folder, data_dir, dataset)
         if data is not None and (found.name, found.sha256) != (data.name, data.sha256):
             raise SleepnetError(f"{folder} was trained on {found.name}, {model_dirs[0]} on {data.name}: "
                                 "analyze compares models of one dataset")  # fmt: skip

@@ -101,6 +101,17 @@ for _name, _fn in (("fgsm", _fgsm), ("noise", partial(_distortion, "gaussian-noi
     OBJECTIVES.register(_name, _fn)
 
 
+#: the attack behind each attack objective (the distortions run none)
+ATTACK_OF = {"fgsm": "fgsm", "pgd": "pgd", "apgd": "apgd-ce", "boundary": "boundary"}
+
+
+def implementation(objective: str) -> str | None:
+    """The version of the attack behind ``objective``, where that attack names one
+    (``implementation``: ours replaced ART's under the same name), else None."""
+    attack = ATTACK_OF.get(objective)
+    return getattr(ATTACKS[attack], "implementation", None) if attack in ATTACKS else None
+
+
 def measure(model, loss: str, val: Dataset, objective: str) -> dict:
     """``{"clean": ..., objective: ...}`` of one model on the validation split."""
     fn = OBJECTIVES.get(objective)

@@ -46,7 +46,7 @@ from ..errors import SleepnetError
 from ..hashing import sha256_file, weights_sha256
 from ..state import optuna_quiet
 from ..threads import pinned
-from .objectives import OBJECTIVES, measure, validation_set
+from .objectives import OBJECTIVES, implementation, measure, validation_set
 from .space import SearchSpace, build_space
 from .storage import redact, storage_for
 
@@ -78,15 +78,14 @@ class TuneSettings:
         return asdict(self)
 
     def identity(self) -> dict:
-        """What must match between workers (the model by content, not by path); for the ``boundary``
-        objective also the attack's implementation, so a study begun with ART's Boundary (which ran
-        under that name before ours) is not resumed with ours."""
+        """What must match between workers (the model by content, not by path); where the objective's
+        attack names its implementation (``objectives.implementation``), that too, so a study begun
+        with ART's Boundary (which ran under that name before ours) is not resumed with ours."""
         d = self.to_dict()
         d["model"] = _file_sha256(Path(self.model) / "model.safetensors")
-        if self.objective == "boundary":
-            from ..evaluation.attacks import ATTACKS
-
-            d["implementation"] = ATTACKS["boundary"].implementation
+        impl = implementation(self.objective)
+        if impl is not None:
+            d["implementation"] = impl
         return d
 
 
@@ -124,13 +123,11 @@ class Tuner:
 
     def __init__(self, settings: TuneSettings, data_dir: str | None = None) -> None:
         from ..config import load_preset
-        from ..models import load_model
-        from ..workflow import cached_maxima, dataset_for, model_loss
+        from ..workflow import cached_maxima, load_with_data, model_loss
 
         OBJECTIVES.get(settings.objective)  # an unknown name: one error naming the known ones
         self.settings = settings
-        self.model, self.meta = load_model(settings.model)
-        self.data = dataset_for(self.meta, data_dir)
+        self.model, self.meta, self.data = load_with_data(settings.model, data_dir)
         self.loss = model_loss(self.meta)
         self.val = validation_set(self.data, settings.validation, settings.seed)
         # cycle: sequential input wraps around the training set when a trial's T exceeds it
