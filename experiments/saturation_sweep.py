@@ -1,9 +1,9 @@
 """The saturation defence over lambda: does the regime Nayebi & Ganguli (2017) describe exist?
 
     python experiments/saturation_sweep.py [--acts relu,sigmoid,cnn] [--lams 0,1e-4,...,1]
-        [--epochs 5] [--seed 0] [--n 500] [--work runs/saturation_sweep] [--autoattack]
+        [--epochs 5] [--seeds 0,1,2] [--n 500] [--work runs/saturation_sweep] [--autoattack]
 
-For each activation and lambda: train the MLP ``<act>-mlp`` (784-1200-1200-10, biases,
+For each seed, activation and lambda: train the MLP ``<act>-mlp`` (784-1200-1200-10, biases,
 Adam 1e-3, cross-entropy), or for ``cnn`` the ReLU CNN of recipe ``cnn`` (two 5x5
 convolutions, 16 and 32 channels, dense 128, ``docs/saturation.md`` §2), with the saturation
 penalty (schedule ``linear:0.5``) for ``--epochs`` epochs, then measure on the first ``--n``
@@ -15,7 +15,8 @@ test images of the fixed permutation, L-inf budgets 0.1 and 0.2 (0.1 only for th
   each changed alone;
 - Square (gradient-free, 1000 queries, L-inf 0.1);
 - with ``--autoattack``, also AutoAttack (standard version: APGD-CE, APGD-T, FAB-T, Square 5000
-  queries; torchattacks) at L-inf 0.1 and 0.2, per image the worst case over its parts (added to
+  queries; torchattacks) at L-inf 0.1 and 0.2 and at L2 1.0 and 2.0 (the second-order
+  measurement's budgets, ``second_order.py``), per image the worst case over its parts (added to
   a run measured without it);
 - the analyses: weight kurtosis per layer, saturated fraction and relative slope per layer,
   the input-output Jacobian's top singular value and participation ratio (500 images).
@@ -25,7 +26,9 @@ Clean accuracy is on all 10000 test images. Every model and every result is kept
 ``--epochs``. Then ``experiments/results/saturation_sweep/``: ``sweep.json``, ``report.md``,
 ``sweep.png``: the committed ``sweep.json``'s runs, each replaced by the run of the same
 activation, lambda, epochs, seed and number of images found under ``--work``, and every other run found there
-(so a sweep of one activation adds to the table rather than replacing it).
+(so a sweep of one activation adds to the table rather than replacing it). Where a setting ran
+under several seeds, the report adds its mean and std over them, with a paired t-test over seeds
+against lambda 0 of the same activation and epochs.
 """
 
 from __future__ import annotations
@@ -95,15 +98,21 @@ def measure(folder: Path, n: int, seed: int) -> dict:
     return out
 
 
-def autoattack(folder: Path, n: int, seed: int) -> dict:
-    """AutoAttack (standard) at L-inf 0.1 and 0.2 on the run's images, with its seconds."""
+#: AutoAttack's runs: norm -> (the key of its columns, budgets)
+AUTOATTACK = {"inf": ("autoattack", (0.1, 0.2)), "2": ("autoattack-l2", (1.0, 2.0))}
+
+
+def autoattack(folder: Path, n: int, seed: int, norm: str) -> dict:
+    """AutoAttack (standard) at ``norm``'s budgets (``AUTOATTACK``) on the run's images, with its seconds
+    and per-part breakdown."""
     from sleepnet.evaluation.curve import attack_curve
 
+    key, budgets = AUTOATTACK[norm]
     model, _, data, idx = loaded(folder, n)
-    res = attack_curve(model, data.x_test[idx], data.y_test[idx], "autoattack", "inf", [0.1, 0.2], seed=seed,
+    res = attack_curve(model, data.x_test[idx], data.y_test[idx], "autoattack", norm, budgets, seed=seed,
                        image_shape=(1, 28, 28), version="standard")  # fmt: skip
-    return {f"autoattack@{k}": v for k, v in res["robust_accuracy"].items()} | {
-        "autoattack_seconds": res["seconds"], "autoattack_breakdown": res.get("breakdown")}
+    return {f"{key}@{k}": v for k, v in res["robust_accuracy"].items()} | {
+        f"{key}_seconds": res["seconds"], f"{key}_breakdown": res.get("breakdown")}
 
 
 def margin32(folder: Path, n: int, seed: int) -> dict:
@@ -116,54 +125,63 @@ def margin32(folder: Path, n: int, seed: int) -> dict:
             for eps in (0.1, 0.2)}  # fmt: skip
 
 
+def run_one(work: Path, act: str, lam: float, epochs: int, seed: int, n: int, with_aa: bool) -> dict:
+    """One run of the sweep, trained and measured under ``work`` unless it is there already (what is
+    missing from a kept result, such as AutoAttack, is added to it)."""
+    from sleepnet.workflow import train_to_folder
+
+    name = f"{act}-lam{lam:g}-ep{epochs}-seed{seed}"
+    folder = work / name
+    if not folder.exists():
+        print(f"train {name}", flush=True)
+        train_to_folder("mnist", RECIPES[act], seed, folder, epochs=epochs, saturation=lam, progress=False)
+    result = work / f"{name}.json"
+    if not result.exists():
+        print(f"measure {name}", flush=True)
+        res = {"act": act, "lam": lam, "epochs": epochs, "seed": seed} | measure(folder, n, seed)
+        result.write_text(json.dumps(res, indent=1) + "\n")
+    res = json.loads(result.read_text())
+    if res["n"] != n:  # its columns would come from other images than a new one's
+        raise SystemExit(f"saturation_sweep: {result} was measured on {res['n']} images, not --n {n}: "
+                         "use another --work")  # fmt: skip
+    if "pgd32-margin@0.1" not in res:  # measured before this column existed
+        res |= margin32(folder, n, seed)
+        result.write_text(json.dumps(res, indent=1) + "\n")
+    for norm, (key, budgets) in AUTOATTACK.items() if with_aa else ():
+        if f"{key}@{budgets[0]}" not in res:
+            print(f"{key} {name}", flush=True)
+            res |= autoattack(folder, n, seed, norm)
+            result.write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--acts", default="relu,sigmoid")
     p.add_argument("--lams", default=LAMS)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", "--seed", default="0", help="training and attack seeds, e.g. 0,1,2")
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "saturation_sweep")
-    p.add_argument("--autoattack", action="store_true", help="AutoAttack at L-inf 0.1 and 0.2 too")
+    p.add_argument("--autoattack", action="store_true",
+                   help="AutoAttack at L-inf 0.1 and 0.2 and at L2 1.0 and 2.0 too")
     args = p.parse_args(argv)
 
     from sleepnet.saturation import check_lambda
-    from sleepnet.workflow import train_to_folder
 
     acts = [a for a in args.acts.split(",") if a]
     try:
         lams = [check_lambda(float(v)) for v in args.lams.split(",") if v]
+        seeds = [int(v) for v in args.seeds.split(",") if v]
     except ValueError as exc:
-        raise SystemExit(f"saturation_sweep: --lams must be numbers ({exc})") from None
+        raise SystemExit(f"saturation_sweep: --lams and --seeds must be numbers ({exc})") from None
     for act in acts:
         if act not in RECIPES:
             raise SystemExit(f"saturation_sweep: unknown activation {act!r} (relu, sigmoid or cnn)")
-    for act in acts:
-        for lam in lams:
-            name = f"{act}-lam{lam:g}-ep{args.epochs}-seed{args.seed}"
-            folder = args.work / name
-            if not folder.exists():
-                print(f"train {name}", flush=True)
-                train_to_folder("mnist", RECIPES[act], args.seed, folder, epochs=args.epochs, saturation=lam,
-                                progress=False)  # fmt: skip
-            result = args.work / f"{name}.json"
-            if not result.exists():
-                print(f"measure {name}", flush=True)
-                res = {"act": act, "lam": lam, "epochs": args.epochs, "seed": args.seed}
-                res |= measure(folder, args.n, args.seed)
-                result.write_text(json.dumps(res, indent=1) + "\n")
-            res = json.loads(result.read_text())
-            if res["n"] != args.n:  # its columns would come from other images than a new one's
-                raise SystemExit(f"saturation_sweep: {result} was measured on {res['n']} images, not --n "
-                                 f"{args.n}: use another --work")  # fmt: skip
-            if "pgd32-margin@0.1" not in res:  # measured before this column existed
-                res |= margin32(folder, args.n, args.seed)
-                result.write_text(json.dumps(res, indent=1) + "\n")
-            if args.autoattack and "autoattack@0.1" not in res:
-                print(f"autoattack {name}", flush=True)
-                res |= autoattack(folder, args.n, args.seed)
-                result.write_text(json.dumps(res, indent=1) + "\n")
-            print(res, flush=True)
+    for seed in seeds:
+        for act in acts:
+            for lam in lams:
+                print(run_one(args.work, act, lam, args.epochs, seed, args.n, args.autoattack), flush=True)
     runs = {identity(r): r for r in json.loads((RESULTS / "sweep.json").read_text())} \
         if (RESULTS / "sweep.json").exists() else {}  # fmt: skip
     for f in sorted(args.work.glob("*.json")):
@@ -179,7 +197,23 @@ def main(argv=None) -> int:
 
 COLUMNS = ("clean", "fgsm32-ce@0.1", "pgd32-ce@0.1", "pgd32-margin@0.1", "pgd64-margin@0.1", "square@0.1",
            "autoattack@0.1", "fgsm32-ce@0.2", "pgd32-ce@0.2", "pgd32-margin@0.2", "pgd64-margin@0.2",
-           "autoattack@0.2")  # fmt: skip
+           "autoattack@0.2", "autoattack-l2@1.0", "autoattack-l2@2.0")  # fmt: skip
+#: the columns given over seeds, where a setting ran under several
+SEED_COLUMNS = ("clean", "fgsm32-ce@0.1", "pgd64-margin@0.1", "square@0.1", "autoattack@0.1",
+                "autoattack@0.2", "autoattack-l2@1.0", "autoattack-l2@2.0")  # fmt: skip
+
+
+def setting(run: dict) -> tuple:
+    """A run's identity less its seed: the runs of one setting over seeds share it."""
+    return run["act"], run["lam"], run["epochs"], run["n"]
+
+
+def by_setting(runs: list[dict]) -> dict[tuple, dict[int, dict]]:
+    """``{setting: {seed: run}}``."""
+    out: dict[tuple, dict[int, dict]] = {}
+    for r in runs:
+        out.setdefault(setting(r), {})[r["seed"]] = r
+    return out
 
 
 def images(runs: list[dict]) -> str:
@@ -188,21 +222,24 @@ def images(runs: list[dict]) -> str:
 
 
 def plot(runs: list[dict], path: Path) -> None:
+    import numpy as np
+
     from sleepnet.plots import save, subplots
 
     acts = sorted({r["act"] for r in runs})
     fig, axes = subplots(1, len(acts), figsize=(6 * len(acts), 4.2), squeeze=False)
     for ax, act in zip(axes[0], acts):
         for epochs in sorted({r["epochs"] for r in runs if r["act"] == act}):
-            rs = [r for r in runs if r["act"] == act and r["epochs"] == epochs]
-            rs.sort(key=lambda r: r["lam"])
-            lam = [max(r["lam"], 1e-5) for r in rs]  # lambda 0 drawn at 1e-5
+            groups = sorted((k, seeds) for k, seeds in by_setting(runs).items()
+                            if k[0] == act and k[2] == epochs)  # fmt: skip
+            lam = [max(k[1], 1e-5) for k, _ in groups]  # lambda 0 drawn at 1e-5
             for key, style in (("clean", "-ok"), ("fgsm32-ce@0.1", "--s"), ("pgd64-margin@0.1", "-^"),
                                ("square@0.1", ":v")):  # fmt: skip
-                ax.plot(lam, [r[key] for r in rs], style, label=f"{key} ({epochs} ep)", ms=4)
+                ax.plot(lam, [np.mean([r[key] for r in seeds.values()]) for _, seeds in groups], style,
+                        label=f"{key} ({epochs} ep)", ms=4)
         ax.set_xscale("log")
         ax.set_xlabel("lambda (0 drawn at 1e-5)")
-        ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {images(runs)} images)")
+        ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {images(runs)} images; mean over seeds)")
         ax.set_title(f"{act if act == 'cnn' else act + ' MLP'} with the saturation penalty")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
@@ -218,20 +255,58 @@ def report(runs: list[dict]) -> str:
              "`pgd32-ce`, `pgd32-margin`: PGD-40 with either loss; `pgd64-margin`: PGD-40 with the margin "
              "loss on a float64 copy of the model "
              "(Brendel & Bethge); `square`: Square, 1000 queries, no gradients; `autoattack`: AutoAttack "
-             "(standard version, `--autoattack`; `-` where it was not run). `sat`: share of "
+             "(standard version, `--autoattack`, at L-inf and at L2 (`autoattack-l2`); `-` where it was not "
+             "run). `sat`: share of "
              "saturated unit x image per hidden layer; "
              "`kurt`: excess kurtosis of the weights per layer; `J`: top singular value and participation "
              "ratio of d logits / d x.", "", "![sweep](sweep.png)", "",
-             "| act | lambda | epochs | " + " | ".join(COLUMNS) + " | sat | kurt | J top / PR | train s |",
-             "|" + "---|" * (len(COLUMNS) + 7)]  # fmt: skip
-    for r in sorted(runs, key=lambda r: (r["act"], r["epochs"], r["lam"])):
+             "| act | lambda | epochs | seed | " + " | ".join(COLUMNS)
+             + " | sat | kurt | J top / PR | train s |",
+             "|" + "---|" * (len(COLUMNS) + 8)]  # fmt: skip
+    for r in sorted(runs, key=lambda r: (r["act"], r["epochs"], r["lam"], r["seed"])):
         cells = [f"{r[k]:.3f}" if k in r else "-" for k in COLUMNS]  # AutoAttack: some runs only
         sat = "/".join(f"{v:.2f}" for v in r["saturated"][:-1])
         kurt = "/".join(f"{v:.1f}" for v in r["kurtosis"])
-        lines.append(f"| {r['act']} | {r['lam']:g} | {r['epochs']} | " + " | ".join(cells)
+        lines.append(f"| {r['act']} | {r['lam']:g} | {r['epochs']} | {r['seed']} | " + " | ".join(cells)
                      + f" | {sat} | {kurt} | {r['jacobian_top']:.3g} / {r['jacobian_pr']:.2f} "
                        f"| {r['train_time_s']:.0f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + over_seeds(runs)) + "\n"
+
+
+def over_seeds(runs: list[dict]) -> list[str]:
+    """The report's lines for the settings run under several seeds: each column's mean ± std over them,
+    and for lambda > 0 the paired t-test p over the seeds both have against lambda 0 of the same
+    activation, epochs and images (``-`` where a column was not measured on every seed)."""
+    import numpy as np
+
+    from sleepnet.report import paired_p
+
+    groups = by_setting(runs)
+    several = sorted(k for k, seeds in groups.items() if len(seeds) > 1)
+    if not several:
+        return []
+    lines = ["", "## Over seeds", "",
+             "Mean ± std over the seeds each setting ran under (training and attack seed alike); "
+             "`p`: paired t-test over seeds against lambda 0 of the same activation and epochs.", "",
+             "| act | lambda | epochs | seeds | " + " | ".join(SEED_COLUMNS) + " |",
+             "|" + "---|" * (len(SEED_COLUMNS) + 4)]  # fmt: skip
+    for k in several:
+        seeds, base = groups[k], groups.get((k[0], 0.0, k[2], k[3]), {})
+        cells = []
+        for col in SEED_COLUMNS:
+            vals = [r.get(col) for r in seeds.values()]
+            if None in vals:
+                cells.append("-")
+                continue
+            cell = f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
+            both = sorted(s for s in seeds if col in base.get(s, {}))
+            if k[1] > 0 and len(both) > 1:
+                p = paired_p([seeds[s][col] for s in both], [base[s][col] for s in both])
+                cell += f" (p={p:.2g})" if np.isfinite(p) else ""
+            cells.append(cell)
+        lines.append(f"| {k[0]} | {k[1]:g} | {k[2]} | {','.join(map(str, sorted(seeds)))} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":
