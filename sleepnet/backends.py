@@ -35,7 +35,12 @@ DEFAULT = "numba"
 def make_backend(name: str, weights: list[np.ndarray], params: KernelParams, **options) -> Simulator:
     """A fresh simulator of backend ``name`` over copies of ``weights`` (float64).
 
-    ``options`` go to the backend's constructor (``target`` for brian2, ``device`` for torch).
+    ``options`` go to the backend's constructor (``target`` for brian2, ``device`` for torch). Torch
+    keeps its thread count: a constructor that runs a Numba kernel resets the OpenMP runtime they
+    share (``threads.py``).
     """
+    from .threads import torch_threads_kept
+
     cls = BACKENDS.get(name)
-    return cls([np.asarray(w, dtype=np.float64) for w in weights], params, **options)
+    with torch_threads_kept():
+        return cls([np.asarray(w, dtype=np.float64) for w in weights], params, **options)
