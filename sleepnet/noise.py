@@ -78,17 +78,23 @@ class Noise(nn.Module):
         self.seed = int(seed)
         self.restart()
 
-    def restart(self, seed: int | None = None) -> None:
-        """Start the draws again, from ``seed`` (default: the layer's own, which stays recorded)."""
+    def restart(self, seed: int | None = None, shared: bool = False) -> None:
+        """Start the draws again, from ``seed`` (default: the layer's own, which stays recorded); with
+        ``shared``, each pass draws one noise for every row of its batch (``eps``)."""
         self._start = self.seed if seed is None else int(seed)
         self._gens: dict[str, torch.Generator] = {}
+        self._shared = bool(shared)
 
     def eps(self, x: torch.Tensor) -> torch.Tensor:
-        """``N(0, 1)`` of ``x``'s shape, dtype and device, from this layer's generator."""
+        """``N(0, 1)`` of ``x``'s shape, dtype and device, from this layer's generator: fresh for every
+        row, or, in a ``shared`` restart, one draw of a row's shape for all rows (what a row gets then
+        depends neither on its place in the batch nor on the batch's size)."""
         key = str(x.device)
         if key not in self._gens:
             self._gens[key] = torch.Generator(device=x.device).manual_seed(self._start)
-        return torch.randn(x.shape, generator=self._gens[key], device=x.device, dtype=x.dtype)
+        shape = (1, *x.shape[1:]) if self._shared else x.shape
+        e = torch.randn(shape, generator=self._gens[key], device=x.device, dtype=x.dtype)
+        return e.expand(x.shape) if self._shared else e
 
     def with_draw(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The layer's output on ``x`` under the draw ``eps`` (``N(0, 1)`` of ``x``'s shape)."""
@@ -212,25 +218,26 @@ def stochastic_layers(model: nn.Module) -> list[Noise]:
     return [m for m in model.modules() if isinstance(m, Noise)]
 
 
-def restart(model: nn.Module, seed: int | None = None) -> None:
+def restart(model: nn.Module, seed: int | None = None, shared: bool = False) -> None:
     """Restart every noise layer of ``model``: from its own seed, or from ``seed * 1000 + j``
-    (``j``: its place among them, from 1)."""
+    (``j``: its place among them, from 1); ``shared``: one draw per pass for all rows (``Noise.eps``)."""
     for j, layer in enumerate(stochastic_layers(model), start=1):
-        layer.restart(None if seed is None else seed * 1000 + j)
+        layer.restart(None if seed is None else seed * 1000 + j, shared)
 
 
 @contextlib.contextmanager
-def seeded(model: nn.Module, seed: int):
-    """Within the block, ``model``'s noise layers draw from ``seed`` (``restart``); afterwards they go
-    on from where they were, as if the block had not drawn."""
+def seeded(model: nn.Module, seed: int, shared: bool = False):
+    """Within the block, ``model``'s noise layers draw from ``seed`` (``restart``, ``shared`` or not);
+    afterwards they go on from where they were, as if the block had not drawn."""
     layers = stochastic_layers(model)
-    saved = [(layer._start, {k: g.get_state() for k, g in layer._gens.items()}) for layer in layers]
-    restart(model, seed)
+    saved = [(layer._start, layer._shared, {k: g.get_state() for k, g in layer._gens.items()})
+             for layer in layers]  # fmt: skip
+    restart(model, seed, shared)
     try:
         yield model
     finally:
-        for layer, (start, states) in zip(layers, saved):
-            layer.restart(start)
+        for layer, (start, was_shared, states) in zip(layers, saved):
+            layer.restart(start, was_shared)
             for key, state in states.items():
                 gen = torch.Generator(device=key)
                 gen.set_state(state)
@@ -282,19 +289,29 @@ def split(body: nn.Module) -> tuple[nn.Module, nn.Module]:
     return body[:k], body[k:]
 
 
+def judging(body: nn.Module, draws: int = DRAWS):
+    """The draws of ``body``'s expected prediction over ``draws`` passes, for a block: its noise layers
+    restarted at ``JUDGE_SEED`` (``seeded``), shared across the rows of a batch when ``draws`` > 1,
+    fresh for every row when it is 1 (module docstring of ``expected_scores``)."""
+    return seeded(body, JUDGE_SEED, shared=int(draws) > 1)
+
+
 def expected_scores(body: nn.Module, x: torch.Tensor, draws: int = DRAWS) -> torch.Tensor:
     """``log(mean_d softmax(body(x)))`` over ``draws`` passes of the logits ``body``: the scores of a
     stochastic network's expected prediction.
 
     The draws are common random numbers: every call restarts ``body``'s noise layers at
-    ``JUDGE_SEED`` (``seeded``), so the expected prediction is a fixed function of the batch,
-    the same on the clean and the adversarial images of one batch, and the layers' own streams
-    go on afterwards as if nothing had been drawn. (Row ``i`` of a batch gets the ``i``-th rows of
-    each draw: a batch of another size sees other draws.) The layers before the first noise layer
-    run once, not once per draw (``split``).
+    ``JUDGE_SEED``, and each pass draws one noise that every row of the batch shares
+    (``judging``). The expected prediction is thus a fixed function of each image alone, the mean
+    over ``draws`` fixed networks: an image gets the same scores in any batch, of any size, at any
+    row, on its clean and its adversarial versions alike. The layers' own streams go on afterwards
+    as if nothing had been drawn. A single pass (``draws`` 1, ``single_draws``: what a naive
+    evaluation runs) draws fresh noise for every row instead, as the network does when used. Noise
+    layers of your own (``stochastic``, not ``Noise``) draw as they always do. The layers before
+    the first noise layer run once, not once per draw (``split``).
     """
     head, tail = split(body)
-    with seeded(body, JUDGE_SEED):
+    with judging(body, draws):
         h = head(x)  # once: the layers before the first noise layer draw nothing
         p = sum(torch.softmax(tail(h), dim=1) for _ in range(int(draws))) / int(draws)
     return torch.log(p.clamp_min(1e-30))

@@ -99,7 +99,7 @@ def test_a_stochastic_models_jacobian_is_the_mean_over_its_expected_predictions_
     J = jacobians(model, x)
     judge, body = model[:-1], copy.deepcopy(model[:-1]).double()
     xb = torch.as_tensor(x)
-    with torch.no_grad(), noise.seeded(judge, noise.JUDGE_SEED):  # the expected prediction's draws
+    with torch.no_grad(), noise.judging(judge):  # the expected prediction's draws
         fixed = [noise.draw(judge, xb.float()) for _ in range(noise.DRAWS)]
     with torch.no_grad():
         probs = sum(torch.softmax(noise.through(judge, xb.float(), d), 1) for d in fixed) / noise.DRAWS

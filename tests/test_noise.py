@@ -160,7 +160,7 @@ def test_a_stochastic_model_is_judged_by_its_expected_prediction():
     x = torch.rand(300, 6)
     attack = ATTACKS["pgd"](model, "cross-entropy")
     assert attack.draws == 20 and isinstance(attack.queried[0], ExpectedScores)
-    noise.restart(model, 0)  # the judge's draws: layer j from JUDGE_SEED * 1000 + j, 20 passes
+    noise.restart(model, 0, shared=True)  # the judge's draws: layer j from JUDGE_SEED * 1000 + j, 20 passes
     with torch.no_grad():
         probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
     noise.restart(model)
@@ -180,6 +180,28 @@ def test_a_stochastic_model_is_judged_by_its_expected_prediction():
     assert ATTACKS["pgd"](det, "cross-entropy").queried is det
 
 
+def test_the_expected_prediction_of_an_image_does_not_depend_on_its_batch():
+    model = _noisy_classifier()
+    body = model[:-1]
+    x = torch.rand(40, 6)
+    whole = noise.expected_scores(body, x)
+    alone = torch.cat([noise.expected_scores(body, x[i : i + 1]) for i in range(len(x))])
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    shuffled = noise.expected_scores(body, x[order])
+    torch.testing.assert_close(alone, whole, rtol=1e-6, atol=1e-7)  # a call of one row may round apart
+    torch.testing.assert_close(shuffled, whole[order], rtol=1e-6, atol=1e-7)
+    assert torch.equal(noise.expected_scores(body, x[:7]), whole[:7])  # a shorter batch: the same draws
+    # each pass draws one noise for all rows: twenty fixed networks, and not one
+    layer = noise.stochastic_layers(model)[0]
+    with torch.no_grad(), noise.judging(body):
+        drawn = [layer.eps(torch.zeros(3, 16)) for _ in range(2)]
+    assert all(torch.equal(d[0], d[2]) for d in drawn) and not torch.equal(drawn[0], drawn[1])
+    with noise.judging(body, draws=1):  # a single pass (the naive evaluation): fresh for every row
+        one = layer.eps(torch.zeros(3, 16))
+    assert not torch.equal(one[0], one[2])
+    assert layer._shared is False  # and afterwards as before
+
+
 def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
     model = _noisy_classifier()
     x = np.random.default_rng(0).random((4, 6)).astype(np.float32)
@@ -187,7 +209,7 @@ def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
     art = hsj.art(queried=True)
     noise.restart(model, 0)
     scores = art.predict(x)
-    noise.restart(model, 0)
+    noise.restart(model, 0, shared=True)
     with torch.no_grad():
         want = torch.log(sum(torch.softmax(model[:-1](torch.as_tensor(x)), 1) for _ in range(20)) / 20)
     np.testing.assert_allclose(scores, want.numpy(), rtol=1e-5, atol=1e-6)
@@ -212,6 +234,9 @@ def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
         assert max(seen) >= 2 * per_image, (ours.name, seen)  # the queries of several images in one call
         again = ours.run(x, y)
         assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)
+        together = ours.generate(x, y)  # the judge draws one noise for all rows: batched equals alone
+        for i in range(len(x)):
+            np.testing.assert_array_equal(ours.generate(x[i : i + 1], y[i : i + 1])[0], together[i])
 
 
 class _Recorded(torch.nn.Module):
@@ -329,7 +354,7 @@ def test_eot_runs_the_layers_before_the_noise_once_with_the_same_gradient_and_sc
                for _ in range(7)) / 7  # fmt: skip
     assert torch.allclose(g, want, rtol=1e-5, atol=1e-7) and not torch.equal(g, 0 * g)
     calls.clear()
-    noise.restart(model, 0)
+    noise.restart(model, 0, shared=True)
     with torch.no_grad():
         probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
     assert len(calls) == 20

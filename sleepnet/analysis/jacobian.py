@@ -15,8 +15,9 @@ gradients from an attack. Reported over the images:
 A stochastic model (noise layers, ``sleepnet.noise``) has one Jacobian per noise draw. Its
 ``J`` is their mean over ``noise.DRAWS`` (20) draws, ``d E[logits] / d x``, the Jacobian of its
 mean logits, with the draws held fixed (``noise.through``). The draws are those the model's
-expected prediction makes on the same batch of 100 images (its float32 layers restarted at
-``noise.JUDGE_SEED``; each draw cast to float64), so the figure is reproducible. ``draws`` says
+expected prediction makes (``noise.judging``: its float32 layers restarted at ``noise.JUDGE_SEED``,
+one noise per pass shared by every image; each draw cast to float64), so the figure is
+reproducible and an image's Jacobian does not depend on its batch. ``draws`` says
 how many; ``single_draw`` gives ``top`` and ``participation_ratio`` of the draws' own Jacobians
 (mean over images and draws), the map that one pass of the network applies. The Jacobians are
 made one draw at a time (an FSDD batch of all 20 at once would hold 1.3 GB).
@@ -59,7 +60,7 @@ def draw_jacobians(model: torch.nn.Sequential, x: np.ndarray, draws: int = noise
         if not noisy:
             yield iter([vmap(jacrev(single))(xb, []).numpy()])
             continue
-        with torch.no_grad(), noise.seeded(judge, noise.JUDGE_SEED):  # the expected prediction's draws
+        with torch.no_grad(), noise.judging(judge, draws):  # the expected prediction's draws
             fixed = [[e.double() for e in noise.draw(judge, xb.float())] for _ in range(int(draws))]
         yield (vmap(jacrev(single))(xb, e).numpy() for e in fixed)
 

@@ -128,8 +128,9 @@ def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, bu
     """A fixed-budget attack at each budget, ascending, on the images not yet broken.
 
     ``attack_at(eps)`` gives an attack object whose call ``(x, y)`` returns adversarial examples
-    within ``eps``; ``predict`` gives the model's classes, always on the full batch (a stochastic
-    model's judge draws its noise by row: ``noise.expected_scores``). Returns ``norms`` (found
+    within ``eps``; ``predict`` gives the model's classes, always on the full batch (each image in
+    the row it was judged in clean: on a CPU a row's scores can round differently in a call of
+    another size). Returns ``norms`` (found
     norms, per image), ``robust_accuracy`` and ``clean_accuracy``.
     """
     budgets = check_budgets(budgets)

@@ -37,8 +37,8 @@ matrix product can round the last bit differently for a call of 1 or 2 rows than
 some 6e-8 on the paper network's scores, and a walk along the boundary can turn that into another
 path; the tests hold on a small net). A stochastic
 model is queried through its expected prediction (``Attack.predict``), as every decision attack
-here; its draws give row ``i`` of a call the ``i``-th rows of its passes
-(``noise.expected_scores``), so there an image's queries depend on its row, as for HopSkipJump.
+here; its passes draw one noise for every row of a call (``noise.expected_scores``), so there too an
+image's queries do not depend on its row.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def push_across(attack: PerturbationAttack, x: np.ndarray, adv: np.ndarray, y: n
         if not left.any():
             break
         cand = np.clip(x[left] + (1 + 1e-4 * k) * (adv[left] - x[left]), 0, 1).astype(np.float32)
-        merged = adv.copy()  # judged in the full batch, as ``run`` judges (noise.expected_scores)
+        merged = adv.copy()  # judged in the full batch, as ``run`` judges
         merged[left] = cand
         ok = attack.predict(merged)[left] != y[left]
         idx = np.flatnonzero(left)[ok]

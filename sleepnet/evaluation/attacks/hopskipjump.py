@@ -23,9 +23,8 @@ Then ``push_across`` (``decision.py``) as for ART's. Every random draw of an ima
 own generator, seeded by the attack's seed and the image's bytes (CRC-32), so on a deterministic
 model an image's attack does not depend on the batch it is in, its position there, or what ran
 before: batched equals alone (as far as the model's score of a row does not depend on how many rows
-share its call: ``boundary.py``). (A stochastic model's expected prediction gives row ``i`` of a batch
-the ``i``-th rows of its draws, ``noise.expected_scores``, so there an image's queries do depend on
-its row.)
+share its call: ``boundary.py``). So too on a stochastic model, whose expected prediction draws
+one noise per pass for every row (``noise.expected_scores``).
 
 A stochastic model is queried through its expected prediction (``Attack.predict``), as every
 decision attack here; the geometric step gives up after 50 halvings (a point the expected
