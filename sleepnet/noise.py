@@ -34,6 +34,9 @@ from .errors import SleepnetError
 KINDS = ("poisson", "gaussian")
 #: passes behind a stochastic model's expected prediction, and the seed of their draws
 DRAWS, JUDGE_SEED = 20, 0
+#: the version of the expected prediction's draws (``judging``), in kept measures' identities: one kept
+#: under row-by-row draws (before 2026-12-02) is not reused
+JUDGE = "shared-rows-1"
 
 
 _SINGLE = contextvars.ContextVar("sleepnet_single_draws", default=False)

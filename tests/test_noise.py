@@ -308,8 +308,22 @@ def test_single_draws_evaluates_a_stochastic_model_as_a_naive_evaluation_does():
     torch.manual_seed(0)
     det = build_mlp([data.x_test.shape[1], 16, int(data.y_test.max()) + 1], dropout=0)
     model = noise.add_noise(det, "gaussian:0.5")
-    naive = evaluate_model(model, data, "cross-entropy", "quick", eot=False)
-    full = evaluate_model(model, data, "cross-entropy", "quick")
+    seen: dict = {False: {}, True: {}}
+
+    class Recorded:  # the inputs that identify each kept measure
+        def __init__(self, eot):
+            self.eot = eot
+
+        def run(self, name, inputs, fn):
+            seen[self.eot][name] = inputs
+            return fn()
+
+    naive = evaluate_model(model, data, "cross-entropy", "quick", eot=False, units=Recorded(False))
+    full = evaluate_model(model, data, "cross-entropy", "quick", units=Recorded(True))
+    # judged by the expected prediction: a measure kept under its row-by-row draws is not reused;
+    # single draws are drawn by row as before
+    assert seen[True] and all({"judge": noise.JUDGE} in v for v in seen[True].values())
+    assert seen[False] and not any("judge" in str(v) for v in seen[False].values())
     assert naive["single_draws"] is True and "single_draws" not in full
     assert naive["fgsm"] != full["fgsm"]  # single draws and gradients of one draw: another curve
     assert evaluate_model(det, data, "cross-entropy", "quick", eot=False) == evaluate_model(

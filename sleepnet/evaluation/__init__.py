@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..noise import single_draws
+from ..noise import JUDGE, single_draws
 from ..state import modes_kept, on_device
 from ..training import accuracy
 from .attacks import ATTACKS, eot_default, stochastic
@@ -90,10 +90,14 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     """
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
 
+    naive = not eot and stochastic(model)
+    judged = stochastic(model) and not naive  # by the expected prediction: its draws' version counts
+
     def unit(name: str, inputs, fn):
+        if judged:  # not a measure kept under other draws of the expected prediction (noise.JUDGE)
+            inputs = [inputs, {"judge": JUDGE}]
         return fn() if units is None else units.run(name, inputs, fn)
 
-    naive = not eot and stochastic(model)
     with on_device(model, device) as dev, modes_kept(model), single_draws(naive):
         out = {"clean_accuracy": unit("clean", None,
                                       lambda: accuracy(model, data.x_test, data.y_test, device=dev))}
