@@ -110,7 +110,8 @@ def test_two_workers_share_one_study_and_a_killed_trial_is_failed_and_retried(pa
         time.sleep(0.3)
     b = _worker(patches_model, postgres_url, "shared", trials, tmp_path / "b", space)
 
-    # kill worker a while one of its trials runs
+    # kill worker a while one of its trials runs: freeze it first, so that the trial cannot end between
+    # seeing it running and the kill (a kill that lands just after the trial ended would leave nothing to test)
     killed = None
     tag = f"{socket.gethostname()}:{a.pid}"
     deadline = time.time() + 120
@@ -118,11 +119,15 @@ def test_two_workers_share_one_study_and_a_killed_trial_is_failed_and_retried(pa
         for t in load("shared", postgres_url).get_trials(deepcopy=False):
             # running, and past drawing its parameters (it records its config, then sleeps)
             if t.state.name == "RUNNING" and t.user_attrs.get("worker") == tag and "config" in t.user_attrs:
-                a.kill()
-                a.wait()
+                a.send_signal(signal.SIGSTOP)
+                time.sleep(0.5)  # whatever it had already sent reaches the server
                 after = {x.number: x for x in load("shared", postgres_url).trials}[t.number]
-                if after.state.name == "RUNNING":  # killed mid-trial, not just after it finished
+                if after.state.name == "RUNNING":  # frozen mid-trial: kill it there
+                    a.kill()
+                    a.wait()
                     killed = t.number
+                else:  # the trial ended before the freeze: let it go on and catch a later one
+                    a.send_signal(signal.SIGCONT)
                 break
         time.sleep(0.05)
     assert killed is not None, "could not catch worker a inside a trial"
