@@ -277,9 +277,7 @@ def over_seeds(runs: list[dict]) -> list[str]:
     """The report's lines for the settings run under several seeds: each column's mean ± std over them,
     and for lambda > 0 the paired t-test p over the seeds both have against lambda 0 of the same
     activation, epochs and images (``-`` where a column was not measured on every seed)."""
-    import numpy as np
-
-    from sleepnet.report import paired_p
+    from sleepnet.report import seed_cell
 
     groups = by_setting(runs)
     several = sorted(k for k, seeds in groups.items() if len(seeds) > 1)
@@ -294,16 +292,11 @@ def over_seeds(runs: list[dict]) -> list[str]:
         seeds, base = groups[k], groups.get((k[0], 0.0, k[2], k[3]), {})
         cells = []
         for col in SEED_COLUMNS:
-            vals = [r.get(col) for r in seeds.values()]
-            if None in vals:
+            if any(r.get(col) is None for r in seeds.values()):
                 cells.append("-")
                 continue
-            cell = f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
-            both = sorted(s for s in seeds if col in base.get(s, {}))
-            if k[1] > 0 and len(both) > 1:
-                p = paired_p([seeds[s][col] for s in both], [base[s][col] for s in both])
-                cell += f" (p={p:.2g})" if np.isfinite(p) else ""
-            cells.append(cell)
+            against = {s: r[col] for s, r in base.items() if r.get(col) is not None} if k[1] > 0 else None
+            cells.append(seed_cell({s: r[col] for s, r in seeds.items()}, against))
         lines.append(f"| {k[0]} | {k[1]:g} | {k[2]} | {','.join(map(str, sorted(seeds)))} | "
                      + " | ".join(cells) + " |")  # fmt: skip
     return lines

@@ -1,7 +1,7 @@
 """Do saturated networks resist the second-order attack (Nayebi & Ganguli 2017's claim)?
 
     python experiments/second_order.py [--configs relu:0,relu:1e-3,sigmoid:0,sigmoid:0.1]
-        [--epochs 5] [--seed 0] [--n 100] [--work runs/second_order]
+        [--epochs 5] [--seeds 0] [--n 100] [--work runs/second_order]
 
 For each ``act:lambda``: train the MLP ``<act>-mlp`` (784-1200-1200-10, biases, Adam 1e-3,
 cross-entropy) with the saturation penalty (schedule ``linear:0.5``) for ``--epochs`` epochs, as
@@ -18,9 +18,12 @@ permutation run three minimal L2 attacks:
 Reported per model: clean accuracy (all 10000 test images), and per attack robust accuracy at the
 L2 budgets 0.5, 1, 1.5, 2 (an image counts only if correct clean and not fooled within the budget),
 the median L2 norm found over the images it fooled, its success rate and seconds; and the worst case
-over the four per image. Every model and result is kept under ``--work`` and skipped when present,
-so a stopped run resumes. Then ``experiments/results/second_order/``: ``results.json`` and
-``report.md`` (the runs of this invocation's configs).
+over the four per image. ``--seeds 0,1,2`` runs each config under each seed (training seed and the
+attacks' seed alike) and adds a table over seeds: each attack's robust accuracy at each budget as
+mean ± std, with the paired t-test over seeds against lambda 0 of the same activation. Every model
+and result is kept under ``--work`` and skipped when present, so a stopped run resumes. Then
+``experiments/results/second_order/``: ``results.json`` and ``report.md`` (the runs of this
+invocation's configs and seeds).
 """
 
 from __future__ import annotations
@@ -42,9 +45,9 @@ ATTACKS = {"lbfgs-float32": ("lbfgs", {"precision": "float32"}), "lbfgs-float64"
            "hopskipjump": ("hopskipjump", {"max_iter": 20, "max_eval": 1000})}  # fmt: skip
 
 
-def measure(folder: Path, n: int, done: dict | None = None) -> dict:
-    """The attacks of the module docstring on the model in ``folder``; those in ``done`` (an earlier
-    result) are kept, not run again."""
+def measure(folder: Path, n: int, seed: int = 0, done: dict | None = None) -> dict:
+    """The attacks of the module docstring on the model in ``folder`` (those that draw, with ``seed``);
+    those in ``done`` (an earlier result) are kept, not run again."""
     from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.attacks import ATTACKS as REGISTRY
     from sleepnet.evaluation.robust import norms_from_json, robust_accuracy
@@ -61,6 +64,8 @@ def measure(folder: Path, n: int, done: dict | None = None) -> dict:
             out["attacks"][label], kept[label] = done["attacks"][label], done["norms"][label]
             continue
         start = time.perf_counter()
+        if name == "hopskipjump":
+            params = params | {"seed": seed}
         res = REGISTRY[name](model, "cross-entropy", **params).run(x, y)
         found = norms_from_json(res["norms"])
         fooled = found[np.isfinite(found) & (found > 0)]
@@ -76,34 +81,70 @@ def measure(folder: Path, n: int, done: dict | None = None) -> dict:
 
 
 def report(runs: list[dict], argv: str) -> str:
-    """``report.md``: one row per model and attack."""
+    """``report.md``: one row per model, seed and attack; then the table over seeds (``over_seeds``)."""
     from sleepnet.evaluation.robust import key
 
+    seeds = sorted({r["seed"] for r in runs})
     lines = ["# The second-order attack (L-BFGS) on saturated networks", "",
              f"Written by `python experiments/second_order.py {argv}`. Robust accuracy at L2 budgets "
              "(correct clean and not fooled within the budget) on the first n test images of the fixed "
              "permutation; median L2 over the images each attack fooled. lbfgs-float32: the model's own "
              "float32 gradient; lbfgs-float64: a float64 copy's. Loss: targeted cross-entropy + c L2^2 "
-             "(L-BFGS), DeepFool's linearised margin. One seed.", "",
-             "| act | lambda | epochs | clean | attack | " + " | ".join(f"L2 {b:g}" for b in BUDGETS)
+             "(L-BFGS), DeepFool's linearised margin. "
+             + (f"Seed {seeds[0]}." if len(seeds) == 1 else f"Seeds {', '.join(map(str, seeds))}."), "",
+             "| act | lambda | epochs | seed | clean | attack | " + " | ".join(f"L2 {b:g}" for b in BUDGETS)
              + " | median L2 | success | s |",
-             "|---|---|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|"]  # fmt: skip
+             "|---|---|---|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|"]  # fmt: skip
     for r in runs:
         rows = list(r["attacks"].items()) + [("worst of all", {"robust_accuracy": r["worst"]})]
         for label, a in rows:
             acc = " | ".join(f"{a['robust_accuracy'][key(b)]:.2f}" for b in BUDGETS)
             med = f"{a['median_l2']:.2f}" if a.get("median_l2") is not None else "-"
             succ = f"{a['success_rate']:.2f}" if "success_rate" in a else "-"
-            lines.append(f"| {r['act']} | {r['lam']:g} | {r['epochs']} | {r['clean']:.3f} | {label} | "
-                         f"{acc} | {med} | {succ} | {a.get('seconds', '-')} |")  # fmt: skip
-    return "\n".join(lines) + f"\n\nn = {runs[0]['n']} images per model.\n"
+            lines.append(f"| {r['act']} | {r['lam']:g} | {r['epochs']} | {r['seed']} | {r['clean']:.3f} | "
+                         f"{label} | {acc} | {med} | {succ} | {a.get('seconds', '-')} |")  # fmt: skip
+    return "\n".join(lines + over_seeds(runs)) + f"\n\nn = {runs[0]['n']} images per model.\n"
+
+
+def over_seeds(runs: list[dict]) -> list[str]:
+    """The report's lines for the configs run under several seeds: per attack (and the worst of all),
+    the clean accuracy and the robust accuracy at each budget as mean ± std over the seeds, and for
+    lambda > 0 the paired t-test p over the seeds both have against lambda 0 of the same activation
+    and epochs."""
+    from sleepnet.evaluation.robust import key
+    from sleepnet.report import seed_cell
+
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in runs:
+        groups.setdefault((r["act"], r["lam"], r["epochs"], r["n"]), {})[r["seed"]] = r
+    several = sorted(k for k, seeds in groups.items() if len(seeds) > 1)
+    if not several:
+        return []
+    lines = ["", "## Over seeds", "",
+             "Mean ± std over the seeds each config ran under (training and attack seed alike); `p`: paired "
+             "t-test over seeds against lambda 0 of the same activation and epochs.", "",
+             "| act | lambda | seeds | attack | clean | " + " | ".join(f"L2 {b:g}" for b in BUDGETS) + " |",
+             "|---|---|---|---|---|" + "---|" * len(BUDGETS)]  # fmt: skip
+
+    def robust(run: dict, label: str) -> dict:
+        return run["worst"] if label == "worst of all" else run["attacks"][label]["robust_accuracy"]
+
+    for k in several:
+        seeds, base = groups[k], groups.get((k[0], 0.0, k[2], k[3]), {}) if k[1] > 0 else {}
+        clean = seed_cell({s: r["clean"] for s, r in seeds.items()}, {s: r["clean"] for s, r in base.items()})
+        for label in [*ATTACKS, "worst of all"]:
+            cells = [seed_cell({s: robust(r, label)[key(b)] for s, r in seeds.items()},
+                               {s: robust(r, label)[key(b)] for s, r in base.items()}) for b in BUDGETS]
+            lines.append(f"| {k[0]} | {k[1]:g} | {','.join(map(str, sorted(seeds)))} | {label} | {clean} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
+    return lines
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default=CONFIGS)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "second_order")
     args = p.parse_args(argv)
@@ -112,6 +153,13 @@ def main(argv=None) -> int:
     from sleepnet.saturation import check_lambda
     from sleepnet.workflow import train_to_folder
 
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise SystemExit(f"second_order: --seeds needs non-negative integers such as 0,1,2, "
+                         f"got {args.seeds!r}")  # fmt: skip
     configs = []
     for item in args.configs.split(","):
         act, _, lam = item.partition(":")
@@ -122,23 +170,24 @@ def main(argv=None) -> int:
         except (ValueError, SleepnetError) as exc:
             raise SystemExit(f"second_order: --configs needs act:lambda pairs ({exc})") from None
     runs = []
-    for act, lam in configs:
-        name = f"{act}-lam{lam:g}-ep{args.epochs}-seed{args.seed}"
-        folder, result = args.work / name, args.work / f"{name}-n{args.n}.json"
-        if not folder.exists():
-            print(f"train {name}", flush=True)
-            train_to_folder("mnist", f"{act}-mlp", args.seed, folder, epochs=args.epochs, saturation=lam,
-                            progress=False)  # fmt: skip
-        done = json.loads(result.read_text()) if result.exists() else None
-        if done is None or set(ATTACKS) - set(done["attacks"]):
-            print(f"attack {name}", flush=True)
-            if done is not None and "norms" not in done:  # measured before the norms were kept
-                done = None
-            res = {"act": act, "lam": lam, "epochs": args.epochs, "seed": args.seed} | measure(folder, args.n,
-                                                                                               done)
-            result.write_text(json.dumps(res, indent=1) + "\n")
-        runs.append(json.loads(result.read_text()))
-        print(json.dumps(runs[-1]), flush=True)
+    for seed in seeds:
+        for act, lam in configs:
+            name = f"{act}-lam{lam:g}-ep{args.epochs}-seed{seed}"
+            folder, result = args.work / name, args.work / f"{name}-n{args.n}.json"
+            if not folder.exists():
+                print(f"train {name}", flush=True)
+                train_to_folder("mnist", f"{act}-mlp", seed, folder, epochs=args.epochs, saturation=lam,
+                                progress=False)  # fmt: skip
+            done = json.loads(result.read_text()) if result.exists() else None
+            if done is None or set(ATTACKS) - set(done["attacks"]):
+                print(f"attack {name}", flush=True)
+                if done is not None and "norms" not in done:  # measured before the norms were kept
+                    done = None
+                res = {"act": act, "lam": lam, "epochs": args.epochs, "seed": seed} | measure(folder, args.n,
+                                                                                          seed, done)
+                result.write_text(json.dumps(res, indent=1) + "\n")
+            runs.append(json.loads(result.read_text()))
+            print(json.dumps(runs[-1]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
     text = report(runs, " ".join(sys.argv[1:] if argv is None else argv))

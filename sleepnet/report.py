@@ -71,6 +71,19 @@ def paired_p(a: list[float], b: list[float]) -> float:
     return float(ttest_rel(a, b).pvalue)
 
 
+def seed_cell(values: dict, baseline: dict | None = None, digits: int = 3) -> str:
+    """``values`` over seeds (``{seed: value}``) as ``mean ± std`` (sample std); with a ``baseline`` of
+    the same form, `` (p=...)``: the paired t-test over the seeds both have (left out where there are
+    fewer than 2 or it is undefined)."""
+    vals = list(values.values())
+    text = f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0.0:.{digits}f}"
+    both = sorted(s for s in values if s in (baseline or {}))
+    if len(both) > 1:
+        p = paired_p([values[s] for s in both], [baseline[s] for s in both])
+        text += f" (p={p:.2g})" if math.isfinite(p) else ""
+    return text
+
+
 def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     """Exact McNemar test of paired booleans (per image, robust or not): the number true for ``a``
     only, for ``b`` only, and the two-sided binomial p."""

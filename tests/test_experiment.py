@@ -243,13 +243,17 @@ def test_paired_statistics_against_hand_computed_values():
     test over images, checked against values worked by hand."""
     import numpy as np
 
-    from sleepnet.report import mcnemar, paired_p
+    from sleepnet.report import mcnemar, paired_p, seed_cell
 
     # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1, t = 0.2 / (0.1 / sqrt 3) = 3.4641, 2 dof -> p 0.0742
     assert paired_p([0.6, 0.7, 0.8], [0.5, 0.5, 0.5]) == pytest.approx(0.07417, abs=1e-4)
     assert np.isnan(paired_p([0.6], [0.5]))  # one seed: no test
     assert paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0  # the same gain every seed: no spread
     assert np.isnan(paired_p([0.5, 0.6], [0.5, 0.6]))
+    # the cell of a table over seeds: p over the seeds both have (seed 3 has no baseline)
+    assert seed_cell({0: 0.6, 1: 0.7, 2: 0.8, 3: 0.9}, {0: 0.5, 1: 0.5, 2: 0.5}) == "0.750 ± 0.129 (p=0.074)"
+    assert seed_cell({0: 0.6}) == "0.600 ± 0.000"
+    assert seed_cell({0: 0.6, 1: 0.7}, {0: 0.6, 1: 0.7}) == "0.650 ± 0.071"  # no difference: no p
     a = np.array([True] * 7 + [False] * 3 + [True] * 5)
     b = np.array([False] * 7 + [True] * 3 + [True] * 5)
     # 7 for a only, 3 for b only: two-sided binomial p of 3 or fewer of 10 = 2 * 176 / 1024

@@ -35,3 +35,29 @@ def test_saturation_sweep_over_seeds_gives_means_and_paired_tests_against_lambda
     assert rows["0"][col] == "0.040 ± 0.010"  # lambda 0 is the baseline: no test against itself
     assert rows["0.1"][4 + sweep.SEED_COLUMNS.index("autoattack-l2@1.0")] == "-"  # not measured
     assert sweep.over_seeds(alone) == []
+
+
+def _second_order_run(lam, seed, worst_at_2):
+    from sleepnet.evaluation.robust import key
+
+    so = _script("second_order")
+    acc = {key(b): 0.5 for b in so.BUDGETS}
+    return {"act": "sigmoid", "lam": lam, "epochs": 5, "seed": seed, "n": 100, "clean": 0.95 + 0.01 * seed,
+            "attacks": {label: {"robust_accuracy": acc} for label in so.ATTACKS},
+            "worst": acc | {key(2.0): worst_at_2}}  # fmt: skip
+
+
+def test_second_order_over_seeds_tests_each_attack_and_the_worst_case_against_lambda_0():
+    so = _script("second_order")
+    base = [_second_order_run(0.0, s, w) for s, w in ((0, 0.00), (1, 0.02), (2, 0.01))]
+    sat = [_second_order_run(0.1, s, w) for s, w in ((0, 0.20), (1, 0.15), (2, 0.22))]
+    lines = so.over_seeds(base + sat + [_second_order_run(1e-3, 0, 0.1)])
+    rows = {(c[1], c[3]): c for c in (line.split(" | ") for line in lines if line.startswith("| sigmoid"))}
+    assert {lam for lam, _ in rows} == {"0", "0.1"}  # lambda 1e-3 ran under one seed: no row
+    assert {label for _, label in rows} == {*so.ATTACKS, "worst of all"}
+    worst = rows[("0.1", "worst of all")]
+    p = ttest_rel([0.20, 0.15, 0.22], [0.00, 0.02, 0.01]).pvalue
+    assert worst[-1] == f"0.190 ± 0.036 (p={p:.2g}) |"  # L2 2.0, the last column
+    assert worst[4] == "0.960 ± 0.010"  # clean: the same on both, so no p
+    assert rows[("0", "worst of all")][-1] == "0.010 ± 0.010 |"  # the baseline is not tested against itself
+    assert so.over_seeds(base[:1] + sat[:1]) == []

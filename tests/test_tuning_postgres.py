@@ -111,7 +111,7 @@ def test_two_workers_share_one_study_and_a_killed_trial_is_failed_and_retried(pa
     b = _worker(patches_model, postgres_url, "shared", trials, tmp_path / "b", space)
 
     # kill worker a while one of its trials runs: freeze it first, so that the trial cannot end between
-    # seeing it running and the kill (a kill that lands just after the trial ended would leave nothing to test)
+    # seeing it running and the kill (a kill just after the trial ended would leave nothing to test)
     killed = None
     tag = f"{socket.gethostname()}:{a.pid}"
     deadline = time.time() + 120
