@@ -216,6 +216,15 @@ def by_setting(runs: list[dict]) -> dict[tuple, dict[int, dict]]:
     return out
 
 
+def seed_groups(runs: list[dict]) -> list[tuple[tuple, dict[int, dict], dict[int, dict]]]:
+    """``(setting, {seed: run}, {seed: baseline run})`` for each setting run under several seeds, in
+    order; the baseline is lambda 0 of the same activation, epochs and images (none for lambda 0).
+    ``second_order.py`` groups its runs by this too."""
+    groups = by_setting(runs)
+    return [(k, seeds, groups.get((k[0], 0.0, k[2], k[3]), {}) if k[1] > 0 else {})
+            for k, seeds in sorted(groups.items()) if len(seeds) > 1]  # fmt: skip
+
+
 def images(runs: list[dict]) -> str:
     """The number of images the runs were measured on (``500``, or ``200 or 500`` if they differ)."""
     return " or ".join(str(n) for n in sorted({r["n"] for r in runs}))
@@ -279,8 +288,7 @@ def over_seeds(runs: list[dict]) -> list[str]:
     activation, epochs and images (``-`` where a column was not measured on every seed)."""
     from sleepnet.report import seed_cell
 
-    groups = by_setting(runs)
-    several = sorted(k for k, seeds in groups.items() if len(seeds) > 1)
+    several = seed_groups(runs)
     if not several:
         return []
     lines = ["", "## Over seeds", "",
@@ -288,14 +296,13 @@ def over_seeds(runs: list[dict]) -> list[str]:
              "`p`: paired t-test over seeds against lambda 0 of the same activation and epochs.", "",
              "| act | lambda | epochs | seeds | " + " | ".join(SEED_COLUMNS) + " |",
              "|" + "---|" * (len(SEED_COLUMNS) + 4)]  # fmt: skip
-    for k in several:
-        seeds, base = groups[k], groups.get((k[0], 0.0, k[2], k[3]), {})
+    for k, seeds, base in several:
         cells = []
         for col in SEED_COLUMNS:
             if any(r.get(col) is None for r in seeds.values()):
                 cells.append("-")
                 continue
-            against = {s: r[col] for s, r in base.items() if r.get(col) is not None} if k[1] > 0 else None
+            against = {s: r[col] for s, r in base.items() if r.get(col) is not None}
             cells.append(seed_cell({s: r[col] for s, r in seeds.items()}, against))
         lines.append(f"| {k[0]} | {k[1]:g} | {k[2]} | {','.join(map(str, sorted(seeds)))} | "
                      + " | ".join(cells) + " |")  # fmt: skip

@@ -111,13 +111,12 @@ def over_seeds(runs: list[dict]) -> list[str]:
     the clean accuracy and the robust accuracy at each budget as mean ± std over the seeds, and for
     lambda > 0 the paired t-test p over the seeds both have against lambda 0 of the same activation
     and epochs."""
+    from saturation_sweep import seed_groups
+
     from sleepnet.evaluation.robust import key
     from sleepnet.report import seed_cell
 
-    groups: dict[tuple, dict[int, dict]] = {}
-    for r in runs:
-        groups.setdefault((r["act"], r["lam"], r["epochs"], r["n"]), {})[r["seed"]] = r
-    several = sorted(k for k, seeds in groups.items() if len(seeds) > 1)
+    several = seed_groups(runs)
     if not several:
         return []
     lines = ["", "## Over seeds", "",
@@ -129,8 +128,7 @@ def over_seeds(runs: list[dict]) -> list[str]:
     def robust(run: dict, label: str) -> dict:
         return run["worst"] if label == "worst of all" else run["attacks"][label]["robust_accuracy"]
 
-    for k in several:
-        seeds, base = groups[k], groups.get((k[0], 0.0, k[2], k[3]), {}) if k[1] > 0 else {}
+    for k, seeds, base in several:
         clean = seed_cell({s: r["clean"] for s, r in seeds.items()}, {s: r["clean"] for s, r in base.items()})
         for label in [*ATTACKS, "worst of all"]:
             cells = [seed_cell({s: robust(r, label)[key(b)] for s, r in seeds.items()},
