@@ -50,7 +50,6 @@ thread count (``sleepnet train`` uses torch's default).
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 import tomllib
@@ -67,7 +66,7 @@ from .evaluation.suites import SUITES, FrozenMap
 from .fsio import check_output, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
-from .threads import pinned
+from .threads import cores, pinned
 from .units import resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
@@ -291,15 +290,15 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     check_output(out, overwrite, inputs=[path])
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    workers = workers or spec.workers or os.cpu_count() or 1
+    workers = workers or spec.workers or cores()
     data = load_dataset(spec.dataset, data_dir)
     recipe = _recipe(spec)
     _check_sleep_variants(spec, recipe, data)
     options = {"subsample": spec.subsample, "quick": quick} if SUITES[spec.suite].subsample_attacks else {}
     options["device"] = str(device)
-    cores = os.cpu_count() or 1
-    train_threads = max(1, cores - workers) if workers > 1 else torch.get_num_threads()
-    timing = {"train_s": {}, "workers": workers, "train_threads": train_threads}
+    n_cores = cores()
+    train_threads = max(1, n_cores - workers) if workers > 1 else torch.get_num_threads()
+    timing = {"train_s": {}, "workers": workers, "train_threads": train_threads, "cores": n_cores}
     t_all = time.perf_counter()
     with resumable_dir(out, overwrite, inputs=[path]) as tmp, \
             Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256) as ev, \
@@ -512,7 +511,7 @@ class Evaluator:
         self.pool = None
         # each pool worker's torch threads; in-process, this process's (the evaluation's thread count can
         # move the last bits of scores: module docstring)
-        self.threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else _torch_threads()
+        self.threads = max(1, cores() // workers) if workers > 1 else _torch_threads()
         # measures and models kept from an earlier run, and measures computed now
         self.reused = self.models_reused = self.done = 0
 

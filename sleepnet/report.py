@@ -296,7 +296,7 @@ def _timing_lines(timing: dict | None) -> list[str]:
     ev = timing.get("evaluate_s", {})
     return ["", "## Timing", "",
             f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
-            f"worker(s) on {os.cpu_count()} cores",
+            f"worker(s) on {timing.get('cores', os.cpu_count())} cores",
             "- training (control, sleep variants, defences) per seed"
             + (f" on {timing['train_threads']} torch thread(s)" if "train_threads" in timing else "")
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),

@@ -7,8 +7,18 @@ pinned to 1 torch thread ran torch on 2 after each sleep.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
+
+
+def cores() -> int:
+    """The CPU cores this process may run on: its affinity (``taskset``, a cgroup's cpuset) where the
+    system reports one, else ``os.cpu_count()``; what "one per core" defaults count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1
 
 
 def pin(n: int) -> tuple[int, int]:

@@ -2,12 +2,12 @@
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from sleepnet.report import write_report
+from sleepnet.threads import cores
 from tests.conftest import run_cli
 from tests.test_cli import assert_clean_failure
 
@@ -63,7 +63,8 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
         assert (out / f"seed{seed}" / "distillation" / "model.safetensors").is_file()
     timing = metrics["timing"]
     assert timing["workers"] == 2 and set(timing["train_s"]) == {"0", "1"}
-    assert timing["train_threads"] == max(1, (os.cpu_count() or 1) - 2)
+    assert timing["cores"] == cores() and timing["train_threads"] == max(1, cores() - 2)
+    assert f"with 2 evaluation worker(s) on {cores()} cores" in (out / "report.md").read_text()
     assert len(timing["evaluate_s"]) == 8 and timing["total_s"] > max(timing["evaluate_s"].values())
     sizes = metrics["per_seed"]["0"]["control"]["subsample"]["sizes"]
     assert sizes["pgd-linf"] == 8 and sizes["boundary"] == 5  # PGD capped by subsample = 8
@@ -259,3 +260,14 @@ def test_paired_statistics_against_hand_computed_values():
     # 7 for a only, 3 for b only: two-sided binomial p of 3 or fewer of 10 = 2 * 176 / 1024
     assert mcnemar(a, b) == (7, 3, pytest.approx(0.34375))
     assert mcnemar(b, b) == (0, 0, 1.0)
+
+
+def test_cores_counts_the_cores_this_process_may_run_on(monkeypatch):
+    """Under ``taskset`` or a cgroup's cpuset a process runs on fewer cores than the machine has: the
+    "one per core" defaults and the reports count those."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert cores() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")  # a platform without affinity (macOS)
+    assert cores() == (os.cpu_count() or 1)

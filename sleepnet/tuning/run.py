@@ -7,7 +7,6 @@ The top of the tuning package: it imports ``study`` (the trials) and
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from .. import __version__
 from ..errors import SleepnetError, UsageError
 from ..fsio import MARK, atomic_write, check_output
 from ..state import optuna_quiet
+from ..threads import cores
 from .report import write_report
 from .study import STUDY_NAME, Tuner, TuneSettings, open_study, run_worker
 
@@ -54,8 +54,7 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
         raise
     if new:
         atomic_write(out / MARK, json.dumps({"sleepnet": __version__}) + "\n")
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // workers)
+    threads = max(1, cores() // workers)
     args = [(settings, url, study_name, n_trials, w, threads, heartbeat, grace, data_dir, progress)
             for w in range(workers)]  # fmt: skip
     if workers == 1:
