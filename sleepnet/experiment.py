@@ -309,8 +309,10 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
         _prune(tmp, spec)
+        models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
+        timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
+                            "measures_of": ev.reused + ev.done}  # fmt: skip
         if ev.reused or ev.models_reused:
-            models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
             LOG.info("reused %d of %d models and %d of %d measures from an earlier run", ev.models_reused,
                      models, ev.reused, ev.reused + ev.done)  # fmt: skip
         timing["total_s"] = time.perf_counter() - t_all

@@ -294,15 +294,26 @@ def _timing_lines(timing: dict | None) -> list[str]:
     if not timing:
         return []
     ev = timing.get("evaluate_s", {})
+    cores = timing.get("cores", os.cpu_count())
     return ["", "## Timing", "",
             f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
-            f"worker(s) on {timing.get('cores', os.cpu_count())} cores",
+            f"worker(s) on {cores} core{'s' if cores != 1 else ''}",
             "- training (control, sleep variants, defences) per seed"
             + (f" on {timing['train_threads']} torch thread(s)" if "train_threads" in timing else "")
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
             f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
             f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
-            "- no evaluation"]  # fmt: skip
+            "- no evaluation"] + _reuse_line(timing.get("reused"))  # fmt: skip
+
+
+def _reuse_line(reused: dict | None) -> list[str]:
+    """What a resumed run (or one with ``--force`` over a finished one) took from the earlier run: its
+    times above are this run's, not those of the work it reused."""
+    if not reused or not (reused["models"] or reused["measures"]):
+        return []
+    return [f"- resumed: {reused['models']} of {reused['models_of']} models and {reused['measures']} of "
+            f"{reused['measures_of']} measures were reused from an earlier run; the times above are only "
+            "this run's"]  # fmt: skip
 
 
 def _sizes(metrics: dict) -> str:

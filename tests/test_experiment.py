@@ -64,7 +64,7 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     timing = metrics["timing"]
     assert timing["workers"] == 2 and set(timing["train_s"]) == {"0", "1"}
     assert timing["cores"] == cores() and timing["train_threads"] == max(1, cores() - 2)
-    assert f"with 2 evaluation worker(s) on {cores()} cores" in (out / "report.md").read_text()
+    assert f"with 2 evaluation worker(s) on {cores()} core" in (out / "report.md").read_text()
     assert len(timing["evaluate_s"]) == 8 and timing["total_s"] > max(timing["evaluate_s"].values())
     sizes = metrics["per_seed"]["0"]["control"]["subsample"]["sizes"]
     assert sizes["pgd-linf"] == 8 and sizes["boundary"] == 5  # PGD capped by subsample = 8
@@ -168,6 +168,11 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     a = json.loads((full / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
     assert _without_timing(a) == _without_timing(b)
+    # the report says its times are the resumed run's only
+    assert b["timing"]["reused"] == {"models": 9, "models_of": 9, "measures": len(done), "measures_of": 36}
+    said = f"- resumed: 9 of 9 models and {len(done)} of 36 measures were reused"
+    assert said in (out / "report.md").read_text()
+    assert a["timing"]["reused"]["models"] == 0 and "- resumed" not in (full / "report.md").read_text()
     # a changed file redoes exactly what changed: sleep b's T, so b's three models and their measures
     exp.write_text(RESUMABLE.replace("beta = [2, 2], T = 2000", "beta = [2, 2], T = 2500"))
     proc = run_cli("run", exp, "-o", out, "--workers", "1", "--force")
