@@ -32,11 +32,16 @@ from torch import nn
 from .errors import SleepnetError
 
 KINDS = ("poisson", "gaussian")
-#: passes behind a stochastic model's expected prediction, and the seed of their draws
-DRAWS, JUDGE_SEED = 20, 0
+#: passes behind a stochastic model's expected prediction
+DRAWS = 20
+#: the expected prediction draws each noise layer's noise from the layer's own seed plus this (layers are
+#: seeded ``seed * 1000 + j``; attacks restart them at ``attack seed * 1000 + j``): each model seed its
+#: own judge, apart from its training's and its attacks' streams
+JUDGE_OFFSET = 10**9
 #: the version of the expected prediction's draws (``judging``), in kept measures' identities: one kept
-#: under row-by-row draws (before 2026-12-02) is not reused
-JUDGE = "shared-rows-1"
+#: under row-by-row draws (before 2026-12-02) or one fixed judge for every model (before 2026-12-02,
+#: later) is not reused
+JUDGE = "own-seed-shared-rows-1"
 
 
 _SINGLE = contextvars.ContextVar("sleepnet_single_draws", default=False)
@@ -221,21 +226,23 @@ def stochastic_layers(model: nn.Module) -> list[Noise]:
     return [m for m in model.modules() if isinstance(m, Noise)]
 
 
-def restart(model: nn.Module, seed: int | None = None, shared: bool = False) -> None:
-    """Restart every noise layer of ``model``: from its own seed, or from ``seed * 1000 + j``
-    (``j``: its place among them, from 1); ``shared``: one draw per pass for all rows (``Noise.eps``)."""
+def restart(model: nn.Module, seed: int | None = None, shared: bool = False, offset: int = 0) -> None:
+    """Restart every noise layer of ``model``: from its own seed plus ``offset``, or from
+    ``seed * 1000 + j`` (``j``: its place among them, from 1); ``shared``: one draw per pass for all
+    rows (``Noise.eps``)."""
     for j, layer in enumerate(stochastic_layers(model), start=1):
-        layer.restart(None if seed is None else seed * 1000 + j, shared)
+        layer.restart(layer.seed + offset if seed is None else seed * 1000 + j, shared)
 
 
 @contextlib.contextmanager
-def seeded(model: nn.Module, seed: int, shared: bool = False):
-    """Within the block, ``model``'s noise layers draw from ``seed`` (``restart``, ``shared`` or not);
-    afterwards they go on from where they were, as if the block had not drawn."""
+def seeded(model: nn.Module, seed: int | None, shared: bool = False, offset: int = 0):
+    """Within the block, ``model``'s noise layers draw from ``seed`` (``restart``: ``None`` is each
+    layer's own seed plus ``offset``; ``shared`` or not); afterwards they go on from where they were,
+    as if the block had not drawn."""
     layers = stochastic_layers(model)
     saved = [(layer._start, layer._shared, {k: g.get_state() for k, g in layer._gens.items()})
              for layer in layers]  # fmt: skip
-    restart(model, seed, shared)
+    restart(model, seed, shared, offset)
     try:
         yield model
     finally:
@@ -293,23 +300,27 @@ def split(body: nn.Module) -> tuple[nn.Module, nn.Module]:
 
 
 def judging(body: nn.Module, draws: int = DRAWS):
-    """The draws of ``body``'s expected prediction over ``draws`` passes, for a block: its noise layers
-    restarted at ``JUDGE_SEED`` (``seeded``), shared across the rows of a batch when ``draws`` > 1,
-    fresh for every row when it is 1 (module docstring of ``expected_scores``)."""
-    return seeded(body, JUDGE_SEED, shared=int(draws) > 1)
+    """The draws of ``body``'s expected prediction over ``draws`` passes, for a block: each noise layer
+    restarted at its own seed plus ``JUDGE_OFFSET`` (``seeded``), whatever block it is called in;
+    shared across the rows of a batch when ``draws`` > 1, one per row when it is 1 (docstring of
+    ``expected_scores``)."""
+    return seeded(body, None, shared=int(draws) > 1, offset=JUDGE_OFFSET)
 
 
 def expected_scores(body: nn.Module, x: torch.Tensor, draws: int = DRAWS) -> torch.Tensor:
     """``log(mean_d softmax(body(x)))`` over ``draws`` passes of the logits ``body``: the scores of a
     stochastic network's expected prediction.
 
-    The draws are common random numbers: every call restarts ``body``'s noise layers at
-    ``JUDGE_SEED``, and each pass draws one noise that every row of the batch shares
+    The draws are common random numbers: every call restarts ``body``'s noise layers at their own
+    seeds plus ``JUDGE_OFFSET``, and each pass draws one noise that every row of the batch shares
     (``judging``). The expected prediction is thus a fixed function of each image alone, the mean
     over ``draws`` fixed networks: an image gets the same scores in any batch, of any size, at any
-    row, on its clean and its adversarial versions alike. The layers' own streams go on afterwards
-    as if nothing had been drawn. A single pass (``draws`` 1, ``single_draws``: what a naive
-    evaluation runs) draws fresh noise for every row instead, as the network does when used. Noise
+    row, on its clean and its adversarial versions alike. The 20 networks follow from the model's
+    noise seeds, so models of other seeds are judged by other draws, and a spread over seeds
+    includes the judge's. The layers' own streams go on afterwards as if nothing had been drawn. A
+    single pass (``draws`` 1, ``single_draws``: what a naive evaluation runs) draws its own noise for
+    every row instead, from the same start on every call (so a row's noise depends on its place in
+    the batch; a network in use would draw afresh each call). Noise
     layers of your own (``stochastic``, not ``Noise``) draw as they always do. The layers before
     the first noise layer run once, not once per draw (``split``).
     """

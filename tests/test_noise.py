@@ -160,7 +160,7 @@ def test_a_stochastic_model_is_judged_by_its_expected_prediction():
     x = torch.rand(300, 6)
     attack = ATTACKS["pgd"](model, "cross-entropy")
     assert attack.draws == 20 and isinstance(attack.queried[0], ExpectedScores)
-    noise.restart(model, 0, shared=True)  # the judge's draws: layer j from JUDGE_SEED * 1000 + j, 20 passes
+    noise.restart(model, shared=True, offset=noise.JUDGE_OFFSET)  # the judge: own seeds + offset, 20 passes
     with torch.no_grad():
         probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
     noise.restart(model)
@@ -196,9 +196,16 @@ def test_the_expected_prediction_of_an_image_does_not_depend_on_its_batch():
     with torch.no_grad(), noise.judging(body):
         drawn = [layer.eps(torch.zeros(3, 16)) for _ in range(2)]
     assert all(torch.equal(d[0], d[2]) for d in drawn) and not torch.equal(drawn[0], drawn[1])
-    with noise.judging(body, draws=1):  # a single pass (the naive evaluation): fresh for every row
+    with noise.judging(body, draws=1):  # a single pass (the naive evaluation): one noise per row
         one = layer.eps(torch.zeros(3, 16))
+        with noise.judging(body):  # nested: shared again inside, per row again after it
+            assert layer._shared is True
+        assert layer._shared is False
     assert not torch.equal(one[0], one[2])
+    with noise.seeded(body, 0, shared=True):  # an attack holds the noise at its seed, shared or not ...
+        with torch.no_grad(), noise.judging(body):  # ... and the judge inside it draws as anywhere
+            assert torch.equal(layer.eps(torch.zeros(3, 16)), drawn[0])
+        assert layer._shared is True
     assert layer._shared is False  # and afterwards as before
 
 
@@ -209,7 +216,7 @@ def test_query_attacks_query_the_expected_scores_of_a_stochastic_model():
     art = hsj.art(queried=True)
     noise.restart(model, 0)
     scores = art.predict(x)
-    noise.restart(model, 0, shared=True)
+    noise.restart(model, shared=True, offset=noise.JUDGE_OFFSET)
     with torch.no_grad():
         want = torch.log(sum(torch.softmax(model[:-1](torch.as_tensor(x)), 1) for _ in range(20)) / 20)
     np.testing.assert_allclose(scores, want.numpy(), rtol=1e-5, atol=1e-6)
@@ -295,7 +302,7 @@ def test_single_draws_evaluates_a_stochastic_model_as_a_naive_evaluation_does():
         attack = ATTACKS["pgd"](model, "cross-entropy")
         assert attack.draws == 1 and attack.queried is model and eot_default(model) == 1
         acc = accuracy(model, x, y)
-        with torch.no_grad(), noise.seeded(model, noise.JUDGE_SEED):
+        with torch.no_grad(), noise.seeded(model, None, offset=noise.JUDGE_OFFSET):
             assert acc == int((model[:-1](x).argmax(1) == y).sum()) / len(y)  # one noisy pass, seeded
         assert accuracy(model, x, y) == acc  # the same pass again: a resumed run reads the same
         with noise.single_draws(False):  # nested: the outer setting comes back after the block
@@ -368,7 +375,7 @@ def test_eot_runs_the_layers_before_the_noise_once_with_the_same_gradient_and_sc
                for _ in range(7)) / 7  # fmt: skip
     assert torch.allclose(g, want, rtol=1e-5, atol=1e-7) and not torch.equal(g, 0 * g)
     calls.clear()
-    noise.restart(model, 0, shared=True)
+    noise.restart(model, shared=True, offset=noise.JUDGE_OFFSET)  # the judge's draws
     with torch.no_grad():
         probs = sum(torch.softmax(model[:-1](x), 1) for _ in range(20)) / 20
     assert len(calls) == 20
@@ -403,3 +410,18 @@ def test_a_noisy_model_still_walks_with_torchs_module_apply():
     seen = []
     model.apply(lambda m: seen.append(type(m).__name__))  # torch's Module.apply, not shadowed
     assert "PoissonNoise" in seen and seen[-1] == "Sequential"
+
+
+def test_each_model_seed_has_its_own_judge():
+    """The expected prediction's 20 networks follow from the model's noise seeds: the same weights with
+    other noise seeds are judged by other draws (so a spread over training seeds includes the judge's),
+    and the same seeds by the same draws, whatever was drawn before."""
+    model, other = _noisy_classifier(), _noisy_classifier()
+    noise.stochastic_layers(other)[0].seed = 2  # another model seed's layer
+    x = torch.rand(50, 6)
+    mine = noise.expected_scores(model[:-1], x)
+    model(x)  # the layer's own stream moves on; the judge does not
+    assert torch.equal(noise.expected_scores(model[:-1], x), mine)
+    assert not torch.equal(noise.expected_scores(other[:-1], x), mine)
+    with noise.seeded(model, 0):  # nor does an attack's seed
+        assert torch.equal(noise.expected_scores(model[:-1], x), mine)

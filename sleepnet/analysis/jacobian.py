@@ -15,8 +15,9 @@ gradients from an attack. Reported over the images:
 A stochastic model (noise layers, ``sleepnet.noise``) has one Jacobian per noise draw. Its
 ``J`` is their mean over ``noise.DRAWS`` (20) draws, ``d E[logits] / d x``, the Jacobian of its
 mean logits, with the draws held fixed (``noise.through``). The draws are those the model's
-expected prediction makes (``noise.judging``: its float32 layers restarted at ``noise.JUDGE_SEED``,
-one noise per pass shared by every image; each draw cast to float64), so the figure is
+expected prediction makes (``noise.judging``: its float32 layers restarted at their own seeds plus
+``noise.JUDGE_OFFSET``, one noise per pass shared by every image; each draw cast to float64), so the
+figure is
 reproducible and an image's Jacobian does not depend on its batch. ``draws`` says
 how many; ``single_draw`` gives ``top`` and ``participation_ratio`` of the draws' own Jacobians
 (mean over images and draws), the map that one pass of the network applies. The Jacobians are
