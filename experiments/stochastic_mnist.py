@@ -94,6 +94,7 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.attacks import ATTACKS, stochastic
     from sleepnet.evaluation.curve import attack_curve
+    from sleepnet.noise import JUDGE
     from sleepnet.training import accuracy
     from sleepnet.workflow import load_with_data
 
@@ -101,7 +102,7 @@ def measure(folder: Path, out: Path, n: int, n_aa: int, n_square: int, seed: int
     noisy = stochastic(model)
     idx = subsample_indices(len(data.x_test), n)
     x, y = data.x_test[idx], data.y_test[idx]
-    res = {"model": folder.name, "stochastic": noisy, "n": n,
+    res = {"model": folder.name, "stochastic": noisy, "n": n, "judge": JUDGE if noisy else None,
            "clean": accuracy(model, data.x_test, data.y_test)}  # the expected prediction
     for eot in sorted({EOT_PGD if noisy else 1, 1}, reverse=True):
         curve = attack_curve(model, x, y, "pgd", "inf", [0.05, 0.1], seed=seed, eot_samples=eot)
@@ -377,11 +378,18 @@ def geometry_seed(old: dict) -> int | None:
     return int(next(iter(old["geometry"]["models"])).rsplit("-", 1)[1]) if "geometry" in old else None
 
 
-def check_sizes(record: dict, path: Path, sizes: tuple[int, int, int]) -> None:
-    """One clear line unless ``record`` (from ``path``) was measured on ``--n, --n-aa, --n-square``."""
+def check_record(record: dict, path: Path, sizes: tuple[int, int, int]) -> None:
+    """One clear line unless ``record`` (from ``path``) was measured on ``--n, --n-aa, --n-square`` and,
+    for a stochastic model, judged by the expected prediction's present draws (``noise.JUDGE``)."""
+    from sleepnet.noise import JUDGE
+
     if (record["n"], record["autoattack"]["n"], record["square"]["n"]) != sizes:
         raise SystemExit(f"stochastic_mnist: {path} was measured on other sizes than --n, --n-aa, "
                          "--n-square: move it away to measure again")  # fmt: skip
+    if record["stochastic"] and record.get("judge") != JUDGE:
+        raise SystemExit(f"stochastic_mnist: {path} was judged by other draws of the expected prediction "
+                         f"({record.get('judge', 'before they were named')}, not {JUDGE}): move it away to "
+                         "measure again")  # fmt: skip
 
 
 def with_rand_baseline(runs: list[dict], seed: int, kept: Path, work: Path, n_aa: int) -> None:
@@ -454,7 +462,7 @@ def measured(work: Path, seed: int, sizes: tuple[int, int, int], kept: Path) -> 
             draws = work / f"{name}-{seed}-draws.json"
             step(draws, f"over draws {name}", lambda f=folder, o=draws: over_draws(f, o, seed))
             record = json.loads(out.read_text()) | json.loads(draws.read_text()) | {"seed": seed}
-            check_sizes(record, out, sizes)
+            check_record(record, out, sizes)
             if not (kept / f"{name}-{seed}.json").exists():  # a kept record is never overwritten
                 kept.mkdir(parents=True, exist_ok=True)
                 (kept / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -465,7 +473,7 @@ def measured(work: Path, seed: int, sizes: tuple[int, int, int], kept: Path) -> 
     records = []
     for name in names:
         record = json.loads((kept / f"{name}-{seed}.json").read_text())
-        check_sizes(record, kept / f"{name}-{seed}.json", sizes)
+        check_record(record, kept / f"{name}-{seed}.json", sizes)
         records.append(record)
     return records, json.loads(geo_file.read_text())
 

@@ -64,3 +64,23 @@ def test_second_order_over_seeds_tests_each_attack_and_the_worst_case_against_la
     assert worst[4] == "0.960 ± 0.010"  # clean: the same on both, so no p
     assert rows[("0", "worst of all")][-1] == "0.010 ± 0.010 |"  # the baseline is not tested against itself
     assert so.over_seeds(base[:1] + sat[:1]) == []
+
+
+def test_stochastic_mnist_refuses_a_record_judged_by_other_draws(tmp_path):
+    import pytest
+
+    from sleepnet.noise import JUDGE
+
+    sm = _script("stochastic_mnist")
+    sizes = (500, 100, 100)
+    record = {"n": 500, "autoattack": {"n": 100}, "square": {"n": 100}, "stochastic": True, "judge": JUDGE}
+    sm.check_record(record, tmp_path / "r.json", sizes)
+    sm.check_record(record | {"stochastic": False, "judge": None}, tmp_path / "r.json", sizes)
+    for stale in ({"judge": "shared-rows-1"}, {"judge": None}):
+        with pytest.raises(SystemExit, match="judged by other draws of the expected prediction"):
+            sm.check_record(record | stale, tmp_path / "r.json", sizes)
+    old = {k: v for k, v in record.items() if k != "judge"}  # measured before the draws were named
+    with pytest.raises(SystemExit, match="before they were named"):
+        sm.check_record(old, tmp_path / "r.json", sizes)
+    with pytest.raises(SystemExit, match="other sizes"):
+        sm.check_record(record, tmp_path / "r.json", (500, 1000, 100))
