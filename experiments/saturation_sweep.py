@@ -172,9 +172,9 @@ def main(argv=None) -> int:
     acts = [a for a in args.acts.split(",") if a]
     try:
         lams = [check_lambda(float(v)) for v in args.lams.split(",") if v]
-        seeds = [int(v) for v in args.seeds.split(",") if v]
     except ValueError as exc:
-        raise SystemExit(f"saturation_sweep: --lams and --seeds must be numbers ({exc})") from None
+        raise SystemExit(f"saturation_sweep: --lams must be numbers ({exc})") from None
+    seeds = parse_seeds(args.seeds, "saturation_sweep")
     for act in acts:
         if act not in RECIPES:
             raise SystemExit(f"saturation_sweep: unknown activation {act!r} (relu, sigmoid or cnn)")
@@ -225,6 +225,18 @@ def seed_groups(runs: list[dict]) -> list[tuple[tuple, dict[int, dict], dict[int
             for k, seeds in sorted(groups.items()) if len(seeds) > 1]  # fmt: skip
 
 
+def parse_seeds(text: str, prog: str) -> list[int]:
+    """``--seeds`` (``0,1,2``) as a list; one clear line unless it names distinct non-negative integers,
+    at least one. ``second_order.py`` parses its ``--seeds`` with this too."""
+    try:
+        seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"{prog}: --seeds needs distinct non-negative integers such as 0,1,2, got {text!r}")
+    return seeds
+
+
 def images(runs: list[dict]) -> str:
     """The number of images the runs were measured on (``500``, or ``200 or 500`` if they differ)."""
     return " or ".join(str(n) for n in sorted({r["n"] for r in runs}))
@@ -242,13 +254,26 @@ def plot(runs: list[dict], path: Path) -> None:
             groups = sorted((k, seeds) for k, seeds in by_setting(runs).items()
                             if k[0] == act and k[2] == epochs)  # fmt: skip
             lam = [max(k[1], 1e-5) for k, _ in groups]  # lambda 0 drawn at 1e-5
+            # the curve: one seed that every lambda ran under (not means of some points and single seeds
+            # of others); where a lambda ran under several seeds, their mean ± std beside it
+            common = set.intersection(*(set(seeds) for _, seeds in groups))
+            first = min(common) if common else None
             for key, style in (("clean", "-ok"), ("fgsm32-ce@0.1", "--s"), ("pgd64-margin@0.1", "-^"),
                                ("square@0.1", ":v")):  # fmt: skip
-                ax.plot(lam, [np.mean([r[key] for r in seeds.values()]) for _, seeds in groups], style,
-                        label=f"{key} ({epochs} ep)", ms=4)
+                ys = [seeds[first][key] if first is not None else np.mean([r[key] for r in seeds.values()])
+                      for _, seeds in groups]  # fmt: skip
+                line = ax.plot(lam, ys, style, ms=4, label=f"{key} ({epochs} ep, "
+                               + (f"seed {first})" if first is not None else "mean over seeds)"))[0]
+                several = [(x, [r[key] for r in seeds.values()]) for x, (_, seeds) in zip(lam, groups)
+                           if len(seeds) > 1]  # fmt: skip
+                if several and first is not None:
+                    ax.errorbar([x * 1.15 for x, _ in several], [np.mean(v) for _, v in several],
+                                yerr=[np.std(v, ddof=1) for _, v in several], fmt="o", mfc="none", ms=5,
+                                color=line.get_color(), capsize=3)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("lambda (0 drawn at 1e-5)")
-        ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {images(runs)} images; mean over seeds)")
+        ax.set_ylabel(f"accuracy (robust: L-inf 0.1, {images(runs)} images)\n"
+                      "open circles: mean ± std over seeds, where several")  # fmt: skip
         ax.set_title(f"{act if act == 'cnn' else act + ' MLP'} with the saturation penalty")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)

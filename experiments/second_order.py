@@ -147,17 +147,13 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "second_order")
     args = p.parse_args(argv)
 
+    from saturation_sweep import parse_seeds
+
     from sleepnet.errors import SleepnetError
     from sleepnet.saturation import check_lambda
     from sleepnet.workflow import train_to_folder
 
-    try:
-        seeds = [int(v) for v in args.seeds.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        raise SystemExit(f"second_order: --seeds needs non-negative integers such as 0,1,2, "
-                         f"got {args.seeds!r}")  # fmt: skip
+    seeds = parse_seeds(args.seeds, "second_order")
     configs = []
     for item in args.configs.split(","):
         act, _, lam = item.partition(":")
