@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -72,15 +71,17 @@ def paired_p(a: list[float], b: list[float]) -> float:
 
 
 def seed_cell(values: dict, baseline: dict | None = None, digits: int = 3) -> str:
-    """``values`` over seeds (``{seed: value}``) as ``mean ± std`` (sample std); with a ``baseline`` of
-    the same form, `` (p=...)``: the paired t-test over the seeds both have (left out where there are
-    fewer than 2 or it is undefined)."""
+    """``values`` over seeds (``{seed: value}``) as ``mean ± std`` (sample std; the value alone for one
+    seed); with a ``baseline`` of the same form, `` (p=...)``: the paired t-test over the seeds both
+    have, with ``, n seeds`` where those are fewer than the mean's (left out where there are fewer than
+    2 or it is undefined)."""
     vals = list(values.values())
-    text = f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0.0:.{digits}f}"
+    text = f"{np.mean(vals):.{digits}f}" + (f" ± {np.std(vals, ddof=1):.{digits}f}" if len(vals) > 1 else "")
     both = sorted(s for s in values if s in (baseline or {}))
     if len(both) > 1:
         p = paired_p([values[s] for s in both], [baseline[s] for s in both])
-        text += f" (p={p:.2g})" if math.isfinite(p) else ""
+        fewer = f", {len(both)} seeds" if len(both) < len(vals) else ""
+        text += f" (p={p:.2g}{fewer})" if math.isfinite(p) else ""
     return text
 
 
@@ -294,10 +295,10 @@ def _timing_lines(timing: dict | None) -> list[str]:
     if not timing:
         return []
     ev = timing.get("evaluate_s", {})
-    cores = timing.get("cores", os.cpu_count())
+    cores = timing.get("cores")  # not recorded before 2026-12-02: then unsaid
     return ["", "## Timing", "",
-            f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation "
-            f"worker(s) on {cores} core{'s' if cores != 1 else ''}",
+            f"- wall time {timing['total_s'] / 60:.1f} min with {timing['workers']} evaluation worker(s)"
+            + (f" on {cores} core{'s' if cores != 1 else ''}" if cores else ""),
             "- training (control, sleep variants, defences) per seed"
             + (f" on {timing['train_threads']} torch thread(s)" if "train_threads" in timing else "")
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),

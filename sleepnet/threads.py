@@ -14,7 +14,9 @@ from contextlib import contextmanager
 
 def cores() -> int:
     """The CPU cores this process may run on: its affinity (``taskset``, a cgroup's cpuset) where the
-    system reports one, else ``os.cpu_count()``; what "one per core" defaults count."""
+    system reports one, else ``os.cpu_count()``; what "one per core" defaults count. A CPU quota (a
+    container's ``--cpus``, a cgroup's ``cpu.max``) is not an affinity and is not seen: there, give
+    ``--workers``."""
     try:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # no affinity on this platform

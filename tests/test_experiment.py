@@ -257,8 +257,11 @@ def test_paired_statistics_against_hand_computed_values():
     assert paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0  # the same gain every seed: no spread
     assert np.isnan(paired_p([0.5, 0.6], [0.5, 0.6]))
     # the cell of a table over seeds: p over the seeds both have (seed 3 has no baseline)
-    assert seed_cell({0: 0.6, 1: 0.7, 2: 0.8, 3: 0.9}, {0: 0.5, 1: 0.5, 2: 0.5}) == "0.750 ± 0.129 (p=0.074)"
-    assert seed_cell({0: 0.6}) == "0.600 ± 0.000"
+    assert seed_cell({0: 0.6, 1: 0.7, 2: 0.8}, {0: 0.5, 1: 0.5, 2: 0.5}) == "0.700 ± 0.100 (p=0.074)"
+    # seed 3 has no baseline: the mean is over 4 seeds, the test over the 3 both have, and says so
+    cell = seed_cell({0: 0.6, 1: 0.7, 2: 0.8, 3: 0.9}, {0: 0.5, 1: 0.5, 2: 0.5})
+    assert cell == "0.750 ± 0.129 (p=0.074, 3 seeds)"
+    assert seed_cell({0: 0.6}) == "0.600"  # one seed: no spread to give
     assert seed_cell({0: 0.6, 1: 0.7}, {0: 0.6, 1: 0.7}) == "0.650 ± 0.071"  # no difference: no p
     a = np.array([True] * 7 + [False] * 3 + [True] * 5)
     b = np.array([False] * 7 + [True] * 3 + [True] * 5)

@@ -113,9 +113,10 @@ def test_a_boundary_study_names_the_attack_implementation(patches_model):
     ours = TuneSettings(str(patches_model), objective="boundary").identity()
     assert ours["implementation"] == "sleepnet-batched-1"
     assert "implementation" not in TuneSettings(str(patches_model), objective="fgsm").identity()
+    from sleepnet.evaluation.attacks import ATTACKS
     from sleepnet.tuning.objectives import ATTACK_OF, OBJECTIVES
 
-    assert set(ATTACK_OF) <= set(OBJECTIVES)
+    assert set(ATTACK_OF) <= set(OBJECTIVES) and set(ATTACK_OF.values()) <= set(ATTACKS)  # no misspelt name
 
 
 def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):

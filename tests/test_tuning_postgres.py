@@ -90,6 +90,28 @@ def _worker(model, url, study, trials, out, space):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _kill_inside_a_trial(a, url: str, tag: str) -> int | None:
+    """Kill worker ``a`` (``tag``) while one of its trials runs; that trial's number (None if none was
+    caught in 120 s). The worker is frozen first, so that the trial cannot end between seeing it running
+    and the kill (a kill just after the trial ended would leave nothing to test)."""
+    deadline = time.time() + 120
+    while time.time() < deadline and a.poll() is None:
+        for t in load("shared", url).get_trials(deepcopy=False):
+            # running, and past drawing its parameters (it records its config, then sleeps)
+            if t.state.name != "RUNNING" or t.user_attrs.get("worker") != tag or "config" not in t.user_attrs:
+                continue
+            a.send_signal(signal.SIGSTOP)
+            time.sleep(0.5)  # whatever it had already sent reaches the server
+            if {x.number: x for x in load("shared", url).trials}[t.number].state.name == "RUNNING":
+                a.kill()  # frozen mid-trial: killed there
+                a.wait()
+                return t.number
+            a.send_signal(signal.SIGCONT)  # the trial ended before the freeze: catch a later one
+            break
+        time.sleep(0.05)
+    return None
+
+
 def test_two_workers_share_one_study_and_a_killed_trial_is_failed_and_retried(patches_model, postgres_url,
                                                                                tmp_path):  # fmt: skip
     trials = 16
@@ -97,58 +119,47 @@ def test_two_workers_share_one_study_and_a_killed_trial_is_failed_and_retried(pa
     space.write_text("[space]\nT = { low = 250000, high = 400000 }\ninput_mode = ['mean']\n")
     # the first worker creates the study (and its baseline); the second joins it
     a = _worker(patches_model, postgres_url, "shared", trials, tmp_path / "a", space)
-    deadline = time.time() + 120
-    while True:
-        try:
-            study = load("shared", postgres_url)
-            if "baseline" in study.user_attrs:
-                break
-        except Exception:
-            pass
-        assert a.poll() is None, a.stderr.read()
-        assert time.time() < deadline, "the first worker never created the study"
-        time.sleep(0.3)
-    b = _worker(patches_model, postgres_url, "shared", trials, tmp_path / "b", space)
+    b = None
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                study = load("shared", postgres_url)
+                if "baseline" in study.user_attrs:
+                    break
+            except Exception:
+                pass
+            assert a.poll() is None, a.stderr.read()
+            assert time.time() < deadline, "the first worker never created the study"
+            time.sleep(0.3)
+        b = _worker(patches_model, postgres_url, "shared", trials, tmp_path / "b", space)
 
-    # kill worker a while one of its trials runs: freeze it first, so that the trial cannot end between
-    # seeing it running and the kill (a kill just after the trial ended would leave nothing to test)
-    killed = None
-    tag = f"{socket.gethostname()}:{a.pid}"
-    deadline = time.time() + 120
-    while killed is None and time.time() < deadline and a.poll() is None:
-        for t in load("shared", postgres_url).get_trials(deepcopy=False):
-            # running, and past drawing its parameters (it records its config, then sleeps)
-            if t.state.name == "RUNNING" and t.user_attrs.get("worker") == tag and "config" in t.user_attrs:
-                a.send_signal(signal.SIGSTOP)
-                time.sleep(0.5)  # whatever it had already sent reaches the server
-                after = {x.number: x for x in load("shared", postgres_url).trials}[t.number]
-                if after.state.name == "RUNNING":  # frozen mid-trial: kill it there
-                    a.kill()
-                    a.wait()
-                    killed = t.number
-                else:  # the trial ended before the freeze: let it go on and catch a later one
-                    a.send_signal(signal.SIGCONT)
-                break
-        time.sleep(0.05)
-    assert killed is not None, "could not catch worker a inside a trial"
+        tag = f"{socket.gethostname()}:{a.pid}"
+        killed = _kill_inside_a_trial(a, postgres_url, tag)
+        assert killed is not None, "could not catch worker a inside a trial"
 
-    out, err = b.communicate(timeout=600)
-    assert b.returncode == 0, err
-    study = load("shared", postgres_url)
-    numbers = [t.number for t in study.trials]
-    assert numbers == list(range(len(numbers)))  # every trial recorded once
-    by_number = {t.number: t for t in study.trials}
-    assert by_number[killed].state.name == "FAIL"  # failed by the heartbeat, not left running
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
-    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
-    assert retries[0].params == by_number[killed].params  # retried with the same parameters
-    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
-    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert trials <= len(finished) <= trials + 1  # at most one extra: the workers stop independently
-    assert by_number[killed].user_attrs["worker"] == tag
-    b_tag = f"{socket.gethostname()}:{b.pid}"
-    assert b_tag in {t.user_attrs["worker"] for t in finished} <= {tag, b_tag}  # b ran the rest
-    assert (tmp_path / "b" / "report.md").is_file()
+        out, err = b.communicate(timeout=600)
+        assert b.returncode == 0, err
+        study = load("shared", postgres_url)
+        numbers = [t.number for t in study.trials]
+        assert numbers == list(range(len(numbers)))  # every trial recorded once
+        by_number = {t.number: t for t in study.trials}
+        assert by_number[killed].state.name == "FAIL"  # failed by the heartbeat, not left running
+        retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
+        assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
+        assert retries[0].params == by_number[killed].params  # retried with the same parameters
+        assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+        finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+        assert trials <= len(finished) <= trials + 1  # at most one extra: the workers stop independently
+        assert by_number[killed].user_attrs["worker"] == tag
+        b_tag = f"{socket.gethostname()}:{b.pid}"
+        assert b_tag in {t.user_attrs["worker"] for t in finished} <= {tag, b_tag}  # b ran the rest
+        assert (tmp_path / "b" / "report.md").is_file()
+    finally:  # a failed assertion leaves no worker behind, frozen or running
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_unreachable_database_is_one_clear_line(patches_model, tmp_path):
