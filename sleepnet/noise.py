@@ -38,9 +38,9 @@ DRAWS = 20
 #: seeded ``seed * 1000 + j``; attacks restart them at ``attack seed * 1000 + j``): each model seed its
 #: own judge, apart from its training's and its attacks' streams
 JUDGE_OFFSET = 10**9
-#: the version of the expected prediction's draws (``judging``), in kept measures' identities: one kept
-#: under row-by-row draws (before 2026-12-02) or one fixed judge for every model (before 2026-12-02,
-#: later) is not reused
+#: the version of the expected prediction's draws (``judging``), in kept measures' identities: a measure
+#: kept under row-by-row draws (until 2026-12-02) or under one judge for every model seed (on 2026-12-02)
+#: is not reused
 JUDGE = "own-seed-shared-rows-1"
 
 
