@@ -17,8 +17,7 @@ A stochastic model (noise layers, ``sleepnet.noise``) has one Jacobian per noise
 mean logits, with the draws held fixed (``noise.through``). The draws are those the model's
 expected prediction makes (``noise.judging``: its float32 layers restarted at their own seeds plus
 ``noise.JUDGE_OFFSET``, one noise per pass shared by every image; each draw cast to float64), so the
-figure is
-reproducible and an image's Jacobian does not depend on its batch. ``draws`` says
+figure is reproducible and an image's Jacobian does not depend on its batch. ``draws`` says
 how many; ``single_draw`` gives ``top`` and ``participation_ratio`` of the draws' own Jacobians
 (mean over images and draws), the map that one pass of the network applies. The Jacobians are
 made one draw at a time (an FSDD batch of all 20 at once would hold 1.3 GB).
