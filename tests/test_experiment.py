@@ -275,7 +275,46 @@ def test_cores_counts_the_cores_this_process_may_run_on(monkeypatch):
     "one per core" defaults and the reports count those."""
     import os
 
+    from sleepnet import threads
+
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)  # the machine's own quota: below
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
     assert cores() == 1
     monkeypatch.delattr(os, "sched_getaffinity")  # a platform without affinity (macOS)
     assert cores() == (os.cpu_count() or 1)
+
+
+def test_cpu_quota_reads_cgroup_v2_and_v1_and_cores_rounds_it_up(tmp_path, monkeypatch):
+    """A container's ``--cpus 1.5`` is a quota, not an affinity: ``cores`` counts 2 of the 4 cores it may
+    run on; the smallest quota of a cgroup and its ancestors holds; none, "max" or -1 is no quota."""
+    import os
+
+    from sleepnet import threads
+
+    def tree(lines: str, files: dict) -> tuple:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        for name, text in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+        (root / "cgroup").write_text(lines)
+        return root / "fs", root / "cgroup"
+
+    v2 = tree("0::/box/job\n", {"fs/cpu.max": "max 100000\n", "fs/box/cpu.max": "150000 100000\n",
+                                "fs/box/job/cpu.max": "400000 100000\n"})  # fmt: skip
+    assert threads.cpu_quota(*v2) == 1.5
+    assert threads.cpu_quota(*tree("0::/\n", {"fs/cpu.max": "max 100000\n"})) is None
+    v1_files = {"fs/cpu,cpuacct/x/cpu.cfs_quota_us": "100000", "fs/cpu,cpuacct/x/cpu.cfs_period_us": "100000"}
+    v1 = tree("4:memory:/x\n3:cpu,cpuacct:/x\n", v1_files)
+    assert threads.cpu_quota(*v1) == 1.0
+    unlimited = {"fs/cpu/cpu.cfs_quota_us": "-1\n", "fs/cpu/cpu.cfs_period_us": "100000\n"}
+    assert threads.cpu_quota(*tree("1:cpu:/\n", unlimited)) is None
+    assert threads.cpu_quota(*tree("0::/\n", {"fs/cpu.max": "garbled\n"})) is None
+    assert threads.cpu_quota(tmp_path / "none", tmp_path / "none") is None  # not Linux
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 1.5)
+    assert cores() == 2
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 0.25)
+    assert cores() == 1
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    assert cores() == 4
