@@ -69,9 +69,10 @@ def main(argv=None) -> int:
 
     from sleepnet.data import load_dataset
     from sleepnet.kurtosis import train_linear
+    from sleepnet.report import parse_seeds
 
     targets = [None if t == "none" else float(t) for t in args.targets.split(",") if t]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    seeds = parse_seeds(args.seeds, "kurtosis_linear")
     data = load_dataset("mnist")
     args.work.mkdir(parents=True, exist_ok=True)
     runs = []

@@ -232,11 +232,12 @@ def main(argv=None) -> int:
                    "committed summary.json instead of training and attacking it again")  # fmt: skip
     args = p.parse_args(argv)
     from sleepnet.evaluation.robust import DEFAULT_BUDGETS
+    from sleepnet.report import parse_seeds
     from sleepnet.workflow import attack_to_file
 
     run = ATTACK_RUNS[args.attack]
     args.n = run.n if args.n is None else args.n
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_seeds(args.seeds, "robust_mnist")
     norms = (args.norms or run.norms).split(",")
     if args.attack != "autoattack" and norms != ["2"]:
         raise SystemExit(f"robust_mnist: {args.attack} is an L2 attack: --norms 2, not {','.join(norms)}")

@@ -167,6 +167,7 @@ def main(argv=None) -> int:
                    help="AutoAttack at L-inf 0.1 and 0.2 and at L2 1.0 and 2.0 too")
     args = p.parse_args(argv)
 
+    from sleepnet.report import parse_seeds
     from sleepnet.saturation import check_lambda
 
     acts = [a for a in args.acts.split(",") if a]
@@ -216,25 +217,10 @@ def by_setting(runs: list[dict]) -> dict[tuple, dict[int, dict]]:
     return out
 
 
-def seed_groups(runs: list[dict]) -> list[tuple[tuple, dict[int, dict], dict[int, dict]]]:
-    """``(setting, {seed: run}, {seed: baseline run})`` for each setting run under several seeds, in
-    order; the baseline is lambda 0 of the same activation, epochs and images (none for lambda 0).
-    ``second_order.py`` groups its runs by this too."""
-    groups = by_setting(runs)
-    return [(k, seeds, groups.get((k[0], 0.0, k[2], k[3]), {}) if k[1] > 0 else {})
-            for k, seeds in sorted(groups.items()) if len(seeds) > 1]  # fmt: skip
-
-
-def parse_seeds(text: str, prog: str) -> list[int]:
-    """``--seeds`` (``0,1,2``) as a list; one clear line unless it names distinct non-negative integers,
-    at least one. ``second_order.py`` parses its ``--seeds`` with this too."""
-    try:
-        seeds = [int(v) for v in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise SystemExit(f"{prog}: --seeds needs distinct non-negative integers such as 0,1,2, got {text!r}")
-    return seeds
+def lambda_0(k: tuple) -> tuple | None:
+    """The baseline of a setting (``setting``): lambda 0 of the same activation, epochs and images; none
+    for lambda 0 itself. ``second_order.py`` tests against the same."""
+    return (k[0], 0.0, k[2], k[3]) if k[1] > 0 else None
 
 
 def images(runs: list[dict]) -> str:
@@ -311,9 +297,9 @@ def over_seeds(runs: list[dict]) -> list[str]:
     """The report's lines for the settings run under several seeds: each column's mean ± std over them,
     and for lambda > 0 the paired t-test p over the seeds both have against lambda 0 of the same
     activation, epochs and images (``-`` where a column was not measured on every seed)."""
-    from sleepnet.report import seed_cell
+    from sleepnet.report import seed_cell, seed_groups
 
-    several = seed_groups(runs)
+    several = seed_groups(runs, setting, lambda_0)
     if not several:
         return []
     lines = ["", "## Over seeds", "",

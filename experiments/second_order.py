@@ -111,12 +111,11 @@ def over_seeds(runs: list[dict]) -> list[str]:
     the clean accuracy and the robust accuracy at each budget as mean ± std over the seeds, and for
     lambda > 0 the paired t-test p over the seeds both have against lambda 0 of the same activation
     and epochs."""
-    from saturation_sweep import seed_groups
-
     from sleepnet.evaluation.robust import key
-    from sleepnet.report import seed_cell
+    from sleepnet.report import seed_cell, seed_groups
 
-    several = seed_groups(runs)
+    several = seed_groups(runs, lambda r: (r["act"], r["lam"], r["epochs"], r["n"]),
+                          lambda k: (k[0], 0.0, *k[2:]) if k[1] > 0 else None)  # as saturation_sweep.py
     if not several:
         return []
     lines = ["", "## Over seeds", "",
@@ -147,9 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "second_order")
     args = p.parse_args(argv)
 
-    from saturation_sweep import parse_seeds
-
     from sleepnet.errors import SleepnetError
+    from sleepnet.report import parse_seeds
     from sleepnet.saturation import check_lambda
     from sleepnet.workflow import train_to_folder
 

@@ -488,7 +488,9 @@ def main(argv=None) -> int:
     p.add_argument("--carry", action="store_true", help="take a seed that has no result files from the "
                    "committed summary.json instead of training and measuring it again")  # fmt: skip
     args = p.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    from sleepnet.report import parse_seeds
+
+    seeds = parse_seeds(args.seeds, "stochastic_mnist")
     sizes = (args.n, args.n_aa, args.n_square)
     old = json.loads((RESULTS / "summary.json").read_text()) if (RESULTS / "summary.json").exists() else {}
     committed = sorted({r["seed"] for r in old.get("runs", [])})

@@ -270,6 +270,25 @@ def test_paired_statistics_against_hand_computed_values():
     assert mcnemar(b, b) == (0, 0, 1.0)
 
 
+def test_experiment_scripts_parse_seeds_and_group_runs_over_seeds():
+    """``--seeds`` of every script in ``experiments/``, and the grouping of their tables over seeds."""
+    from sleepnet.report import parse_seeds, seed_groups
+
+    assert parse_seeds("2,0,1", "prog") == [2, 0, 1]
+    for bad in ("", "0,", "a", "0,-1", "1,1"):
+        with pytest.raises(SystemExit, match=f"prog: --seeds needs distinct non-negative integers.*{bad!r}"):
+            parse_seeds(bad, "prog")
+    runs = [{"act": a, "lam": lam, "seed": s} for a, lam, s in
+            (("relu", 0.0, 0), ("relu", 0.0, 1), ("relu", 0.1, 1), ("relu", 0.1, 0), ("relu", 1.0, 0),
+             ("relu", 0.5, 0), ("relu", 0.5, 1), ("tanh", 0.1, 0), ("tanh", 0.1, 1))]  # fmt: skip
+    groups = seed_groups(runs, lambda r: (r["act"], r["lam"]), lambda k: (k[0], 0.0) if k[1] else None)
+    assert [k for k, _, _ in groups] == [("relu", 0.0), ("relu", 0.1), ("relu", 0.5), ("tanh", 0.1)]
+    by_key = {k: (seeds, base) for k, seeds, base in groups}  # lambda 1.0 ran under one seed: left out
+    assert sorted(by_key[("relu", 0.1)][0]) == [0, 1] and by_key[("relu", 0.1)][0][1] is runs[2]
+    assert by_key[("relu", 0.1)][1] == {0: runs[0], 1: runs[1]}
+    assert by_key[("relu", 0.0)][1] == {} and by_key[("tanh", 0.1)][1] == {}  # no baseline ran
+
+
 def test_cores_counts_the_cores_this_process_may_run_on(monkeypatch):
     """Under ``taskset`` or a cgroup's cpuset a process runs on fewer cores than the machine has: the
     "one per core" defaults and the reports count those."""

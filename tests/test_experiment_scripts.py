@@ -1,7 +1,6 @@
 """The pure parts of the experiment scripts (``experiments/*.py``), which the suite does not run."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 from scipy.stats import ttest_rel
@@ -10,8 +9,6 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _script(name: str):
-    if str(EXPERIMENTS) not in sys.path:  # as when run as a script: its siblings import
-        sys.path.insert(0, str(EXPERIMENTS))
     spec = importlib.util.spec_from_file_location(f"experiments_{name}", EXPERIMENTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
