@@ -67,9 +67,9 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "kurtosis_linear")
     args = p.parse_args(argv)
 
+    from sleepnet.cli.common import parse_seeds
     from sleepnet.data import load_dataset
     from sleepnet.kurtosis import train_linear
-    from sleepnet.report import parse_seeds
 
     targets = [None if t == "none" else float(t) for t in args.targets.split(",") if t]
     seeds = parse_seeds(args.seeds, "kurtosis_linear")

@@ -231,8 +231,8 @@ def main(argv=None) -> int:
     p.add_argument("--carry", action="store_true", help="take a seed whose result file is absent from the "
                    "committed summary.json instead of training and attacking it again")  # fmt: skip
     args = p.parse_args(argv)
+    from sleepnet.cli.common import parse_seeds
     from sleepnet.evaluation.robust import DEFAULT_BUDGETS
-    from sleepnet.report import parse_seeds
     from sleepnet.workflow import attack_to_file
 
     run = ATTACK_RUNS[args.attack]

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
                    help="AutoAttack at L-inf 0.1 and 0.2 and at L2 1.0 and 2.0 too")
     args = p.parse_args(argv)
 
-    from sleepnet.report import parse_seeds
+    from sleepnet.cli.common import parse_seeds
     from sleepnet.saturation import check_lambda
 
     acts = [a for a in args.acts.split(",") if a]

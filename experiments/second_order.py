@@ -147,8 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "second_order")
     args = p.parse_args(argv)
 
+    from sleepnet.cli.common import parse_seeds
     from sleepnet.errors import SleepnetError
-    from sleepnet.report import parse_seeds
     from sleepnet.saturation import check_lambda
     from sleepnet.workflow import train_to_folder
 

@@ -488,7 +488,7 @@ def main(argv=None) -> int:
     p.add_argument("--carry", action="store_true", help="take a seed that has no result files from the "
                    "committed summary.json instead of training and measuring it again")  # fmt: skip
     args = p.parse_args(argv)
-    from sleepnet.report import parse_seeds
+    from sleepnet.cli.common import parse_seeds
 
     seeds = parse_seeds(args.seeds, "stochastic_mnist")
     sizes = (args.n, args.n_aa, args.n_square)

@@ -130,8 +130,8 @@ class ExperimentSpec:
             ("hidden", self.hidden is None or _int_list(self.hidden, 1), "a list of positive integers"),
             ("epochs", self.epochs is None or (_is_int(self.epochs) and self.epochs > 0),
              "a positive integer"),
-            ("seeds", _int_list(self.seeds, 0) and len(self.seeds) > 0,
-             "a list of non-negative integers"),
+            ("seeds", _int_list(self.seeds, 0) and 0 < len(self.seeds) == len(set(self.seeds)),
+             "a list of distinct non-negative integers"),
             ("subsample", _is_int(self.subsample) and self.subsample > 0, "a positive integer"),
             ("workers", self.workers is None or (_is_int(self.workers) and self.workers >= 1),
              "an integer >= 1"),
@@ -284,8 +284,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     device = resolve_device(device)
     spec = load_experiment(path)
     if seeds is not None:
-        if not _int_list(seeds, 0) or not seeds:
-            raise SleepnetError(f"seeds must be non-negative integers, got {seeds!r}")
+        if not _int_list(seeds, 0) or not 0 < len(seeds) == len(set(seeds)):
+            raise SleepnetError(f"seeds must be distinct non-negative integers, got {seeds!r}")
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
     check_output(out, overwrite, inputs=[path])
     if workers is not None and (not _is_int(workers) or workers < 1):

@@ -85,18 +85,6 @@ def seed_cell(values: dict, baseline: dict | None = None, digits: int = 3) -> st
     return text
 
 
-def parse_seeds(text: str, prog: str) -> list[int]:
-    """An experiment script's ``--seeds`` (``0,1,2``) as a list; one clear line (``prog: ...``) unless it
-    names distinct non-negative integers, at least one."""
-    try:
-        seeds = [int(v) for v in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise SystemExit(f"{prog}: --seeds needs distinct non-negative integers such as 0,1,2, got {text!r}")
-    return seeds
-
-
 def seed_groups(runs: list[dict], setting, baseline) -> list[tuple[tuple, dict[int, dict], dict[int, dict]]]:
     """``(setting, {seed: run}, {seed: baseline run})`` for each setting run under several seeds, in sorted
     order: ``setting(run)`` is a run's identity less its ``seed``, ``baseline(setting)`` the setting it is

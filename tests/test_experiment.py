@@ -100,7 +100,8 @@ def test_bad_experiment_files(tmp_path):
                          out)
     bad.write_text(TINY.replace("seeds = [0, 1]", 'seeds = "zero"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] seeds must be a list of non-negative integers, got 'zero'",
+                         f"{bad}: [experiment] seeds must be a list of distinct non-negative integers, "
+                         "got 'zero'",
                          out)  # fmt: skip
     bad.write_text(TINY.replace("subsample = 8", "subsample = 8\nworkers = 0"))
     assert_clean_failure(run_cli("run", bad, "-o", out),
@@ -270,14 +271,21 @@ def test_paired_statistics_against_hand_computed_values():
     assert mcnemar(b, b) == (0, 0, 1.0)
 
 
-def test_experiment_scripts_parse_seeds_and_group_runs_over_seeds():
-    """``--seeds`` of every script in ``experiments/``, and the grouping of their tables over seeds."""
-    from sleepnet.report import parse_seeds, seed_groups
+def test_seeds_are_parsed_alike_by_the_cli_and_the_experiment_scripts_and_grouped_over_seeds():
+    """``--seeds`` of ``sleepnet run`` and of every script in ``experiments/`` (one line, prefixed with
+    the script's name), and the grouping of the scripts' tables over seeds."""
+    from sleepnet.cli.common import parse_seeds
+    from sleepnet.errors import UsageError
+    from sleepnet.report import seed_groups
 
-    assert parse_seeds("2,0,1", "prog") == [2, 0, 1]
-    for bad in ("", "0,", "a", "0,-1", "1,1"):
-        with pytest.raises(SystemExit, match=f"prog: --seeds needs distinct non-negative integers.*{bad!r}"):
+    assert parse_seeds("2,0,1") == parse_seeds("2,0,1,", "prog") == [2, 0, 1]
+    assert parse_seeds(None) is None
+    for bad, problem in (("", "non-negative integers"), ("a", "integers like 0,1,2"),
+                         ("0,-1", "non-negative integers"), ("1,1", "distinct seeds")):  # fmt: skip
+        with pytest.raises(SystemExit, match=f"^prog: --seeds expects {problem}, got {bad!r}$"):
             parse_seeds(bad, "prog")
+        with pytest.raises(UsageError, match=f"^--seeds expects {problem}, got {bad!r}$"):
+            parse_seeds(bad)
     runs = [{"act": a, "lam": lam, "seed": s} for a, lam, s in
             (("relu", 0.0, 0), ("relu", 0.0, 1), ("relu", 0.1, 1), ("relu", 0.1, 0), ("relu", 1.0, 0),
              ("relu", 0.5, 0), ("relu", 0.5, 1), ("tanh", 0.1, 0), ("tanh", 0.1, 1))]  # fmt: skip

@@ -111,17 +111,23 @@ def progress(args) -> bool:
     return not getattr(args, "quiet", False)
 
 
-def parse_seeds(text: str | None) -> list[int] | None:
-    """``--seeds 0,1,2``: non-negative integers; None stays None."""
+def parse_seeds(text: str | None, prog: str | None = None) -> list[int] | None:
+    """``--seeds 0,1,2``: distinct non-negative integers; None stays None. A bad list is a ``UsageError``;
+    with ``prog`` (an experiment script's name) it is one line ``prog: ...`` and exit status 1."""
     if text is None:
         return None
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
+        problem = "" if seeds and min(seeds) >= 0 else "non-negative integers"
+        problem = problem or ("" if len(set(seeds)) == len(seeds) else "distinct seeds")
     except ValueError:
-        raise UsageError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise UsageError(f"--seeds expects non-negative integers, got {text!r}")
-    return seeds
+        problem = "integers like 0,1,2"
+    if not problem:
+        return seeds
+    message = f"--seeds expects {problem}, got {text!r}"
+    if prog is not None:
+        raise SystemExit(f"{prog}: {message}")
+    raise UsageError(message)
 
 
 def parse_hidden(text: str | None) -> tuple[int, ...] | None:
