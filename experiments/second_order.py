@@ -73,7 +73,7 @@ def measure(folder: Path, n: int, seed: int = 0, done: dict | None = None) -> di
             "robust_accuracy": robust_accuracy(found, BUDGETS), "success_rate": res["success_rate"],
             "median_l2": float(np.median(fooled)) if len(fooled) else None,
             "clean_accuracy": res["clean_accuracy"], "seconds": round(time.perf_counter() - start, 1),
-            "settings": params,  # HopSkipJump's seed among them
+            "settings": dict(params),  # what differs from the attack's defaults; HopSkipJump's seed
         }  # fmt: skip
         kept[label] = res["norms"]
     out["norms"] = kept

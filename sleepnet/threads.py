@@ -28,11 +28,13 @@ def cores() -> int:
 
 def cpu_quota(root: Path = Path("/sys/fs/cgroup"), cgroups: Path = Path("/proc/self/cgroup")) -> float | None:
     """This process's CPU quota in cores, or None where it has none or none can be read: the smallest
-    over its cgroup and the cgroup's ancestors of cgroup v2's ``cpu.max`` (``QUOTA PERIOD``, ``max``
-    for none) and cgroup v1's ``cpu.cfs_quota_us / cpu.cfs_period_us`` (-1 for none)."""
+    over its cgroup and those of the cgroup's ancestors visible under ``root`` (in a container, from
+    its own root down) of cgroup v2's ``cpu.max`` (``QUOTA PERIOD``, ``max`` for none) and cgroup v1's
+    ``cpu.cfs_quota_us / cpu.cfs_period_us`` (-1 for none). A v1 cpu controller mounted elsewhere is
+    not seen."""
     try:
         lines = cgroups.read_text().splitlines()
-    except OSError:
+    except (OSError, ValueError):  # none, or a cgroup name that is not UTF-8
         return None
     found = []
     for line in lines:

@@ -320,6 +320,7 @@ def test_cpu_quota_reads_cgroup_v2_and_v1_and_cores_rounds_it_up(tmp_path, monke
 
     def tree(lines: str, files: dict) -> tuple:
         root = tmp_path / str(len(list(tmp_path.iterdir())))
+        root.mkdir()
         for name, text in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text)
@@ -330,9 +331,19 @@ def test_cpu_quota_reads_cgroup_v2_and_v1_and_cores_rounds_it_up(tmp_path, monke
                                 "fs/box/job/cpu.max": "400000 100000\n"})  # fmt: skip
     assert threads.cpu_quota(*v2) == 1.5
     assert threads.cpu_quota(*tree("0::/\n", {"fs/cpu.max": "max 100000\n"})) is None
-    v1_files = {"fs/cpu,cpuacct/x/cpu.cfs_quota_us": "100000", "fs/cpu,cpuacct/x/cpu.cfs_period_us": "100000"}
+    v1_files = {"fs/cpu,cpuacct/x/cpu.cfs_quota_us": "150000", "fs/cpu,cpuacct/x/cpu.cfs_period_us": "100000"}
     v1 = tree("4:memory:/x\n3:cpu,cpuacct:/x\n", v1_files)
-    assert threads.cpu_quota(*v1) == 1.0
+    assert threads.cpu_quota(*v1) == 1.5
+    v1_own = {"fs/cpu/cpu.cfs_quota_us": "200000", "fs/cpu/cpu.cfs_period_us": "100000",
+              "fs/cpu/x/cpu.cfs_quota_us": "50000", "fs/cpu/x/cpu.cfs_period_us": "100000"}  # fmt: skip
+    assert threads.cpu_quota(*tree("2:cpu:/x\n", v1_own)) == 0.5  # its own folder, the smaller of two
+    # a container: its cgroup's path is not mounted under its own root, whose cpu.max is its quota
+    assert threads.cpu_quota(*tree("0::/docker/abc\n", {"fs/cpu.max": "200000 100000\n"})) == 2.0
+    hybrid = tree("1:name=systemd:/\n0::/u\n", {"fs/unified/u/cpu.max": "50000 100000\n"})
+    assert threads.cpu_quota(*hybrid) == 0.5
+    odd = tree("", {})
+    odd[1].write_bytes(b"0::/\xff\n")  # a cgroup name that is not UTF-8
+    assert threads.cpu_quota(*odd) is None
     unlimited = {"fs/cpu/cpu.cfs_quota_us": "-1\n", "fs/cpu/cpu.cfs_period_us": "100000\n"}
     assert threads.cpu_quota(*tree("1:cpu:/\n", unlimited)) is None
     assert threads.cpu_quota(*tree("0::/\n", {"fs/cpu.max": "garbled\n"})) is None
