@@ -51,23 +51,24 @@ def spike_summary(spike_counts: np.ndarray, unit_counts: list[np.ndarray], dt: f
 
 
 def firing_warnings(spikes: dict) -> list[str]:
-    """One line per hidden or output layer that sleep left silent or nearly silent, with what to try.
+    """One line per hidden or output layer in which sleep left most units silent, with what to try.
 
-    ``spikes`` is ``spike_summary``'s record. Nearly silent: fewer spikes over the whole run than the
-    layer has units. The rule changes only the weights into neurons that fire (``docs/algorithm.md``
-    §3), so such a layer's incoming weights barely move: the most common way a preset fails on a new
-    network. Layer ``l``'s threshold is ``threshold * beta[l-1]``, its input gain ``alpha_scale``
-    times its scale factor.
+    ``spikes`` is ``spike_summary``'s record. Most units silent: fewer than half of the layer's units
+    fired even once. The rule changes only the weights into neurons that fire (``docs/algorithm.md``
+    §3), so a silent unit's incoming weights do not move: the most common way a preset fails on a
+    new network. A layer where most units fired is not flagged, however few its spikes (each spike
+    moves the unit's whole row). Layer ``l``'s threshold is ``threshold * beta[l-1]``, its input gain
+    ``alpha_scale`` times its scale factor.
     """
     out = []
     steps = spikes["steps"]
     for l, layer in enumerate(spikes["layers"][1:], 1):
-        n, units = layer["total_spikes"], layer["units"]
-        if n >= units:
+        n, units, active = layer["total_spikes"], layer["units"], layer["fraction_active"]
+        if active >= 0.5:
             continue
-        what = "never fired" if n == 0 else (f"fired {n} times ({layer['fraction_active']:.1%} of its units "
-                                             "ever)")  # fmt: skip
-        out.append(f"sleep barely fired: layer {l} ({units} units) {what} in {steps} steps, so its incoming "
-                   f"weights hardly changed; try `sleepnet tune`, a larger alpha_scale or a smaller "
-                   f"beta[{l - 1}]")  # fmt: skip
+        what = (f"never fired in {steps} steps, so its incoming weights did not change" if n == 0 else
+                f"fired {n} times in {steps} steps, {active:.1%} of its units ever, so the incoming weights "
+                f"of the other {1 - active:.1%} did not change")  # fmt: skip
+        out.append(f"sleep left layer {l} ({units} units) mostly silent: it {what}; try `sleepnet tune`, a "
+                   f"larger alpha_scale or a smaller beta[{l - 1}]")  # fmt: skip
     return out
