@@ -63,8 +63,8 @@ def paired_p(a: list[float], b: list[float]) -> float:
     if len(a) < 2 or not all(map(math.isfinite, a + b)):
         return float("nan")
     d = np.asarray(a) - np.asarray(b)
-    if np.all(d == d[0]):
-        return float("nan") if d[0] == 0 else 0.0
+    if np.ptp(d) <= 1e-9 * max(1.0, float(np.max(np.abs(d)))):  # the same difference, up to float rounding
+        return float("nan") if abs(d[0]) <= 1e-12 else 0.0
     from scipy.stats import ttest_rel
 
     return float(ttest_rel(a, b).pvalue)
@@ -81,7 +81,7 @@ def seed_cell(values: dict, baseline: dict | None = None, digits: int = 3) -> st
     if len(both) > 1:
         p = paired_p([values[s] for s in both], [baseline[s] for s in both])
         fewer = f", {len(both)} seeds" if len(both) < len(vals) else ""
-        text += f" (p={p:.2g}{fewer})" if math.isfinite(p) else ""
+        text += _p_text(p, fewer)
     return text
 
 
@@ -130,8 +130,15 @@ def _fmt(cell: dict | None, digits: int = 3) -> str:
     if cell is None or not math.isfinite(cell["mean"]):
         return "n/a"
     text = f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
-    p = cell["p_vs_control"]
-    return text + (f" (p={p:.2g})" if math.isfinite(p) else "")
+    return text + _p_text(cell["p_vs_control"])
+
+
+def _p_text(p: float, fewer: str = "") -> str:
+    """`` (p=...)`` for a paired test's p; its 0 (every seed the same difference: no spread to test) said
+    so; nothing for nan (no test)."""
+    if p == 0:
+        return f" (the same difference every seed{fewer})"
+    return f" (p={p:.2g}{fewer})" if math.isfinite(p) else ""
 
 
 def write_csv(agg: dict, path: Path) -> None:
@@ -203,6 +210,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
               "|---" * (len(cols) + 1) + "|"]  # fmt: skip
     for m in models:
         lines.append(f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for _, k in cols) + " |")
+    lines += _attack_lines(agg, models, metrics)
     lines += _robust_lines(agg, models, metrics)
     lines += ["", "## Gradient-masking checks", ""]
     for m in models:
@@ -222,6 +230,34 @@ def write_report(metrics: dict, folder: Path) -> Path:
 
 #: p below which a difference from the control is called significant in the verdict
 ALPHA = 0.05
+
+
+def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
+    """Robust accuracy of each attack at each of its budgets (``ATTACK.robust@EPS``), one table per attack,
+    with its loss and number of images (the first seed's control's, or first model's, record)."""
+    attacks = list(dict.fromkeys(k.split(".robust@")[0] for m in models for k in agg[m]
+                                 if ".robust@" in k and not k.startswith("worst-")))  # fmt: skip
+    if not attacks:
+        return []
+    runs = next(iter(metrics["per_seed"].values()))
+    lines = ["", "## Robust accuracy per attack", "",
+             "An image counts only if classified correctly clean and not fooled within the budget; a "
+             "minimal-perturbation attack's figure at each budget follows from its per-image norms (a "
+             "failure is an infinite norm)."]  # fmt: skip
+    for attack in attacks:
+        ordered = ([runs["control"]] if "control" in runs else []) + list(runs.values())
+        record = next((r[attack] for r in ordered if isinstance(r.get(attack), dict)), {})
+        keys = sorted({k for m in models for k in agg[m] if k.startswith(f"{attack}.robust@")},
+                      key=lambda k: float(k.split("@")[1]))  # fmt: skip
+        norm = record.get("norm", "")
+        about = ", ".join(x for x in (f"L{norm}" if norm else "",
+                                      f"loss {record['loss']}" if "loss" in record else "",
+                                      f"{record['n']} images" if "n" in record else "") if x)  # fmt: skip
+        lines += ["", f"{attack} ({about}):" if about else f"{attack}:", "",
+                  "| model | " + " | ".join(k.split("@")[1] for k in keys) + " |",
+                  "|---" * (len(keys) + 1) + "|"]  # fmt: skip
+        lines += [f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for k in keys) + " |" for m in models]
+    return lines
 
 
 def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:

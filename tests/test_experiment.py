@@ -49,6 +49,10 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
                     "## Gradient-masking checks", "## Timing", "## Figures"):
         assert section in report
     assert "| sleep-fgsm |" in report and "| FGSM median epsilon | 0.0175 | 0.2025 |" in report
+    # each attack's robust accuracy at its budgets, saying its loss and images
+    per_attack = report.split("## Robust accuracy per attack")[1].split("## Gradient-masking checks")[0]
+    assert "pgd-linf (Linf, loss cross-entropy, 8 images):" in per_attack
+    assert "deepfool (L2, loss none (DeepFool: linearised class scores), 8 images):" in per_attack
     assert "DeepFool median perturbation" not in report  # the paper's MNIST rows are MNIST's only
     other = dict(metrics, dataset=dict(metrics["dataset"], name="fashion-mnist"))
     (tmp_path / "other").mkdir()
@@ -257,6 +261,10 @@ def test_paired_statistics_against_hand_computed_values():
     assert np.isnan(paired_p([0.6], [0.5]))  # one seed: no test
     assert paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0  # the same gain every seed: no spread
     assert np.isnan(paired_p([0.5, 0.6], [0.5, 0.6]))
+    # the same difference up to float rounding (0.1 +- 4e-17): no spread either, not p = 1e-16
+    assert paired_p([0.1 + 0.2, 0.7, 0.4], [0.2, 0.6, 0.3]) == 0.0
+    assert seed_cell({0: 0.1 + 0.2, 1: 0.7, 2: 0.4}, {0: 0.2, 1: 0.6, 2: 0.3}) == \
+        "0.467 ± 0.208 (the same difference every seed)"
     # the cell of a table over seeds: p over the seeds both have (seed 3 has no baseline)
     assert seed_cell({0: 0.6, 1: 0.7, 2: 0.8}, {0: 0.5, 1: 0.5, 2: 0.5}) == "0.700 ± 0.100 (p=0.074)"
     # seed 3 has no baseline: the mean is over 4 seeds, the test over the 3 both have, and says so
