@@ -351,7 +351,22 @@ def _timing_lines(timing: dict | None) -> list[str]:
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
             f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
             f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
-            "- no evaluation"] + _reuse_line(timing.get("reused"))  # fmt: skip
+            "- no evaluation"] + _measure_line(timing.get("measure_s")) + _reuse_line(timing.get("reused"))
+
+
+def _measure_line(measure_s: dict | None) -> list[str]:
+    """Where the evaluation's time went: each measure computed in this run, summed over models, the
+    largest first (none before 2026-12-02, when runs began to record it)."""
+    totals: dict[str, float] = {}
+    for per_model in (measure_s or {}).values():
+        for name, seconds in per_model.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    whole = sum(totals.values())
+    if not whole:
+        return []
+    parts = sorted(totals.items(), key=lambda kv: -kv[1])
+    return ["- where the evaluation's time went (each measure summed over models, one worker's time): "
+            + ", ".join(f"{name} {s / 60:.1f} min ({s / whole:.0%})" for name, s in parts)]
 
 
 def _reuse_line(reused: dict | None) -> list[str]:

@@ -111,13 +111,15 @@ class Units:
     ``context`` holds what every measure depends on (the model's hash, the data, the seed and the
     options); ``run(name, inputs, fn)`` returns the kept result if its hash matches, else computes
     ``fn()``, keeps it and returns it as read back from JSON, so a fresh result and a resumed one are
-    the very same object. ``done`` and ``reused`` count them.
+    the very same object. ``done`` and ``reused`` count them; ``seconds`` holds the time of each measure
+    computed now (not of those kept).
     """
 
     def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None) -> None:
         self.folder, self.context = Path(folder), context
         self.label = label or self.folder.name
         self.done = self.reused = 0
+        self.seconds: dict[str, float] = {}
 
     def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
         """The result of unit ``name`` with ``inputs``: kept, or computed now and kept."""
@@ -135,5 +137,6 @@ class Units:
         seconds = time.perf_counter() - t0
         write_json(path, {"inputs": digest, "seconds": seconds, "result": result})
         self.done += 1
+        self.seconds[name] = seconds
         unit_done("%s: %s %.1f s", self.label, name, seconds)
         return read_json(path)["result"]

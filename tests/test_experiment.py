@@ -49,6 +49,12 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
                     "## Gradient-masking checks", "## Timing", "## Figures"):
         assert section in report
     assert "| sleep-fgsm |" in report and "| FGSM median epsilon | 0.0175 | 0.2025 |" in report
+    # where the evaluation's time went: every measure of every model, summed in the report
+    measure_s = metrics["timing"]["measure_s"]
+    assert set(measure_s) == {f"seed{s}/{m}" for s in (0, 1) for m in agg}
+    assert {"clean", "fgsm", "deepfool", "masking"} <= set(measure_s["seed0/control"])
+    assert "measure_s" not in metrics["per_seed"]["0"]["control"]
+    assert "- where the evaluation's time went (each measure summed over models" in report
     # each attack's robust accuracy at its budgets, saying its loss and images
     per_attack = report.split("## Robust accuracy per attack")[1].split("## Gradient-masking checks")[0]
     assert "pgd-linf (Linf, loss cross-entropy, 8 images):" in per_attack
