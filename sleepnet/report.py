@@ -63,8 +63,9 @@ def paired_p(a: list[float], b: list[float]) -> float:
     if len(a) < 2 or not all(map(math.isfinite, a + b)):
         return float("nan")
     d = np.asarray(a) - np.asarray(b)
-    if np.ptp(d) <= 1e-9 * max(1.0, float(np.max(np.abs(d)))):  # the same difference, up to float rounding
-        return float("nan") if abs(d[0]) <= 1e-12 else 0.0
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(d))))
+    if np.ptp(d) <= tol:  # the same difference every seed, up to float rounding
+        return float("nan") if np.max(np.abs(d)) <= tol else 0.0
     from scipy.stats import ttest_rel
 
     return float(ttest_rel(a, b).pvalue)
@@ -134,11 +135,13 @@ def _fmt(cell: dict | None, digits: int = 3) -> str:
 
 
 def _p_text(p: float, fewer: str = "") -> str:
-    """`` (p=...)`` for a paired test's p; its 0 (every seed the same difference: no spread to test) said
-    so; nothing for nan (no test)."""
-    if p == 0:
-        return f" (the same difference every seed{fewer})"
-    return f" (p={p:.2g}{fewer})" if math.isfinite(p) else ""
+    """`` (p=...)`` for a paired test's p; nothing for nan (no test)."""
+    return f" ({_p_words(p)}{fewer})" if math.isfinite(p) else ""
+
+
+def _p_words(p: float) -> str:
+    """``p=...``, or for 0 (every seed the same difference: no spread to test) the words that say so."""
+    return "the same difference every seed" if p == 0 else f"p={p:.2g}"
 
 
 def write_csv(agg: dict, path: Path) -> None:
@@ -245,19 +248,27 @@ def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
              "minimal-perturbation attack's figure at each budget follows from its per-image norms (a "
              "failure is an infinite norm)."]  # fmt: skip
     for attack in attacks:
-        ordered = ([runs["control"]] if "control" in runs else []) + list(runs.values())
-        record = next((r[attack] for r in ordered if isinstance(r.get(attack), dict)), {})
+        about = {m: _about(runs[m][attack]) for m in models if isinstance(runs.get(m, {}).get(attack), dict)}
+        common = about.get("control", next(iter(about.values()), ""))
         keys = sorted({k for m in models for k in agg[m] if k.startswith(f"{attack}.robust@")},
                       key=lambda k: float(k.split("@")[1]))  # fmt: skip
-        norm = record.get("norm", "")
-        about = ", ".join(x for x in (f"L{norm}" if norm else "",
-                                      f"loss {record['loss']}" if "loss" in record else "",
-                                      f"{record['n']} images" if "n" in record else "") if x)  # fmt: skip
-        lines += ["", f"{attack} ({about}):" if about else f"{attack}:", "",
+        lines += ["", f"{attack} ({common}):" if common else f"{attack}:", "",
                   "| model | " + " | ".join(k.split("@")[1] for k in keys) + " |",
                   "|---" * (len(keys) + 1) + "|"]  # fmt: skip
         lines += [f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for k in keys) + " |" for m in models]
+        other = [f"{m}: {a}" for m, a in about.items() if a != common]
+        if other:  # a stochastic model's AutoAttack is the rand version, with EOT
+            lines += ["", "Attacked otherwise: " + "; ".join(other) + "."]
     return lines
+
+
+def _about(record: dict) -> str:
+    """An attack record's norm, loss, EOT (above 1) and number of images, as a table header says them."""
+    eot = record.get("eot_samples", 1)
+    return ", ".join(x for x in (f"L{record['norm']}" if record.get("norm") else "",
+                                 f"loss {record['loss']}" if "loss" in record else "",
+                                 f"EOT {eot}" if eot and eot > 1 else "",
+                                 f"{record['n']} images" if "n" in record else "") if x)  # fmt: skip
 
 
 def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
@@ -297,7 +308,7 @@ def _verdict(agg: dict, models: list[str], keys: list[str]) -> list[str]:
             if cell is None or ctrl is None:
                 continue
             diff, p = cell["mean"] - ctrl["mean"], cell["p_vs_control"]
-            budget = f"L{k[len('worst-l'):].replace('.robust@', ' ')} ({diff:+.3f}, p={p:.2g})"
+            budget = f"L{k[len('worst-l'):].replace('.robust@', ' ')} ({diff:+.3f}, {_p_words(p)})"
             (better if diff > 0 and p < ALPHA else worse if diff < 0 and p < ALPHA else same).append(budget)
         text = f"- **{m}**: "
         text += (f"more robust than the control at {', '.join(better)}" if better else

@@ -55,10 +55,11 @@ def firing_warnings(spikes: dict) -> list[str]:
 
     ``spikes`` is ``spike_summary``'s record. Most units silent: fewer than half of the layer's units
     fired even once. The rule changes only the weights into neurons that fire (``docs/algorithm.md``
-    §3), so a silent unit's incoming weights do not move: the most common way a preset fails on a
-    new network. A layer where most units fired is not flagged, however few its spikes (each spike
-    moves the unit's whole row). Layer ``l``'s threshold is ``threshold * beta[l-1]``, its input gain
-    ``alpha_scale`` times its scale factor.
+    §3), so the rule leaves a silent unit's incoming weights as they were (``norm_w`` may still rescale
+    them after the loop): the most common way a preset fails on a new network. A layer where most
+    units fired is not flagged, however few its spikes (each spike moves the unit's whole row). Layer
+    ``l``'s threshold is ``threshold * beta[l-1]``, its input gain ``alpha_scale`` times its scale
+    factor.
     """
     out = []
     steps = spikes["steps"]
@@ -66,9 +67,11 @@ def firing_warnings(spikes: dict) -> list[str]:
         n, units, active = layer["total_spikes"], layer["units"], layer["fraction_active"]
         if active >= 0.5:
             continue
-        what = (f"never fired in {steps} steps, so its incoming weights did not change" if n == 0 else
-                f"fired {n} times in {steps} steps, {active:.1%} of its units ever, so the incoming weights "
-                f"of the other {1 - active:.1%} did not change")  # fmt: skip
+        fired = round(active * units)
+        rule = "so the plasticity rule left the incoming weights of"
+        what = (f"never fired in {steps} steps, {rule} all its units unchanged" if n == 0 else
+                f"fired {n} times in {steps} steps, {fired} of its units ever, {rule} the other "
+                f"{units - fired} unchanged")  # fmt: skip
         out.append(f"sleep left layer {l} ({units} units) mostly silent: it {what}; try `sleepnet tune`, a "
                    f"larger alpha_scale or a smaller beta[{l - 1}]")  # fmt: skip
     return out

@@ -267,6 +267,9 @@ def test_paired_statistics_against_hand_computed_values():
     assert np.isnan(paired_p([0.6], [0.5]))  # one seed: no test
     assert paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0  # the same gain every seed: no spread
     assert np.isnan(paired_p([0.5, 0.6], [0.5, 0.6]))
+    # differences of opposite signs at float-rounding size are no difference; a real one of 1e-6 is tested
+    assert np.isnan(paired_p([2e-12, -3e-10, 0.0], [0.0, 0.0, 0.0]))
+    assert 0 < paired_p([0.5 + 1e-6, 0.5, 0.5 + 3e-6], [0.5, 0.5, 0.5]) < 1
     # the same difference up to float rounding (0.1 +- 4e-17): no spread either, not p = 1e-16
     assert paired_p([0.1 + 0.2, 0.7, 0.4], [0.2, 0.6, 0.3]) == 0.0
     assert seed_cell({0: 0.1 + 0.2, 1: 0.7, 2: 0.4}, {0: 0.2, 1: 0.6, 2: 0.3}) == \
@@ -283,6 +286,24 @@ def test_paired_statistics_against_hand_computed_values():
     # 7 for a only, 3 for b only: two-sided binomial p of 3 or fewer of 10 = 2 * 176 / 1024
     assert mcnemar(a, b) == (7, 3, pytest.approx(0.34375))
     assert mcnemar(b, b) == (0, 0, 1.0)
+
+
+def test_the_per_attack_section_names_a_model_attacked_otherwise(tmp_path):
+    """FSDD's stochastic model met AutoAttack's rand version (EOT 20): its rows must not sit under the
+    control's standard-version header unsaid (the committed metrics)."""
+    from pathlib import Path
+
+    from sleepnet.report import write_report
+
+    metrics = json.loads((Path(__file__).parents[1] / "experiments/results/fsdd/metrics.json").read_text())
+    assert "measure_s" not in metrics["timing"]  # a run from before measure_s: no timing line, no error
+    write_report(metrics, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    section = report.split("## Robust accuracy per attack")[1].split("## Robust accuracy at budgets")[0]
+    assert "autoattack-linf (Linf, loss cross-entropy+dlr-targeted+none (FAB)+margin, 100 images):" in section
+    assert "Attacked otherwise: poisson-170: Linf, loss cross-entropy+dlr, EOT 20, 100 images." in section
+    assert "fgsm (" not in section and "worst-" not in section
+    assert "where the evaluation's time went" not in report
 
 
 def test_seeds_are_parsed_alike_by_the_cli_and_the_experiment_scripts_and_grouped_over_seeds():

@@ -20,11 +20,13 @@ def test_firing_warnings_name_each_layer_sleep_left_mostly_silent():
     # the input is never judged
     assert len(lines) == 3
     assert lines[0] == ("sleep left layer 1 (1200 units) mostly silent: it fired 35 times in 1000 steps, "
-                        "2.0% of its units ever, so the incoming weights of the other 98.0% did not change; "
-                        "try `sleepnet tune`, a larger alpha_scale or a smaller beta[0]")  # fmt: skip
-    assert "layer 2 (1200 units) mostly silent: it never fired in 1000 steps, so its incoming weights did " \
-        "not change" in lines[1] and "beta[1]" in lines[1]
-    assert "layer 5 (10 units) mostly silent: it fired 2 times" in lines[2] and "other 80.0%" in lines[2]
+                        "24 of its units ever, so the plasticity rule left the incoming weights of the other "
+                        "1176 unchanged; try `sleepnet tune`, a larger alpha_scale or a smaller "
+                        "beta[0]")  # fmt: skip
+    assert "layer 2 (1200 units) mostly silent: it never fired in 1000 steps, so the plasticity rule left " \
+        "the incoming weights of all its units unchanged" in lines[1] and "beta[1]" in lines[1]
+    assert "layer 5 (10 units) mostly silent: it fired 2 times in 1000 steps, 2 of its units ever" in lines[2]
+    assert "of the other 8 unchanged" in lines[2]
     assert firing_warnings({"steps": 10, "layers": [{"units": 4, "total_spikes": 0}]}) == []
 
 
@@ -36,7 +38,7 @@ def test_a_sleep_that_leaves_layers_silent_warns_and_records_it_and_info_shows_i
                   "-q", "-o", out)  # fmt: skip
     assert res.returncode == 0, res.stderr
     warned = [line for line in res.stderr.splitlines() if line.startswith("sleepnet: sleep left layer")]
-    first = "layer 1 (32 units) mostly silent: it fired 6 times in 300 steps, 18.8% of its units ever"
+    first = "layer 1 (32 units) mostly silent: it fired 6 times in 300 steps, 6 of its units ever"
     assert len(warned) == 2 and first in warned[0], res.stderr
     assert "layer 2 (4 units) mostly silent: it never fired in 300 steps" in warned[1], res.stderr
     record = json.loads((out / "model.json").read_text())
