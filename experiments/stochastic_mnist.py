@@ -318,10 +318,10 @@ def over_seeds(runs: list[dict], geos: dict[int, dict], seeds: list[int]) -> dic
 
 def seeds_report(over: dict, seeds: list[int], carried: list[int]) -> list[str]:
     """The over-seeds section of the report."""
+    from sleepnet.report import p_text
+
     cell = lambda m: f"{m['mean']:.3f} ± {m['std']:.3f}"  # noqa: E731
-    def vs(m: dict) -> str:  # paired_p is 0 when every seed's difference is the same: no spread to test
-        p = m["p_vs_control"]
-        return "" if p != p else " (same difference every seed)" if p == 0 else f" (p={p:.2g})"
+    vs = lambda m: p_text(m["p_vs_control"])  # noqa: E731
 
     lines = [f"## Over seeds {', '.join(map(str, seeds))}", "",
              "Mean ± std over seeds; p: paired t-test against the control over seeds (2 degrees of "

@@ -82,7 +82,7 @@ def seed_cell(values: dict, baseline: dict | None = None, digits: int = 3) -> st
     if len(both) > 1:
         p = paired_p([values[s] for s in both], [baseline[s] for s in both])
         fewer = f", {len(both)} seeds" if len(both) < len(vals) else ""
-        text += _p_text(p, fewer)
+        text += p_text(p, fewer)
     return text
 
 
@@ -93,8 +93,8 @@ def seed_groups(runs: list[dict], setting, baseline) -> list[tuple[tuple, dict[i
     groups: dict[tuple, dict[int, dict]] = {}
     for r in runs:
         groups.setdefault(setting(r), {})[r["seed"]] = r
-    return [(k, seeds, groups.get(baseline(k), {}) if baseline(k) is not None else {})
-            for k, seeds in sorted(groups.items()) if len(seeds) > 1]  # fmt: skip
+    several = [(k, seeds, baseline(k)) for k, seeds in sorted(groups.items()) if len(seeds) > 1]
+    return [(k, seeds, groups.get(base, {}) if base is not None else {}) for k, seeds, base in several]
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
@@ -131,11 +131,12 @@ def _fmt(cell: dict | None, digits: int = 3) -> str:
     if cell is None or not math.isfinite(cell["mean"]):
         return "n/a"
     text = f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
-    return text + _p_text(cell["p_vs_control"])
+    return text + p_text(cell["p_vs_control"])
 
 
-def _p_text(p: float, fewer: str = "") -> str:
-    """`` (p=...)`` for a paired test's p; nothing for nan (no test)."""
+def p_text(p: float, fewer: str = "") -> str:
+    """`` (p=...)`` for a paired test's p (``fewer``: what to add inside the brackets); nothing for nan
+    (no test). The experiment scripts' tables say their p-values with it too."""
     return f" ({_p_words(p)}{fewer})" if math.isfinite(p) else ""
 
 
@@ -237,7 +238,8 @@ ALPHA = 0.05
 
 def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     """Robust accuracy of each attack at each of its budgets (``ATTACK.robust@EPS``), one table per attack,
-    with its loss and number of images (the first seed's control's, or first model's, record)."""
+    headed by its norm, loss, EOT and number of images on the control (``_about``, the first seed's
+    records); the models attacked otherwise (a stochastic model's rand AutoAttack) named below it."""
     attacks = list(dict.fromkeys(k.split(".robust@")[0] for m in models for k in agg[m]
                                  if ".robust@" in k and not k.startswith("worst-")))  # fmt: skip
     if not attacks:
