@@ -45,6 +45,16 @@ two training threads beside two busy workers on two cores, a seed of the
 MNIST experiment took 21 to 33 minutes to train, against about 8 on one
 thread. Training's float rounding, and so its weights, can depend on that
 thread count (``sleepnet train`` uses torch's default).
+
+Sharing work between experiments (``reuse``, ``sleepnet run --reuse OTHER``): a model is named by
+the hash of what makes it (data, recipe, seed, device, threads; a slept or defended model, its
+parent's hash and its settings), and each measure by the model's hash, the suite and its options, so
+a model that another experiment's output already holds (finished, or still running as
+``.OTHER.partial``) is the same unit under any name. Where this run's folder has no such model, it is
+taken from OTHER (hard links), and so are the measures kept beside it; a measure whose inputs differ
+(another suite, subsample or thread count) is computed again, as on a resume. Three of
+``saturation_mnist.toml``'s ten models per seed are ``standard_mnist.toml``'s (control,
+``sleep-fgsm``, ``adv-pgd``), as are three of ``stochastic_mnist.toml``'s.
 """
 
 from __future__ import annotations
@@ -63,11 +73,11 @@ import numpy as np
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError, UsageError
 from .evaluation.suites import SUITES, FrozenMap
-from .fsio import check_output, remove, write_json
+from .fsio import check_output, read_json, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
 from .threads import cores, pinned
-from .units import resumable_dir, unit_hash
+from .units import link_tree, partial_path, resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
 KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
@@ -267,13 +277,15 @@ def load_experiment(path: Path) -> ExperimentSpec:
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
                    progress: bool = True, data_dir: str | None = None,
                    workers: int | None = None, seeds: list[int] | None = None,
-                   device=None) -> dict:  # fmt: skip
+                   device=None, reuse: list[Path] | tuple = ()) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
     ``workers`` evaluation processes (default: the file's, else one per core; see
     "Workers and threads" in the module docstring). ``seeds`` replaces the file's
     seeds. ``device`` (default cpu) is where models are trained, slept (their scale
-    factors; the Numba kernel runs on the host) and evaluated.
+    factors; the Numba kernel runs on the host) and evaluated. ``reuse``: other experiments'
+    outputs whose models and measures this run takes where they are the same units (module
+    docstring).
     """
     import torch
 
@@ -288,6 +300,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
             raise SleepnetError(f"seeds must be distinct non-negative integers, got {seeds!r}")
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
     check_output(out, overwrite, inputs=[path])
+    sources = reuse_sources(reuse, out)
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise UsageError(f"--workers must be at least 1, got {workers}")
     workers = workers or spec.workers or cores()
@@ -305,16 +318,17 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
             pinned(train_threads):  # fmt: skip
         for seed in _bar(spec.seeds, progress, "train", label=lambda s: f"seed {s}"):
             t0 = time.perf_counter()
-            _train_seed(spec, data, recipe, seed, tmp, ev, progress, device)
+            _train_seed(spec, data, recipe, seed, tmp, ev, progress, device, sources)
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
         _prune(tmp, spec)
         models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
         timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
                             "measures_of": ev.reused + ev.done}  # fmt: skip
+        timing["reused_from"] = [str(p) for p in sources]  # besides this run's own earlier work
         if ev.reused or ev.models_reused:
-            LOG.info("reused %d of %d models and %d of %d measures from an earlier run", ev.models_reused,
-                     models, ev.reused, ev.reused + ev.done)  # fmt: skip
+            LOG.info("reused %d of %d models and %d of %d measures from an earlier run%s", ev.models_reused,
+                     models, ev.reused, ev.reused + ev.done, " or --reuse" if sources else "")  # fmt: skip
         timing["total_s"] = time.perf_counter() - t_all
         timing["evaluate_s"] = {f"seed{k[0]}/{k[1]}": r["evaluate_s"] for k, r in results.items()}
         timing["measure_s"] = {f"seed{k[0]}/{k[1]}": r.pop("measure_s") for k, r in results.items()}
@@ -375,9 +389,10 @@ def _check_sleep_variants(spec: ExperimentSpec, recipe, data) -> None:
 
 
 def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Evaluator,
-                progress: bool, device=None) -> None:  # fmt: skip
+                progress: bool, device=None, sources: list[Path] | tuple = ()) -> None:  # fmt: skip
     """Train the control of ``seed``, sleep it with each variant, train each defence from it; each
-    model is saved under ``tmp/seed<seed>/`` and handed to ``ev``."""
+    model is saved under ``tmp/seed<seed>/`` and handed to ``ev``. A model none of ``tmp`` holds is
+    taken from ``sources`` where one holds it (``reuse_sources``, ``_take_shared``)."""
     import torch
 
     from .defences import DEFENCES
@@ -392,6 +407,8 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
         (a model and its record) saved there; returns the model and its record."""
         folder = tmp / f"seed{seed}" / name
         kept = _kept_model(folder, digest, device)
+        if _take_shared(sources, seed, digest, tmp, name, kept is None):
+            kept = _kept_model(folder, digest, device)
         if kept is not None:
             ev.models_reused += 1
         else:
@@ -439,6 +456,45 @@ def _kept_model(folder: Path, digest: str, device=None):
     except SleepnetError:
         return None  # damaged: made again
     return (model, rec) if rec.get("unit") == digest else None
+
+
+def reuse_sources(paths, out: Path) -> list[Path]:
+    """The work folders of the experiment outputs ``paths``: each path itself, or, for a run not finished,
+    its ``.NAME.partial``; one clear error for a path that holds neither or that is ``out``."""
+    sources = []
+    for path in map(Path, paths):
+        if path.resolve() in (Path(out).resolve(), partial_path(out).resolve()):
+            raise SleepnetError(f"--reuse {path}: that is this run's own output (it resumes by itself)")
+        found = [p for p in (path, partial_path(path)) if p.is_dir() and any(p.glob("seed*/*/model.json"))]
+        if not found:
+            raise SleepnetError(f"--reuse {path}: no experiment output there (no seed*/MODEL/model.json "
+                                f"in it or in {partial_path(path)})")  # fmt: skip
+        sources.append(found[0])
+    return sources
+
+
+def _take_shared(sources, seed: int, digest: str, work: Path, name: str, want_model: bool) -> bool:
+    """Take from ``sources`` what they hold of the unit ``digest`` (model ``name`` of ``seed``): its model
+    folder (hard links) if ``want_model``, and the measures kept beside it that ``work`` lacks (those of
+    its naive ``-no-eot`` pass too). True if a model folder was taken."""
+    took = False
+    for root in sources:
+        for meta in sorted((root / f"seed{seed}").glob("*/model.json")):
+            try:
+                if read_json(meta).get("unit") != digest:
+                    continue
+            except (OSError, ValueError):
+                continue  # being written, or damaged: not taken
+            other = meta.parent.name
+            if want_model and not took:
+                link_tree(meta.parent, work / f"seed{seed}" / name)
+                took = True
+                LOG.info("seed%d/%s: the model %s of %s (the same unit)", seed, name, other, root)
+            for suffix in ("", NO_EOT):
+                src = root / "units" / f"seed{seed}" / (other + suffix)
+                if src.is_dir():
+                    link_tree(src, work / "units" / f"seed{seed}" / (name + suffix), replace=False)
+    return took
 
 
 def _prune(work: Path, spec: ExperimentSpec) -> None:

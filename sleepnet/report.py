@@ -364,7 +364,8 @@ def _timing_lines(timing: dict | None) -> list[str]:
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
             f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
             f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
-            "- no evaluation"] + _measure_line(timing.get("measure_s")) + _reuse_line(timing.get("reused"))
+            "- no evaluation"] + _measure_line(timing.get("measure_s")) \
+        + _reuse_line(timing.get("reused"), timing.get("reused_from"))
 
 
 def _measure_line(measure_s: dict | None) -> list[str]:
@@ -382,13 +383,14 @@ def _measure_line(measure_s: dict | None) -> list[str]:
             + ", ".join(f"{name} {s / 60:.1f} min ({s / whole:.0%})" for name, s in parts)]
 
 
-def _reuse_line(reused: dict | None) -> list[str]:
-    """What a resumed run (or one with ``--force`` over a finished one) took from the earlier run: its
-    times above are this run's, not those of the work it reused."""
+def _reuse_line(reused: dict | None, sources: list | None = None) -> list[str]:
+    """What a resumed run (or one with ``--force`` over a finished one, or with ``--reuse``) took from
+    earlier work: its times above are this run's, not those of the work it reused."""
     if not reused or not (reused["models"] or reused["measures"]):
         return []
+    where = "an earlier run" + (f" or the outputs of {', '.join(sources)} (`--reuse`)" if sources else "")
     return [f"- resumed: {reused['models']} of {reused['models_of']} models and {reused['measures']} of "
-            f"{reused['measures_of']} measures were reused from an earlier run; the times above are only "
+            f"{reused['measures_of']} measures were reused from {where}; the times above are only "
             "this run's"]  # fmt: skip
 
 

@@ -105,6 +105,25 @@ def _link(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def link_tree(src: Path, dst: Path, replace: bool = True) -> None:
+    """The files of folder ``src`` hard-linked (``_link``) into ``dst``. ``replace``: ``dst`` becomes
+    ``src``'s copy whole (linked into a temporary folder beside it, then renamed over what was
+    there); else only the top-level files ``dst`` lacks are added, one by one (hidden ones skipped)."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if replace:
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # a kill leaves it to resume's sweep
+        shutil.copytree(src, tmp, copy_function=_link)
+        if dst.exists():
+            remove(dst)
+        os.replace(tmp, dst)
+        return
+    dst.mkdir(exist_ok=True)
+    for file in sorted(src.iterdir()):
+        if file.is_file() and not file.name.startswith(".") and not (dst / file.name).exists():
+            _link(str(file), str(dst / file.name))
+
+
 class Units:
     """The measures of one model's evaluation kept in ``folder`` as ``NAME.json``, each under its hash.
 

@@ -192,6 +192,50 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     assert proc.stderr.count("sleep (numba)") == 3 and "train (paper)" not in proc.stderr
 
 
+def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_same_units(tmp_path):
+    """``--reuse OTHER``: a model another experiment holds under any name (same data, recipe, seed, sleep
+    settings) is taken with its measures, from a finished output or a running one's ``.partial``;
+    what differs is made here."""
+    import shutil
+
+    one_seed = RESUMABLE.replace("seeds = [0, 1, 2]", "seeds = [0]")
+    first = tmp_path / "first.toml"
+    first.write_text(one_seed)
+    a = tmp_path / "a"
+    proc = run_cli("run", first, "-o", a, "-q", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    # the same control and sleep "a" as "same", a new sleep "c"; "b" not asked for
+    second = tmp_path / "second.toml"
+    second.write_text(one_seed.split("[sleep]")[0] + "[sleep]\nsame = { preset = \"patches\", beta = [1, 1], "
+                      "T = 2000 }\nc = { preset = \"patches\", beta = [3, 3], T = 2000 }\n")  # fmt: skip
+    running = tmp_path / ".elsewhere.partial"  # as a run still going leaves it
+    shutil.copytree(a, running)
+    for source in (a, tmp_path / "elsewhere"):
+        out = tmp_path / f"from-{source.name}"
+        proc = run_cli("run", second, "-o", out, "--workers", "1", "--reuse", source)
+        assert proc.returncode == 0, proc.stderr
+        assert "reused 2 of 3 models and 8 of 12 measures from an earlier run or --reuse" in proc.stderr
+        assert "train (paper)" not in proc.stderr and proc.stderr.count("sleep (numba)") == 1  # c only
+        assert f"seed0/same: the model a of {a if source == a else running}" in proc.stderr
+        mine, theirs = (json.loads((d / "metrics.json").read_text())["per_seed"]["0"] for d in (out, a))
+        for name, other in (("control", "control"), ("same", "a")):
+            assert {k: v for k, v in mine[name].items() if k != "evaluate_s"} == \
+                {k: v for k, v in theirs[other].items() if k != "evaluate_s"}
+        weights = out / "seed0" / "same" / "model.safetensors"
+        # hard links to the files taken (from the copied .partial: its own files)
+        assert weights.samefile((a if source == a else running) / "seed0" / "a" / "model.safetensors")
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["timing"]["reused_from"] == [str(a if source == a else running)]
+        assert "(`--reuse`); the times above are only this run's" in (out / "report.md").read_text()
+    # the source is untouched, whatever this run wrote over its links
+    assert json.loads((a / "metrics.json").read_text())["timing"]["reused"]["models"] == 0
+    out = tmp_path / "bad"
+    assert_clean_failure(run_cli("run", second, "-o", out, "--reuse", tmp_path / "nowhere"),
+                         "--reuse " + str(tmp_path / "nowhere") + ": no experiment output there", out)
+    assert_clean_failure(run_cli("run", second, "-o", out, "--reuse", out),
+                         "that is this run's own output", out)
+
+
 def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict(tmp_path):
     """The standard suite end to end: experiment, aggregate, report (review of issue 12: the report
     and the headline read results the standard suite did not have)."""
