@@ -47,12 +47,13 @@ thread. Training's float rounding, and so its weights, can depend on that
 thread count (``sleepnet train`` uses torch's default).
 
 Sharing work between experiments (``reuse``, ``sleepnet run --reuse OTHER``): a model is named by
-the hash of what makes it (data, recipe, seed, device, threads; a slept or defended model, its
-parent's hash and its settings), and each measure by the model's hash, the suite and its options, so
-a model that another experiment's output already holds (finished, or still running as
-``.OTHER.partial``) is the same unit under any name. Where this run's folder has no such model, it is
-taken from OTHER (hard links), and so are the measures kept beside it; a measure whose inputs differ
-(another suite, subsample or thread count) is computed again, as on a resume. Three of
+the hash of what makes it (data, recipe, seed, device, torch's thread count; a slept or defended
+model, its parent's hash and its settings), and each measure by the model's hash, the suite, its
+options and the evaluation's thread count, so a model that another experiment's output holds
+(finished, or still running as ``.OTHER.partial``) is the same unit under any name, given the same
+``--workers`` on as many cores. Where this run's folder has no such model, it is copied from OTHER,
+and so are the measures kept beside it when this run reaches that model (not those OTHER finishes
+later); a measure whose inputs differ is computed again, as on a resume. Three of
 ``saturation_mnist.toml``'s ten models per seed are ``standard_mnist.toml``'s (control,
 ``sleep-fgsm``, ``adv-pgd``), as are three of ``stochastic_mnist.toml``'s.
 """
@@ -73,11 +74,11 @@ import numpy as np
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError, UsageError
 from .evaluation.suites import SUITES, FrozenMap
-from .fsio import check_output, read_json, remove, write_json
+from .fsio import MARK, check_output, read_json, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
 from .threads import cores, pinned
-from .units import link_tree, partial_path, resumable_dir, unit_hash
+from .units import copy_tree, partial_path, resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
 KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
@@ -459,41 +460,57 @@ def _kept_model(folder: Path, digest: str, device=None):
 
 
 def reuse_sources(paths, out: Path) -> list[Path]:
-    """The work folders of the experiment outputs ``paths``: each path itself, or, for a run not finished,
-    its ``.NAME.partial``; one clear error for a path that holds neither or that is ``out``."""
-    sources = []
-    for path in map(Path, paths):
+    """The experiment outputs ``paths``, each checked to hold one now (itself, or for a run not finished
+    its ``.NAME.partial``: ``_source_dir``); one clear error for a path that holds neither or that is
+    ``out``."""
+    sources = [Path(p) for p in paths]
+    for path in sources:
         if path.resolve() in (Path(out).resolve(), partial_path(out).resolve()):
             raise SleepnetError(f"--reuse {path}: that is this run's own output (it resumes by itself)")
-        found = [p for p in (path, partial_path(path)) if p.is_dir() and any(p.glob("seed*/*/model.json"))]
-        if not found:
+        if _source_dir(path) is None:
             raise SleepnetError(f"--reuse {path}: no experiment output there (no seed*/MODEL/model.json "
                                 f"in it or in {partial_path(path)})")  # fmt: skip
-        sources.append(found[0])
     return sources
 
 
+def _source_dir(path: Path) -> Path | None:
+    """Where the output ``path`` is now: ``path`` when finished, else its ``.partial`` (looked up at each
+    use: a source that finishes while this run goes on moves from one to the other)."""
+    for folder in (path, partial_path(path)):
+        if folder.is_dir() and any(folder.glob("seed*/*/model.json")):
+            return folder
+    return None
+
+
 def _take_shared(sources, seed: int, digest: str, work: Path, name: str, want_model: bool) -> bool:
-    """Take from ``sources`` what they hold of the unit ``digest`` (model ``name`` of ``seed``): its model
-    folder (hard links) if ``want_model``, and the measures kept beside it that ``work`` lacks (those of
-    its naive ``-no-eot`` pass too). True if a model folder was taken."""
+    """Take from ``sources`` what they hold now of the unit ``digest`` (model ``name`` of ``seed``): its
+    finished model folder (copies) if ``want_model``, and the measures kept beside it that ``work`` lacks
+    (those of its naive ``-no-eot`` pass too); measures a running source finishes later are not taken.
+    Folders being written (hidden, or without ``fsio.MARK``) and files that vanish are passed over.
+    True if a model folder was taken."""
     took = False
-    for root in sources:
+    for path in sources:
+        root = _source_dir(path)
+        if root is None:
+            continue
         for meta in sorted((root / f"seed{seed}").glob("*/model.json")):
-            try:
-                if read_json(meta).get("unit") != digest:
-                    continue
-            except (OSError, ValueError):
-                continue  # being written, or damaged: not taken
             other = meta.parent.name
-            if want_model and not took:
-                link_tree(meta.parent, work / f"seed{seed}" / name)
-                took = True
-                LOG.info("seed%d/%s: the model %s of %s (the same unit)", seed, name, other, root)
-            for suffix in ("", NO_EOT):
-                src = root / "units" / f"seed{seed}" / (other + suffix)
-                if src.is_dir():
-                    link_tree(src, work / "units" / f"seed{seed}" / (name + suffix), replace=False)
+            if other.startswith(".") or not (meta.parent / MARK).is_file():
+                continue
+            try:
+                record = read_json(meta)
+                if not isinstance(record, dict) or record.get("unit") != digest:
+                    continue
+                if want_model and not took:
+                    copy_tree(meta.parent, work / f"seed{seed}" / name)
+                    took = True
+                    LOG.info("seed%d/%s: the model %s of %s (the same unit)", seed, name, other, root)
+                for suffix in ("", NO_EOT):
+                    src = root / "units" / f"seed{seed}" / (other + suffix)
+                    if src.is_dir():
+                        copy_tree(src, work / "units" / f"seed{seed}" / (name + suffix), replace=False)
+            except (OSError, ValueError, SleepnetError):
+                continue  # renamed, removed or damaged meanwhile: what was taken is whole, the rest is made
     return took
 
 

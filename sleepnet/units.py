@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SleepnetError
-from .fsio import check_output, install, read_json, remove, write_json
+from .fsio import atomic_write, check_output, install, read_json, remove, write_json
 from .hashing import sha256_bytes
 from .progress import LOG, unit_done
 
@@ -105,23 +105,30 @@ def _link(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def link_tree(src: Path, dst: Path, replace: bool = True) -> None:
-    """The files of folder ``src`` hard-linked (``_link``) into ``dst``. ``replace``: ``dst`` becomes
-    ``src``'s copy whole (linked into a temporary folder beside it, then renamed over what was
-    there); else only the top-level files ``dst`` lacks are added, one by one (hidden ones skipped)."""
+def copy_tree(src: Path, dst: Path, replace: bool = True) -> None:
+    """The files of folder ``src`` copied into ``dst`` (copies, not links: ``src`` may be another output,
+    whose files this run must never share, and ``install`` sets the modes of what it installs).
+    ``replace``: ``dst`` becomes ``src``'s copy whole (copied into a temporary folder beside it, then
+    renamed over what was there); else only the top-level files ``dst`` lacks are added, each atomically
+    (hidden ones skipped). An ``OSError`` (``src`` renamed or removed meanwhile) leaves no temporary
+    behind and is raised."""
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if replace:
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # a kill leaves it to resume's sweep
-        shutil.copytree(src, tmp, copy_function=_link)
-        if dst.exists():
-            remove(dst)
-        os.replace(tmp, dst)
+        try:
+            shutil.copytree(src, tmp)
+            if dst.exists():
+                remove(dst)
+            os.replace(tmp, dst)
+        finally:
+            if tmp.exists():
+                remove(tmp, ignore_errors=True)
         return
     dst.mkdir(exist_ok=True)
     for file in sorted(src.iterdir()):
         if file.is_file() and not file.name.startswith(".") and not (dst / file.name).exists():
-            _link(str(file), str(dst / file.name))
+            atomic_write(dst / file.name, file.read_bytes())
 
 
 class Units:

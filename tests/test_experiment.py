@@ -192,10 +192,18 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     assert proc.stderr.count("sleep (numba)") == 3 and "train (paper)" not in proc.stderr
 
 
+def _files(folder: Path) -> dict:
+    """Every file under ``folder``: its bytes' hash, mode and inode."""
+    import hashlib
+
+    return {f.relative_to(folder): (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mode,
+                                    f.stat().st_ino) for f in folder.rglob("*") if f.is_file()}  # fmt: skip
+
+
 def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_same_units(tmp_path):
     """``--reuse OTHER``: a model another experiment holds under any name (same data, recipe, seed, sleep
     settings) is taken with its measures, from a finished output or a running one's ``.partial``;
-    what differs is made here."""
+    a model of the same name but other settings, and what differs, is made here; OTHER is untouched."""
     import shutil
 
     one_seed = RESUMABLE.replace("seeds = [0, 1, 2]", "seeds = [0]")
@@ -204,31 +212,48 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
     a = tmp_path / "a"
     proc = run_cli("run", first, "-o", a, "-q", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
-    # the same control and sleep "a" as "same", a new sleep "c"; "b" not asked for
+    before = _files(a)
+    # the same control, sleep "a" renamed "same", and a "b" of other settings than a's "b"
     second = tmp_path / "second.toml"
     second.write_text(one_seed.split("[sleep]")[0] + "[sleep]\nsame = { preset = \"patches\", beta = [1, 1], "
-                      "T = 2000 }\nc = { preset = \"patches\", beta = [3, 3], T = 2000 }\n")  # fmt: skip
-    running = tmp_path / ".elsewhere.partial"  # as a run still going leaves it
+                      "T = 2000 }\nb = { preset = \"patches\", beta = [3, 3], T = 2000 }\n")  # fmt: skip
+    running = tmp_path / ".elsewhere.partial"  # as a run still going leaves it, with a model being written
     shutil.copytree(a, running)
+    shutil.copytree(running / "seed0" / "a", running / "seed0" / ".b.1234.tmp")
     for source in (a, tmp_path / "elsewhere"):
         out = tmp_path / f"from-{source.name}"
         proc = run_cli("run", second, "-o", out, "--workers", "1", "--reuse", source)
         assert proc.returncode == 0, proc.stderr
         assert "reused 2 of 3 models and 8 of 12 measures from an earlier run or --reuse" in proc.stderr
-        assert "train (paper)" not in proc.stderr and proc.stderr.count("sleep (numba)") == 1  # c only
+        assert "train (paper)" not in proc.stderr and proc.stderr.count("sleep (numba)") == 1  # b only
         assert f"seed0/same: the model a of {a if source == a else running}" in proc.stderr
         mine, theirs = (json.loads((d / "metrics.json").read_text())["per_seed"]["0"] for d in (out, a))
         for name, other in (("control", "control"), ("same", "a")):
             assert {k: v for k, v in mine[name].items() if k != "evaluate_s"} == \
                 {k: v for k, v in theirs[other].items() if k != "evaluate_s"}
-        weights = out / "seed0" / "same" / "model.safetensors"
-        # hard links to the files taken (from the copied .partial: its own files)
-        assert weights.samefile((a if source == a else running) / "seed0" / "a" / "model.safetensors")
+        assert json.loads((out / "seed0" / "b" / "model.json").read_text())["sleep"] != \
+            json.loads((a / "seed0" / "b" / "model.json").read_text())["sleep"]  # made here, not taken
         metrics = json.loads((out / "metrics.json").read_text())
-        assert metrics["timing"]["reused_from"] == [str(a if source == a else running)]
+        assert metrics["timing"]["reused_from"] == [str(source)]
         assert "(`--reuse`); the times above are only this run's" in (out / "report.md").read_text()
-    # the source is untouched, whatever this run wrote over its links
-    assert json.loads((a / "metrics.json").read_text())["timing"]["reused"]["models"] == 0
+        # copies, never links: the same bytes, other files
+        taken = out / "seed0" / "same" / "model.safetensors"
+        assert taken.read_bytes() == (a / "seed0" / "a" / "model.safetensors").read_bytes()
+        assert not taken.samefile(a / "seed0" / "a" / "model.safetensors")
+    # another suite: the models are taken, their measures copied and then computed again over the copies;
+    # OTHER is untouched, byte for byte, mode for mode
+    third = tmp_path / "third.toml"
+    third.write_text(second.read_text().replace('suite = "quick"', 'suite = "paper"\nsubsample = 4'))
+    proc = run_cli("run", third, "-o", tmp_path / "paper", "--quick", "--workers", "1", "--reuse", a)
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 2 of 3 models and 0 of" in proc.stderr, proc.stderr
+    assert _files(a) == before
+    # a source that finishes while this run goes on is found where it is then
+    from sleepnet.experiment import _source_dir
+
+    assert _source_dir(tmp_path / "elsewhere") == running
+    running.rename(tmp_path / "elsewhere")
+    assert _source_dir(tmp_path / "elsewhere") == tmp_path / "elsewhere"
     out = tmp_path / "bad"
     assert_clean_failure(run_cli("run", second, "-o", out, "--reuse", tmp_path / "nowhere"),
                          "--reuse " + str(tmp_path / "nowhere") + ": no experiment output there", out)
