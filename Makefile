@@ -39,7 +39,7 @@ demo: $(STAMP)
 	$(VENV)/bin/sleepnet demo -o runs/demo --seed 0 --force
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not long"
+	$(PY) -m pytest -q -m "not long" --durations=25
 
 # the slow tests (minutes each: the Brian2 cpp_standalone build)
 test-long: $(STAMP)
