@@ -262,29 +262,32 @@ def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path)
     assert {n: again.trials[n].values for n in kept} == kept
 
 
-def _open_storage(url: str, barrier, results) -> None:
-    """A worker that opens (so creates) the storage ``url`` the moment every other worker does."""
+def _open_storage(urls: list[str], barrier, results) -> None:
+    """A worker that opens (so creates) each storage of ``urls`` the moment every other worker does."""
     from sleepnet.tuning.storage import storage_for
 
-    barrier.wait()
-    try:
-        storage_for(url)
-        results.put("ok")
-    except Exception as exc:  # the race's error, reported rather than lost in a child's traceback
-        results.put(f"{type(exc).__name__}: {exc}")
+    for url in urls:
+        barrier.wait()
+        try:
+            storage_for(url)
+            results.put((url, "ok"))
+        except Exception as exc:  # the race's error, reported rather than lost in a child's traceback
+            results.put((url, f"{type(exc).__name__}: {exc}"))
 
 
 def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    for attempt in range(3):  # each attempt: 4 processes released together onto a new database
-        url = f"sqlite:///{tmp_path / f'study{attempt}.db'}"
-        barrier, results = ctx.Barrier(4), ctx.Queue()
-        procs = [ctx.Process(target=_open_storage, args=(url, barrier, results)) for _ in range(4)]
-        for p in procs:
-            p.start()
-        got = [results.get(timeout=180) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-        assert got == ["ok"] * 4, got
+    # 3 attempts, each: the same 4 processes released together onto a new database (one start each:
+    # a spawned process imports torch)
+    urls = [f"sqlite:///{tmp_path / f'study{attempt}.db'}" for attempt in range(3)]
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
+    for p in procs:
+        p.join(timeout=60)
+    for url in urls:
+        assert [r for u, r in got if u == url] == ["ok"] * 4, got

@@ -75,7 +75,12 @@ def postgres_url():
             time.sleep(0.2)
     time.sleep(0.5)  # accepting connections after the socket opens
     yield url
-    server.send_signal(signal.SIGINT)  # fast shutdown
+    # fast shutdown: SIGINT to the postmaster itself (its pid heads postmaster.pid); runuser does not
+    # pass SIGINT on, and the wait below then ran out (20 s) before a kill
+    try:
+        os.kill(int(open(os.path.join(data, "postmaster.pid")).readline()), signal.SIGINT)
+    except (OSError, ValueError):
+        server.send_signal(signal.SIGINT)
     try:
         server.wait(timeout=20)
     except subprocess.TimeoutExpired:

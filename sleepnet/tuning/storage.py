@@ -39,19 +39,25 @@ def redact(url: str) -> str:
 def creation_lock(url: str) -> Iterator[None]:
     """Hold an exclusive lock (``flock`` on ``FILE.lock`` beside the database) while an SQLite storage
     that does not exist yet is opened: the first opening creates the schema, and two processes
-    creating it at once collide (``UNIQUE constraint failed: alembic_version.version_num``). An
-    existing database (a shared or read-only study being read) is opened without a lock, and so
-    is one whose folder refuses the lock file; other URLs too (``sleepnet tune`` creates a server
-    study from one process before any worker starts)."""
+    creating it at once collide (``UNIQUE constraint failed: alembic_version.version_num``). The
+    database file appears before its schema is whole, so a database that exists beside a lock file
+    (one a creator may still be writing) is opened under the lock too; one without a lock file
+    (a shared or read-only study being read) is opened without, and so is one whose folder refuses
+    the lock file; other URLs too (``sleepnet tune`` creates a server study from one process
+    before any worker starts)."""
     prefix = "sqlite:///"
     db = Path(url[len(prefix):]) if url.startswith(prefix) and len(url) > len(prefix) else None
-    if db is None or db.exists() or not db.parent.is_dir():
+    if db is None or not db.parent.is_dir():
+        yield
+        return
+    lock = db.with_name(db.name + ".lock")  # made by every creator before the database
+    if db.exists() and not lock.exists():
         yield
         return
     import fcntl
 
     try:
-        f = open(db.with_name(db.name + ".lock"), "a")
+        f = open(lock, "a")
     except OSError:
         yield
         return
