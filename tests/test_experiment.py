@@ -220,28 +220,28 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
     running = tmp_path / ".elsewhere.partial"  # as a run still going leaves it, with a model being written
     shutil.copytree(a, running)
     shutil.copytree(running / "seed0" / "a", running / "seed0" / ".b.1234.tmp")
-    for source in (a, tmp_path / "elsewhere"):
-        out = tmp_path / f"from-{source.name}"
-        proc = run_cli("run", second, "-o", out, "--workers", "1", "--reuse", source)
-        assert proc.returncode == 0, proc.stderr
-        assert "reused 2 of 3 models and 8 of 12 measures from an earlier run or --reuse" in proc.stderr
-        assert "train (paper)" not in proc.stderr and proc.stderr.count("sleep (numba)") == 1  # b only
-        assert f"seed0/same: the model a of {a if source == a else running}" in proc.stderr
-        mine, theirs = (json.loads((d / "metrics.json").read_text())["per_seed"]["0"] for d in (out, a))
-        for name, other in (("control", "control"), ("same", "a")):
-            assert {k: v for k, v in mine[name].items() if k != "evaluate_s"} == \
-                {k: v for k, v in theirs[other].items() if k != "evaluate_s"}
-        assert json.loads((out / "seed0" / "b" / "model.json").read_text())["sleep"] != \
-            json.loads((a / "seed0" / "b" / "model.json").read_text())["sleep"]  # made here, not taken
-        metrics = json.loads((out / "metrics.json").read_text())
-        assert metrics["timing"]["reused_from"] == [str(source)]
-        assert "(`--reuse`); the times above are only this run's" in (out / "report.md").read_text()
-        # copies, never links: the same bytes, other files
-        taken = out / "seed0" / "same" / "model.safetensors"
-        assert taken.read_bytes() == (a / "seed0" / "a" / "model.safetensors").read_bytes()
-        assert not taken.samefile(a / "seed0" / "a" / "model.safetensors")
-    # another suite: the models are taken, their measures copied and then computed again over the copies;
-    # OTHER is untouched, byte for byte, mode for mode
+    # from a running source (its .partial)
+    out = tmp_path / "from-running"
+    proc = run_cli("run", second, "-o", out, "--workers", "1", "--reuse", tmp_path / "elsewhere")
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 2 of 3 models and 8 of 12 measures from an earlier run or --reuse" in proc.stderr
+    assert "train (paper)" not in proc.stderr and proc.stderr.count("sleep (numba)") == 1  # b only
+    assert f"seed0/same: the model a of {running}" in proc.stderr
+    mine, theirs = (json.loads((d / "metrics.json").read_text())["per_seed"]["0"] for d in (out, a))
+    for name, other in (("control", "control"), ("same", "a")):
+        assert {k: v for k, v in mine[name].items() if k != "evaluate_s"} == \
+            {k: v for k, v in theirs[other].items() if k != "evaluate_s"}
+    assert json.loads((out / "seed0" / "b" / "model.json").read_text())["sleep"] != \
+        json.loads((a / "seed0" / "b" / "model.json").read_text())["sleep"]  # made here, not taken
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timing"]["reused_from"] == [str(tmp_path / "elsewhere")]
+    assert "(`--reuse`); the times above are only this run's" in (out / "report.md").read_text()
+    # copies, never links: the same bytes, other files
+    taken = out / "seed0" / "same" / "model.safetensors"
+    assert taken.read_bytes() == (a / "seed0" / "a" / "model.safetensors").read_bytes()
+    assert not taken.samefile(a / "seed0" / "a" / "model.safetensors")
+    # from a finished output, a file of another suite: the models are taken, their measures copied and
+    # then computed again over the copies; OTHER is untouched, byte for byte, mode for mode
     third = tmp_path / "third.toml"
     third.write_text(second.read_text().replace('suite = "quick"', 'suite = "paper"\nsubsample = 4'))
     proc = run_cli("run", third, "-o", tmp_path / "paper", "--quick", "--workers", "1", "--reuse", a)
