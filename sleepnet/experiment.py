@@ -61,6 +61,7 @@ later); a measure whose inputs differ is computed again, as on a resume. Three o
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 import tomllib
@@ -413,6 +414,8 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
         if kept is not None:
             ev.models_reused += 1
         else:
+            if folder.exists():  # another unit's, or half of one a kill cut short: the work folder is ours
+                remove(folder)
             model, rec = make()
             save_model(model, folder, rec | {"unit": digest}, overwrite=True)
             kept = load_model(folder, device=device)  # what was saved: a resumed run sees the very same
@@ -502,7 +505,11 @@ def _take_shared(sources, seed: int, digest: str, work: Path, name: str, want_mo
                 if not isinstance(record, dict) or record.get("unit") != digest:
                     continue
                 if want_model and not took:
+                    inode = os.stat(meta.parent).st_ino
                     copy_tree(meta.parent, work / f"seed{seed}" / name)
+                    if os.stat(meta.parent).st_ino != inode:  # replaced meanwhile: the copy may mix two
+                        remove(work / f"seed{seed}" / name)
+                        continue
                     took = True
                     LOG.info("seed%d/%s: the model %s of %s (the same unit)", seed, name, other, root)
                 for suffix in ("", NO_EOT):

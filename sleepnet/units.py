@@ -115,15 +115,17 @@ def copy_tree(src: Path, dst: Path, replace: bool = True) -> None:
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if replace:
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # a kill leaves it to resume's sweep
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # a kill leaves these to resume's sweep
+        old = dst.with_name(f".{dst.name}.{os.getpid()}.old.tmp")
         try:
             shutil.copytree(src, tmp)
             if dst.exists():
-                remove(dst)
+                os.replace(dst, old)
             os.replace(tmp, dst)
         finally:
-            if tmp.exists():
-                remove(tmp, ignore_errors=True)
+            for leftover in (tmp, old):
+                if leftover.exists():
+                    remove(leftover, ignore_errors=True)
         return
     dst.mkdir(exist_ok=True)
     for file in sorted(src.iterdir()):

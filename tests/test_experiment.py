@@ -254,6 +254,14 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
     assert _source_dir(tmp_path / "elsewhere") == running
     running.rename(tmp_path / "elsewhere")
     assert _source_dir(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    # (resume, using the same first run) a model folder a kill left half-removed, its weights only, is
+    # made again, not refused as "a folder sleepnet did not write" on every resume
+    shutil.copytree(a, tmp_path / ".half.partial")
+    for name in ("model.json", ".sleepnet"):
+        (tmp_path / ".half.partial" / "seed0" / "b" / name).unlink()
+    proc = run_cli("run", first, "-o", tmp_path / "half", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 2 of 3 models" in proc.stderr and proc.stderr.count("sleep (numba)") == 1
     out = tmp_path / "bad"
     assert_clean_failure(run_cli("run", second, "-o", out, "--reuse", tmp_path / "nowhere"),
                          "--reuse " + str(tmp_path / "nowhere") + ": no experiment output there", out)

@@ -262,6 +262,40 @@ def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path)
     assert {n: again.trials[n].values for n in kept} == kept
 
 
+def test_sigterm_to_a_tune_with_workers_stops_them_too(patches_model, tmp_path):
+    """``kill`` of the parent alone: its worker processes stop with it (they ran on to the last trial,
+    the parent waiting for them), and the study resumes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "tune"
+    space = tmp_path / "space.toml"  # sleeps of about a second
+    space.write_text("[space]\nT = { low = 250000, high = 400000 }\ninput_mode = ['mean']\n")
+    cmd = [sys.executable, "-m", "sleepnet", "tune", str(patches_model), "--trials", "40", *TRIALS,
+           "--space", str(space), "--workers", "2", "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "study.db").exists():
+            try:
+                trials = load("sleepnet", storage_url(out)).trials
+            except SleepnetError:
+                trials = []
+            if sum(t.state.name == "COMPLETE" for t in trials) >= 2:
+                break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # to the parent only, as `kill PID` does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    count = len(load("sleepnet", storage_url(out)).trials)
+    time.sleep(3)  # a worker still running would start or finish trials meanwhile
+    study = load("sleepnet", storage_url(out))
+    assert len(study.trials) == count < 40, [t.state.name for t in study.trials]
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 2
+
+
 def _open_storage(urls: list[str], barrier, results) -> None:
     """A worker that opens (so creates) each storage of ``urls`` the moment every other worker does."""
     from sleepnet.tuning.storage import storage_for

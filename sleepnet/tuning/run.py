@@ -63,7 +63,14 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        try:
             list(pool.map(_worker_main, args))
+        except BaseException:  # Ctrl-C, SIGTERM to this process alone, a worker's error: stop them all
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()  # a trial cut short is failed by its heartbeat and retried on resume
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     elapsed = time.perf_counter() - t0
     return write_report(study_name, url, out, extra={"wall_s": elapsed, "workers": workers})
