@@ -119,6 +119,41 @@ def test_a_boundary_study_names_the_attack_implementation(patches_model):
     assert set(ATTACK_OF) <= set(OBJECTIVES) and set(ATTACK_OF.values()) <= set(ATTACKS)  # no misspelt name
 
 
+def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(patches_model, tmp_path,
+                                                                              monkeypatch):  # fmt: skip
+    """Two ``tune`` processes opening a new study at once: the one that did not create it checks the
+    creator's settings (it skipped the check and joined a study of other settings), and a study whose
+    creator stopped before recording them is taken over."""
+    import optuna
+
+    from sleepnet.tuning.study import directions, open_study
+
+    settings = TuneSettings(str(patches_model), preset="patches", validation=400, population=4)
+    other = TuneSettings(str(patches_model), preset="patches", validation=400, population=8)
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    real_load = optuna.load_study
+    calls = []
+
+    def load_late(**kwargs):  # the first look finds nothing: the other process creates it just after
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError(kwargs["study_name"])
+        return real_load(**kwargs)
+
+    storage = optuna.storages.RDBStorage(url)
+    theirs = optuna.create_study(study_name="a", storage=storage, directions=directions(other))
+    theirs.set_user_attr("identity", other.identity())
+    monkeypatch.setattr(optuna, "load_study", load_late)
+    with pytest.raises(SleepnetError, match=r"study 'a' exists with other settings \(population differ\)"):
+        open_study(settings, url, "a")
+    calls.clear()
+    optuna.create_study(study_name="b", storage=storage, directions=directions(settings))  # creator stopped
+    study = open_study(settings, url, "b", wait_s=0.5)
+    assert study.user_attrs["identity"] == settings.identity() and "baseline" in study.user_attrs
+    assert [t.user_attrs["enqueued"] for t in study.trials] == ["base preset"]
+    assert len(open_study(settings, url, "b").trials) == 1  # opened again: nothing queued twice
+
+
 def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):
     out = tmp_path / "tune"
     proc = run_cli("tune", patches_model, "--trials", "6", *TRIALS, "-o", out)

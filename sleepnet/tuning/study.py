@@ -243,8 +243,14 @@ def _layer_spikes(summary: dict) -> list[int]:
 @optuna_quiet()
 def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, heartbeat: int = 10,
                grace: int = 60, data_dir: str | None = None, create: bool = True,
-               tuner: Tuner | None = None):  # fmt: skip
-    """Load the study, or create it (with its baseline and the preset as the first trial)."""
+               tuner: Tuner | None = None, wait_s: float = 10.0):  # fmt: skip
+    """Load the study, or create it (with its baseline and the preset as the first trial).
+
+    Several processes may open a new study at once (``sleepnet tune`` in several terminals or
+    array tasks): the one whose ``create_study`` succeeds records the settings' identity and
+    queues the preset; every other one waits up to ``wait_s`` for that identity and refuses in
+    one line if it differs from its own. A study whose creator stopped before recording it is
+    taken over."""
     import optuna
 
     storage = storage_for(storage_url, heartbeat, grace)
@@ -255,27 +261,41 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
         if not create:
             raise SleepnetError(f"no study {study_name!r} in {redact(storage_url)}") from None
         study = None
-    if study is not None:
-        theirs = study.user_attrs.get("identity")
-        if theirs is not None and theirs != identity:
-            diff = sorted(k for k in identity if identity[k] != theirs.get(k))
-            raise SleepnetError(f"study {study_name!r} exists with other settings ({', '.join(diff)} "
-                                "differ): "
-                                "use the same settings to resume, or another --study / output folder")
-        if "baseline" in study.user_attrs:
-            return study
-    tuner = tuner or Tuner(settings, data_dir)
-    baseline = tuner.baseline()
+    tuner_made = tuner
+    baseline = None
+    created = False
     if study is None:
-        study = optuna.create_study(study_name=study_name, storage=storage, directions=directions(settings),
-                                    load_if_exists=True)  # fmt: skip
-    if "identity" not in study.user_attrs:
+        tuner_made = tuner or Tuner(settings, data_dir)
+        baseline = tuner_made.baseline()  # before creating: the others wait for the identity only a moment
+        try:
+            study = optuna.create_study(study_name=study_name, storage=storage,
+                                        directions=directions(settings))  # fmt: skip
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:  # another process created it meanwhile
+            study = optuna.load_study(study_name=study_name, storage=storage)
+    theirs = None if created else _recorded_identity(study, wait_s)
+    if theirs is not None and theirs != identity:
+        diff = sorted(k for k in identity if identity[k] != theirs.get(k))
+        raise SleepnetError(f"study {study_name!r} exists with other settings ({', '.join(diff)} differ): "
+                            "use the same settings to resume, or another --study / output folder")
+    if theirs is not None and "baseline" in study.user_attrs:
+        return study
+    tuner_made = tuner_made or Tuner(settings, data_dir)
+    if theirs is None:  # created here, or its creator stopped before saying what it is
         study.set_user_attr("identity", identity)
         study.set_user_attr("settings", settings.to_dict())
-        study.set_user_attr("space", tuner.space.describe())
-        study.enqueue_trial(tuner.space.base_values(), user_attrs={"enqueued": "base preset"})
-    study.set_user_attr("baseline", baseline)
+        study.set_user_attr("space", tuner_made.space.describe())
+        study.enqueue_trial(tuner_made.space.base_values(), user_attrs={"enqueued": "base preset"})
+    study.set_user_attr("baseline", baseline if baseline is not None else tuner_made.baseline())
     return study
+
+
+def _recorded_identity(study, wait_s: float) -> dict | None:
+    """The identity the study's creator recorded, waiting up to ``wait_s`` for it; None if none came."""
+    deadline = time.monotonic() + wait_s
+    while (theirs := study.user_attrs.get("identity")) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return theirs
 
 
 def run_worker(settings: TuneSettings, storage_url: str, study_name: str, n_trials: int, worker: int = 0,
