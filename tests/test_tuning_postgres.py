@@ -174,3 +174,31 @@ def test_unreachable_database_is_one_clear_line(patches_model, tmp_path):
     assert proc.returncode == 1 and not (tmp_path / "t").exists()  # the machine's fault: exit 1, no folder
     assert proc.stderr.strip().startswith("sleepnet: error: cannot open the study storage postgresql")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_several_processes_create_one_server_storage_at_once(postgres_url):
+    """As for SQLite (``test_tuning.py``): 4 processes released together onto a new database each
+    time create its schema once, without colliding (array tasks starting on a fresh server)."""
+    import multiprocessing as mp
+
+    import sqlalchemy
+
+    from tests.test_tuning import _open_storage
+
+    engine = sqlalchemy.create_engine("postgresql+psycopg://" + postgres_url.split("://", 1)[1],
+                                      isolation_level="AUTOCOMMIT")  # fmt: skip
+    with engine.connect() as conn:
+        for k in range(3):
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE race{k}"))
+    engine.dispose()
+    urls = [postgres_url.rsplit("/", 1)[0] + f"/race{k}" for k in range(3)]
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
+    for p in procs:
+        p.join(timeout=60)
+    for url in urls:
+        assert [r for u, r in got if u == url] == ["ok"] * 4, got

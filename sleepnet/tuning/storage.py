@@ -43,8 +43,7 @@ def creation_lock(url: str) -> Iterator[None]:
     database file appears before its schema is whole, so a database that exists beside a lock file
     (one a creator may still be writing) is opened under the lock too; one without a lock file
     (a shared or read-only study being read) is opened without, and so is one whose folder refuses
-    the lock file; other URLs too (``sleepnet tune`` creates a server study from one process
-    before any worker starts)."""
+    the lock file; other URLs too (a PostgreSQL server: ``server_lock``)."""
     prefix = "sqlite:///"
     db = Path(url[len(prefix):]) if url.startswith(prefix) and len(url) > len(prefix) else None
     if db is None or not db.parent.is_dir():
@@ -80,7 +79,7 @@ def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, whatever SQLAlchemy's default
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        with creation_lock(url):
+        with creation_lock(url), server_lock(url, kwargs):
             return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except ImportError as exc:
@@ -88,6 +87,33 @@ def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
     except Exception as exc:  # sqlalchemy's OperationalError and friends: bad URL, server down
         first = str(exc).splitlines()[0]
         raise SleepnetError(f"cannot open the study storage {redact(url)}: {first}") from None
+
+
+#: the PostgreSQL advisory lock held while a storage is opened (any fixed 64-bit key of our own)
+SCHEMA_LOCK = 0x736C65_65706E6574  # "sleepnet"
+
+
+@contextlib.contextmanager
+def server_lock(url: str, engine_kwargs: dict) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock (session-level, on a connection of its own) while the storage at
+    ``url`` is opened: optuna creates its tables on first opening, and processes creating them at once
+    collide (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``; array
+    tasks starting on a fresh database). Other URLs: no lock (SQLite has ``creation_lock``)."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+    finally:
+        engine.dispose()
 
 
 @optuna_quiet()
