@@ -249,6 +249,8 @@ def fetch_mnist(root: Path | None = None, quiet: bool = False, force: bool = Fal
             os.replace(out, target)
         except OSError:
             if not target.is_dir():
+                if (tmp / "old").is_dir():
+                    os.replace(tmp / "old", target)  # the old cache put back
                 raise
             # another process filled the cache meanwhile, from the same verified package: keep its copy
     if not quiet:

@@ -121,7 +121,12 @@ def copy_tree(src: Path, dst: Path, replace: bool = True) -> None:
             shutil.copytree(src, tmp)
             if dst.exists():
                 os.replace(dst, old)
-            os.replace(tmp, dst)
+            try:
+                os.replace(tmp, dst)
+            except OSError:
+                if old.exists() and not dst.exists():
+                    os.replace(old, dst)  # put back as it was
+                raise
         finally:
             for leftover in (tmp, old):
                 if leftover.exists():

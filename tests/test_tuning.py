@@ -299,7 +299,8 @@ def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path)
 
 def test_sigterm_to_a_tune_with_workers_stops_them_too(patches_model, tmp_path):
     """``kill`` of the parent alone: its worker processes stop with it (they ran on to the last trial,
-    the parent waiting for them), and the study resumes."""
+    the parent waiting for them)."""
+    import os
     import signal
     import subprocess
     import sys
@@ -310,19 +311,24 @@ def test_sigterm_to_a_tune_with_workers_stops_them_too(patches_model, tmp_path):
     space.write_text("[space]\nT = { low = 250000, high = 400000 }\ninput_mode = ['mean']\n")
     cmd = [sys.executable, "-m", "sleepnet", "tune", str(patches_model), "--trials", "40", *TRIALS,
            "--space", str(space), "--workers", "2", "-o", str(out)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if (out / "study.db").exists():
-            try:
-                trials = load("sleepnet", storage_url(out)).trials
-            except SleepnetError:
-                trials = []
-            if sum(t.state.name == "COMPLETE" for t in trials) >= 2:
-                break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)  # to the parent only, as `kill PID` does
-    _, err = proc.communicate(timeout=60)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own group: killed whole if the test fails
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if (out / "study.db").exists():
+                try:
+                    trials = load("sleepnet", storage_url(out)).trials
+                except SleepnetError:
+                    trials = []
+                if sum(t.state.name == "COMPLETE" for t in trials) >= 2:
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # to the parent only, as `kill PID` does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130 and "Traceback" not in err, err
     count = len(load("sleepnet", storage_url(out)).trials)
     time.sleep(3)  # a worker still running would start or finish trials meanwhile
@@ -351,12 +357,16 @@ def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
     # 3 attempts, each: the same 4 processes released together onto a new database (one start each:
     # a spawned process imports torch)
     urls = [f"sqlite:///{tmp_path / f'study{attempt}.db'}" for attempt in range(3)]
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results)) for _ in range(4)]
+    barrier, results = ctx.Barrier(4, timeout=180), ctx.Queue()
+    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results), daemon=True) for _ in range(4)]
     for p in procs:
         p.start()
-    got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
-    for p in procs:
-        p.join(timeout=60)
+    try:
+        got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.terminate()
     for url in urls:
         assert [r for u, r in got if u == url] == ["ok"] * 4, got

@@ -193,12 +193,16 @@ def test_several_processes_create_one_server_storage_at_once(postgres_url):
     engine.dispose()
     urls = [postgres_url.rsplit("/", 1)[0] + f"/race{k}" for k in range(3)]
     ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results)) for _ in range(4)]
+    barrier, results = ctx.Barrier(4, timeout=180), ctx.Queue()
+    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results), daemon=True) for _ in range(4)]
     for p in procs:
         p.start()
-    got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
-    for p in procs:
-        p.join(timeout=60)
+    try:
+        got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.terminate()
     for url in urls:
         assert [r for u, r in got if u == url] == ["ok"] * 4, got

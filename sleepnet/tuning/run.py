@@ -36,20 +36,23 @@ def tune(settings: TuneSettings, out: Path, n_trials: int, *, workers: int = 1, 
     if n_trials < 1 or workers < 1:
         raise UsageError("--trials and --workers must be at least 1")
     out = Path(out)
-    new = not out.is_dir()  # an existing study folder is resumed
     if out.exists() and not out.is_dir():
         raise SleepnetError(f"{out} is a file, not a study folder")
     check_output(out, overwrite=True, inputs=[settings.model])  # a study folder of its own is resumed
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     t0 = time.perf_counter()
+    try:  # decided by the mkdir itself: of two commands on a new -o, one makes it, the other joins
+        out.mkdir(parents=True)
+        new = True
+    except FileExistsError:
+        new = False  # an existing study folder is resumed (or joined)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         # one worker runs here and shares the model and data it loads with the baseline
         tuner = Tuner(settings, data_dir) if workers == 1 else None
         open_study(settings, url, study_name, heartbeat=heartbeat, grace=grace, data_dir=data_dir,
                    tuner=tuner)  # fmt: skip
     except BaseException:
-        if new:  # refused before the study existed: no empty folder left behind
+        if new:  # refused, or stopped, before the study was whole: no folder left behind
             shutil.rmtree(out, ignore_errors=True)
         raise
     if new:

@@ -9,6 +9,7 @@ report); no module imports one to its right, at module level or in a function.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +62,11 @@ def creation_lock(url: str) -> Iterator[None]:
         yield
         return
     with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock (some NFS and Lustre mounts): as before the lock
+            yield
+            return
         try:
             yield
         finally:
@@ -72,7 +77,7 @@ def creation_lock(url: str) -> Iterator[None]:
 def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
     """Optuna's RDB storage over ``url``, with heartbeats (a dead worker's trial is retried twice).
 
-    Opening is safe from several processes at once (``creation_lock``)."""
+    Opening is safe from several processes at once (``creation_lock``, ``server_lock``)."""
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if url.startswith(("postgresql://", "postgres://")):
@@ -94,20 +99,28 @@ SCHEMA_LOCK = 0x736C65_65706E6574  # "sleepnet"
 
 
 @contextlib.contextmanager
-def server_lock(url: str, engine_kwargs: dict) -> Iterator[None]:
+def server_lock(url: str, engine_kwargs: dict, wait_s: float = 300.0) -> Iterator[None]:
     """Hold a PostgreSQL advisory lock (session-level, on a connection of its own) while the storage at
     ``url`` is opened: optuna creates its tables on first opening, and processes creating them at once
     collide (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``; array
-    tasks starting on a fresh database). Other URLs: no lock (SQLite has ``creation_lock``)."""
+    tasks starting on a fresh database). Taken by polling ``pg_try_advisory_lock``: after ``wait_s``
+    one clear error rather than a wait for ever. Other URLs: no lock (SQLite has ``creation_lock``)."""
     if not url.startswith("postgresql"):
         yield
         return
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    # autocommit: the lock's connection never sits idle in a transaction a server may time out
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", **engine_kwargs)
     try:
         with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            deadline = time.monotonic() + wait_s
+            take = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
+            while not conn.execute(take, {"key": SCHEMA_LOCK}).scalar():
+                if time.monotonic() > deadline:
+                    raise SleepnetError(f"another process has held the creation lock (advisory lock "
+                                        f"{SCHEMA_LOCK}) for {wait_s:.0f} s: is it stuck?")  # fmt: skip
+                time.sleep(0.2)
             try:
                 yield
             finally:
