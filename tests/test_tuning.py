@@ -260,11 +260,28 @@ def test_bad_tune_input_gets_one_line(patches_model, tmp_path):
                                  "-o", out), "cannot open the study storage")  # fmt: skip
 
 
+def _wait_for_trials(proc, out, complete: int, running: bool = False, seconds: float = 180) -> None:
+    """Until the study of ``tune -o out`` (run by ``proc``) has ``complete`` complete trials (and, with
+    ``running``, one running last), or ``proc`` ends, or ``seconds`` pass."""
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "study.db").exists():
+            try:
+                trials = load("sleepnet", storage_url(out)).trials
+            except SleepnetError:
+                trials = []
+            if sum(t.state.name == "COMPLETE" for t in trials) >= complete and \
+                    (not running or trials[-1].state.name == "RUNNING"):  # fmt: skip
+                return
+        time.sleep(0.1)
+
+
 def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     out = tmp_path / "tune"
     space = tmp_path / "space.toml"  # sleeps of about a second, so that Ctrl-C lands inside a trial
@@ -272,16 +289,7 @@ def test_interrupted_study_keeps_its_trials_and_resumes(patches_model, tmp_path)
     cmd = [sys.executable, "-m", "sleepnet", "tune", str(patches_model), "--trials", "6", *TRIALS,
            "--space", str(space), "-o", str(out)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if (out / "study.db").exists():
-            try:
-                trials = load("sleepnet", storage_url(out)).trials
-            except SleepnetError:
-                trials = []
-            if sum(t.state.name == "COMPLETE" for t in trials) >= 2 and trials[-1].state.name == "RUNNING":
-                break
-        time.sleep(0.1)
+    _wait_for_trials(proc, out, complete=2, running=True)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -314,16 +322,7 @@ def test_sigterm_to_a_tune_with_workers_stops_them_too(patches_model, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own group: killed whole if the test fails
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            if (out / "study.db").exists():
-                try:
-                    trials = load("sleepnet", storage_url(out)).trials
-                except SleepnetError:
-                    trials = []
-                if sum(t.state.name == "COMPLETE" for t in trials) >= 2:
-                    break
-            time.sleep(0.1)
+        _wait_for_trials(proc, out, complete=2, seconds=300)
         proc.send_signal(signal.SIGTERM)  # to the parent only, as `kill PID` does
         _, err = proc.communicate(timeout=60)
     finally:
@@ -350,13 +349,12 @@ def _open_storage(urls: list[str], barrier, results) -> None:
             results.put((url, f"{type(exc).__name__}: {exc}"))
 
 
-def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
+def open_at_once(urls: list[str]) -> None:
+    """The same 4 processes released together onto each storage of ``urls`` in turn (one start each: a
+    spawned process imports torch); each must open it."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    # 3 attempts, each: the same 4 processes released together onto a new database (one start each:
-    # a spawned process imports torch)
-    urls = [f"sqlite:///{tmp_path / f'study{attempt}.db'}" for attempt in range(3)]
     barrier, results = ctx.Barrier(4, timeout=180), ctx.Queue()
     procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results), daemon=True) for _ in range(4)]
     for p in procs:
@@ -370,3 +368,7 @@ def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
                 p.terminate()
     for url in urls:
         assert [r for u, r in got if u == url] == ["ok"] * 4, got
+
+
+def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
+    open_at_once([f"sqlite:///{tmp_path / f'study{attempt}.db'}" for attempt in range(3)])

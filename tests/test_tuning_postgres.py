@@ -179,11 +179,9 @@ def test_unreachable_database_is_one_clear_line(patches_model, tmp_path):
 def test_several_processes_create_one_server_storage_at_once(postgres_url):
     """As for SQLite (``test_tuning.py``): 4 processes released together onto a new database each
     time create its schema once, without colliding (array tasks starting on a fresh server)."""
-    import multiprocessing as mp
-
     import sqlalchemy
 
-    from tests.test_tuning import _open_storage
+    from tests.test_tuning import open_at_once
 
     engine = sqlalchemy.create_engine("postgresql+psycopg://" + postgres_url.split("://", 1)[1],
                                       isolation_level="AUTOCOMMIT")  # fmt: skip
@@ -191,18 +189,4 @@ def test_several_processes_create_one_server_storage_at_once(postgres_url):
         for k in range(3):
             conn.execute(sqlalchemy.text(f"CREATE DATABASE race{k}"))
     engine.dispose()
-    urls = [postgres_url.rsplit("/", 1)[0] + f"/race{k}" for k in range(3)]
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(4, timeout=180), ctx.Queue()
-    procs = [ctx.Process(target=_open_storage, args=(urls, barrier, results), daemon=True) for _ in range(4)]
-    for p in procs:
-        p.start()
-    try:
-        got = sorted(results.get(timeout=180) for _ in range(4 * len(urls)))
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.terminate()
-    for url in urls:
-        assert [r for u, r in got if u == url] == ["ok"] * 4, got
+    open_at_once([postgres_url.rsplit("/", 1)[0] + f"/race{k}" for k in range(3)])
