@@ -109,28 +109,19 @@ def copy_tree(src: Path, dst: Path, replace: bool = True) -> None:
     """The files of folder ``src`` copied into ``dst`` (copies, not links: ``src`` may be another output,
     whose files this run must never share, and ``install`` sets the modes of what it installs).
     ``replace``: ``dst`` becomes ``src``'s copy whole (copied into a temporary folder beside it, then
-    renamed over what was there); else only the top-level files ``dst`` lacks are added, each atomically
-    (hidden ones skipped). An ``OSError`` (``src`` renamed or removed meanwhile) leaves no temporary
-    behind and is raised."""
+    ``fsio.install``'s rename over what was there); else only the top-level files ``dst`` lacks are
+    added, each atomically (hidden ones skipped). An ``OSError`` (``src`` renamed or removed
+    meanwhile) leaves no temporary behind and is raised."""
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if replace:
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # a kill leaves these to resume's sweep
-        old = dst.with_name(f".{dst.name}.{os.getpid()}.old.tmp")
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # a kill leaves it to resume's sweep
         try:
             shutil.copytree(src, tmp)
-            if dst.exists():
-                os.replace(dst, old)
-            try:
-                os.replace(tmp, dst)
-            except OSError:
-                if old.exists() and not dst.exists():
-                    os.replace(old, dst)  # put back as it was
-                raise
+            install(tmp, dst)  # over what was there: moved aside, put back if the rename fails
         finally:
-            for leftover in (tmp, old):
-                if leftover.exists():
-                    remove(leftover, ignore_errors=True)
+            if tmp.exists():
+                remove(tmp, ignore_errors=True)
         return
     dst.mkdir(exist_ok=True)
     for file in sorted(src.iterdir()):

@@ -47,33 +47,20 @@ def creation_lock(url: str) -> Iterator[None]:
     the lock file; other URLs too (a PostgreSQL server: ``server_lock``)."""
     prefix = "sqlite:///"
     db = Path(url[len(prefix):]) if url.startswith(prefix) and len(url) > len(prefix) else None
-    if db is None or not db.parent.is_dir():
-        yield
-        return
-    lock = db.with_name(db.name + ".lock")  # made by every creator before the database
-    if db.exists() and not lock.exists():
-        yield
-        return
-    import fcntl
+    lock = db.with_name(db.name + ".lock") if db is not None else None  # made by every creator first
+    with contextlib.ExitStack() as held:
+        if db is not None and db.parent.is_dir() and (lock.exists() or not db.exists()):
+            import fcntl
 
-    try:
-        f = open(lock, "a")
-    except OSError:
+            # a folder that refuses the lock file, or a file system without flock (some NFS and
+            # Lustre mounts): opened without the lock
+            with contextlib.suppress(OSError):
+                f = held.enter_context(open(lock, "a"))
+                fcntl.flock(f, fcntl.LOCK_EX)
+                held.callback(fcntl.flock, f, fcntl.LOCK_UN)
         yield
-        return
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except OSError:  # a file system without flock (some NFS and Lustre mounts): as before the lock
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
-@optuna_quiet()
 def storage_for(url: str, heartbeat: int = 10, grace: int = 60):
     """Optuna's RDB storage over ``url``, with heartbeats (a dead worker's trial is retried twice).
 

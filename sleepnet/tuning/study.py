@@ -261,12 +261,11 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
         if not create:
             raise SleepnetError(f"no study {study_name!r} in {redact(storage_url)}") from None
         study = None
-    tuner_made = tuner
     baseline = None
     created = False
     if study is None:
-        tuner_made = tuner or Tuner(settings, data_dir)
-        baseline = tuner_made.baseline()  # before creating: the others wait for the identity only a moment
+        tuner = tuner or Tuner(settings, data_dir)
+        baseline = tuner.baseline()  # before creating: the others wait for the identity only a moment
         try:
             study = optuna.create_study(study_name=study_name, storage=storage,
                                         directions=directions(settings))  # fmt: skip
@@ -280,13 +279,13 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
                             "use the same settings to resume, or another --study / output folder")
     if theirs is not None and "baseline" in study.user_attrs:
         return study
-    tuner_made = tuner_made or Tuner(settings, data_dir)
+    tuner = tuner or Tuner(settings, data_dir)
     if theirs is None:  # created here, or its creator stopped before saying what it is
         study.set_user_attr("identity", identity)
         study.set_user_attr("settings", settings.to_dict())
-        study.set_user_attr("space", tuner_made.space.describe())
-        study.enqueue_trial(tuner_made.space.base_values(), user_attrs={"enqueued": "base preset"})
-    study.set_user_attr("baseline", baseline if baseline is not None else tuner_made.baseline())
+        study.set_user_attr("space", tuner.space.describe())
+        study.enqueue_trial(tuner.space.base_values(), user_attrs={"enqueued": "base preset"})
+    study.set_user_attr("baseline", baseline if baseline is not None else tuner.baseline())
     return study
 
 
