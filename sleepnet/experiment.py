@@ -48,12 +48,15 @@ thread count (``sleepnet train`` uses torch's default).
 
 Sharing work between experiments (``reuse``, ``sleepnet run --reuse OTHER``): a model is named by
 the hash of what makes it (data, recipe, seed, device, torch's thread count; a slept or defended
-model, its parent's hash and its settings), and each measure by the model's hash, the suite, its
-options and the evaluation's thread count, so a model that another experiment's output holds
-(finished, or still running as ``.OTHER.partial``) is the same unit under any name, given the same
-``--workers`` on as many cores. Where this run's folder has no such model, it is copied from OTHER,
-and so are the measures kept beside it when this run reaches that model (not those OTHER finishes
-later); a measure whose inputs differ is computed again, as on a resume. Three of
+model, its parent's hash and its settings), and each measure by the model's hash, the hash of its
+weights (a model made again on another CPU may differ in the last bits: its measures are then made
+again too), the suite, its options and the evaluation's thread count, so a model that another
+experiment's output holds (finished, or still running as ``.OTHER.partial``) is the same unit under
+any name, given the same ``--workers`` on as many cores. Where this run's folder has no such model,
+it is copied from OTHER, and so are the measures kept beside it when this run reaches that model
+(not those OTHER finishes later); a measure whose inputs differ is computed again, as on a resume.
+``--keep DIR`` keeps a copy of every measure in ``DIR`` as it is finished (``Units``), from which a
+run resumes on another machine with its models made again. Three of
 ``saturation_mnist.toml``'s ten models per seed are ``standard_mnist.toml``'s (control,
 ``sleep-fgsm``, ``adv-pgd``), as are three of ``stochastic_mnist.toml``'s.
 """
@@ -278,8 +281,8 @@ def load_experiment(path: Path) -> ExperimentSpec:
 
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
                    progress: bool = True, data_dir: str | None = None,
-                   workers: int | None = None, seeds: list[int] | None = None,
-                   device=None, reuse: list[Path] | tuple = ()) -> dict:  # fmt: skip
+                   workers: int | None = None, seeds: list[int] | None = None, device=None,
+                   reuse: list[Path] | tuple = (), keep: Path | None = None) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
     ``workers`` evaluation processes (default: the file's, else one per core; see
@@ -287,7 +290,10 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     seeds. ``device`` (default cpu) is where models are trained, slept (their scale
     factors; the Numba kernel runs on the host) and evaluated. ``reuse``: other experiments'
     outputs whose models and measures this run takes where they are the same units (module
-    docstring).
+    docstring). ``keep``: a folder that receives a copy of every measure as it is finished, laid out
+    as the output's ``units/``, and whose measures this run takes where they are the same units
+    (``Units``): a run on a machine that does not outlive it resumes elsewhere from that copy (its
+    models are made again; a measure whose model came out with other weights is made again too).
     """
     import torch
 
@@ -303,6 +309,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
     check_output(out, overwrite, inputs=[path])
     sources = reuse_sources(reuse, out)
+    keep = check_keep(keep, out)
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise UsageError(f"--workers must be at least 1, got {workers}")
     workers = workers or spec.workers or cores()
@@ -316,7 +323,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads, "cores": n_cores}
     t_all = time.perf_counter()
     with resumable_dir(out, overwrite, inputs=[path]) as tmp, \
-            Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256) as ev, \
+            Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256, keep) as ev, \
             pinned(train_threads):  # fmt: skip
         for seed in _bar(spec.seeds, progress, "train", label=lambda s: f"seed {s}"):
             t0 = time.perf_counter()
@@ -398,6 +405,7 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
     import torch
 
     from .defences import DEFENCES
+    from .hashing import weights_sha256
     from .models import load_model, save_model
     from .noise import stochastic
     from .sleep_phase import sleep
@@ -419,9 +427,10 @@ def _train_seed(spec: ExperimentSpec, data, recipe, seed: int, tmp: Path, ev: Ev
             model, rec = make()
             save_model(model, folder, rec | {"unit": digest}, overwrite=True)
             kept = load_model(folder, device=device)  # what was saved: a resumed run sees the very same
-        ev.submit(seed, name, folder, digest)
+        weights = weights_sha256(kept[0])  # in each measure's inputs: a model made again to other bits
+        ev.submit(seed, name, folder, digest, weights)  # (another CPU, other threads) is measured again
         if spec.without_eot and stochastic(kept[0]):
-            ev.submit(seed, name + NO_EOT, folder, digest, eot=False)
+            ev.submit(seed, name + NO_EOT, folder, digest, weights, eot=False)
         return kept
 
     def train_control():
@@ -474,6 +483,22 @@ def reuse_sources(paths, out: Path) -> list[Path]:
             raise SleepnetError(f"--reuse {path}: no experiment output there (no seed*/MODEL/model.json "
                                 f"in it or in {partial_path(path)})")  # fmt: skip
     return sources
+
+
+def check_keep(keep, out: Path) -> Path | None:
+    """The ``--keep`` folder, checked: not inside ``out`` or its work folder (which a finished run renames,
+    and ``--force`` replaces), and a folder if it exists; one clear error otherwise."""
+    if keep is None:
+        return None
+    keep = Path(keep)
+    resolved = keep.resolve()
+    for folder in (Path(out).resolve(), partial_path(out).resolve()):
+        if resolved == folder or folder in resolved.parents:
+            raise SleepnetError(f"--keep {keep}: that is inside this run's output {out} (keep the measures "
+                                "somewhere that outlives it)")  # fmt: skip
+    if keep.exists() and not keep.is_dir():
+        raise SleepnetError(f"--keep {keep}: that is a file, not a folder")
+    return keep
 
 
 def _source_dir(path: Path) -> Path | None:
@@ -567,9 +592,9 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context, options = job
+    key, folder, units_dir, context, options, keep = job
     model, record = load_model(folder)
-    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}")
+    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", keep=keep)
     t0 = time.perf_counter()
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
                          **options)  # fmt: skip
@@ -588,9 +613,9 @@ class Evaluator:
     ``workers`` processes that works while the next models train."""
 
     def __init__(self, spec: ExperimentSpec, data_dir, options: dict, workers: int, units: Path,
-                 data_hash: str) -> None:  # fmt: skip
+                 data_hash: str, keep: Path | None = None) -> None:  # fmt: skip
         self.spec, self.data_dir, self.options, self.workers = spec, data_dir, options, workers
-        self.units, self.data_hash = Path(units), data_hash
+        self.units, self.data_hash, self.keep = Path(units), data_hash, keep
         self.pending: list = []  # (key, folder) or futures
         self.pool = None
         # each pool worker's torch threads; in-process, this process's (the evaluation's thread count can
@@ -627,13 +652,15 @@ class Evaluator:
         self.reused += counts[0]
         self.done += counts[1]
 
-    def submit(self, seed: int, name: str, folder: Path, digest: str, eot: bool = True) -> None:
-        """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``) for evaluation: in the pool,
-        or for ``results``; its measures are kept under ``units/seed<seed>/name``. ``eot=False``: the
-        naive evaluation of a stochastic model (``evaluate_model``)."""
+    def submit(self, seed: int, name: str, folder: Path, digest: str, weights: str, eot: bool = True) -> None:
+        """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``, ``weights_sha256`` of its
+        weights ``weights``) for evaluation: in the pool, or for ``results``; its measures are kept under
+        ``units/seed<seed>/name``. ``eot=False``: the naive evaluation of a stochastic model
+        (``evaluate_model``)."""
         options = self.options if eot else self.options | {"eot": False}
-        context = [digest, self.data_hash, self.spec.suite, seed, options, self.threads]
-        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options)
+        context = [digest, weights, self.data_hash, self.spec.suite, seed, options, self.threads]
+        keep = str(self.keep / f"seed{seed}" / name) if self.keep is not None else None
+        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, keep)
         if self.pool is None:
             self.pending.append(task)
         else:

@@ -137,30 +137,56 @@ class Units:
     ``fn()``, keeps it and returns it as read back from JSON, so a fresh result and a resumed one are
     the very same object. ``done`` and ``reused`` count them; ``seconds`` holds the time of each measure
     computed now (not of those kept).
+
+    ``keep``: a second folder that receives a copy of every unit as it is kept, and whose units are
+    taken where ``folder`` lacks them (``sleepnet run --keep``): a durable copy of the measures, e.g.
+    in a repository, for a machine that does not outlive the run.
     """
 
-    def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None,
+                 keep: str | os.PathLike | None = None) -> None:  # fmt: skip
         self.folder, self.context = Path(folder), context
+        self.keep = Path(keep) if keep is not None else None
         self.label = label or self.folder.name
         self.done = self.reused = 0
         self.seconds: dict[str, float] = {}
 
     def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
-        """The result of unit ``name`` with ``inputs``: kept, or computed now and kept."""
+        """The result of unit ``name`` with ``inputs``: kept (here, else in ``keep``), or computed now and
+        kept (here and in ``keep``)."""
         digest = unit_hash(self.context, name, inputs)
         path = self.folder / f"{name}.json"
-        if path.is_file():
-            with contextlib.suppress(Exception):  # a damaged unit is simply done again
-                kept = read_json(path)
-                if kept.get("inputs") == digest:
-                    self.reused += 1
-                    LOG.debug("%s: %s kept from an earlier run", self.label, name)
-                    return kept["result"]
+        copy = self.keep / f"{name}.json" if self.keep is not None else None
+        here, there = _kept(path, digest), _kept(copy, digest)
+        if here is not None or there is not None:
+            # each place ends with the unit: the output whole, the durable copy current
+            if here is None:
+                atomic_write(path, there)
+            elif copy is not None and there is None:
+                atomic_write(copy, here)
+            self.reused += 1
+            LOG.debug("%s: %s kept from an earlier run", self.label, name)
+            return json.loads(here or there)["result"]
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0
         write_json(path, {"inputs": digest, "seconds": seconds, "result": result})
+        if copy is not None:
+            atomic_write(copy, path.read_bytes())
         self.done += 1
         self.seconds[name] = seconds
         unit_done("%s: %s %.1f s", self.label, name, seconds)
         return read_json(path)["result"]
+
+
+def _kept(path: Path | None, digest: str) -> bytes | None:
+    """The bytes of the unit file ``path`` if it holds a result with inputs ``digest``, else None (absent,
+    damaged or of other inputs: done again)."""
+    if path is None or not path.is_file():
+        return None
+    with contextlib.suppress(Exception):
+        data = path.read_bytes()
+        kept = json.loads(data)
+        if kept.get("inputs") == digest and "result" in kept:
+            return data
+    return None

@@ -269,6 +269,48 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
                          "that is this run's own output", out)
 
 
+def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(tmp_path, monkeypatch):
+    """``--keep DIR``: each measure is copied there as it is finished; a run with nothing but that copy
+    (its output folder gone, as on a machine that did not outlive it) makes its models again and takes
+    every measure whose model came out with the same weights, and only those; a --keep inside the
+    output, or that is a file, is refused before any work."""
+    from sleepnet import hashing
+    from sleepnet.experiment import run_experiment
+
+    exp = tmp_path / "e.toml"
+    exp.write_text(RESUMABLE.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    keep = tmp_path / "repo" / "units"
+    first = tmp_path / "first"
+    proc = run_cli("run", exp, "-o", first, "--workers", "1", "--keep", keep)
+    assert proc.returncode == 0, proc.stderr
+    kept = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")}
+    assert kept == {p.relative_to(first / "units"): p.read_bytes() for p in (first / "units").rglob("*.json")}
+    assert len(kept) == 12  # clean, noise, blur, FGSM of 3 models
+    # a new machine: the output is gone, the copy is all there is
+    second = tmp_path / "second"
+    proc = run_cli("run", exp, "-o", second, "--workers", "1", "--keep", keep)
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 0 of 3 models and 12 of 12 measures" in proc.stderr, proc.stderr
+    assert _without_timing(json.loads((first / "metrics.json").read_text())) == \
+        _without_timing(json.loads((second / "metrics.json").read_text()))
+    units = second / "units"
+    assert {p.relative_to(units): p.read_bytes() for p in units.rglob("*.json")} == kept
+    # a model that came out with other weights (another CPU's rounding) is measured again, and the copy
+    # then holds the new measures
+    real = hashing.weights_sha256
+    monkeypatch.setattr(hashing, "weights_sha256", lambda m: "other bits " + real(m))
+    metrics = run_experiment(exp, tmp_path / "third", progress=False, workers=1, keep=keep)
+    assert metrics["timing"]["reused"]["measures"] == 0
+    assert all(keep.joinpath(p).read_bytes() != b for p, b in kept.items())
+    # refused before any work
+    for bad, said in ((second / "units", "inside this run's output"),
+                      (tmp_path / ".second.partial" / "k", "inside this run's output"),
+                      (exp, "is a file, not a folder")):  # fmt: skip
+        proc = run_cli("run", exp, "-o", second, "--force", "--workers", "1", "--keep", bad)
+        assert proc.returncode != 0 and said in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict(tmp_path):
     """The standard suite end to end: experiment, aggregate, report (review of issue 12: the report
     and the headline read results the standard suite did not have)."""

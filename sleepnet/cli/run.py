@@ -18,6 +18,10 @@ def add_parser(subparsers):
     p.add_argument("--reuse", type=Path, action="append", default=[], metavar="OTHER",
                    help="another experiment's output (finished, or running: its .OTHER.partial): take its "
                         "models and measures where they are the same units (repeatable)")  # fmt: skip
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="copy every measure into DIR as it is finished, and take the measures there where "
+                        "they are the same units: a durable copy (e.g. in a repository) from which a run "
+                        "resumes on another machine, its models made again")  # fmt: skip
     add_device(p, "training, defences and evaluation")
     add_common(p, dataset=False)
     return p
@@ -29,6 +33,7 @@ def run(args) -> int:
 
     run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
                    progress=progress(args), data_dir=args.data_dir, workers=args.workers,
-                   seeds=parse_seeds(args.seeds), device=device(args), reuse=args.reuse)  # fmt: skip
+                   seeds=parse_seeds(args.seeds), device=device(args), reuse=args.reuse,
+                   keep=args.keep)  # fmt: skip
     print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     return 0
