@@ -127,13 +127,27 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``path`` (marked ``.sleepnet``) when the block succeeds."""
+    """Yield a temporary folder that becomes ``path`` (marked ``.sleepnet``) when the block succeeds.
+
+    ``path`` is checked again before the rename: an output that appeared while the block ran (another
+    command's), or one replaced meanwhile by a folder sleepnet did not write, is not replaced; the
+    finished work is then left where it is, and the error says where."""
     path = Path(path)
     check_output(path, overwrite)
+    existed = path.exists() or path.is_symlink()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        check_output(path, overwrite or existed)
+    except SleepnetError as exc:
+        raise SleepnetError(f"{exc} (it appeared or changed while this command ran; the finished result "
+                            f"is in {tmp})") from None  # fmt: skip
+    try:
         install(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,6 +234,32 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"old": 1}
     assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_atomic_dir_never_replaces_an_output_that_appeared_or_changed_while_it_ran(tmp_path):
+    """Checked before the rename as before the work: another command's output that appeared meanwhile
+    (no --force) or a folder sleepnet did not write put in place of its own (--force) stays as it is,
+    and the finished result is kept and named in the one-line error."""
+    from sleepnet.fsio import atomic_dir
+
+    out = tmp_path / "out"
+    with pytest.raises(SleepnetError, match="already exists") as err:
+        with atomic_dir(out) as tmp:
+            (tmp / "result.txt").write_text("mine")
+            out.mkdir()
+            (out / "theirs.txt").write_text("theirs")
+    assert (out / "theirs.txt").read_text() == "theirs" and not (out / "result.txt").exists()
+    kept = Path(str(err.value).split("the finished result is in ")[1].rstrip(")"))
+    assert (kept / "result.txt").read_text() == "mine" and "\n" not in str(err.value)
+    (out / ".sleepnet").write_text("{}")  # now sleepnet's: --force replaces it, unless it changes hands
+    with pytest.raises(SleepnetError, match="did not write"):
+        with atomic_dir(out, overwrite=True) as tmp:
+            (out / ".sleepnet").unlink()
+    assert (out / "theirs.txt").is_file()
+    (out / ".sleepnet").write_text("{}")
+    with atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "result.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == [".sleepnet", "result.txt"]
 
 
 # --- one hashing helper ----------------------------------------------------------------------
