@@ -122,8 +122,9 @@ def test_a_boundary_study_names_the_attack_implementation(patches_model):
 def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(patches_model, tmp_path,
                                                                               monkeypatch):  # fmt: skip
     """Two ``tune`` processes opening a new study at once: the one that did not create it checks the
-    creator's settings (it skipped the check and joined a study of other settings), and a study whose
-    creator stopped before recording them is taken over."""
+    creator's settings (it skipped the check and joined a study of other settings), a study whose
+    creator stopped before recording them is taken over, and one whose creator stopped before queueing
+    the preset gets it."""
     import optuna
 
     from sleepnet.tuning.study import directions, open_study
@@ -152,6 +153,12 @@ def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(p
     assert study.user_attrs["identity"] == settings.identity() and "baseline" in study.user_attrs
     assert [t.user_attrs["enqueued"] for t in study.trials] == ["base preset"]
     assert len(open_study(settings, url, "b").trials) == 1  # opened again: nothing queued twice
+    calls.clear()
+    stopped = optuna.create_study(study_name="c", storage=storage, directions=directions(settings))
+    stopped.set_user_attr("identity", settings.identity())  # the creator stopped before queueing the preset
+    study = open_study(settings, url, "c", wait_s=0.5)
+    assert [t.user_attrs["enqueued"] for t in study.trials] == ["base preset"]
+    assert "baseline" in study.user_attrs
 
 
 def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):
