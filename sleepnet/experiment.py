@@ -56,7 +56,9 @@ any name, given the same ``--workers`` on as many cores. Where this run's folder
 it is copied from OTHER, and so are the measures kept beside it when this run reaches that model
 (not those OTHER finishes later); a measure whose inputs differ is computed again, as on a resume.
 ``--keep DIR`` keeps a copy of every measure in ``DIR`` as it is finished (``Units``), from which a
-run resumes on another machine with its models made again. Three of
+run resumes on another machine with its models made again; ``--reuse`` also takes such a copy of
+another run's, whose measures are taken wherever their inputs match (model, weights, data, suite,
+options, threads: the same measure of the same model under any name). Three of
 ``saturation_mnist.toml``'s ten models per seed are ``standard_mnist.toml``'s (control,
 ``sleep-fgsm``, ``adv-pgd``), as are three of ``stochastic_mnist.toml``'s.
 """
@@ -289,8 +291,9 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     "Workers and threads" in the module docstring). ``seeds`` replaces the file's
     seeds. ``device`` (default cpu) is where models are trained, slept (their scale
     factors; the Numba kernel runs on the host) and evaluated. ``reuse``: other experiments'
-    outputs whose models and measures this run takes where they are the same units (module
-    docstring). ``keep``: a folder that receives a copy of every measure as it is finished, laid out
+    outputs whose models and measures this run takes where they are the same units, or other runs'
+    ``keep`` folders, whose measures it takes where their inputs match (module docstring). ``keep``: a
+    folder that receives a copy of every measure as it is finished, laid out
     as the output's ``units/``, and whose measures this run takes where they are the same units
     (``Units``): a run on a machine that does not outlive it resumes elsewhere from that copy (its
     models are made again; a measure whose model came out with other weights is made again too).
@@ -323,7 +326,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads, "cores": n_cores}
     t_all = time.perf_counter()
     with resumable_dir(out, overwrite, inputs=[path]) as tmp, \
-            Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256, keep) as ev, \
+            Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256, keep,
+                      [p for p in sources if kept_measures(p)]) as ev, \
             pinned(train_threads):  # fmt: skip
         for seed in _bar(spec.seeds, progress, "train", label=lambda s: f"seed {s}"):
             t0 = time.perf_counter()
@@ -473,16 +477,24 @@ def _kept_model(folder: Path, digest: str, device=None):
 
 def reuse_sources(paths, out: Path) -> list[Path]:
     """The experiment outputs ``paths``, each checked to hold one now (itself, or for a run not finished
-    its ``.NAME.partial``: ``_source_dir``); one clear error for a path that holds neither or that is
-    ``out``."""
+    its ``.NAME.partial``: ``_source_dir``) or to be another run's ``--keep`` copy of measures
+    (``kept_measures``); one clear error for a path that holds none or that is ``out``."""
     sources = [Path(p) for p in paths]
     for path in sources:
         if path.resolve() in (Path(out).resolve(), partial_path(out).resolve()):
             raise SleepnetError(f"--reuse {path}: that is this run's own output (it resumes by itself)")
-        if _source_dir(path) is None:
+        if _source_dir(path) is None and not kept_measures(path):
             raise SleepnetError(f"--reuse {path}: no experiment output there (no seed*/MODEL/model.json "
-                                f"in it or in {partial_path(path)})")  # fmt: skip
+                                f"in it or in {partial_path(path)}) and no --keep copy of measures "
+                                "(seed*/MODEL/*.json)")  # fmt: skip
     return sources
+
+
+def kept_measures(path: Path) -> bool:
+    """Whether ``path`` is a ``--keep`` copy of measures: ``seed*/MODEL/MEASURE.json`` and no models. Its
+    measures are taken wherever their inputs match, under any model name (``Units``' ``also``)."""
+    path = Path(path)
+    return path.is_dir() and any(path.glob("seed*/*/*.json")) and not any(path.glob("seed*/*/model.json"))
 
 
 def check_keep(keep, out: Path) -> Path | None:
@@ -592,9 +604,9 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context, options, keep = job
+    key, folder, units_dir, context, options, keep, also = job
     model, record = load_model(folder)
-    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", keep=keep)
+    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", keep=keep, also=also)
     t0 = time.perf_counter()
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
                          **options)  # fmt: skip
@@ -613,9 +625,9 @@ class Evaluator:
     ``workers`` processes that works while the next models train."""
 
     def __init__(self, spec: ExperimentSpec, data_dir, options: dict, workers: int, units: Path,
-                 data_hash: str, keep: Path | None = None) -> None:  # fmt: skip
+                 data_hash: str, keep: Path | None = None, kept=()) -> None:  # fmt: skip
         self.spec, self.data_dir, self.options, self.workers = spec, data_dir, options, workers
-        self.units, self.data_hash, self.keep = Path(units), data_hash, keep
+        self.units, self.data_hash, self.keep, self.kept = Path(units), data_hash, keep, list(kept)
         self.pending: list = []  # (key, folder) or futures
         self.pool = None
         # each pool worker's torch threads; in-process, this process's (the evaluation's thread count can
@@ -660,7 +672,10 @@ class Evaluator:
         options = self.options if eot else self.options | {"eot": False}
         context = [digest, weights, self.data_hash, self.spec.suite, seed, options, self.threads]
         keep = str(self.keep / f"seed{seed}" / name) if self.keep is not None else None
-        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, keep)
+        # other runs' --keep copies: every model folder of this seed, the measures matched by their inputs
+        also = [str(d) for src in self.kept for d in sorted((src / f"seed{seed}").glob("*")) if d.is_dir()]
+        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, keep,
+                also)  # fmt: skip
         if self.pool is None:
             self.pending.append(task)
         else:

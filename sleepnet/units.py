@@ -140,33 +140,37 @@ class Units:
 
     ``keep``: a second folder that receives a copy of every unit as it is kept, and whose units are
     taken where ``folder`` lacks them (``sleepnet run --keep``): a durable copy of the measures, e.g.
-    in a repository, for a machine that does not outlive the run.
+    in a repository, for a machine that does not outlive the run. ``also``: more folders whose units
+    are taken where both lack them, never written (another run's ``--keep`` copy, ``--reuse``).
     """
 
     def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None,
-                 keep: str | os.PathLike | None = None) -> None:  # fmt: skip
+                 keep: str | os.PathLike | None = None, also=()) -> None:  # fmt: skip
         self.folder, self.context = Path(folder), context
         self.keep = Path(keep) if keep is not None else None
+        self.also = [Path(d) for d in also]
         self.label = label or self.folder.name
         self.done = self.reused = 0
         self.seconds: dict[str, float] = {}
 
     def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
-        """The result of unit ``name`` with ``inputs``: kept (here, else in ``keep``), or computed now and
-        kept (here and in ``keep``)."""
+        """The result of unit ``name`` with ``inputs``: kept (here, else in ``keep``, else in one of the
+        ``also`` folders), or computed now; kept here and in ``keep`` either way."""
         digest = unit_hash(self.context, name, inputs)
         path = self.folder / f"{name}.json"
         copy = self.keep / f"{name}.json" if self.keep is not None else None
-        here, there = _kept(path, digest), _kept(copy, digest)
-        if here is not None or there is not None:
-            # each place ends with the unit: the output whole, the durable copy current
-            if here is None:
-                atomic_write(path, there)
-            elif copy is not None and there is None:
-                atomic_write(copy, here)
+        data = _kept(path, digest)
+        if data is None:
+            data = next((b for f in (copy, *(d / f"{name}.json" for d in self.also))
+                         if (b := _kept(f, digest)) is not None), None)  # fmt: skip
+            if data is not None:
+                atomic_write(path, data)
+        if data is not None:
+            if copy is not None and _kept(copy, digest) is None:  # the durable copy made current
+                atomic_write(copy, data)
             self.reused += 1
             LOG.debug("%s: %s kept from an earlier run", self.label, name)
-            return json.loads(here or there)["result"]
+            return json.loads(data)["result"]
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0

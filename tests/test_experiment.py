@@ -272,8 +272,9 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
 def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(tmp_path, monkeypatch):
     """``--keep DIR``: each measure is copied there as it is finished; a run with nothing but that copy
     (its output folder gone, as on a machine that did not outlive it) makes its models again and takes
-    every measure whose model came out with the same weights, and only those; a --keep inside the
-    output, or that is a file, is refused before any work."""
+    every measure whose model came out with the same weights, and only those; another file's run takes
+    them with ``--reuse DIR`` under other names; a --keep inside the output, or that is a file, is
+    refused before any work."""
     from sleepnet import hashing
     from sleepnet.experiment import run_experiment
 
@@ -295,6 +296,15 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
         _without_timing(json.loads((second / "metrics.json").read_text()))
     units = second / "units"
     assert {p.relative_to(units): p.read_bytes() for p in units.rglob("*.json")} == kept
+    # another experiment file, its sleep variant renamed: --reuse takes the copy's measures wherever
+    # their inputs match (control and "same"), under any name; "b" of other settings is measured here
+    other = tmp_path / "other.toml"
+    other.write_text(exp.read_text().split("[sleep]")[0] + "[sleep]\nsame = { preset = \"patches\", "
+                     "beta = [1, 1], T = 2000 }\nb = { preset = \"patches\", beta = [3, 3], T = 2000 }\n")
+    proc = run_cli("run", other, "-o", tmp_path / "other", "--workers", "1", "--reuse", keep)
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 0 of 3 models and 8 of 12 measures" in proc.stderr, proc.stderr
+    assert {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")} == kept  # read, never written
     # a model that came out with other weights (another CPU's rounding) is measured again, and the copy
     # then holds the new measures
     real = hashing.weights_sha256

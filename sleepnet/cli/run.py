@@ -17,7 +17,8 @@ def add_parser(subparsers):
     p.add_argument("--seeds", help="run these seeds instead of the file's, e.g. 0 or 0,1")
     p.add_argument("--reuse", type=Path, action="append", default=[], metavar="OTHER",
                    help="another experiment's output (finished, or running: its .OTHER.partial): take its "
-                        "models and measures where they are the same units (repeatable)")  # fmt: skip
+                        "models and measures where they are the same units; or another run's --keep copy: "
+                        "take its measures where they are the same units (repeatable)")  # fmt: skip
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="copy every measure into DIR as it is finished, and take the measures there where "
                         "they are the same units: a durable copy (e.g. in a repository) from which a run "
