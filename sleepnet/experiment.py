@@ -80,7 +80,7 @@ import numpy as np
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError, UsageError
 from .evaluation.suites import SUITES, FrozenMap
-from .fsio import MARK, check_output, read_json, remove, write_json
+from .fsio import MARK, check_creatable, check_output, marked, read_json, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
 from .threads import cores, pinned
@@ -339,9 +339,11 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
                             "measures_of": ev.reused + ev.done}  # fmt: skip
         timing["reused_from"] = [str(p) for p in sources]  # besides this run's own earlier work
-        if ev.reused or ev.models_reused:
+        if ev.reused or ev.models_reused or sources or keep is not None:  # 0 said too: a --keep or
+            # --reuse of other threads or weights is taken for nothing
+            also = (" or --reuse" if sources else "") + (" or --keep" if keep is not None else "")
             LOG.info("reused %d of %d models and %d of %d measures from an earlier run%s", ev.models_reused,
-                     models, ev.reused, ev.reused + ev.done, " or --reuse" if sources else "")  # fmt: skip
+                     models, ev.reused, ev.reused + ev.done, also)  # fmt: skip
         timing["total_s"] = time.perf_counter() - t_all
         timing["evaluate_s"] = {f"seed{k[0]}/{k[1]}": r["evaluate_s"] for k, r in results.items()}
         timing["measure_s"] = {f"seed{k[0]}/{k[1]}": r.pop("measure_s") for k, r in results.items()}
@@ -498,10 +500,14 @@ def kept_measures(path: Path) -> bool:
 
 
 def check_keep(keep, out: Path) -> Path | None:
-    """The ``--keep`` folder, checked: not inside ``out`` or its work folder (which a finished run renames,
-    and ``--force`` replaces), and a folder if it exists; one clear error otherwise."""
+    """The ``--keep`` folder, checked before any work; one clear error for an empty path, one inside
+    ``out`` or its work folder (which a finished run renames, and ``--force`` replaces), a file, an
+    experiment output or any folder sleepnet wrote (its model folders would receive the copies), or one
+    that cannot be made."""
     if keep is None:
         return None
+    if not str(keep).strip():
+        raise SleepnetError("--keep needs a folder, got an empty path")
     keep = Path(keep)
     resolved = keep.resolve()
     for folder in (Path(out).resolve(), partial_path(out).resolve()):
@@ -510,6 +516,11 @@ def check_keep(keep, out: Path) -> Path | None:
                                 "somewhere that outlives it)")  # fmt: skip
     if keep.exists() and not keep.is_dir():
         raise SleepnetError(f"--keep {keep}: that is a file, not a folder")
+    if keep.is_dir() and (marked(keep) or _source_dir(keep) is not None):
+        raise SleepnetError(f"--keep {keep}: that is an output sleepnet wrote, not a copy of measures "
+                            "(choose a folder of its own)")  # fmt: skip
+    if not keep.is_dir():
+        check_creatable(keep)
     return keep
 
 

@@ -67,7 +67,14 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), fi
             raise SleepnetError(f"{path} is a folder sleepnet did not write (no {MARK}, model.json or "
                                 "study.db): sleepnet will not replace it; remove it or choose another "
                                 "-o")  # fmt: skip
-    ancestor = target.parent
+    check_creatable(path)
+
+
+def check_creatable(path: str | os.PathLike) -> None:
+    """Raise ``SleepnetError`` unless ``path`` could be made: its nearest existing folder (``path``'s parent
+    or above) is a folder and is writable, probed by making and removing a folder there."""
+    path = Path(path)
+    ancestor = path.resolve().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
@@ -129,9 +136,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder that becomes ``path`` (marked ``.sleepnet``) when the block succeeds.
 
-    ``path`` is checked again before the rename: an output that appeared while the block ran (another
-    command's), or one replaced meanwhile by a folder sleepnet did not write, is not replaced; the
-    finished work is then left where it is, and the error says where."""
+    ``path`` is checked again before the rename, as ``check_output`` checked it before the block: an
+    output that appeared while the block ran (another command's) is replaced only with ``overwrite``,
+    and then only if sleepnet wrote it; a folder sleepnet did not write, put there meanwhile, never is.
+    The finished work is then left where it is, and the error says where."""
     path = Path(path)
     check_output(path, overwrite)
     existed = path.exists() or path.is_symlink()

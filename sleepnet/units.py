@@ -138,10 +138,12 @@ class Units:
     the very same object. ``done`` and ``reused`` count them; ``seconds`` holds the time of each measure
     computed now (not of those kept).
 
-    ``keep``: a second folder that receives a copy of every unit as it is kept, and whose units are
-    taken where ``folder`` lacks them (``sleepnet run --keep``): a durable copy of the measures, e.g.
-    in a repository, for a machine that does not outlive the run. ``also``: more folders whose units
-    are taken where both lack them, never written (another run's ``--keep`` copy, ``--reuse``).
+    ``keep``: a second folder that receives a copy of every unit as it is kept, as ``NAME.HASH.json``
+    (the first 16 hex digits of its inputs' hash: other inputs' copies are kept beside it, never
+    replaced), and whose units are taken where ``folder`` lacks them (``sleepnet run --keep``): a
+    durable copy of the measures, e.g. in a repository, for a machine that does not outlive the run.
+    ``also``: more folders of such copies, whose units are taken where both lack them, never written
+    (another run's ``--keep`` copy, ``--reuse``).
     """
 
     def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None,
@@ -158,10 +160,13 @@ class Units:
         ``also`` folders), or computed now; kept here and in ``keep`` either way."""
         digest = unit_hash(self.context, name, inputs)
         path = self.folder / f"{name}.json"
-        copy = self.keep / f"{name}.json" if self.keep is not None else None
+        # in a durable copy under its inputs' hash too: a run of other inputs (other weights, threads)
+        # adds its measures beside those there, never over them
+        kept_as = f"{name}.{digest[:16]}.json"
+        copy = self.keep / kept_as if self.keep is not None else None
         data = _kept(path, digest)
         if data is None:
-            data = next((b for f in (copy, *(d / f"{name}.json" for d in self.also))
+            data = next((b for f in (copy, *(d / kept_as for d in self.also))
                          if (b := _kept(f, digest)) is not None), None)  # fmt: skip
             if data is not None:
                 atomic_write(path, data)

@@ -269,12 +269,18 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
                          "that is this run's own output", out)
 
 
+def _as_kept(units: Path) -> dict:
+    """The measures of a run's ``units/`` as ``--keep`` names them (``NAME.HASH.json``): their bytes."""
+    return {p.relative_to(units).with_name(f"{p.stem}.{json.loads(p.read_bytes())['inputs'][:16]}.json"):
+            p.read_bytes() for p in units.rglob("*.json")}  # fmt: skip
+
+
 def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(tmp_path, monkeypatch):
     """``--keep DIR``: each measure is copied there as it is finished; a run with nothing but that copy
     (its output folder gone, as on a machine that did not outlive it) makes its models again and takes
-    every measure whose model came out with the same weights, and only those; another file's run takes
-    them with ``--reuse DIR`` under other names; a --keep inside the output, or that is a file, is
-    refused before any work."""
+    every measure whose model came out with the same weights, and only those, adding the new ones
+    beside the old; another file's run takes them with ``--reuse DIR`` under other names; a bad --keep
+    is refused before any work, nothing written."""
     from sleepnet import hashing
     from sleepnet.experiment import run_experiment
 
@@ -285,17 +291,16 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     proc = run_cli("run", exp, "-o", first, "--workers", "1", "--keep", keep)
     assert proc.returncode == 0, proc.stderr
     kept = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")}
-    assert kept == {p.relative_to(first / "units"): p.read_bytes() for p in (first / "units").rglob("*.json")}
+    assert kept == _as_kept(first / "units")
     assert len(kept) == 12  # clean, noise, blur, FGSM of 3 models
     # a new machine: the output is gone, the copy is all there is
     second = tmp_path / "second"
     proc = run_cli("run", exp, "-o", second, "--workers", "1", "--keep", keep)
     assert proc.returncode == 0, proc.stderr
-    assert "reused 0 of 3 models and 12 of 12 measures" in proc.stderr, proc.stderr
+    assert "reused 0 of 3 models and 12 of 12 measures from an earlier run or --keep" in proc.stderr
     assert _without_timing(json.loads((first / "metrics.json").read_text())) == \
         _without_timing(json.loads((second / "metrics.json").read_text()))
-    units = second / "units"
-    assert {p.relative_to(units): p.read_bytes() for p in units.rglob("*.json")} == kept
+    assert _as_kept(second / "units") == kept
     # another experiment file, its sleep variant renamed: --reuse takes the copy's measures wherever
     # their inputs match (control and "same"), under any name; "b" of other settings is measured here
     other = tmp_path / "other.toml"
@@ -305,20 +310,28 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     assert proc.returncode == 0, proc.stderr
     assert "reused 0 of 3 models and 8 of 12 measures" in proc.stderr, proc.stderr
     assert {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")} == kept  # read, never written
-    # a model that came out with other weights (another CPU's rounding) is measured again, and the copy
-    # then holds the new measures
+    # a model that came out with other weights (another CPU's rounding) is measured again, and its
+    # measures are kept beside the old ones, which stay as they were
     real = hashing.weights_sha256
     monkeypatch.setattr(hashing, "weights_sha256", lambda m: "other bits " + real(m))
     metrics = run_experiment(exp, tmp_path / "third", progress=False, workers=1, keep=keep)
     assert metrics["timing"]["reused"]["measures"] == 0
-    assert all(keep.joinpath(p).read_bytes() != b for p, b in kept.items())
-    # refused before any work
-    for bad, said in ((second / "units", "inside this run's output"),
-                      (tmp_path / ".second.partial" / "k", "inside this run's output"),
-                      (exp, "is a file, not a folder")):  # fmt: skip
-        proc = run_cli("run", exp, "-o", second, "--force", "--workers", "1", "--keep", bad)
-        assert proc.returncode != 0 and said in proc.stderr, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
+    now = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")}
+    assert now == kept | _as_kept(tmp_path / "third" / "units") and len(now) == 24
+    # refused before any work, nothing written
+    (tmp_path / "file").write_text("x")
+    for bad, said in ((tmp_path / "fourth" / "units", "inside this run's output"),
+                      (tmp_path / ".fourth.partial" / "k", "inside this run's output"),
+                      (tmp_path / "file", "is a file, not a folder"),
+                      (first, "an output sleepnet wrote"),
+                      (first / "seed0" / "control", "an output sleepnet wrote"),
+                      (tmp_path / "file" / "k", "is a file"),
+                      ("", "an empty path")):  # fmt: skip
+        out = tmp_path / "fourth"
+        proc = run_cli("run", exp, "-o", out, "--workers", "1", "--keep", bad)
+        assert_clean_failure(proc, said, out)
+        assert not (tmp_path / ".fourth.partial").exists()
+    assert not any((first / "seed0" / "control").glob("*.*.json"))
 
 
 def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict(tmp_path):

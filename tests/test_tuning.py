@@ -123,8 +123,8 @@ def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(p
                                                                               monkeypatch):  # fmt: skip
     """Two ``tune`` processes opening a new study at once: the one that did not create it checks the
     creator's settings (it skipped the check and joined a study of other settings), a study whose
-    creator stopped before recording them is taken over, and one whose creator stopped before queueing
-    the preset gets it."""
+    creator stopped before recording them is taken over, the preset queued unless the creator had queued
+    it; a creator queues it before it records the identity."""
     import optuna
 
     from sleepnet.tuning.study import directions, open_study
@@ -153,12 +153,27 @@ def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(p
     assert study.user_attrs["identity"] == settings.identity() and "baseline" in study.user_attrs
     assert [t.user_attrs["enqueued"] for t in study.trials] == ["base preset"]
     assert len(open_study(settings, url, "b").trials) == 1  # opened again: nothing queued twice
+    # the creator queues the preset before it records the identity: a process that finds the identity
+    # (and so never queues the preset) finds the preset queued
     calls.clear()
-    stopped = optuna.create_study(study_name="c", storage=storage, directions=directions(settings))
-    stopped.set_user_attr("identity", settings.identity())  # the creator stopped before queueing the preset
-    study = open_study(settings, url, "c", wait_s=0.5)
+    monkeypatch.setattr(optuna, "load_study", real_load)
+    order = []
+    for method in ("enqueue_trial", "set_user_attr"):
+        real = getattr(optuna.Study, method)
+        def logged(self, *a, real=real, method=method, **k):
+            order.append(a[0] if method == "set_user_attr" else method)
+            return real(self, *a, **k)
+
+        monkeypatch.setattr(optuna.Study, method, logged)
+    open_study(settings, url, "c")
+    assert order.index("enqueue_trial") < order.index("identity"), order
+    # a creator that stopped after queueing the preset: the one that takes over does not queue it again
+    monkeypatch.undo()
+    stopped = optuna.create_study(study_name="d", storage=storage, directions=directions(settings))
+    stopped.enqueue_trial({}, user_attrs={"enqueued": "base preset"})
+    study = open_study(settings, url, "d", wait_s=0.5)
     assert [t.user_attrs["enqueued"] for t in study.trials] == ["base preset"]
-    assert "baseline" in study.user_attrs
+    assert study.user_attrs["identity"] == settings.identity()
 
 
 def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):

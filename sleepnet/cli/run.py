@@ -19,7 +19,7 @@ def add_parser(subparsers):
                    help="another experiment's output (finished, or running: its .OTHER.partial): take its "
                         "models and measures where they are the same units; or another run's --keep copy: "
                         "take its measures where they are the same units (repeatable)")  # fmt: skip
-    p.add_argument("--keep", type=Path, metavar="DIR",
+    p.add_argument("--keep", metavar="DIR",  # a str: an empty one is refused, not taken as "."
                    help="copy every measure into DIR as it is finished, and take the measures there where "
                         "they are the same units: a durable copy (e.g. in a repository) from which a run "
                         "resumes on another machine, its models made again")  # fmt: skip

@@ -250,7 +250,7 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
     array tasks): the one whose ``create_study`` succeeds records the settings' identity and
     queues the preset; every other one waits up to ``wait_s`` for that identity and refuses in
     one line if it differs from its own. A study whose creator stopped before recording it is
-    taken over, and one whose creator stopped before queueing the preset gets it queued."""
+    taken over (the preset queued unless the creator had queued it)."""
     import optuna
 
     storage = storage_for(storage_url, heartbeat, grace)
@@ -281,13 +281,14 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
         return study
     tuner = tuner or Tuner(settings, data_dir)
     if theirs is None:  # created here, or its creator stopped before saying what it is
+        # the preset before the identity: a recorded identity means the preset is queued, so the processes
+        # that find one never queue it (two taking over one crashed creator in the same instant can
+        # still both queue it: one trial run twice)
+        if not any(t.user_attrs.get("enqueued") == "base preset" for t in study.get_trials(deepcopy=False)):
+            study.enqueue_trial(tuner.space.base_values(), user_attrs={"enqueued": "base preset"})
         study.set_user_attr("identity", identity)
         study.set_user_attr("settings", settings.to_dict())
         study.set_user_attr("space", tuner.space.describe())
-    # not queued yet (created here, or the creator stopped before queueing it); two processes taking
-    # over one crashed creator in the same instant can still both queue it: one trial run twice
-    if not any(t.user_attrs.get("enqueued") == "base preset" for t in study.get_trials(deepcopy=False)):
-        study.enqueue_trial(tuner.space.base_values(), user_attrs={"enqueued": "base preset"})
     study.set_user_attr("baseline", baseline if baseline is not None else tuner.baseline())
     return study
 
