@@ -81,3 +81,38 @@ def test_stochastic_mnist_refuses_a_record_judged_by_other_draws(tmp_path):
         sm.check_record(old, tmp_path / "r.json", sizes)
     with pytest.raises(SystemExit, match="other sizes"):
         sm.check_record(record, tmp_path / "r.json", (500, 1000, 100))
+
+
+def _kept_unit(folder: Path, name: str, result, tag: str = "0123456789abcdef") -> None:
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.{tag}.json").write_text(json.dumps({"inputs": tag * 4, "result": result}))
+
+
+def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against_the_control(tmp_path):
+    """``experiments/kept_table.py``: per seed, clean accuracy and each budgeted measure at each budget,
+    the McNemar test over the same images against the control; a measure kept twice is refused."""
+    import pytest
+    from scipy.stats import binomtest
+
+    kt = _script("kept_table")
+    # 10 images: the control robust at 0.1 on 2, the other model on 8 (6 only it, none only the control)
+    control = [0.0, 0.05, 0.2, 0.2] + [0.05] * 6
+    sleep = [0.0, 0.05, 0.2, 0.2] + [None] * 6
+    for model, norms, clean in (("control", control, 0.9468), ("sleep-fgsm", sleep, 0.9424)):
+        _kept_unit(tmp_path / "seed0" / model, "clean", clean)
+        _kept_unit(tmp_path / "seed0" / model, "autoattack-linf", {
+            "budgets": [0.05, 0.1], "norms": norms, "n": 10, "loss": "cross-entropy",
+            "robust_accuracy": {"0.05": sum(n is None or n > 0.05 for n in norms) / 10,
+                                "0.1": sum(n is None or n > 0.1 for n in norms) / 10}})  # fmt: skip
+    lines = kt.seed_table(tmp_path / "seed0")
+    assert lines[0] == "| seed0 | control | sleep-fgsm |"
+    assert lines[2] == "| clean accuracy (test set) | 0.9468 | 0.9424 |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[3:]}
+    p = binomtest(6, 6, 0.5).pvalue  # the 6 images robust only after sleep
+    assert rows["autoattack-linf 0.1 (10 images; cross-entropy)"] == ["0.200", f"0.800 (p={p:.2g}) |"]
+    assert rows["autoattack-linf 0.05 (10 images; cross-entropy)"] == ["0.200", f"0.800 (p={p:.2g}) |"]
+    _kept_unit(tmp_path / "seed0" / "control", "clean", 0.5, tag="fedcba9876543210")
+    with pytest.raises(SystemExit, match="two versions of 'clean'"):
+        kt.seed_table(tmp_path / "seed0")

@@ -1,0 +1,105 @@
+"""What a run has measured so far, from its ``--keep`` copy: robust accuracy at every budget, per seed.
+
+    python experiments/kept_table.py experiments/results/standard_mnist/units [--seeds 0,1]
+
+``sleepnet run EXPERIMENT --keep DIR`` copies each measure into ``DIR/seed<S>/<model>/`` as it is
+finished (``NAME.HASH.json``); the experiment's report exists only when every model of every seed is
+done. This prints, for each seed, a Markdown table of what is there: clean accuracy (the test set),
+then each budgeted attack (AutoAttack, Square, HopSkipJump, ...: the measures that give robust
+accuracy at budgets) at each budget, one column per model, each cell the robust accuracy on the
+measure's images with, beside the control, the exact McNemar test over the same images
+(``sleepnet.report.mcnemar``: images robust for one model and not the other). A measure that two
+kept versions hold (other inputs: other weights or threads) is refused in one line: remove the
+stale one. The README's interim standard-suite table is this output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def kept(folder: Path) -> dict[str, dict]:
+    """``{measure: result}`` of one model's kept measures; one clear error for a measure kept twice."""
+    out: dict[str, dict] = {}
+    for path in sorted(folder.glob("*.json")):
+        name = path.name.split(".")[0]
+        if name in out:
+            raise SystemExit(f"kept_table: {folder} holds two versions of {name!r} (other inputs): "
+                             "remove the stale one")  # fmt: skip
+        out[name] = json.loads(path.read_text())["result"]
+    return out
+
+
+def robust_flags(result: dict, eps: float) -> np.ndarray:
+    """Per image, robust at ``eps``: the found norm exceeds the budget (None: nothing found)."""
+    from sleepnet.evaluation.robust import limit
+
+    norms = np.array([np.inf if n is None else n for n in result["norms"]], dtype=np.float64)
+    return norms > limit(eps)
+
+
+def seed_table(seed_dir: Path) -> list[str]:
+    """The Markdown table of one seed's kept measures (module docstring); [] if none is kept."""
+    from sleepnet.evaluation.robust import key
+    from sleepnet.report import mcnemar
+
+    models = sorted((d.name for d in seed_dir.iterdir() if d.is_dir()),
+                    key=lambda m: (m != "control", m))  # fmt: skip
+    measures = {m: kept(seed_dir / m) for m in models}
+    if not any(measures.values()):
+        return []
+    lines = [f"| {seed_dir.name} | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    clean = ["-" if (c := measures[m].get("clean")) is None else f"{c:.4f}" for m in models]
+    lines.append("| clean accuracy (test set) | " + " | ".join(clean) + " |")
+    budgeted = sorted({n for ms in measures.values() for n, r in ms.items()
+                       if isinstance(r, dict) and "budgets" in r and "norms" in r})  # fmt: skip
+    control = measures.get("control", {})
+    for name in budgeted:
+        first = next(ms[name] for ms in measures.values() if name in ms)
+        for eps in first["budgets"]:
+            cells = []
+            for m in models:
+                res = measures[m].get(name)
+                if res is None:
+                    cells.append("-")
+                    continue
+                cell = f"{res['robust_accuracy'][key(eps)]:.3f}"
+                if m != "control" and name in control and control[name]["n"] == res["n"]:
+                    _, _, p = mcnemar(robust_flags(res, eps), robust_flags(control[name], eps))
+                    cell += f" (p={p:.2g})"
+                cells.append(cell)
+            label = f"{name} {key(eps)} ({first['n']} images; {first['loss']})"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="a --keep folder (seed<S>/<model>/NAME.HASH.json)")
+    parser.add_argument("--seeds", help="only these seeds, e.g. 0 or 0,1")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        raise SystemExit(f"kept_table: {args.folder} is not a folder")
+    seeds = sorted(args.folder.glob("seed*"), key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else -1)
+    if args.seeds:
+        from sleepnet.cli.common import parse_seeds
+
+        wanted = {f"seed{s}" for s in parse_seeds(args.seeds, "kept_table")}
+        seeds = [d for d in seeds if d.name in wanted]
+    tables = [lines for d in seeds if (lines := seed_table(d))]
+    if not tables:
+        raise SystemExit(f"kept_table: no kept measures in {args.folder}")
+    print("\n\n".join("\n".join(t) for t in tables))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
