@@ -31,6 +31,8 @@ def kept(folder: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for path in sorted(folder.glob("*.json")):
         name = path.name.split(".")[0]
+        if name == "model":  # which weights the measures are of, not a measure
+            continue
         if name in out:
             raise SystemExit(f"kept_table: {folder} holds two versions of {name!r} (other inputs): "
                              "remove the stale one")  # fmt: skip

@@ -683,6 +683,8 @@ class Evaluator:
         options = self.options if eot else self.options | {"eot": False}
         context = [digest, weights, self.data_hash, self.spec.suite, seed, options, self.threads]
         keep = str(self.keep / f"seed{seed}" / name) if self.keep is not None else None
+        if keep is not None:
+            _record_weights(Path(keep), digest, weights, f"seed{seed}/{name}")
         # other runs' --keep copies: every model folder of this seed, the measures matched by their inputs
         also = [str(d) for src in self.kept for d in sorted((src / f"seed{seed}").glob("*")) if d.is_dir()]
         task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, keep,
@@ -714,6 +716,27 @@ class Evaluator:
             out = {key: done[key] for key in (f.result()[0] for f in self.pending)}
         bar.close()
         return out
+
+
+def _record_weights(folder: Path, digest: str, weights: str, label: str) -> None:
+    """Say in the ``--keep`` folder ``folder`` which weights its measures are of (``model.HASH.json``:
+    the model's unit hash and weights hash); warn, once, where it holds the same unit made with other
+    weights (trained again on another CPU or library): its measures there are not taken but made
+    again, hours of work a user may prefer to run where the copy was made."""
+    mine = folder / f"model.{weights[:16]}.json"
+    if mine.is_file():
+        return
+    for other in sorted(folder.glob("model.*.json")):
+        try:
+            record = read_json(other)
+        except SleepnetError:
+            continue
+        if isinstance(record, dict) and record.get("unit") == digest:
+            LOG.warning("%s came out with other weights than the --keep copy's of the same unit (another "
+                        "CPU, thread count or library?): its measures there are not taken; it is measured "
+                        "again", label)  # fmt: skip
+            break
+    write_json(mine, {"unit": digest, "weights": weights})
 
 
 def _ready() -> None:

@@ -283,6 +283,7 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     is refused before any work, nothing written."""
     from sleepnet import hashing
     from sleepnet.experiment import run_experiment
+    from sleepnet.progress import LOG
 
     exp = tmp_path / "e.toml"
     exp.write_text(RESUMABLE.replace("seeds = [0, 1, 2]", "seeds = [0]"))
@@ -291,8 +292,13 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     proc = run_cli("run", exp, "-o", first, "--workers", "1", "--keep", keep)
     assert proc.returncode == 0, proc.stderr
     kept = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")}
+    models = {p: json.loads(kept.pop(p)) for p in list(kept) if p.name.startswith("model.")}
     assert kept == _as_kept(first / "units")
     assert len(kept) == 12  # clean, noise, blur, FGSM of 3 models
+    assert sorted(p.parent.name for p in models) == ["a", "b", "control"]  # which weights they are of
+    for path, record in models.items():
+        assert record["unit"] == json.loads((first / path.parent / "model.json").read_text())["unit"]
+        assert path.name == f"model.{record['weights'][:16]}.json"
     # a new machine: the output is gone, the copy is all there is
     second = tmp_path / "second"
     proc = run_cli("run", exp, "-o", second, "--workers", "1", "--keep", keep)
@@ -309,15 +315,21 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     proc = run_cli("run", other, "-o", tmp_path / "other", "--workers", "1", "--reuse", keep)
     assert proc.returncode == 0, proc.stderr
     assert "reused 0 of 3 models and 8 of 12 measures" in proc.stderr, proc.stderr
-    assert {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")} == kept  # read, never written
+    assert {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")
+            if not p.name.startswith("model.")} == kept  # read, never written
     # a model that came out with other weights (another CPU's rounding) is measured again, and its
     # measures are kept beside the old ones, which stay as they were
     real = hashing.weights_sha256
-    monkeypatch.setattr(hashing, "weights_sha256", lambda m: "other bits " + real(m))
+    monkeypatch.setattr(hashing, "weights_sha256", lambda m: real(m)[::-1])  # other bits, another hash
+    warned = []
+    monkeypatch.setattr(LOG, "warning", lambda msg, *a: warned.append(msg % a))
     metrics = run_experiment(exp, tmp_path / "third", progress=False, workers=1, keep=keep)
     assert metrics["timing"]["reused"]["measures"] == 0
-    now = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")}
+    now = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")
+           if not p.name.startswith("model.")}
     assert now == kept | _as_kept(tmp_path / "third" / "units") and len(now) == 24
+    said = [w for w in warned if "other weights than the --keep copy's" in w]
+    assert sorted(w.split()[0] for w in said) == ["seed0/a", "seed0/b", "seed0/control"], warned
     # refused before any work, nothing written
     (tmp_path / "file").write_text("x")
     for bad, said in ((tmp_path / "fourth" / "units", "inside this run's output"),
