@@ -82,7 +82,9 @@ def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=()) ->
 @contextlib.contextmanager
 def _locked(work: Path, out: Path) -> Iterator[None]:
     """An exclusive ``flock`` on the folder ``work`` for the block; one clear error if another process
-    holds it (two commands writing the same output would overwrite each other's units)."""
+    holds it (two commands writing the same output would overwrite each other's units). A file system
+    that refuses the lock (some NFS and Lustre mounts: ``ENOLCK``, ``EBADF`` on a folder opened for
+    reading, ``EOPNOTSUPP``) is worked on without it, with a warning."""
     import fcntl
 
     fd = os.open(work, os.O_RDONLY)
@@ -91,6 +93,9 @@ def _locked(work: Path, out: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SleepnetError(f"another sleepnet command is writing {out} ({work} is locked)") from None
+        except OSError as exc:
+            LOG.warning("cannot lock %s (%s): going on without the lock, so make sure no other sleepnet "
+                        "command writes %s meanwhile", work, exc.strerror or exc, out)  # fmt: skip
         yield
     finally:
         os.close(fd)

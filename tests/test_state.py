@@ -262,6 +262,36 @@ def test_atomic_dir_never_replaces_an_output_that_appeared_or_changed_while_it_r
     assert sorted(p.name for p in out.iterdir()) == [".sleepnet", "result.txt"]
 
 
+def test_resumable_dir_is_locked_and_goes_on_without_the_lock_where_the_file_system_refuses_it(
+        tmp_path, monkeypatch):  # fmt: skip
+    """A second command on the same output is refused in one line while the first holds it; a file
+    system without flock (NFS: ENOLCK) is worked on with a warning instead of a traceback."""
+    import errno
+    import fcntl
+
+    from sleepnet.progress import LOG
+    from sleepnet.units import resumable_dir
+
+    out = tmp_path / "out"
+    with resumable_dir(out) as work:
+        with pytest.raises(SleepnetError, match="another sleepnet command is writing"):
+            with resumable_dir(out):
+                pass
+        (work / "a.txt").write_text("a")
+    assert (out / "a.txt").read_text() == "a"
+    warned = []
+    monkeypatch.setattr(LOG, "warning", lambda msg, *a: warned.append(msg % a))
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with resumable_dir(tmp_path / "nfs") as work:
+        (work / "b.txt").write_text("b")
+    assert (tmp_path / "nfs" / "b.txt").read_text() == "b"
+    assert len(warned) == 1 and "No locks available" in warned[0] and "without the lock" in warned[0]
+
+
 # --- one hashing helper ----------------------------------------------------------------------
 
 
