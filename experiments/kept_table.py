@@ -8,7 +8,9 @@ done. This prints, for each seed, a Markdown table of what is there: clean accur
 then each budgeted attack (AutoAttack, Square, HopSkipJump, ...: the measures that give robust
 accuracy at budgets) at each budget, one column per model, each cell the robust accuracy on the
 measure's images with, beside the control, the exact McNemar test over the same images
-(``sleepnet.report.mcnemar``: images robust for one model and not the other). A measure that two
+(``sleepnet.report.mcnemar``: images robust for one model and not the other); then, once some measure
+is kept for two seeds, the mean ± std over the seeds that hold it, with the paired t-test against the
+control over the seeds both hold (``sleepnet.report.seed_cell``). A measure that two
 kept versions hold (other inputs: other weights or threads) is refused in one line: remove the
 stale one. The README's interim standard-suite table is this output.
 """
@@ -48,39 +50,83 @@ def robust_flags(result: dict, eps: float) -> np.ndarray:
     return norms > limit(eps)
 
 
+def _models(seed_dir: Path) -> list[str]:
+    """The model folders of one seed, the control first."""
+    return sorted((d.name for d in seed_dir.iterdir() if d.is_dir()), key=lambda m: (m != "control", m))
+
+
+def _rows(measures: dict[str, dict]) -> list[tuple[str, float, str]]:
+    """``(measure, eps, label)`` of every budgeted measure any model holds, at each of its budgets."""
+    from sleepnet.evaluation.robust import key
+
+    rows = []
+    names = sorted({n for ms in measures.values() for n, r in ms.items()
+                    if isinstance(r, dict) and "budgets" in r and "norms" in r})  # fmt: skip
+    for name in names:
+        first = next(ms[name] for ms in measures.values() if name in ms)
+        about = f"({first['n']} images; {first['loss']})"
+        rows += [(name, eps, f"{name} {key(eps)} {about}") for eps in first["budgets"]]
+    return rows
+
+
 def seed_table(seed_dir: Path) -> list[str]:
     """The Markdown table of one seed's kept measures (module docstring); [] if none is kept."""
     from sleepnet.evaluation.robust import key
     from sleepnet.report import mcnemar
 
-    models = sorted((d.name for d in seed_dir.iterdir() if d.is_dir()),
-                    key=lambda m: (m != "control", m))  # fmt: skip
+    models = _models(seed_dir)
     measures = {m: kept(seed_dir / m) for m in models}
     if not any(measures.values()):
         return []
     lines = [f"| {seed_dir.name} | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     clean = ["-" if (c := measures[m].get("clean")) is None else f"{c:.4f}" for m in models]
     lines.append("| clean accuracy (test set) | " + " | ".join(clean) + " |")
-    budgeted = sorted({n for ms in measures.values() for n, r in ms.items()
-                       if isinstance(r, dict) and "budgets" in r and "norms" in r})  # fmt: skip
     control = measures.get("control", {})
-    for name in budgeted:
-        first = next(ms[name] for ms in measures.values() if name in ms)
-        for eps in first["budgets"]:
-            cells = []
-            for m in models:
-                res = measures[m].get(name)
-                if res is None:
-                    cells.append("-")
-                    continue
-                cell = f"{res['robust_accuracy'][key(eps)]:.3f}"
-                if m != "control" and name in control and control[name]["n"] == res["n"]:
-                    _, _, p = mcnemar(robust_flags(res, eps), robust_flags(control[name], eps))
-                    cell += f" (p={p:.2g})"
-                cells.append(cell)
-            label = f"{name} {key(eps)} ({first['n']} images; {first['loss']})"
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for name, eps, label in _rows(measures):
+        cells = []
+        for m in models:
+            res = measures[m].get(name)
+            if res is None:
+                cells.append("-")
+                continue
+            cell = f"{res['robust_accuracy'][key(eps)]:.3f}"
+            if m != "control" and name in control and control[name]["n"] == res["n"]:
+                _, _, p = mcnemar(robust_flags(res, eps), robust_flags(control[name], eps))
+                cell += f" (p={p:.2g})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
+
+
+def over_seeds(seed_dirs: list[Path]) -> list[str]:
+    """Mean ± std over the seeds that hold each measure, with the paired t-test against the control over
+    the seeds both hold (``report.seed_cell``); [] unless some measure is kept for two seeds or more."""
+    from sleepnet.evaluation.robust import key
+    from sleepnet.report import seed_cell
+
+    data = {int(d.name[4:]): {m: kept(d / m) for m in _models(d)} for d in seed_dirs}
+    models = sorted({m for ms in data.values() for m in ms}, key=lambda m: (m != "control", m))
+    flat = {f"{s}/{m}": ms for s, per in data.items() for m, ms in per.items()}
+    lines = ["| over seeds (mean ± std; p: paired t-test against the control) | " + " | ".join(models) + " |",
+             "|---" * (len(models) + 1) + "|"]  # fmt: skip
+    several = False
+    for name, eps, label in [("clean", None, "clean accuracy (test set)"), *_rows(flat)]:
+        def values(m, name=name, eps=eps):
+            got = {s: per[m][name] for s, per in data.items() if name in per.get(m, {})}
+            if eps is None:
+                return got
+            acc = {s: r["robust_accuracy"] for s, r in got.items()}
+            return {s: a[key(eps)] for s, a in acc.items() if key(eps) in a}
+
+        base = values("control")
+        cells = []
+        for m in models:
+            vals = values(m)
+            several |= len(vals) > 1
+            cell = "-" if not vals else seed_cell(vals, base if m != "control" else None)
+            cells.append(cell + (f" [seeds {','.join(map(str, sorted(vals)))}]" if vals else ""))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines if several else []
 
 
 def main(argv=None) -> int:
@@ -99,6 +145,7 @@ def main(argv=None) -> int:
     tables = [lines for d in seeds if (lines := seed_table(d))]
     if not tables:
         raise SystemExit(f"kept_table: no kept measures in {args.folder}")
+    tables += [lines] if (lines := over_seeds(seeds)) else []
     print("\n\n".join("\n".join(t) for t in tables))
     return 0
 

@@ -113,6 +113,21 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
     p = binomtest(6, 6, 0.5).pvalue  # the 6 images robust only after sleep
     assert rows["autoattack-linf 0.1 (10 images; cross-entropy)"] == ["0.200", f"0.800 (p={p:.2g}) |"]
     assert rows["autoattack-linf 0.05 (10 images; cross-entropy)"] == ["0.200", f"0.800 (p={p:.2g}) |"]
+    # over seeds: a second seed with the control and the same measure; a third with the control only
+    assert kt.over_seeds([tmp_path / "seed0"]) == []  # one seed: nothing over seeds
+    for seed, clean, robust in ((1, (0.95, 0.94), (0.3, 0.5)), (2, (0.945, None), (0.25, None))):
+        for model, c, r in zip(("control", "sleep-fgsm"), clean, robust):
+            if c is not None:
+                _kept_unit(tmp_path / f"seed{seed}" / model, "clean", c)
+                _kept_unit(tmp_path / f"seed{seed}" / model, "autoattack-linf", {
+                    "budgets": [0.1], "norms": [None] * 10, "n": 10, "loss": "cross-entropy",
+                    "robust_accuracy": {"0.1": r}})  # fmt: skip
+    lines = kt.over_seeds([tmp_path / f"seed{s}" for s in (0, 1, 2)])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[2:]}
+    p = ttest_rel([0.8, 0.5], [0.2, 0.3]).pvalue  # seeds 0 and 1, which both models hold
+    assert rows["autoattack-linf 0.1 (10 images; cross-entropy)"] == [
+        "0.250 ± 0.050 [seeds 0,1,2]", f"0.650 ± 0.212 (p={p:.2g}) [seeds 0,1] |"]
+    assert rows["clean accuracy (test set)"][0] == "0.947 ± 0.003 [seeds 0,1,2]"
     _kept_unit(tmp_path / "seed0" / "control", "clean", 0.5, tag="fedcba9876543210")
     with pytest.raises(SystemExit, match="two versions of 'clean'"):
         kt.seed_table(tmp_path / "seed0")
