@@ -284,16 +284,17 @@ def load_experiment(path: Path) -> ExperimentSpec:
 def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: bool = False,
                    progress: bool = True, data_dir: str | None = None,
                    workers: int | None = None, seeds: list[int] | None = None, device=None,
-                   reuse: list[Path] | tuple = (), keep: Path | None = None) -> dict:  # fmt: skip
+                   reuse: list[Path] | tuple = (), keep: Path | None = None,
+                   models: list[str] | None = None) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
-    ``workers`` evaluation processes (default: the file's, else one per core; see
-    "Workers and threads" in the module docstring). ``seeds`` replaces the file's
-    seeds. ``device`` (default cpu) is where models are trained, slept (their scale
-    factors; the Numba kernel runs on the host) and evaluated. ``reuse``: other experiments'
-    outputs whose models and measures this run takes where they are the same units, or other runs'
-    ``keep`` folders, whose measures it takes where their inputs match (module docstring). ``keep``: a
-    folder that receives a copy of every measure as it is finished, laid out
+    ``workers`` evaluation processes (default: the file's, else one per core; see "Workers and
+    threads" in the module docstring). ``seeds`` replaces the file's seeds; ``models`` keeps only
+    those of the file's models (``only_models``). ``device`` (default cpu) is where models are
+    trained, slept (their scale factors; the Numba kernel runs on the host) and evaluated. ``reuse``:
+    other experiments' outputs whose models and measures this run takes where they are the same
+    units, or other runs' ``keep`` folders, whose measures it takes where their inputs match (module
+    docstring). ``keep``: a folder that receives a copy of every measure as it is finished, laid out
     as the output's ``units/``, and whose measures this run takes where they are the same units
     (``Units``): a run on a machine that does not outlive it resumes elsewhere from that copy (its
     models are made again; a measure whose model came out with other weights is made again too).
@@ -310,6 +311,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         if not _int_list(seeds, 0) or not 0 < len(seeds) == len(set(seeds)):
             raise SleepnetError(f"seeds must be distinct non-negative integers, got {seeds!r}")
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
+    if models is not None:
+        spec = only_models(spec, models)
     check_output(out, overwrite, inputs=[path])
     sources = reuse_sources(reuse, out)
     keep = check_keep(keep, out)
@@ -359,6 +362,23 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         write_json(tmp / "metrics.json", metrics)
         write_report(metrics, tmp)
     return metrics
+
+
+def only_models(spec: ExperimentSpec, names) -> ExperimentSpec:
+    """``spec`` with only the ``[sleep]`` variants and ``[defences]`` named in ``names`` (``--models``;
+    the control is always made and measured: every other model is made from it and compared with it);
+    one clear error for a name the file does not have, a repeated one or none. The models left out are
+    the same units as in the whole file, so a later run of the whole file takes what this one made."""
+    names = list(names)
+    known = ["control", *spec.sleep, *spec.defences]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SleepnetError(f"--models: {', '.join(unknown)} not in {spec.source} (its models: "
+                            f"{', '.join(known)})")  # fmt: skip
+    if not names or len(set(names)) != len(names):
+        raise SleepnetError(f"--models needs distinct model names, got {','.join(names)!r}")
+    return dataclasses.replace(spec, sleep=FrozenMap({k: v for k, v in spec.sleep.items() if k in names}),
+                               defences={k: dict(v) for k, v in spec.defences.items() if k in names})
 
 
 def _recipe(spec: ExperimentSpec):

@@ -346,6 +346,26 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     assert not any((first / "seed0" / "control").glob("*.*.json"))
 
 
+def test_models_runs_only_the_named_models_and_a_run_of_the_whole_file_takes_their_measures(tmp_path):
+    """``--models``: the control and the named models only; they are the same units as in the whole file
+    (a later whole run takes their measures from the --keep copy); a name the file lacks, a repeated
+    one: one line, nothing written."""
+    exp = tmp_path / "e.toml"
+    exp.write_text(RESUMABLE.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    keep = tmp_path / "kept"
+    part = tmp_path / "part"
+    proc = run_cli("run", exp, "-o", part, "--workers", "1", "--models", "a", "--keep", keep)
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads((part / "metrics.json").read_text())["per_seed"]["0"]) == ["control", "a"]
+    assert proc.stderr.count("sleep (numba)") == 1
+    proc = run_cli("run", exp, "-o", tmp_path / "whole", "--workers", "1", "--keep", keep)
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 0 of 3 models and 8 of 12 measures" in proc.stderr, proc.stderr
+    out = tmp_path / "bad"
+    assert_clean_failure(run_cli("run", exp, "-o", out, "--models", "a,zzz"), "--models: zzz not in", out)
+    assert_clean_failure(run_cli("run", exp, "-o", out, "--models", "a,a"), "distinct model names", out)
+
+
 def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict(tmp_path):
     """The standard suite end to end: experiment, aggregate, report (review of issue 12: the report
     and the headline read results the standard suite did not have)."""

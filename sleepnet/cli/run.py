@@ -15,6 +15,8 @@ def add_parser(subparsers):
     p.add_argument("--workers", type=int,
                    help="evaluation processes (default: the file's, else one per core)")  # fmt: skip
     p.add_argument("--seeds", help="run these seeds instead of the file's, e.g. 0 or 0,1")
+    p.add_argument("--models", help="only these of the file's models, e.g. control,sleep-fgsm (the control "
+                                    "is always made and measured)")  # fmt: skip
     p.add_argument("--reuse", type=Path, action="append", default=[], metavar="OTHER",
                    help="another experiment's output (finished, or running: its .OTHER.partial): take its "
                         "models and measures where they are the same units; or another run's --keep copy: "
@@ -35,6 +37,7 @@ def run(args) -> int:
     run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
                    progress=progress(args), data_dir=args.data_dir, workers=args.workers,
                    seeds=parse_seeds(args.seeds), device=device(args), reuse=args.reuse,
-                   keep=args.keep)  # fmt: skip
+                   keep=args.keep,
+                   models=None if args.models is None else args.models.split(","))  # fmt: skip
     print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     return 0
