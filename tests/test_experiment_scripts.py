@@ -131,3 +131,16 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
     _kept_unit(tmp_path / "seed0" / "control", "clean", 0.5, tag="fedcba9876543210")
     with pytest.raises(SystemExit, match="two versions of 'clean'"):
         kt.seed_table(tmp_path / "seed0")
+
+
+def test_long_runs_refuses_an_unknown_step_before_any_work(tmp_path):
+    """``experiments/long_runs.sh``: every step name is checked before the first run starts."""
+    import subprocess
+
+    script = str(EXPERIMENTS / "long_runs.sh")
+    proc = subprocess.run(["bash", script, "core", "bogus"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PY": "/bin/false"}, timeout=30)  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    said = "long_runs.sh: unknown step 'bogus' (core, standard, saturation, stochastic)"
+    assert proc.stderr.strip() == said
+    assert subprocess.run(["bash", "-n", str(EXPERIMENTS / "long_runs.sh")]).returncode == 0

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The three standard-suite experiments, in the order their answers are wanted, each resuming from the
+# measures committed so far (sleepnet run --keep): some 80 core-hours in all on the paper network,
+# more than any one machine of this project's sandbox lives, so each machine adds what it can.
+#
+#   bash experiments/long_runs.sh [STEP ...]      # default: all steps, in order
+#
+# Steps (each a `sleepnet run` with --workers 2, 2 cores; docs/design.md, "Resumable work"):
+#   core        standard_mnist.toml, the control and sleep-fgsm of every seed: the sleep verdict
+#   standard    standard_mnist.toml, every model (takes what `core` measured)
+#   saturation  saturation_mnist.toml (takes its control, sleep-fgsm and adv-pgd from standard's copy)
+#   stochastic  stochastic_mnist.toml (the same three; its stochastic models cost days on 2 cores)
+#
+# Every measure is copied into experiments/results/<file>/units/ the moment it is finished (core's into
+# standard_mnist's: they are the same units): commit that folder before the machine goes (git add
+# experiments/results/*/units). A finished step leaves its report in runs/<step>/ (report.md,
+# metrics.json, results.csv, figures/), copied to experiments/results/<file>/ (core's to
+# standard_mnist_core/). The models are trained again on each machine; a
+# model that comes out with other weights than the copy's (another CPU) is named in a warning, and its
+# measures are made again. Stop with SIGTERM (a background shell ignores Ctrl-C); the same command
+# again resumes. Results do not depend on the number of workers beyond float rounding, but the hashes
+# hold the thread counts: keep --workers 2 on 2 cores for the copies to be taken.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+STANDARD_KEEP=experiments/results/standard_mnist/units
+
+run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
+    local step=$1 file=$2 keep=$3 results=$4
+    shift 4
+    echo "== $step: $(date -u +%FT%TZ)"
+    "$PY" -m sleepnet run "experiments/$file" -o "runs/$step" --workers 2 --keep "$keep" "$@"
+    mkdir -p "$results"
+    cp -r "runs/$step/report.md" "runs/$step/metrics.json" "runs/$step/results.csv" "runs/$step/figures" \
+        "$results/"
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(core standard saturation stochastic)
+for step in "${steps[@]}"; do  # every name checked before any work
+    case $step in
+        core | standard | saturation | stochastic) ;;
+        *) echo "long_runs.sh: unknown step '$step' (core, standard, saturation, stochastic)" >&2; exit 2 ;;
+    esac
+done
+R=experiments/results
+for step in "${steps[@]}"; do
+    case $step in
+        core) run core standard_mnist.toml "$STANDARD_KEEP" $R/standard_mnist_core \
+                  --models control,sleep-fgsm ;;
+        standard) run standard standard_mnist.toml "$STANDARD_KEEP" $R/standard_mnist ;;
+        saturation) run saturation saturation_mnist.toml $R/saturation_mnist/units $R/saturation_mnist \
+                        --reuse "$STANDARD_KEEP" ;;
+        stochastic) run stochastic stochastic_mnist.toml $R/stochastic_mnist_suite/units \
+                        $R/stochastic_mnist_suite --reuse "$STANDARD_KEEP" ;;
+    esac
+done
