@@ -4,6 +4,7 @@
 # more than any one machine of this project's sandbox lives, so each machine adds what it can.
 #
 #   bash experiments/long_runs.sh [STEP ...]      # default: all steps, in order
+#   RESULTS=/path/to/checkout/experiments/results bash /tmp/worktree/experiments/long_runs.sh
 #
 # Steps (each a `sleepnet run` with --workers 2, 2 cores; docs/design.md, "Resumable work"):
 #   core        standard_mnist.toml, the control and sleep-fgsm of every seed: the sleep verdict
@@ -24,7 +25,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
-STANDARD_KEEP=experiments/results/standard_mnist/units
+# RESULTS: where the copies and reports go; a run from a worktree of a fixed commit (so that editing
+# the checkout meanwhile changes nothing it runs) sets it to the checkout's experiments/results, to
+# commit there
+R=${RESULTS:-experiments/results}
+STANDARD_KEEP=$R/standard_mnist/units
 
 run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
     local step=$1 file=$2 keep=$3 results=$4
@@ -44,7 +49,6 @@ for step in "${steps[@]}"; do  # every name checked before any work
         *) echo "long_runs.sh: unknown step '$step' (core, standard, saturation, stochastic)" >&2; exit 2 ;;
     esac
 done
-R=experiments/results
 for step in "${steps[@]}"; do
     case $step in
         core) run core standard_mnist.toml "$STANDARD_KEEP" $R/standard_mnist_core \
