@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sleepnet.errors import SleepnetError
 from sleepnet.report import write_report
 from sleepnet.threads import cores
 from tests.conftest import run_cli
@@ -330,19 +331,20 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     assert now == kept | _as_kept(tmp_path / "third" / "units") and len(now) == 24
     said = [w for w in warned if "other weights than the --keep copy's" in w]
     assert sorted(w.split()[0] for w in said) == ["seed0/a", "seed0/b", "seed0/control"], warned
-    # refused before any work, nothing written
+    # refused before any work, nothing written: in one line from the command line (the empty path: argparse
+    # would read Path("") as "."), the rest in process (no interpreter start each)
+    out = tmp_path / "fourth"
+    assert_clean_failure(run_cli("run", exp, "-o", out, "--workers", "1", "--keep", ""), "an empty path", out)
     (tmp_path / "file").write_text("x")
-    for bad, said in ((tmp_path / "fourth" / "units", "inside this run's output"),
+    for bad, said in ((out / "units", "inside this run's output"),
                       (tmp_path / ".fourth.partial" / "k", "inside this run's output"),
                       (tmp_path / "file", "is a file, not a folder"),
                       (first, "an output sleepnet wrote"),
                       (first / "seed0" / "control", "an output sleepnet wrote"),
-                      (tmp_path / "file" / "k", "is a file"),
-                      ("", "an empty path")):  # fmt: skip
-        out = tmp_path / "fourth"
-        proc = run_cli("run", exp, "-o", out, "--workers", "1", "--keep", bad)
-        assert_clean_failure(proc, said, out)
-        assert not (tmp_path / ".fourth.partial").exists()
+                      (tmp_path / "file" / "k", "is a file")):  # fmt: skip
+        with pytest.raises(SleepnetError, match=said):
+            run_experiment(exp, out, progress=False, workers=1, keep=bad)
+        assert not out.exists() and not (tmp_path / ".fourth.partial").exists()
     assert not any((first / "seed0" / "control").glob("*.*.json"))
 
 
