@@ -10,9 +10,10 @@ accuracy at budgets) at each budget, one column per model, each cell the robust 
 measure's images with, beside the control, the exact McNemar test over the same images
 (``sleepnet.report.mcnemar``: images robust for one model and not the other); then, once some measure
 is kept for two seeds, the mean ± std over the seeds that hold it, with the paired t-test against the
-control over the seeds both hold (``sleepnet.report.seed_cell``). A measure that two
-kept versions hold (other inputs: other weights or threads) is refused in one line: remove the
-stale one. The README's interim standard-suite table is this output.
+control over the seeds both hold (``sleepnet.report.seed_cell``). Where two runs kept the same measure
+of models of different weights (another machine trained them again), ``--weights`` picks which
+(each kept copy names its model's weights; ``model.HASH.json`` beside them); without it, one line
+naming them. The README's interim standard-suite table is this output.
 """
 
 from __future__ import annotations
@@ -28,17 +29,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def kept(folder: Path) -> dict[str, dict]:
-    """``{measure: result}`` of one model's kept measures; one clear error for a measure kept twice."""
-    out: dict[str, dict] = {}
+def kept(folder: Path, weights=()) -> dict[str, dict]:
+    """``{measure: result}`` of one model's kept measures. Where two runs kept the same measure of models
+    of different weights (each copy's ``weights`` stamp), ``weights`` (hash prefixes) picks one; one
+    clear error, naming the weights, where it does not."""
+    versions: dict[str, list[dict]] = {}
     for path in sorted(folder.glob("*.json")):
         name = path.name.split(".")[0]
-        if name == "model":  # which weights the measures are of, not a measure
-            continue
-        if name in out:
-            raise SystemExit(f"kept_table: {folder} holds two versions of {name!r} (other inputs): "
-                             "remove the stale one")  # fmt: skip
-        out[name] = json.loads(path.read_text())["result"]
+        if name != "model":  # which weights the measures are of, not a measure
+            versions.setdefault(name, []).append(json.loads(path.read_text()))
+    out = {}
+    for name, units in versions.items():
+        if len(units) > 1:
+            units = [u for u in units if any(str(u.get("weights", "")).startswith(w) for w in weights)]
+        if len(units) != 1:
+            tags = sorted(str(u.get("weights", "unstamped"))[:16] for u in versions[name])
+            raise SystemExit(f"kept_table: {folder} holds {len(versions[name])} versions of {name!r}, of "
+                             f"models of weights {', '.join(tags)} (model.*.json beside them): pass "
+                             "--weights with the one to show")  # fmt: skip
+        out[name] = units[0]["result"]
     return out
 
 
@@ -69,13 +78,13 @@ def _rows(measures: dict[str, dict]) -> list[tuple[str, float, str]]:
     return rows
 
 
-def seed_table(seed_dir: Path) -> list[str]:
+def seed_table(seed_dir: Path, weights=()) -> list[str]:
     """The Markdown table of one seed's kept measures (module docstring); [] if none is kept."""
     from sleepnet.evaluation.robust import key
     from sleepnet.report import mcnemar
 
     models = _models(seed_dir)
-    measures = {m: kept(seed_dir / m) for m in models}
+    measures = {m: kept(seed_dir / m, weights) for m in models}
     if not any(measures.values()):
         return []
     lines = [f"| {seed_dir.name} | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
@@ -98,13 +107,13 @@ def seed_table(seed_dir: Path) -> list[str]:
     return lines
 
 
-def over_seeds(seed_dirs: list[Path]) -> list[str]:
+def over_seeds(seed_dirs: list[Path], weights=()) -> list[str]:
     """Mean ± std over the seeds that hold each measure, with the paired t-test against the control over
     the seeds both hold (``report.seed_cell``); [] unless some measure is kept for two seeds or more."""
     from sleepnet.evaluation.robust import key
     from sleepnet.report import seed_cell
 
-    data = {int(d.name[4:]): {m: kept(d / m) for m in _models(d)} for d in seed_dirs}
+    data = {int(d.name[4:]): {m: kept(d / m, weights) for m in _models(d)} for d in seed_dirs}
     models = sorted({m for ms in data.values() for m in ms}, key=lambda m: (m != "control", m))
     flat = {f"{s}/{m}": ms for s, per in data.items() for m, ms in per.items()}
     lines = ["| over seeds (mean ± std; p: paired t-test against the control) | " + " | ".join(models) + " |",
@@ -133,19 +142,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a --keep folder (seed<S>/<model>/NAME.HASH.json)")
     parser.add_argument("--seeds", help="only these seeds, e.g. 0 or 0,1")
+    parser.add_argument("--weights", default="", help="where two runs kept a measure of models of "
+                        "different weights: the weights hash prefixes to show, e.g. 0134790d,93bf3830")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         raise SystemExit(f"kept_table: {args.folder} is not a folder")
-    seeds = sorted(args.folder.glob("seed*"), key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else -1)
+    seeds = sorted((d for d in args.folder.glob("seed*") if d.is_dir() and d.name[4:].isdigit()),
+                   key=lambda d: int(d.name[4:]))  # fmt: skip
+    weights = [w for w in args.weights.split(",") if w]
     if args.seeds:
         from sleepnet.cli.common import parse_seeds
 
         wanted = {f"seed{s}" for s in parse_seeds(args.seeds, "kept_table")}
         seeds = [d for d in seeds if d.name in wanted]
-    tables = [lines for d in seeds if (lines := seed_table(d))]
+    tables = [lines for d in seeds if (lines := seed_table(d, weights))]
     if not tables:
         raise SystemExit(f"kept_table: no kept measures in {args.folder}")
-    tables += [lines] if (lines := over_seeds(seeds)) else []
+    tables += [lines] if (lines := over_seeds(seeds, weights)) else []
     print("\n\n".join("\n".join(t) for t in tables))
     return 0
 

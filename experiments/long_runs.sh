@@ -4,7 +4,8 @@
 # more than any one machine of this project's sandbox lives, so each machine adds what it can.
 #
 #   bash experiments/long_runs.sh [STEP ...]      # default: all steps, in order
-#   RESULTS=/path/to/checkout/experiments/results bash /tmp/worktree/experiments/long_runs.sh
+#   RESULTS=/work/main/experiments/results PY=/work/main/.venv/bin/python \
+#       bash /tmp/worktree/experiments/long_runs.sh          # from a worktree of a fixed commit
 #
 # Steps (each a `sleepnet run` with --workers 2, 2 cores; docs/design.md, "Resumable work"):
 #   core        standard_mnist.toml, the control and sleep-fgsm of every seed: the sleep verdict
@@ -18,24 +19,37 @@
 # metrics.json, results.csv, figures/), copied to experiments/results/<file>/ (core's to
 # standard_mnist_core/). The models are trained again on each machine; a
 # model that comes out with other weights than the copy's (another CPU) is named in a warning, and its
-# measures are made again. Stop with SIGTERM (a background shell ignores Ctrl-C); the same command
-# again resumes. Results do not depend on the number of workers beyond float rounding, but the hashes
-# hold the thread counts: keep --workers 2 on 2 cores for the copies to be taken.
+# measures are made again. Stop with SIGTERM to this script (it stops the run, which keeps what is
+# done); the same command again resumes, passing over the steps finished on this machine. Results do
+# not depend on the number of workers beyond float rounding, but the hashes hold the thread counts:
+# keep --workers 2 on 2 cores for the copies to be taken.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 # RESULTS: where the copies and reports go; a run from a worktree of a fixed commit (so that editing
 # the checkout meanwhile changes nothing it runs) sets it to the checkout's experiments/results, to
-# commit there
-R=${RESULTS:-experiments/results}
+# commit there. PY: the Python with sleepnet's dependencies (a worktree has no .venv: set it). Both
+# are read against the folder the command was started in.
+R=$(realpath -m "${RESULTS:-$(dirname "$0")/results}")
+PY=$(realpath -m "${PY:-$(dirname "$0")/../.venv/bin/python}")
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 STANDARD_KEEP=$R/standard_mnist/units
+
+child=
+# SIGTERM (or Ctrl-C) to this script reaches the run too, which stops its workers and keeps what is done
+trap '[ -z "$child" ] || { kill -TERM "$child" 2>/dev/null; wait "$child"; }; exit 143' TERM INT
 
 run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
     local step=$1 file=$2 keep=$3 results=$4
     shift 4
-    echo "== $step: $(date -u +%FT%TZ)"
-    "$PY" -m sleepnet run "experiments/$file" -o "runs/$step" --workers 2 --keep "$keep" "$@"
+    if [ -f "runs/$step/metrics.json" ]; then  # finished here before: its report only
+        echo "== $step: finished in runs/$step"
+    else
+        echo "== $step: $(date -u +%FT%TZ)"
+        "$PY" -m sleepnet run "experiments/$file" -o "runs/$step" --workers 2 --keep "$keep" "$@" &
+        child=$!
+        wait "$child"
+        child=
+    fi
     mkdir -p "$results"
     cp -r "runs/$step/report.md" "runs/$step/metrics.json" "runs/$step/results.csv" "runs/$step/figures" \
         "$results/"
@@ -49,14 +63,15 @@ for step in "${steps[@]}"; do  # every name checked before any work
         *) echo "long_runs.sh: unknown step '$step' (core, standard, saturation, stochastic)" >&2; exit 2 ;;
     esac
 done
+[ -x "$PY" ] || { echo "long_runs.sh: no Python at $PY (set PY=/path/to/.venv/bin/python)" >&2; exit 2; }
 for step in "${steps[@]}"; do
     case $step in
-        core) run core standard_mnist.toml "$STANDARD_KEEP" $R/standard_mnist_core \
+        core) run core standard_mnist.toml "$STANDARD_KEEP" "$R/standard_mnist_core" \
                   --models control,sleep-fgsm ;;
-        standard) run standard standard_mnist.toml "$STANDARD_KEEP" $R/standard_mnist ;;
-        saturation) run saturation saturation_mnist.toml $R/saturation_mnist/units $R/saturation_mnist \
+        standard) run standard standard_mnist.toml "$STANDARD_KEEP" "$R/standard_mnist" ;;
+        saturation) run saturation saturation_mnist.toml "$R/saturation_mnist/units" "$R/saturation_mnist" \
                         --reuse "$STANDARD_KEEP" ;;
-        stochastic) run stochastic stochastic_mnist.toml $R/stochastic_mnist_suite/units \
-                        $R/stochastic_mnist_suite --reuse "$STANDARD_KEEP" ;;
+        stochastic) run stochastic stochastic_mnist.toml "$R/stochastic_mnist_suite/units" \
+                        "$R/stochastic_mnist_suite" --reuse "$STANDARD_KEEP" ;;
     esac
 done

@@ -311,6 +311,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         if not _int_list(seeds, 0) or not 0 < len(seeds) == len(set(seeds)):
             raise SleepnetError(f"seeds must be distinct non-negative integers, got {seeds!r}")
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
+    whole = spec  # what the work folder may hold: the other models of --models are kept, not pruned
     if models is not None:
         spec = only_models(spec, models)
     check_output(out, overwrite, inputs=[path])
@@ -337,7 +338,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
             _train_seed(spec, data, recipe, seed, tmp, ev, progress, device, sources)
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
-        _prune(tmp, spec)
+        _prune(tmp, whole)
         models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
         timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
                             "measures_of": ev.reused + ev.done}  # fmt: skip
@@ -522,8 +523,8 @@ def kept_measures(path: Path) -> bool:
 def check_keep(keep, out: Path) -> Path | None:
     """The ``--keep`` folder, checked before any work; one clear error for an empty path, one inside
     ``out`` or its work folder (which a finished run renames, and ``--force`` replaces), a file, an
-    experiment output or any folder sleepnet wrote (its model folders would receive the copies), or one
-    that cannot be made."""
+    experiment output or any folder sleepnet wrote, or one inside such (its model folders would receive
+    the copies, its ``--force`` would delete them), or one that cannot be made."""
     if keep is None:
         return None
     if not str(keep).strip():
@@ -536,9 +537,11 @@ def check_keep(keep, out: Path) -> Path | None:
                                 "somewhere that outlives it)")  # fmt: skip
     if keep.exists() and not keep.is_dir():
         raise SleepnetError(f"--keep {keep}: that is a file, not a folder")
-    if keep.is_dir() and (marked(keep) or _source_dir(keep) is not None):
-        raise SleepnetError(f"--keep {keep}: that is an output sleepnet wrote, not a copy of measures "
-                            "(choose a folder of its own)")  # fmt: skip
+    for folder in (resolved, *list(resolved.parents)[:-1]):  # it, or a folder it is in (--force replaces)
+        if folder.is_dir() and (marked(folder) or _source_dir(folder) is not None):
+            where = "in " if folder != resolved else ""
+            raise SleepnetError(f"--keep {keep}: that is {where}an output sleepnet wrote, not a copy of "
+                                "measures (choose a folder of its own)")  # fmt: skip
     if not keep.is_dir():
         check_creatable(keep)
     return keep
@@ -635,9 +638,9 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context, options, keep, also = job
+    key, folder, units_dir, context, options, copies = job
     model, record = load_model(folder)
-    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", keep=keep, also=also)
+    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", **copies)
     t0 = time.perf_counter()
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
                          **options)  # fmt: skip
@@ -707,8 +710,9 @@ class Evaluator:
             _record_weights(Path(keep), digest, weights, f"seed{seed}/{name}")
         # other runs' --keep copies: every model folder of this seed, the measures matched by their inputs
         also = [str(d) for src in self.kept for d in sorted((src / f"seed{seed}").glob("*")) if d.is_dir()]
-        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, keep,
-                also)  # fmt: skip
+        # each kept copy says which model (weights) it is of: kept_table.py tells two runs' copies apart
+        copies = {"keep": keep, "also": also, "stamp": {"weights": weights}}
+        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, copies)
         if self.pool is None:
             self.pending.append(task)
         else:
@@ -740,22 +744,28 @@ class Evaluator:
 
 def _record_weights(folder: Path, digest: str, weights: str, label: str) -> None:
     """Say in the ``--keep`` folder ``folder`` which weights its measures are of (``model.HASH.json``:
-    the model's unit hash and weights hash); warn, once, where it holds the same unit made with other
-    weights (trained again on another CPU or library): its measures there are not taken but made
-    again, hours of work a user may prefer to run where the copy was made."""
+    the model's unit hash and weights hash); warn, once, where it holds measures of this model made
+    otherwise: the same unit with other weights (trained again on another CPU or library), or only
+    other units (other data, recipe, settings or torch thread counts: ``--workers`` on as many cores?).
+    Those measures are not taken but made again, hours of work a user may prefer to spend elsewhere."""
     mine = folder / f"model.{weights[:16]}.json"
     if mine.is_file():
         return
+    units = []
     for other in sorted(folder.glob("model.*.json")):
         try:
             record = read_json(other)
         except SleepnetError:
             continue
-        if isinstance(record, dict) and record.get("unit") == digest:
-            LOG.warning("%s came out with other weights than the --keep copy's of the same unit (another "
-                        "CPU, thread count or library?): its measures there are not taken; it is measured "
-                        "again", label)  # fmt: skip
-            break
+        units.append(record.get("unit") if isinstance(record, dict) else None)
+    if digest in units:
+        LOG.warning("%s came out with other weights than the --keep copy's of the same unit (another CPU "
+                    "or library?): its measures there are not taken; it is measured again",
+                    label)  # fmt: skip
+    elif units:
+        LOG.warning("%s is another unit than the --keep copy's models of that name (other data, recipe, "
+                    "settings or thread counts: the same --workers on as many cores?): their measures are "
+                    "not taken; it is measured again", label)  # fmt: skip
     write_json(mine, {"unit": digest, "weights": weights})
 
 

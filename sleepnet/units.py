@@ -148,13 +148,17 @@ class Units:
     replaced), and whose units are taken where ``folder`` lacks them (``sleepnet run --keep``): a
     durable copy of the measures, e.g. in a repository, for a machine that does not outlive the run.
     ``also``: more folders of such copies, whose units are taken where both lack them, never written
-    (another run's ``--keep`` copy, ``--reuse``).
+    (another run's ``--keep`` copy, ``--reuse``). ``stamp``: keys added to each durable copy (the
+    experiment adds its model's weights hash, so that a reader of the copy can tell which model a
+    measure is of where two runs made the same measure of different weights).
     """
 
     def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None,
-                 keep: str | os.PathLike | None = None, also=()) -> None:  # fmt: skip
+                 keep: str | os.PathLike | None = None, also=(),
+                 stamp: dict | None = None) -> None:  # fmt: skip
         self.folder, self.context = Path(folder), context
         self.keep = Path(keep) if keep is not None else None
+        self.stamp = dict(stamp or {})
         self.also = [Path(d) for d in also]
         self.label = label or self.folder.name
         self.done = self.reused = 0
@@ -177,7 +181,7 @@ class Units:
                 atomic_write(path, data)
         if data is not None:
             if copy is not None and _kept(copy, digest) is None:  # the durable copy made current
-                atomic_write(copy, data)
+                self._keep(copy, data)
             self.reused += 1
             LOG.debug("%s: %s kept from an earlier run", self.label, name)
             return json.loads(data)["result"]
@@ -186,11 +190,18 @@ class Units:
         seconds = time.perf_counter() - t0
         write_json(path, {"inputs": digest, "seconds": seconds, "result": result})
         if copy is not None:
-            atomic_write(copy, path.read_bytes())
+            self._keep(copy, path.read_bytes())
         self.done += 1
         self.seconds[name] = seconds
         unit_done("%s: %s %.1f s", self.label, name, seconds)
         return read_json(path)["result"]
+
+    def _keep(self, copy: Path, data: bytes) -> None:
+        """Write the unit ``data`` as the durable copy ``copy``, with ``stamp``'s keys."""
+        if self.stamp:
+            write_json(copy, json.loads(data) | self.stamp)
+        else:
+            atomic_write(copy, data)
 
 
 def _kept(path: Path | None, digest: str) -> bytes | None:

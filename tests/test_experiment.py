@@ -271,9 +271,26 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
 
 
 def _as_kept(units: Path) -> dict:
-    """The measures of a run's ``units/`` as ``--keep`` names them (``NAME.HASH.json``): their bytes."""
-    return {p.relative_to(units).with_name(f"{p.stem}.{json.loads(p.read_bytes())['inputs'][:16]}.json"):
-            p.read_bytes() for p in units.rglob("*.json")}  # fmt: skip
+    """The measures of a run's ``units/`` as ``--keep`` names them (``NAME.HASH.json``), each less the
+    ``weights`` stamp a kept copy adds (a unit taken from a copy holds it too)."""
+    out = {}
+    for p in units.rglob("*.json"):
+        unit = json.loads(p.read_bytes())
+        unit.pop("weights", None)
+        out[p.relative_to(units).with_name(f"{p.stem}.{unit['inputs'][:16]}.json")] = unit
+    return out
+
+
+def _copies(keep: Path) -> tuple[dict, dict]:
+    """A ``--keep`` folder's measures (each less its ``weights`` stamp, which must name the weights of a
+    model record beside it) and its model records, by path."""
+    units, models = {}, {}
+    for p in keep.rglob("*.json"):
+        (models if p.name.startswith("model.") else units)[p.relative_to(keep)] = json.loads(p.read_bytes())
+    for path, unit in units.items():
+        weights = unit.pop("weights")
+        assert (keep / path.parent / f"model.{weights[:16]}.json").is_file(), path
+    return units, models
 
 
 def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(tmp_path, monkeypatch):
@@ -292,8 +309,7 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     first = tmp_path / "first"
     proc = run_cli("run", exp, "-o", first, "--workers", "1", "--keep", keep)
     assert proc.returncode == 0, proc.stderr
-    kept = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")}
-    models = {p: json.loads(kept.pop(p)) for p in list(kept) if p.name.startswith("model.")}
+    kept, models = _copies(keep)
     assert kept == _as_kept(first / "units")
     assert len(kept) == 12  # clean, noise, blur, FGSM of 3 models
     assert sorted(p.parent.name for p in models) == ["a", "b", "control"]  # which weights they are of
@@ -316,8 +332,7 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     proc = run_cli("run", other, "-o", tmp_path / "other", "--workers", "1", "--reuse", keep)
     assert proc.returncode == 0, proc.stderr
     assert "reused 0 of 3 models and 8 of 12 measures" in proc.stderr, proc.stderr
-    assert {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")
-            if not p.name.startswith("model.")} == kept  # read, never written
+    assert _copies(keep)[0] == kept  # read, never written
     # a model that came out with other weights (another CPU's rounding) is measured again, and its
     # measures are kept beside the old ones, which stay as they were
     real = hashing.weights_sha256
@@ -326,9 +341,8 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
     monkeypatch.setattr(LOG, "warning", lambda msg, *a: warned.append(msg % a))
     metrics = run_experiment(exp, tmp_path / "third", progress=False, workers=1, keep=keep)
     assert metrics["timing"]["reused"]["measures"] == 0
-    now = {p.relative_to(keep): p.read_bytes() for p in keep.rglob("*.json")
-           if not p.name.startswith("model.")}
-    assert now == kept | _as_kept(tmp_path / "third" / "units") and len(now) == 24
+    now, models = _copies(keep)
+    assert now == kept | _as_kept(tmp_path / "third" / "units") and len(now) == 24 and len(models) == 6
     said = [w for w in warned if "other weights than the --keep copy's" in w]
     assert sorted(w.split()[0] for w in said) == ["seed0/a", "seed0/b", "seed0/control"], warned
     # refused before any work, nothing written: in one line from the command line (the empty path: argparse
@@ -341,11 +355,32 @@ def test_keep_holds_every_measure_and_a_run_on_a_fresh_machine_resumes_from_it(t
                       (tmp_path / "file", "is a file, not a folder"),
                       (first, "an output sleepnet wrote"),
                       (first / "seed0" / "control", "an output sleepnet wrote"),
+                      (first / "units" / "k", "that is in an output sleepnet wrote"),
                       (tmp_path / "file" / "k", "is a file")):  # fmt: skip
         with pytest.raises(SleepnetError, match=said):
             run_experiment(exp, out, progress=False, workers=1, keep=bad)
         assert not out.exists() and not (tmp_path / ".fourth.partial").exists()
     assert not any((first / "seed0" / "control").glob("*.*.json"))
+
+
+def test_keep_says_when_its_copy_holds_a_model_made_otherwise(tmp_path, monkeypatch):
+    """``_record_weights``: nothing said for a model the copy records, or one it has never seen; a warning
+    for the same unit with other weights, and for a name whose recorded units all differ (thread counts)."""
+    from sleepnet.experiment import _record_weights
+    from sleepnet.progress import LOG
+
+    warned = []
+    monkeypatch.setattr(LOG, "warning", lambda msg, *a: warned.append(msg % a))
+    folder = tmp_path / "seed0" / "control"
+    _record_weights(folder, "u1", "a" * 64, "seed0/control")
+    _record_weights(folder, "u1", "a" * 64, "seed0/control")
+    assert warned == [] and json.loads((folder / f"model.{'a' * 16}.json").read_text()) == {
+        "unit": "u1", "weights": "a" * 64}
+    _record_weights(folder, "u1", "b" * 64, "seed0/control")
+    assert len(warned) == 1 and "other weights than the --keep copy's of the same unit" in warned[0]
+    _record_weights(folder, "u2", "c" * 64, "seed0/control")
+    assert len(warned) == 2 and "another unit than the --keep copy's" in warned[1]
+    assert len(list(folder.glob("model.*.json"))) == 3
 
 
 def test_models_runs_only_the_named_models_and_a_run_of_the_whole_file_takes_their_measures(tmp_path):
@@ -363,6 +398,11 @@ def test_models_runs_only_the_named_models_and_a_run_of_the_whole_file_takes_the
     proc = run_cli("run", exp, "-o", tmp_path / "whole", "--workers", "1", "--keep", keep)
     assert proc.returncode == 0, proc.stderr
     assert "reused 0 of 3 models and 8 of 12 measures" in proc.stderr, proc.stderr
+    # over a whole run's folder (--force, or a resume), the file's other models are kept, not pruned
+    proc = run_cli("run", exp, "-o", tmp_path / "whole", "--workers", "1", "--models", "a", "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "whole" / "seed0" / "b" / "model.json").is_file()
+    assert (tmp_path / "whole" / "units" / "seed0" / "b").is_dir()
     out = tmp_path / "bad"
     assert_clean_failure(run_cli("run", exp, "-o", out, "--models", "a,zzz"), "--models: zzz not in", out)
     assert_clean_failure(run_cli("run", exp, "-o", out, "--models", "a,a"), "distinct model names", out)

@@ -83,11 +83,13 @@ def test_stochastic_mnist_refuses_a_record_judged_by_other_draws(tmp_path):
         sm.check_record(record, tmp_path / "r.json", (500, 1000, 100))
 
 
-def _kept_unit(folder: Path, name: str, result, tag: str = "0123456789abcdef") -> None:
+def _kept_unit(folder: Path, name: str, result, tag: str = "0123456789abcdef",
+               weights: str = "aa" * 32) -> None:  # fmt: skip
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.{tag}.json").write_text(json.dumps({"inputs": tag * 4, "result": result}))
+    unit = {"inputs": tag * 4, "result": result, "weights": weights}
+    (folder / f"{name}.{tag}.json").write_text(json.dumps(unit))
 
 
 def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against_the_control(tmp_path):
@@ -128,9 +130,13 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
     assert rows["autoattack-linf 0.1 (10 images; cross-entropy)"] == [
         "0.250 ± 0.050 [seeds 0,1,2]", f"0.650 ± 0.212 (p={p:.2g}) [seeds 0,1] |"]
     assert rows["clean accuracy (test set)"][0] == "0.947 ± 0.003 [seeds 0,1,2]"
-    _kept_unit(tmp_path / "seed0" / "control", "clean", 0.5, tag="fedcba9876543210")
-    with pytest.raises(SystemExit, match="two versions of 'clean'"):
+    # a second run kept the same measure of a model of other weights: --weights picks, else one line
+    _kept_unit(tmp_path / "seed0" / "control", "clean", 0.5, tag="fedcba9876543210", weights="bb" * 32)
+    with pytest.raises(SystemExit, match="holds 2 versions of 'clean', of models of weights "
+                                         "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb"):  # fmt: skip
         kt.seed_table(tmp_path / "seed0")
+    assert kt.seed_table(tmp_path / "seed0", ["bbbb"])[2] == "| clean accuracy (test set) | 0.5000 | 0.9424 |"
+    assert kt.seed_table(tmp_path / "seed0", ["aaaa"])[2] == "| clean accuracy (test set) | 0.9468 | 0.9424 |"
 
 
 def test_long_runs_refuses_an_unknown_step_before_any_work(tmp_path):
@@ -144,3 +150,57 @@ def test_long_runs_refuses_an_unknown_step_before_any_work(tmp_path):
     said = "long_runs.sh: unknown step 'bogus' (core, standard, saturation, stochastic)"
     assert proc.stderr.strip() == said
     assert subprocess.run(["bash", "-n", str(EXPERIMENTS / "long_runs.sh")]).returncode == 0
+
+
+FAKE_SLEEPNET = """#!/bin/bash
+# stands for `python -m sleepnet run FILE -o OUT ...`: says what it was asked, makes OUT's report files
+out=$6
+echo "$*" >> calls.txt
+if [ -n "${HANG:-}" ] && [[ $out == *$HANG ]]; then
+    trap 'kill $nap; echo terminated >> calls.txt; exit 143' TERM
+    sleep 30 &
+    nap=$!
+    wait $nap
+fi
+mkdir -p "$out/figures"
+for f in report.md metrics.json results.csv; do echo "$out" > "$out/$f"; done
+"""
+
+
+def test_long_runs_passes_over_finished_steps_and_stops_its_run_on_sigterm(tmp_path):
+    """``long_runs.sh`` run again passes over the steps finished here (their reports copied, no run), and
+    SIGTERM to it reaches the run (which keeps what is done) instead of leaving it running."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "experiments").mkdir()
+    script = shutil.copy(EXPERIMENTS / "long_runs.sh", tmp_path / "experiments" / "long_runs.sh")
+    fake = tmp_path / "fake-python"
+    fake.write_text(FAKE_SLEEPNET)
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PY": str(fake), "RESULTS": str(tmp_path / "results")}
+    done = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls == [f"-m sleepnet run experiments/standard_mnist.toml -o runs/core --workers 2 --keep "
+                     f"{tmp_path}/results/standard_mnist/units --models control,sleep-fgsm"]  # fmt: skip
+    assert (tmp_path / "results" / "standard_mnist_core" / "metrics.json").read_text() == "runs/core\n"
+    proc = subprocess.Popen(["bash", script, "core", "standard"], cwd=tmp_path, text=True,
+                            env=env | {"HANG": "standard"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while len((tmp_path / "calls.txt").read_text().splitlines()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the fake run's trap is set
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 143
+    assert "== core: finished in runs/core" in out and "== standard:" in out
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert len(calls) == 3 and "-o runs/standard" in calls[1] and calls[2] == "terminated"
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(fake) not in ps, "the run outlived the script"
+    assert not os.path.exists(tmp_path / "runs" / "standard")
