@@ -53,10 +53,9 @@ def kept(folder: Path, weights=()) -> dict[str, dict]:
 
 def robust_flags(result: dict, eps: float) -> np.ndarray:
     """Per image, robust at ``eps``: the found norm exceeds the budget (None: nothing found)."""
-    from sleepnet.evaluation.robust import limit
+    from sleepnet.evaluation.robust import limit, norms_from_json
 
-    norms = np.array([np.inf if n is None else n for n in result["norms"]], dtype=np.float64)
-    return norms > limit(eps)
+    return norms_from_json(result["norms"]) > limit(eps)
 
 
 def _models(seed_dir: Path) -> list[str]:
