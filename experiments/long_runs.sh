@@ -27,9 +27,9 @@ set -euo pipefail
 # RESULTS: where the copies and reports go; a run from a worktree of a fixed commit (so that editing
 # the checkout meanwhile changes nothing it runs) sets it to the checkout's experiments/results, to
 # commit there. PY: the Python with sleepnet's dependencies (a worktree has no .venv: set it). Both
-# are read against the folder the command was started in.
+# are read against the folder the command was started in (PY not through its links: a venv's python is one).
 R=$(realpath -m "${RESULTS:-$(dirname "$0")/results}")
-PY=$(realpath -m "${PY:-$(dirname "$0")/../.venv/bin/python}")
+PY=$(realpath -ms "${PY:-$(dirname "$0")/../.venv/bin/python}")
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 STANDARD_KEEP=$R/standard_mnist/units
@@ -64,6 +64,17 @@ for step in "${steps[@]}"; do  # every name checked before any work
     esac
 done
 [ -x "$PY" ] || { echo "long_runs.sh: no Python at $PY (set PY=/path/to/.venv/bin/python)" >&2; exit 2; }
+# `python -m sleepnet` imports this tree's sleepnet/. Installed, sleepnet.kernels, .converters and .presets
+# are kernels/, converters/ and experiments/presets/ (pyproject.toml); a worktree is not installed, so
+# they are linked into its sleepnet/ (untracked links, made only where this tree's own are not found)
+this_tree() { "$PY" -c 'import os, sleepnet.kernels as k, sleepnet.converters as c, sleepnet.presets as p
+assert all(os.path.realpath(m.__file__).startswith(os.getcwd() + "/") for m in (k, c, p))' 2>/dev/null; }
+if ! this_tree; then
+    for link in kernels:../kernels converters:../converters presets:../experiments/presets; do
+        [ -e "sleepnet/${link%%:*}" ] || [ -L "sleepnet/${link%%:*}" ] || ln -s "${link#*:}" "sleepnet/${link%%:*}"
+    done
+    this_tree || { echo "long_runs.sh: $PY does not import sleepnet from $PWD" >&2; exit 2; }
+fi
 for step in "${steps[@]}"; do
     case $step in
         core) run core standard_mnist.toml "$STANDARD_KEEP" "$R/standard_mnist_core" \

@@ -153,9 +153,12 @@ def test_long_runs_refuses_an_unknown_step_before_any_work(tmp_path):
 
 
 FAKE_SLEEPNET = """#!/bin/bash
-# stands for `python -m sleepnet run FILE -o OUT ...`: says what it was asked, makes OUT's report files
+# stands for `python -m sleepnet run FILE -o OUT ...`: says what it was asked, makes OUT's report files;
+# `python -c CHECK` (does this tree's sleepnet import?) is REAL_PY's answer, or yes
+[ "$1" = -c ] && exec "${REAL_PY:-true}" "$@"
 out=$6
 echo "$*" >> calls.txt
+echo "$0" >> invoked.txt
 if [ -n "${HANG:-}" ] && [[ $out == *$HANG ]]; then
     trap 'kill $nap; echo terminated >> calls.txt; exit 143' TERM
     sleep 30 &
@@ -181,10 +184,15 @@ def test_long_runs_passes_over_finished_steps_and_stops_its_run_on_sigterm(tmp_p
     fake = tmp_path / "fake-python"
     fake.write_text(FAKE_SLEEPNET)
     fake.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", "PY": str(fake), "RESULTS": str(tmp_path / "results")}
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.symlink_to(fake)  # as a venv's python is a link to its interpreter
+    env = {"PATH": "/usr/bin:/bin", "PY": "venv/bin/python", "RESULTS": str(tmp_path / "results")}
     done = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # called through the link, not the interpreter it points to (which would not be the venv's)
+    assert (tmp_path / "invoked.txt").read_text() == f"{venv_python}\n"
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     assert calls == [f"-m sleepnet run experiments/standard_mnist.toml -o runs/core --workers 2 --keep "
                      f"{tmp_path}/results/standard_mnist/units --models control,sleep-fgsm"]  # fmt: skip
@@ -202,5 +210,38 @@ def test_long_runs_passes_over_finished_steps_and_stops_its_run_on_sigterm(tmp_p
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     assert len(calls) == 3 and "-o runs/standard" in calls[1] and calls[2] == "terminated"
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(fake) not in ps, "the run outlived the script"
+    assert str(venv_python) not in ps, "the run outlived the script"
     assert not os.path.exists(tmp_path / "runs" / "standard")
+
+
+def test_long_runs_from_a_worktree_links_the_installed_packages_into_its_sleepnet(tmp_path):
+    """A worktree is not installed: ``python -m sleepnet`` there imports its ``sleepnet/``, which lacks
+    ``kernels``, ``converters`` and ``presets`` (mapped from other folders by pyproject.toml); the script
+    links them in, checks that this tree's are imported, and only then runs."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = EXPERIMENTS.parent
+    for part in ("sleepnet", "kernels", "converters", "experiments/presets"):
+        shutil.copytree(root / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    script = shutil.copy(EXPERIMENTS / "long_runs.sh", tmp_path / "experiments" / "long_runs.sh")
+    fake = tmp_path / "fake-python"
+    fake.write_text(FAKE_SLEEPNET)
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PY": str(fake), "REAL_PY": sys.executable, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    links = {p.name: str(p.readlink()) for p in (tmp_path / "sleepnet").iterdir() if p.is_symlink()}
+    assert links == {"kernels": "../kernels", "converters": "../converters",
+                     "presets": "../experiments/presets"}
+    assert (tmp_path / "calls.txt").read_text().startswith("-m sleepnet run experiments/standard_mnist.toml")
+    (tmp_path / "calls.txt").unlink()
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "sleepnet" / "kernels").unlink()  # now its kernels cannot be found: refused, nothing run
+    (tmp_path / "sleepnet" / "kernels").symlink_to("../nowhere")
+    refused = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert refused.returncode == 2 and not (tmp_path / "calls.txt").exists()
+    assert refused.stderr.strip() == f"long_runs.sh: {fake} does not import sleepnet from {tmp_path}"
