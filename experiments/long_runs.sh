@@ -66,14 +66,32 @@ done
 [ -x "$PY" ] || { echo "long_runs.sh: no Python at $PY (set PY=/path/to/.venv/bin/python)" >&2; exit 2; }
 # `python -m sleepnet` imports this tree's sleepnet/. Installed, sleepnet.kernels, .converters and .presets
 # are kernels/, converters/ and experiments/presets/ (pyproject.toml); a worktree is not installed, so
-# they are linked into its sleepnet/ (untracked links, made only where this tree's own are not found)
-this_tree() { "$PY" -c 'import os, sleepnet.kernels as k, sleepnet.converters as c, sleepnet.presets as p
-assert all(os.path.realpath(m.__file__).startswith(os.getcwd() + "/") for m in (k, c, p))' 2>/dev/null; }
-if ! this_tree; then
+# where PY finds another tree's or none of them, they are linked into this tree's sleepnet/ (untracked,
+# ignored links), and removed again if PY still cannot import sleepnet from here. this_tree exits 0: this
+# tree's sleepnet; 3: another tree's, or a part not found here; 1 (its error the last line): PY cannot
+# import it (a dependency missing, ...)
+this_tree() { "$PY" -c '
+import importlib, os, sys
+for name in ("sleepnet", "sleepnet.kernels", "sleepnet.converters", "sleepnet.presets"):
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        sys.exit(print(f"No module named {name!r}") or 3)
+    if not (path := os.path.realpath(module.__file__)).startswith(os.getcwd() + "/"):
+        sys.exit(print(f"{name} is imported from {path}") or 3)' 2>&1 | tail -n 1; return "${PIPESTATUS[0]}"; }
+refuse() { echo "long_runs.sh: $PY does not import sleepnet from $PWD${1:+: $1}" >&2; exit 2; }
+why=$(this_tree) && rc=0 || rc=$?
+if [ "$rc" = 3 ]; then
+    made=()
     for link in kernels:../kernels converters:../converters presets:../experiments/presets; do
-        [ -e "sleepnet/${link%%:*}" ] || [ -L "sleepnet/${link%%:*}" ] || ln -s "${link#*:}" "sleepnet/${link%%:*}"
+        name=sleepnet/${link%%:*}
+        [ -e "$name" ] || [ -L "$name" ] || { ln -s "${link#*:}" "$name" && made+=("$name"); }
     done
-    this_tree || { echo "long_runs.sh: $PY does not import sleepnet from $PWD" >&2; exit 2; }
+    why=$(this_tree) || { rm -f "${made[@]}"; refuse "$why"; }
+elif [ "$rc" != 0 ]; then
+    refuse "$why"
 fi
 for step in "${steps[@]}"; do
     case $step in

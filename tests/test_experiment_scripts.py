@@ -218,6 +218,7 @@ def test_long_runs_from_a_worktree_links_the_installed_packages_into_its_sleepne
     """A worktree is not installed: ``python -m sleepnet`` there imports its ``sleepnet/``, which lacks
     ``kernels``, ``converters`` and ``presets`` (mapped from other folders by pyproject.toml); the script
     links them in, checks that this tree's are imported, and only then runs."""
+    import os
     import shutil
     import subprocess
     import sys
@@ -229,7 +230,28 @@ def test_long_runs_from_a_worktree_links_the_installed_packages_into_its_sleepne
     fake = tmp_path / "fake-python"
     fake.write_text(FAKE_SLEEPNET)
     fake.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", "PY": str(fake), "REAL_PY": sys.executable, "OMP_NUM_THREADS": "1"}
+    broken = tmp_path / "broken-python"  # a Python that cannot import sleepnet: refused, no links made
+    broken.write_text("#!/bin/sh\necho Traceback >&2\n"
+                      "echo \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n")  # fmt: skip
+    broken.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PY": str(fake), "REAL_PY": str(broken)}
+    refused = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and not (tmp_path / "calls.txt").exists()
+    assert refused.stderr.strip() == (f"long_runs.sh: {fake} does not import sleepnet from {tmp_path}: "
+                                      "ModuleNotFoundError: No module named 'torch'")  # fmt: skip
+    assert not any(p.is_symlink() for p in (tmp_path / "sleepnet").iterdir())
+    # one that lacks this tree's kernels, then (linked) cannot import torch: the links it made are removed
+    broken.write_text("#!/bin/sh\n[ -L sleepnet/kernels ] || "
+                      "{ echo \"No module named 'sleepnet.kernels'\"; exit 3; }\n"
+                      "echo \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n")  # fmt: skip
+    refused = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and not (tmp_path / "calls.txt").exists()
+    assert refused.stderr.strip().endswith(": ModuleNotFoundError: No module named 'torch'")
+    assert not any(p.is_symlink() for p in (tmp_path / "sleepnet").iterdir())
+    env["REAL_PY"] = sys.executable  # this checkout's Python: sleepnet installed from another tree
+    env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -239,9 +261,12 @@ def test_long_runs_from_a_worktree_links_the_installed_packages_into_its_sleepne
     assert (tmp_path / "calls.txt").read_text().startswith("-m sleepnet run experiments/standard_mnist.toml")
     (tmp_path / "calls.txt").unlink()
     shutil.rmtree(tmp_path / "runs")
-    (tmp_path / "sleepnet" / "kernels").unlink()  # now its kernels cannot be found: refused, nothing run
+    (tmp_path / "sleepnet" / "kernels").unlink()  # this tree's kernels not found: refused, nothing run
     (tmp_path / "sleepnet" / "kernels").symlink_to("../nowhere")
     refused = subprocess.run(["bash", script, "core"], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=120)  # fmt: skip
     assert refused.returncode == 2 and not (tmp_path / "calls.txt").exists()
-    assert refused.stderr.strip() == f"long_runs.sh: {fake} does not import sleepnet from {tmp_path}"
+    import sleepnet.kernels
+
+    said = f"sleepnet.kernels is imported from {os.path.realpath(sleepnet.kernels.__file__)}"  # the installed
+    assert refused.stderr.strip() == f"long_runs.sh: {fake} does not import sleepnet from {tmp_path}: {said}"
