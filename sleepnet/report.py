@@ -293,11 +293,78 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
         lines += ["", "| model | " + " | ".join(f"L{norm} {k.split('@')[1]}" for k in cols) + " |",
                   "|---" * (len(cols) + 1) + "|"]  # fmt: skip
         lines += [f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for k in cols) + " |" for m in models]
-    return lines + ["", "## Verdict", "", *_verdict(agg, models, keys)]
+    tests = seed_mcnemar(metrics, models, keys)
+    lines += _mcnemar_lines(tests, keys)
+    return lines + ["", "## Verdict", "", *_verdict(agg, models, keys, tests)]
 
 
-def _verdict(agg: dict, models: list[str], keys: list[str]) -> list[str]:
-    """One plain sentence per model against the control, from the worst-case robust accuracies."""
+def worst_flags(run: dict, norm: str, eps: float) -> np.ndarray | None:
+    """Per image, robust at ``eps`` against every attack of ``run``'s worst case for ``norm`` (the
+    attacks ``run["robust"][norm]`` names, their stored per-image norms); None where they are not kept."""
+    from .evaluation.robust import limit, norms_from_json, worst_case
+
+    worst = run.get("robust", {}).get(norm)
+    if not worst or any("norms" not in run.get(a, {}) for a in worst["attacks"]):
+        return None
+    return worst_case(*[norms_from_json(run[a]["norms"]) for a in worst["attacks"]]) > limit(eps)
+
+
+def seed_mcnemar(metrics: dict, models: list[str], keys: list[str]) -> dict:
+    """``{model: {worst-case key: {seed: (control only, model only, p)}}}``: per seed, the exact McNemar
+    test (``mcnemar``) of each model against that seed's control over the same images, for each
+    ``worst-l<norm>.robust@<eps>`` key; seeds whose per-image norms are not kept, or whose models were
+    attacked on other numbers of images, are left out."""
+    out: dict = {}
+    for m in models:
+        if m == "control":
+            continue
+        for key in keys:
+            norm, eps = key[len("worst-l"):].split(".robust@")
+            for seed, runs in metrics["per_seed"].items():
+                if "control" not in runs or m not in runs:
+                    continue
+                a, b = worst_flags(runs["control"], norm, float(eps)), worst_flags(runs[m], norm, float(eps))
+                if a is not None and b is not None and a.shape == b.shape:
+                    out.setdefault(m, {}).setdefault(key, {})[str(seed)] = mcnemar(a, b)
+    return out
+
+
+def _budget(key: str) -> str:
+    """``worst-linf.robust@0.1`` as a table says it: ``Linf 0.1``."""
+    return f"L{key[len('worst-l'):].replace('.robust@', ' ')}"
+
+
+def _mcnemar_lines(tests: dict, keys: list[str]) -> list[str]:
+    """The per-seed McNemar tests (``seed_mcnemar``) as one table per norm, a row per model and seed."""
+    if not tests:
+        return []
+    lines = ["", "Per seed, over the same images: images robust for the control only / for the model "
+             f"only, and the exact two-sided McNemar p (bold below {ALPHA}; uncorrected for the number of "
+             "models, seeds and budgets tested, so a budget significant in one seed of three is what chance "
+             "gives somewhere in a large table). It tests these trained models on these images; the paired "
+             "t-test over seeds above tests the training procedure, seed to seed."]  # fmt: skip
+    for norm in ("inf", "2"):
+        cols = [k for k in keys if k.startswith(f"worst-l{norm}.")]
+        rows = [(m, seed) for m, per in tests.items()
+                for seed in sorted({s for k in cols for s in per.get(k, {})}, key=int)]  # fmt: skip
+        if not cols or not rows:
+            continue
+        lines += ["", "| model | seed | " + " | ".join(_budget(k) for k in cols) + " |",
+                  "|---" * (len(cols) + 2) + "|"]  # fmt: skip
+        for m, seed in rows:
+            cells = []
+            for k in cols:
+                test = tests[m].get(k, {}).get(seed)
+                p = f"p={test[2]:.2g}" if test else ""
+                cells.append("" if test is None else
+                             f"{test[0]}/{test[1]} " + (f"(**{p}**)" if test[2] < ALPHA else f"({p})"))
+            lines.append(f"| {m} | {seed} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _verdict(agg: dict, models: list[str], keys: list[str], tests: dict | None = None) -> list[str]:
+    """One plain sentence per model against the control, from the worst-case robust accuracies: over
+    seeds (paired t-test), then per seed over the same images (``seed_mcnemar``'s tests)."""
     if "control" not in models:
         return ["No control in this experiment: nothing to compare against."]
     out = []
@@ -310,7 +377,7 @@ def _verdict(agg: dict, models: list[str], keys: list[str]) -> list[str]:
             if cell is None or ctrl is None:
                 continue
             diff, p = cell["mean"] - ctrl["mean"], cell["p_vs_control"]
-            budget = f"L{k[len('worst-l'):].replace('.robust@', ' ')} ({diff:+.3f}, {_p_words(p)})"
+            budget = f"{_budget(k)} ({diff:+.3f}, {_p_words(p)})"
             (better if diff > 0 and p < ALPHA else worse if diff < 0 and p < ALPHA else same).append(budget)
         text = f"- **{m}**: "
         text += (f"more robust than the control at {', '.join(better)}" if better else
@@ -320,10 +387,29 @@ def _verdict(agg: dict, models: list[str], keys: list[str]) -> list[str]:
         clean = agg[m].get("clean_accuracy"), agg["control"].get("clean_accuracy")
         if all(clean):
             text += f"; clean accuracy {clean[0]['mean'] - clean[1]['mean']:+.4f}"
-        out.append(text + ".")
+        out.append(text + "." + _seed_words((tests or {}).get(m, {})))
     seeds = len(next(iter(agg["control"].values()))["values"])
     return out + ["", f"With {seeds} seed(s) a paired t-test has little power: 'not more robust' means "
                       f"no difference at p < {ALPHA} was measured, not that there is none."]  # fmt: skip
+
+
+def _seed_words(per_key: dict) -> str:
+    """`` Per seed, over the same images (McNemar p < 0.05): more robust at Linf 0.1 in 3 of 3 seeds;
+    ...``, or that no seed differs; nothing without tests."""
+    if not per_key:
+        return ""
+    better, worse = [], []
+    order = sorted(per_key, key=lambda k: ("linf" not in k, float(k.split("@")[1])))  # L-inf first, as tables
+    for key, per_seed in ((k, per_key[k]) for k in order):
+        up = sum(1 for a, b, p in per_seed.values() if p < ALPHA and b > a)
+        down = sum(1 for a, b, p in per_seed.values() if p < ALPHA and a > b)
+        better += [f"{_budget(key)} in {up} of {len(per_seed)} seeds"] if up else []
+        worse += [f"{_budget(key)} in {down} of {len(per_seed)} seeds"] if down else []
+    if not better and not worse:
+        return f" Per seed, over the same images: no difference at McNemar p < {ALPHA} at any budget."
+    said = ([f"more robust at {', '.join(better)}"] if better else []) + (
+        [f"less robust at {', '.join(worse)}"] if worse else [])
+    return f" Per seed, over the same images (McNemar p < {ALPHA}): {'; '.join(said)}."
 
 
 def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:

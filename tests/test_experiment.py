@@ -425,6 +425,9 @@ def test_a_tiny_experiment_with_the_standard_suite_reports_budgets_and_a_verdict
     assert "## Robust accuracy at budgets" in report and "## Verdict" in report
     assert "**sleep-fgsm**:" in report.split("## Verdict")[1]
     assert "loss cross-entropy+dlr-targeted+none (FAB)+margin" in report
+    # per seed, McNemar over the same images beside the t-test over seeds, in the table and the verdict
+    assert "| sleep-fgsm | 0 |" in report and "| sleep-fgsm | 1 |" in report
+    assert " Per seed, over the same images" in report.split("## Verdict")[1]
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml")),
@@ -502,6 +505,39 @@ def test_paired_statistics_against_hand_computed_values():
     # 7 for a only, 3 for b only: two-sided binomial p of 3 or fewer of 10 = 2 * 176 / 1024
     assert mcnemar(a, b) == (7, 3, pytest.approx(0.34375))
     assert mcnemar(b, b) == (0, 0, 1.0)
+
+
+def test_the_verdict_gives_per_seed_mcnemar_tests_on_the_worst_case_over_the_same_images():
+    """Beside the paired t-test over seeds, each seed's exact McNemar test of a model against its control
+    on the worst case per image (the smallest norm any attack of the norm's worst case found), at each
+    budget; a seed whose norms are not kept, or whose images differ in number, is left out."""
+    from sleepnet.report import _mcnemar_lines, _seed_words, seed_mcnemar
+
+    def run(a, b):  # two attacks' per-image norms (None: not broken), L-inf
+        return {"robust": {"inf": {"attacks": ["aa", "sq"]}}, "aa": {"norms": a}, "sq": {"norms": b}}
+
+    far = [None] * 10
+    control = run([0.05] * 10, far)  # broken within 0.1 everywhere
+    # seed 0: the model keeps 9 images at 0.1 where square breaks one more (0.08): 0/9, p = 2/512;
+    # seed 1: it keeps 2 (0/2, p = 0.5); seed 2: no norms kept (an old record); seed 3: 5 images only
+    model0 = run(far, [0.08] + [None] * 9)
+    model1 = run([0.05] * 8 + [None] * 2, far)
+    unkept = {"robust": {"inf": {"attacks": ["aa"]}}, "aa": {}}
+    metrics = {"per_seed": {"0": {"control": control, "m": model0}, "1": {"control": control, "m": model1},
+                            "2": {"control": control, "m": unkept},
+                            "3": {"control": control, "m": run([None] * 5, [None] * 5)}}}  # fmt: skip
+    keys = ["worst-linf.robust@0.03", "worst-linf.robust@0.1"]
+    tests = seed_mcnemar(metrics, ["control", "m"], keys)
+    assert tests["m"]["worst-linf.robust@0.1"] == {"0": (0, 9, pytest.approx(2 / 512)), "1": (0, 2, 0.5)}
+    assert tests["m"]["worst-linf.robust@0.03"] == {"0": (0, 0, 1.0), "1": (0, 0, 1.0)}
+    rows = _mcnemar_lines(tests, keys)
+    assert "| m | 0 | 0/0 (p=1) | 0/9 (**p=0.0039**) |" in rows
+    assert "| m | 1 | 0/0 (p=1) | 0/2 (p=0.5) |" in rows
+    assert _seed_words(tests["m"]) == " Per seed, over the same images (McNemar p < 0.05): more robust at " \
+                                      "Linf 0.1 in 1 of 2 seeds."
+    assert "less robust at Linf 0.1 in 1 of 1 seeds" in _seed_words({keys[1]: {"0": (9, 0, 0.004)}})
+    said = _seed_words({keys[1]: {"0": (0, 2, 0.5)}})
+    assert said.endswith("no difference at McNemar p < 0.05 at any budget.")
 
 
 def test_the_per_attack_section_names_a_model_attacked_otherwise(tmp_path):
