@@ -310,10 +310,10 @@ def worst_flags(run: dict, norm: str, eps: float) -> np.ndarray | None:
 
 
 def seed_mcnemar(metrics: dict, models: list[str], keys: list[str]) -> dict:
-    """``{model: {worst-case key: {seed: (control only, model only, p)}}}``: per seed, the exact McNemar
-    test (``mcnemar``) of each model against that seed's control over the same images, for each
-    ``worst-l<norm>.robust@<eps>`` key; seeds whose per-image norms are not kept, or whose models were
-    attacked on other numbers of images, are left out."""
+    """``{model: {worst-case key: {seed: (control only, model only, p) or None}}}``: per seed, the exact
+    McNemar test (``mcnemar``) of each model against that seed's control over the same images, for each
+    ``worst-l<norm>.robust@<eps>`` key; None for a seed that holds the model but cannot be tested (its
+    per-image norms not kept, or the two attacked on other images)."""
     out: dict = {}
     for m in models:
         if m == "control":
@@ -323,10 +323,24 @@ def seed_mcnemar(metrics: dict, models: list[str], keys: list[str]) -> dict:
             for seed, runs in metrics["per_seed"].items():
                 if "control" not in runs or m not in runs:
                     continue
-                a, b = worst_flags(runs["control"], norm, float(eps)), worst_flags(runs[m], norm, float(eps))
-                if a is not None and b is not None and a.shape == b.shape:
-                    out.setdefault(m, {}).setdefault(key, {})[str(seed)] = mcnemar(a, b)
+                ctrl, run = runs["control"], runs[m]
+                a, b = worst_flags(ctrl, norm, float(eps)), worst_flags(run, norm, float(eps))
+                same = (a is not None and b is not None and a.shape == b.shape
+                        and ctrl.get("subsample") == run.get("subsample"))  # fmt: skip
+                out.setdefault(m, {}).setdefault(key, {})[str(seed)] = mcnemar(a, b) if same else None
     return out
+
+
+def holm(pvalues: list[float], alpha: float = 0.05) -> list[bool]:
+    """Which of ``pvalues`` are significant at ``alpha`` after Holm's step-down correction for their
+    number: the k-th smallest (from 0) passes if it and every smaller one are below alpha / (n - k)."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    passed = [False] * len(pvalues)
+    for k, i in enumerate(order):
+        if pvalues[i] >= alpha / (len(pvalues) - k):
+            break
+        passed[i] = True
+    return passed
 
 
 def _budget(key: str) -> str:
@@ -335,18 +349,20 @@ def _budget(key: str) -> str:
 
 
 def _mcnemar_lines(tests: dict, keys: list[str]) -> list[str]:
-    """The per-seed McNemar tests (``seed_mcnemar``) as one table per norm, a row per model and seed."""
-    if not tests:
+    """The per-seed McNemar tests (``seed_mcnemar``) as one table per norm, a row per model and tested
+    seed; the seeds that could not be tested named below them."""
+    if not any(t for per in tests.values() for by_seed in per.values() for t in by_seed.values()):
         return []
     lines = ["", "Per seed, over the same images: images robust for the control only / for the model "
              f"only, and the exact two-sided McNemar p (bold below {ALPHA}; uncorrected for the number of "
              "models, seeds and budgets tested, so a budget significant in one seed of three is what chance "
-             "gives somewhere in a large table). It tests these trained models on these images; the paired "
-             "t-test over seeds above tests the training procedure, seed to seed."]  # fmt: skip
+             "gives somewhere in a large table: the verdict says what survives a Holm correction). It tests "
+             "these trained models on these images; the paired t-test over seeds above tests the training "
+             "procedure, seed to seed."]  # fmt: skip
     for norm in ("inf", "2"):
         cols = [k for k in keys if k.startswith(f"worst-l{norm}.")]
         rows = [(m, seed) for m, per in tests.items()
-                for seed in sorted({s for k in cols for s in per.get(k, {})}, key=int)]  # fmt: skip
+                for seed in sorted({s for k in cols for s, t in per.get(k, {}).items() if t}, key=int)]
         if not cols or not rows:
             continue
         lines += ["", "| model | seed | " + " | ".join(_budget(k) for k in cols) + " |",
@@ -359,7 +375,16 @@ def _mcnemar_lines(tests: dict, keys: list[str]) -> list[str]:
                 cells.append("" if test is None else
                              f"{test[0]}/{test[1]} " + (f"(**{p}**)" if test[2] < ALPHA else f"({p})"))
             lines.append(f"| {m} | {seed} | " + " | ".join(cells) + " |")
+    untested = [f"{m} (seeds {', '.join(seeds)})" for m in tests if (seeds := _untested(tests[m]))]
+    if untested:
+        lines += ["", "Not tested per seed (per-image results not kept, or the control attacked on other "
+                      "images): " + "; ".join(untested) + "."]  # fmt: skip
     return lines
+
+
+def _untested(per_key: dict) -> list[str]:
+    """The seeds of one model's ``seed_mcnemar`` tests that could not be tested at some budget."""
+    return sorted({s for by_seed in per_key.values() for s, t in by_seed.items() if t is None}, key=int)
 
 
 def _verdict(agg: dict, models: list[str], keys: list[str], tests: dict | None = None) -> list[str]:
@@ -394,22 +419,30 @@ def _verdict(agg: dict, models: list[str], keys: list[str], tests: dict | None =
 
 
 def _seed_words(per_key: dict) -> str:
-    """`` Per seed, over the same images (McNemar p < 0.05): more robust at Linf 0.1 in 3 of 3 seeds;
-    ...``, or that no seed differs; nothing without tests."""
-    if not per_key:
+    """`` Per seed, over the same images (McNemar p < 0.05, uncorrected): more robust at Linf 0.1 in 3 of 3
+    seeds; ...; 4 of these 5 survive a Holm correction over the model's 24 tests``, or that no seed
+    differs; the seeds that could not be tested named; nothing without tests."""
+    tested = {k: {s: t for s, t in by_seed.items() if t} for k, by_seed in per_key.items()}
+    if not any(tested.values()):
         return ""
+    order = sorted(tested, key=lambda k: ("linf" not in k, float(k.split("@")[1])))  # L-inf first, as tables
+    flat = [t for k in order for t in tested[k].values()]
     better, worse = [], []
-    order = sorted(per_key, key=lambda k: ("linf" not in k, float(k.split("@")[1])))  # L-inf first, as tables
-    for key, per_seed in ((k, per_key[k]) for k in order):
-        up = sum(1 for a, b, p in per_seed.values() if p < ALPHA and b > a)
-        down = sum(1 for a, b, p in per_seed.values() if p < ALPHA and a > b)
-        better += [f"{_budget(key)} in {up} of {len(per_seed)} seeds"] if up else []
-        worse += [f"{_budget(key)} in {down} of {len(per_seed)} seeds"] if down else []
+    for key in order:
+        up = [t for t in tested[key].values() if t[2] < ALPHA and t[1] > t[0]]
+        down = [t for t in tested[key].values() if t[2] < ALPHA and t[0] > t[1]]
+        better += [f"{_budget(key)} in {len(up)} of {len(tested[key])} seeds"] if up else []
+        worse += [f"{_budget(key)} in {len(down)} of {len(tested[key])} seeds"] if down else []
+    untested = _untested(per_key)
+    left = f" (seeds {', '.join(untested)} could not be tested)" if untested else ""
     if not better and not worse:
-        return f" Per seed, over the same images: no difference at McNemar p < {ALPHA} at any budget."
+        return f" Per seed, over the same images: no difference at McNemar p < {ALPHA} at any budget{left}."
     said = ([f"more robust at {', '.join(better)}"] if better else []) + (
         [f"less robust at {', '.join(worse)}"] if worse else [])
-    return f" Per seed, over the same images (McNemar p < {ALPHA}): {'; '.join(said)}."
+    significant = sum(1 for t in flat if t[2] < ALPHA)
+    held = sum(holm([p for _, _, p in flat], ALPHA))  # each one held is below ALPHA too
+    return (f" Per seed, over the same images (McNemar p < {ALPHA}, uncorrected): {'; '.join(said)}{left}; "
+            f"{held} of these {significant} survive a Holm correction over its {len(flat)} tests.")
 
 
 def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:

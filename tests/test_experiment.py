@@ -510,8 +510,9 @@ def test_paired_statistics_against_hand_computed_values():
 def test_the_verdict_gives_per_seed_mcnemar_tests_on_the_worst_case_over_the_same_images():
     """Beside the paired t-test over seeds, each seed's exact McNemar test of a model against its control
     on the worst case per image (the smallest norm any attack of the norm's worst case found), at each
-    budget; a seed whose norms are not kept, or whose images differ in number, is left out."""
-    from sleepnet.report import _mcnemar_lines, _seed_words, seed_mcnemar
+    budget, with how many survive a Holm correction; a seed whose norms are not kept, or whose images
+    differ, is not tested, and is named."""
+    from sleepnet.report import _mcnemar_lines, _seed_words, holm, seed_mcnemar
 
     def run(a, b):  # two attacks' per-image norms (None: not broken), L-inf
         return {"robust": {"inf": {"attacks": ["aa", "sq"]}}, "aa": {"norms": a}, "sq": {"norms": b}}
@@ -519,25 +520,37 @@ def test_the_verdict_gives_per_seed_mcnemar_tests_on_the_worst_case_over_the_sam
     far = [None] * 10
     control = run([0.05] * 10, far)  # broken within 0.1 everywhere
     # seed 0: the model keeps 9 images at 0.1 where square breaks one more (0.08): 0/9, p = 2/512;
-    # seed 1: it keeps 2 (0/2, p = 0.5); seed 2: no norms kept (an old record); seed 3: 5 images only
+    # seed 1: it keeps 2 (0/2, p = 0.5); seed 2: no norms kept (an old record); seed 3: 5 images only;
+    # seed 4: as many images, but other ones
     model0 = run(far, [0.08] + [None] * 9)
     model1 = run([0.05] * 8 + [None] * 2, far)
     unkept = {"robust": {"inf": {"attacks": ["aa"]}}, "aa": {}}
+    other = run(far, far) | {"subsample": {"n": 10, "seed": 1}}
     metrics = {"per_seed": {"0": {"control": control, "m": model0}, "1": {"control": control, "m": model1},
-                            "2": {"control": control, "m": unkept},
+                            "2": {"control": control, "m": unkept}, "4": {"control": control, "m": other},
                             "3": {"control": control, "m": run([None] * 5, [None] * 5)}}}  # fmt: skip
     keys = ["worst-linf.robust@0.03", "worst-linf.robust@0.1"]
     tests = seed_mcnemar(metrics, ["control", "m"], keys)
-    assert tests["m"]["worst-linf.robust@0.1"] == {"0": (0, 9, pytest.approx(2 / 512)), "1": (0, 2, 0.5)}
-    assert tests["m"]["worst-linf.robust@0.03"] == {"0": (0, 0, 1.0), "1": (0, 0, 1.0)}
+    assert tests["m"]["worst-linf.robust@0.1"] == {"0": (0, 9, pytest.approx(2 / 512)), "1": (0, 2, 0.5),
+                                                   "2": None, "3": None, "4": None}  # fmt: skip
+    assert tests["m"]["worst-linf.robust@0.03"]["0"] == (0, 0, 1.0)
     rows = _mcnemar_lines(tests, keys)
     assert "| m | 0 | 0/0 (p=1) | 0/9 (**p=0.0039**) |" in rows
-    assert "| m | 1 | 0/0 (p=1) | 0/2 (p=0.5) |" in rows
-    assert _seed_words(tests["m"]) == " Per seed, over the same images (McNemar p < 0.05): more robust at " \
-                                      "Linf 0.1 in 1 of 2 seeds."
-    assert "less robust at Linf 0.1 in 1 of 1 seeds" in _seed_words({keys[1]: {"0": (9, 0, 0.004)}})
+    assert "| m | 1 | 0/0 (p=1) | 0/2 (p=0.5) |" in rows and not any(r.startswith("| m | 2") for r in rows)
+    assert rows[-1].endswith("other images): m (seeds 2, 3, 4).")
+    # 4 tests: 0.0039 < 0.05 / 4 survives Holm
+    assert _seed_words(tests["m"]) == " Per seed, over the same images (McNemar p < 0.05, uncorrected): " \
+        "more robust at Linf 0.1 in 1 of 2 seeds (seeds 2, 3, 4 could not be tested); 1 of these 1 survive " \
+        "a Holm correction over its 4 tests."
+    said = _seed_words({keys[1]: {"0": (9, 0, 0.004)}, keys[0]: {str(s): (0, 0, 1.0) for s in range(19)}})
+    assert "less robust at Linf 0.1 in 1 of 1 seeds; 0 of these 1 survive a Holm correction over its 20 " \
+           "tests" in said  # 0.004 >= 0.05 / 20
     said = _seed_words({keys[1]: {"0": (0, 2, 0.5)}})
     assert said.endswith("no difference at McNemar p < 0.05 at any budget.")
+    assert _seed_words({keys[1]: {"0": None}}) == ""
+    # Holm, worked by hand: sorted 0.01 < 0.05/4, 0.015 < 0.05/3, 0.03 >= 0.05/2 stops (0.04 with it)
+    assert holm([0.03, 0.01, 0.04, 0.015]) == [False, True, False, True]
+    assert holm([0.001, 0.001]) == [True, True] and holm([]) == []
 
 
 def test_the_per_attack_section_names_a_model_attacked_otherwise(tmp_path):
