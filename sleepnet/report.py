@@ -290,7 +290,7 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
         cols = [k for k in keys if k.startswith(f"worst-l{norm}.")]
         if not cols:
             continue
-        lines += ["", "| model | " + " | ".join(f"L{norm} {k.split('@')[1]}" for k in cols) + " |",
+        lines += ["", "| model | " + " | ".join(_budget(k) for k in cols) + " |",
                   "|---" * (len(cols) + 1) + "|"]  # fmt: skip
         lines += [f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for k in cols) + " |" for m in models]
     tests = seed_mcnemar(metrics, models, keys)
