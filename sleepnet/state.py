@@ -10,6 +10,8 @@ out, on error as well. (Thread counts: ``threads.py``.)
   ``eval_mode(model)``: the model, and every submodule, in evaluation mode.
 - ``on_device(model, device)``: the model on a torch device, then back where it was.
 - ``grads_kept(model)``: the parameters' ``.grad`` put back after the block.
+- ``weights_frozen(model)``: no gradient into the parameters during the block (an attack
+  needs the input's only), their ``requires_grad`` flags put back after it.
 - ``numpy_seeded(seed)``: numpy's global generator seeded, and an unseeded
   ``np.random.RandomState()`` drawing its seed from it (for ART's attacks).
 - ``brian2_kept()``: Brian2's code generation target, the standalone OpenMP
@@ -90,6 +92,26 @@ def grads_kept(model) -> Iterator:
     finally:
         for q, g in kept:
             q.grad = g
+
+
+@contextmanager
+def weights_frozen(model) -> Iterator:
+    """Every parameter's ``requires_grad`` off for the block, then as it was. Yields ``model``.
+
+    An attack differentiates with respect to the input only; with the weights frozen a
+    ``backward()`` (torchattacks' FAB, ART's attacks) no longer also computes the weights'
+    gradients: the same input gradient, bit for bit, for less work (FAB-T 1.35x faster on the
+    paper network). ``torch.autograd.grad`` with the input as its only target skips that work
+    anyway.
+    """
+    kept = [(q, q.requires_grad) for q in model.parameters()]
+    try:
+        for q, _ in kept:
+            q.requires_grad_(False)
+        yield model
+    finally:
+        for q, flag in kept:
+            q.requires_grad_(flag)
 
 
 class _SeededRandomState(np.random.RandomState):

@@ -15,10 +15,18 @@ import torch
 from torch import nn
 
 from sleepnet.errors import SleepnetError
-from sleepnet.evaluation.attacks import FGSM, HopSkipJumpArt
+from sleepnet.evaluation.attacks import ATTACKS, FGSM, HopSkipJumpArt
 from sleepnet.fsio import atomic_write, check_output, write_json
 from sleepnet.hashing import sha256_arrays, sha256_bytes, sha256_file, weights_sha256
-from sleepnet.state import changed, eval_mode, grads_kept, numpy_seeded, optuna_quiet, snapshot
+from sleepnet.state import (
+    changed,
+    eval_mode,
+    grads_kept,
+    numpy_seeded,
+    optuna_quiet,
+    snapshot,
+    weights_frozen,
+)
 
 # --- matplotlib ------------------------------------------------------------------------------
 
@@ -94,6 +102,41 @@ def test_grads_kept_puts_back_the_gradients_the_block_found():
         assert model[3].weight.grad is not None
     assert model[3].weight.grad is None
     assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 2.0))
+
+
+def test_weights_frozen_puts_back_each_parameters_flag_even_on_error():
+    model = _dropout_mlp()
+    model[3].weight.requires_grad_(False)  # mixed: one already frozen
+    with pytest.raises(RuntimeError, match="inside"):
+        with weights_frozen(model) as m:
+            assert m is model and not any(q.requires_grad for q in model.parameters())
+            raise RuntimeError("inside")
+    assert [q.requires_grad for q in model.parameters()] == [True, False]
+
+
+@pytest.mark.parametrize("name", ["pgd", "fab-t"])
+def test_an_attack_runs_with_the_weights_frozen_and_leaves_their_flags_and_grads(name):
+    """No gradient into the weights during an attack (FAB calls backward(): it would compute them), the
+    same adversarial examples as on a model frozen by its owner, and every flag and .grad as before."""
+    x = np.random.default_rng(0).random((20, 12)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 20)
+    options = {"pgd": {"loss": "cross-entropy", "n_steps": 5}, "fab-t": {"norm": "2", "steps": 10}}[name]
+    make = lambda m: ATTACKS[name](m, eps=0.3, **options)  # noqa: E731
+    frozen = _dropout_mlp()
+    for q in frozen.parameters():
+        q.requires_grad_(False)
+    reference = make(frozen).generate(x, y)
+
+    model = _dropout_mlp()
+    model[0].weight.grad = torch.full_like(model[0].weight, 2.0)
+    seen = []
+    model[0].register_forward_hook(lambda mod, inp, out: seen.append(mod.weight.requires_grad))
+    adv = make(model).generate(x, y)
+    assert seen and not any(seen)
+    assert np.array_equal(adv, reference)
+    assert all(q.requires_grad for q in model.parameters())
+    assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 2.0))
+    assert model[3].weight.grad is None
 
 
 # --- numpy's RandomState patch ---------------------------------------------------------------

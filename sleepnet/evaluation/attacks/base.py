@@ -20,7 +20,8 @@ every method that runs the model (``run``, ``generate``, ``predict``,
 ``input_gradient``, and the like of each attack) holds ``state.eval_mode``,
 which puts back every module's own training flag afterwards, so attacking a
 model in training mode leaves it in training mode; and ``state.grads_kept``,
-which puts back the weights' ``.grad`` (ART's attacks call ``backward()``).
+which puts back the weights' ``.grad`` (ART's attacks call ``backward()``); and
+``state.weights_frozen``: no gradient flows into the weights during the call.
 ``run``, ``generate`` and ``generate_tensor`` of every subclass are wrapped so automatically
 (``Attack.__init_subclass__``); other methods that call the model take the
 ``evaluating`` decorator.
@@ -68,7 +69,7 @@ from ...errors import SleepnetError
 from ...losses import logit_body, loss_fn, loss_from_scores
 from ...noise import expected_scores, judge_draws, seeded, split, stochastic
 from ...registry import Registry
-from ...state import eval_mode, grads_kept, on_device
+from ...state import eval_mode, grads_kept, on_device, weights_frozen
 from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
 
 #: EOT draws for a stochastic model whose record names none (AutoAttack's rand version uses 20)
@@ -84,7 +85,8 @@ def register(cls):
 
 def evaluating(method, seeds_noise: bool = False):
     """A method of an attack that runs ``self.model``: in evaluation mode, and with the model's
-    training flags and weight gradients as they were once it returns (or raises). With
+    training flags, weight gradients and ``requires_grad`` flags as they were once it returns (or
+    raises), the weights frozen meanwhile. With
     ``seeds_noise`` (``run``, ``generate``, ``generate_tensor``) the model's noise layers also draw
     from the attack's seed for the call (``noise.seeded``: a run does not depend on what ran
     before it, and the layers' streams go on afterwards as before); the helpers (``classify``,
@@ -94,13 +96,20 @@ def evaluating(method, seeds_noise: bool = False):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        """``method`` with the model on the attack's device, in evaluation mode, grads kept."""
+        """``method`` with the model on the attack's device, in evaluation mode, grads kept, weights
+        frozen."""
         if getattr(self, "_evaluating", False):  # nested: the outer call holds the state already
             return method(self, *args, **kwargs)
         self._evaluating = True
         held = seeded(self.model, int(getattr(self, "seed", 0) or 0)) if seeds_noise else nullcontext()
         try:
-            with on_device(self.model, self.device), eval_mode(self.model), grads_kept(self.model), held:
+            with (
+                on_device(self.model, self.device),
+                eval_mode(self.model),
+                grads_kept(self.model),
+                weights_frozen(self.model),
+                held,
+            ):
                 return method(self, *args, **kwargs)
         finally:
             self._evaluating = False
