@@ -483,23 +483,30 @@ def _timing_lines(timing: dict | None) -> list[str]:
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
             f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
             f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
-            "- no evaluation"] + _measure_line(timing.get("measure_s")) \
+            "- no evaluation"] + _measure_line(timing.get("measure_s"), timing.get("kept_measure_s")) \
         + _reuse_line(timing.get("reused"), timing.get("reused_from"))
 
 
-def _measure_line(measure_s: dict | None) -> list[str]:
-    """Where the evaluation's time went: each measure computed in this run, summed over models, the
-    largest first (none before 2026-12-02, when runs began to record it)."""
+def _measure_line(measure_s: dict | None, kept_s: dict | None = None) -> list[str]:
+    """Where the evaluation's time went: each measure, summed over models, the largest first; those
+    taken from earlier work (``kept_s``) at the time they took when made (none before 2026-12-02,
+    when runs began to record measure times; kept ones from 2026-12-03)."""
     totals: dict[str, float] = {}
-    for per_model in (measure_s or {}).values():
-        for name, seconds in per_model.items():
-            totals[name] = totals.get(name, 0.0) + seconds
+    count = {"now": 0, "kept": 0}
+    for when, times in (("now", measure_s), ("kept", kept_s)):
+        for per_model in (times or {}).values():
+            for name, seconds in per_model.items():
+                totals[name] = totals.get(name, 0.0) + seconds
+                count[when] += 1
     whole = sum(totals.values())
     if not whole:
         return []
     parts = sorted(totals.items(), key=lambda kv: -kv[1])
-    return ["- where the evaluation's time went (each measure summed over models, one worker's time): "
-            + ", ".join(f"{name} {s / 60:.1f} min ({s / whole:.0%})" for name, s in parts)]
+    made = (f", {count['kept']} of its {sum(count.values())} measures made by an earlier run, at the time "
+            "they took then") if count["kept"] else ""  # fmt: skip
+    return [f"- where the evaluation's time went (each measure summed over models, one worker's time{made}): "
+            + ", ".join(f"{name} {s / 60:.1f} min ({s / whole:.0%})" for name, s in parts)
+            + f"; {whole / 3600:.1f} core-hours in all"]  # fmt: skip
 
 
 def _reuse_line(reused: dict | None, sources: list | None = None) -> list[str]:
@@ -509,8 +516,8 @@ def _reuse_line(reused: dict | None, sources: list | None = None) -> list[str]:
         return []
     where = "an earlier run" + (f" or the outputs of {', '.join(sources)} (`--reuse`)" if sources else "")
     return [f"- resumed: {reused['models']} of {reused['models_of']} models and {reused['measures']} of "
-            f"{reused['measures_of']} measures were reused from {where}; the times above are only "
-            "this run's"]  # fmt: skip
+            f"{reused['measures_of']} measures were reused from {where}; the wall time and the times per "
+            "seed and per model above are only this run's"]  # fmt: skip
 
 
 def _sizes(metrics: dict) -> str:

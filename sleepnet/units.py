@@ -141,7 +141,8 @@ class Units:
     options); ``run(name, inputs, fn)`` returns the kept result if its hash matches, else computes
     ``fn()``, keeps it and returns it as read back from JSON, so a fresh result and a resumed one are
     the very same object. ``done`` and ``reused`` count them; ``seconds`` holds the time of each measure
-    computed now (not of those kept).
+    computed now, ``kept_seconds`` that of each one kept, as it took when it was made (a unit file
+    records it).
 
     ``keep``: a second folder that receives a copy of every unit as it is kept, as ``NAME.HASH.json``
     (the first 16 hex digits of its inputs' hash: other inputs' copies are kept beside it, never
@@ -163,6 +164,7 @@ class Units:
         self.label = label or self.folder.name
         self.done = self.reused = 0
         self.seconds: dict[str, float] = {}
+        self.kept_seconds: dict[str, float] = {}
 
     def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
         """The result of unit ``name`` with ``inputs``: kept (here, else in ``keep``, else in one of the
@@ -173,18 +175,22 @@ class Units:
         # adds its measures beside those there, never over them
         kept_as = f"{name}.{digest[:16]}.json"
         copy = self.keep / kept_as if self.keep is not None else None
-        data = _kept(path, digest)
+        data, found = _kept(path, digest), path
         if data is None:
-            data = next((b for f in (copy, *(d / kept_as for d in self.also))
-                         if (b := _kept(f, digest)) is not None), None)  # fmt: skip
+            found = next((f for f in (copy, *(d / kept_as for d in self.also))
+                          if (data := _kept(f, digest)) is not None), None)  # fmt: skip
             if data is not None:
                 atomic_write(path, data)
         if data is not None:
-            if copy is not None and _kept(copy, digest) is None:  # the durable copy made current
+            # the durable copy made current (read above already unless the unit was found here)
+            if copy is not None and found != copy and (found != path or _kept(copy, digest) is None):
                 self._keep(copy, data)
             self.reused += 1
             LOG.debug("%s: %s kept from an earlier run", self.label, name)
-            return json.loads(data)["result"]
+            kept = json.loads(data)
+            if isinstance(kept.get("seconds"), (int, float)):
+                self.kept_seconds[name] = float(kept["seconds"])
+            return kept["result"]
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0

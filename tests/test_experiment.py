@@ -170,6 +170,10 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     assert not out.exists() and (tmp_path / ".run.partial" / "seed2" / "b" / "model.json").is_file()
     done = {p.relative_to(tmp_path) for p in (tmp_path / ".run.partial" / "units").rglob("*.json")}
     assert 1 <= len(done) < 9 * 4  # clean, noise, blur, FGSM for each of 9 models: some, not all
+    took = {}  # each finished measure's time, as its unit file records it
+    for p in done:
+        seconds = json.loads((tmp_path / p).read_text())["seconds"]
+        took.setdefault(f"{p.parts[-3]}/{p.parts[-2]}", {})[p.stem] = seconds
     proc = run_cli("run", exp, "-o", out, "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     assert "resuming from" in proc.stderr
@@ -183,6 +187,11 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     # the report says its times are the resumed run's only
     assert b["timing"]["reused"] == {"models": 9, "models_of": 9, "measures": len(done), "measures_of": 36}
     said = f"- resumed: 9 of 9 models and {len(done)} of 36 measures were reused"
+    assert said in (out / "report.md").read_text()
+    # where the time went counts the measures made before the interruption at the time they took then
+    assert {k: v for k, v in b["timing"]["kept_measure_s"].items() if v} == took
+    assert sum(map(len, b["timing"]["measure_s"].values())) == 36 - len(done)
+    said = f"{len(done)} of its 36 measures made by an earlier run, at the time they took then)"
     assert said in (out / "report.md").read_text()
     assert a["timing"]["reused"]["models"] == 0 and "- resumed" not in (full / "report.md").read_text()
     # a changed file redoes exactly what changed: sleep b's T, so b's three models and their measures
@@ -236,7 +245,8 @@ def test_reuse_takes_another_experiments_models_and_measures_where_they_are_the_
         json.loads((a / "seed0" / "b" / "model.json").read_text())["sleep"]  # made here, not taken
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["timing"]["reused_from"] == [str(tmp_path / "elsewhere")]
-    assert "(`--reuse`); the times above are only this run's" in (out / "report.md").read_text()
+    assert "(`--reuse`); the wall time and the times per seed and per model above are only this run's" \
+        in (out / "report.md").read_text()
     # copies, never links: the same bytes, other files
     taken = out / "seed0" / "same" / "model.safetensors"
     assert taken.read_bytes() == (a / "seed0" / "a" / "model.safetensors").read_bytes()

@@ -335,6 +335,45 @@ def test_resumable_dir_is_locked_and_goes_on_without_the_lock_where_the_file_sys
     assert len(warned) == 1 and "No locks available" in warned[0] and "without the lock" in warned[0]
 
 
+def test_units_take_a_measure_from_where_it_is_kept_and_keep_its_time_and_the_durable_copy_current(tmp_path):
+    """A measure is taken from the work folder, else the --keep copy, else an --also folder; the copy is
+    written where it lacks the measure and never rewritten where it holds it; the time it took when it
+    was made is kept (``kept_seconds``), a measure made now is timed (``seconds``)."""
+    from sleepnet.units import Units
+
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"accuracy": 0.5}
+
+    keep, also = tmp_path / "keep", tmp_path / "also"
+    keep.mkdir(), also.mkdir()
+    made = Units(tmp_path / "a", "context", keep=keep)
+    assert made.run("clean", [1], measure) == {"accuracy": 0.5} and len(calls) == 1
+    (copy,) = keep.iterdir()
+    took = json.loads(copy.read_text())["seconds"]
+    assert made.seconds == {"clean": took} and made.kept_seconds == {} and made.done == 1
+    # from the work folder, the copy gone: the copy is written again
+    copy.rename(also / copy.name)
+    again = Units(tmp_path / "a", "context", keep=keep)
+    assert again.run("clean", [1], measure) == {"accuracy": 0.5} and len(calls) == 1
+    assert again.kept_seconds == {"clean": took} and again.seconds == {} and again.reused == 1
+    assert (keep / copy.name).read_bytes() == (also / copy.name).read_bytes()
+    # from the copy: taken, not rewritten
+    before = (keep / copy.name).stat().st_mtime_ns
+    fresh = Units(tmp_path / "b", "context", keep=keep)
+    assert fresh.run("clean", [1], measure) == {"accuracy": 0.5} and len(calls) == 1
+    assert (keep / copy.name).stat().st_mtime_ns == before and fresh.kept_seconds == {"clean": took}
+    # from an --also folder only: the copy is written
+    (keep / copy.name).unlink()
+    other = Units(tmp_path / "c", "context", keep=keep, also=[also])
+    assert other.run("clean", [1], measure) == {"accuracy": 0.5} and len(calls) == 1
+    assert (keep / copy.name).is_file() and other.kept_seconds == {"clean": took}
+    # other inputs: made again
+    assert other.run("clean", [2], measure) == {"accuracy": 0.5} and len(calls) == 2
+
+
 # --- one hashing helper ----------------------------------------------------------------------
 
 
