@@ -12,6 +12,9 @@ An experiment file::
     workers = 2                # evaluation processes (default: one per core)
     without_eot = true         # also evaluate each stochastic model naively (no EOT, single draws),
                                # as "<name>-no-eot", to show what EOT changes (default: false)
+    analyses = ["weights", "activations", "jacobian", "geometry"]   # sleepnet.analysis, of every
+                               # model, kept as its measures (default: none)
+    analysis_images = 500      # the analyses' test images (the geometry picks its own)
 
     [sleep]                    # name = {preset = ..., any sleep key = value}
     sleep-fgsm = { preset = "mnist-fgsm" }
@@ -88,7 +91,7 @@ from .units import copy_tree, partial_path, resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
 KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
-         "workers", "without_eot")  # fmt: skip
+         "workers", "without_eot", "analyses", "analysis_images")  # fmt: skip
 #: the name of a stochastic model's naive evaluation (``without_eot``) is its own with this suffix
 NO_EOT = "-no-eot"
 #: what a sleep variant may be called (it names a model folder)
@@ -101,6 +104,11 @@ def _is_int(value: Any) -> bool:
 
 def _int_list(value: Any, least: int) -> bool:
     return isinstance(value, (list, tuple)) and all(_is_int(v) and v >= least for v in value)
+
+
+def _name_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value) \
+        and len(set(value)) == len(value)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ class ExperimentSpec:
     subsample: int = 1000
     workers: int | None = None
     without_eot: bool = False
+    analyses: tuple[str, ...] = ()
+    analysis_images: int = 500
     sleep: Mapping[str, SleepConfig] = field(default_factory=FrozenMap)
     defences: Mapping[str, Mapping[str, Any]] = field(default_factory=FrozenMap)
     source: str = field(default="experiment", compare=False, repr=False)
@@ -153,15 +163,19 @@ class ExperimentSpec:
             ("workers", self.workers is None or (_is_int(self.workers) and self.workers >= 1),
              "an integer >= 1"),
             ("without_eot", isinstance(self.without_eot, bool), "true or false"),
+            ("analyses", _name_list(self.analyses), "a list of distinct analysis names"),
+            ("analysis_images", _is_int(self.analysis_images) and self.analysis_images > 0,
+             "a positive integer"),
         ]  # fmt: skip
         for key, ok, what in checks:
             if not ok:
                 self._fail("experiment", f"{key} must be {what}, got {getattr(self, key)!r}")
-        for key in ("hidden", "seeds"):
+        for key in ("hidden", "seeds", "analyses"):
             if getattr(self, key) is not None:
                 object.__setattr__(self, key, tuple(getattr(self, key)))
 
     def _check_names(self) -> None:
+        from .analysis import ANALYSES
         from .data import DATASETS
         from .training import RECIPES
 
@@ -170,6 +184,8 @@ class ExperimentSpec:
             if not isinstance(value, str):
                 self._fail("experiment", f"{key} must be a string, got {value!r}")
             self._lookup("experiment", registry, value, f"{key}: ")
+        for name in self.analyses:
+            self._lookup("experiment", ANALYSES, name, "analyses: ")
         if not isinstance(self.dataset, str):
             self._fail("experiment", f"dataset must be a string, got {self.dataset!r}")
         if self.dataset.split(":")[0] not in DATASETS and not self.dataset.startswith("npz:"):
@@ -218,6 +234,8 @@ class ExperimentSpec:
             "hidden": None if self.hidden is None else list(self.hidden), "epochs": self.epochs,
             "seeds": list(self.seeds), "suite": self.suite, "subsample": self.subsample,
             "workers": self.workers, **({"without_eot": True} if self.without_eot else {}),
+            **({"analyses": list(self.analyses), "analysis_images": self.analysis_images} if self.analyses
+               else {}),
             "defences": {k: dict(v) for k, v in self.defences.items()},
             "sleep": {k: c.to_dict() for k, c in self.sleep.items()},
         }  # fmt: skip
@@ -321,6 +339,10 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         raise UsageError(f"--workers must be at least 1, got {workers}")
     workers = workers or spec.workers or cores()
     data = load_dataset(spec.dataset, data_dir)
+    if "geometry" in spec.analyses:  # enough test images a class, before any work
+        from .analysis import geometry_for
+
+        geometry_for(data).check_data(data.y_test)
     recipe = _recipe(spec)
     _check_sleep_variants(spec, recipe, data)
     options = {"subsample": spec.subsample, "quick": quick} if SUITES[spec.suite].subsample_attacks else {}
@@ -343,6 +365,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
                             "measures_of": ev.reused + ev.done}  # fmt: skip
         timing["reused_from"] = [str(p) for p in sources]  # besides this run's own earlier work
+        timing["eval_threads"] = ev.threads  # each worker's torch threads: the measures' core-hours
         if ev.reused or ev.models_reused or sources or keep is not None:  # 0 said too: a --keep or
             # --reuse of other threads or weights is taken for nothing
             also = (" or --reuse" if sources else "") + (" or --keep" if keep is not None else "")
@@ -640,12 +663,16 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context, options, copies = job
+    key, folder, units_dir, context, options, copies, analyses = job
     model, record = load_model(folder)
     units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", **copies)
     t0 = time.perf_counter()
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
                          **options)  # fmt: skip
+    if analyses[0]:  # measures of the model too, outside the evaluation's options: their hashes stay
+        from .analysis import analyze_model
+
+        res["analyses"] = analyze_model(model, _WORKER["data"], *analyses, unit=units.run)
     timed = {"evaluate_s": time.perf_counter() - t0, "measure_s": units.seconds,  # both: into timing
              "kept_measure_s": units.kept_seconds}  # fmt: skip
     return key, res | timed, (units.reused, units.done)
@@ -715,7 +742,10 @@ class Evaluator:
         also = [str(d) for src in self.kept for d in sorted((src / f"seed{seed}").glob("*")) if d.is_dir()]
         # each kept copy says which model (weights) it is of: kept_table.py tells two runs' copies apart
         copies = {"keep": keep, "also": also, "stamp": {"weights": weights}}
-        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, copies)
+        # the analyses of a model once, not again for its naive evaluation
+        analyses = (self.spec.analyses if eot else (), self.spec.analysis_images)
+        task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, copies,
+                analyses)  # fmt: skip
         if self.pool is None:
             self.pending.append(task)
         else:

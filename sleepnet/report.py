@@ -54,6 +54,30 @@ def scalars(res: dict) -> dict[str, float]:
             out[f"worst-l{norm}.robust@{eps}"] = v
     if "masking" in res:
         out["masking.flagged"] = float(res["masking"]["masked"])
+    return out | analysis_scalars(res.get("analyses") or {})
+
+
+#: the geometry's measures compared across seeds (each per layer; the rest stay in per_seed)
+GEOMETRY = ("capacity", "radius", "dimension")
+
+
+def analysis_scalars(analyses: dict) -> dict[str, float]:
+    """The numbers of one model's analyses (``sleepnet.analysis``) compared across seeds, each layer by
+    its place (``@1`` the first weight layer, or for the geometry ``@0`` the input): models of other
+    architectures have other layer names."""
+    out = {}
+    for k, layer in enumerate((analyses.get("weights") or {}).get("layers", []), 1):
+        out[f"weights.kurtosis@{k}"] = layer["kurtosis"]
+    for k, layer in enumerate((analyses.get("activations") or {}).get("layers", []), 1):
+        out[f"activations.silent@{k}"] = layer["silent"]
+        out[f"activations.saturated@{k}"] = layer["saturated"]
+    if "jacobian" in analyses:
+        out["jacobian.top"] = analyses["jacobian"]["top"]
+        out["jacobian.participation_ratio"] = analyses["jacobian"]["participation_ratio"]
+    for kind, res in (analyses.get("geometry") or {}).get("manifolds", {}).items():
+        for measure in GEOMETRY:
+            for k, v in enumerate(res[measure]):
+                out[f"geometry.{kind}.{measure}@{k}"] = v
     return out
 
 
@@ -117,7 +141,9 @@ def aggregate(per_seed: dict) -> dict:
         for key in rows[0]:
             vals = [float(r[key]) for r in rows]
             finite = [v for v in vals if math.isfinite(v)]
-            ctrl = [float(base[s][key]) for s in seeds] if base and m != "control" else None
+            # (a key the control lacks, a layer of a deeper network, is compared with nothing)
+            ctrl = [float(base[s][key]) for s in seeds] if base and m != "control" \
+                and all(key in base[s] for s in seeds) else None
             table[m][key] = {
                 "mean": float(np.mean(finite)) if finite else float("nan"),
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
@@ -225,8 +251,18 @@ def write_report(metrics: dict, folder: Path) -> Path:
         n = len(flagged["values"])
         verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
         lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
+    analysed = _analysis_lines(agg, models, metrics)
+    if analysed:
+        first = next(iter(metrics["per_seed"]))
+        shown = {m: r["analyses"] for m, r in metrics["per_seed"][first].items() if r.get("analyses")}
+        from .analysis import figures as analysis_figures
+
+        drawn = analysis_figures({"models": shown}, folder / "figures" / "analysis")
+        figures += [folder / "figures" / "analysis" / p.name for p in drawn]
+        lines += analysed + ["", f"The analyses' figures (below) are of seed {first}."]
     lines += _timing_lines(metrics.get("timing"))
-    lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
+    lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.relative_to(folder / 'figures')})"
+                                       for p in figures] + [""]  # fmt: skip
     path = folder / "report.md"
     atomic_write(path, "\n".join(lines))
     return path
@@ -469,6 +505,53 @@ def _paper_table(agg: dict, models: list[str], dataset: str) -> list[str]:
     return lines
 
 
+def _analysis_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
+    """The analyses' section (none where no model was analysed): per layer tables of weight kurtosis,
+    saturated and silent units and the geometry's capacity, the Jacobian's spectrum."""
+    keys = {k for m in models for k in agg[m]}
+    if not any(k.split(".")[0] in ("weights", "activations", "jacobian", "geometry") for k in keys):
+        return []
+    first = next(iter(metrics["per_seed"].values()))
+    settings = next((r["analyses"] for r in first.values() if r.get("analyses")), {})
+    n = metrics["experiment"].get("analysis_images", "?")
+    geo = (settings.get("geometry") or {}).get("settings", {})
+    own = f" (the geometry on its own: {geo['m']} a class)" if "m" in geo else ""
+    lines = ["", "## Analyses", "",
+             f"`sleepnet.analysis` of every model of every seed (`docs/analysis.md`), on the first {n} test "
+             f"images of the fixed permutation{own}; mean ± std over seeds, p against the control. Layers "
+             "by their place: weight layers from the input side; the geometry's from the input (0) to the "
+             "logits.", ""]  # fmt: skip
+
+    def table(title: str, prefix: str, digits: int = 3) -> None:
+        layers = sorted({int(k.rsplit("@", 1)[1]) for k in keys if k.startswith(prefix + "@")})
+        if not layers:
+            return
+        lines.extend([title, "", "| model | " + " | ".join(f"layer {k}" for k in layers) + " |",
+                      "|---" * (len(layers) + 1) + "|"])  # fmt: skip
+        for m in models:
+            lines.append(f"| {m} | " + " | ".join(_fmt(agg[m].get(f"{prefix}@{k}"), digits) if
+                                                  f"{prefix}@{k}" in agg[m] else "" for k in layers) + " |")
+        lines.append("")
+
+    table("Excess kurtosis (Fisher) of each weight layer's weights:", "weights.kurtosis", 2)
+    table("Fraction of unit x image pairs saturated, each activation layer's (the readout's included): "
+          "in the flat part of the nonlinearity (ReLU: pre-activation <= 0; sigmoid: output below 0.01 or "
+          "above 0.99):", "activations.saturated")
+    table("Fraction of unit x image pairs silent (ReLU: the same as saturated; sigmoid: output below "
+          "0.01):", "activations.silent")
+    if any(k.startswith("jacobian.") for k in keys):
+        lines += ["Input-output Jacobian (d logits / d input): mean top singular value; participation "
+                  "ratio of the squared singular values (1: one direction):", "",
+                  "| model | top singular value | participation ratio |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {m} | {_fmt(agg[m]['jacobian.top'])} | {_fmt(agg[m]['jacobian.participation_ratio'])} |"
+                  for m in models if "jacobian.top" in agg[m]]  # fmt: skip
+        lines.append("")
+    for kind in (settings.get("geometry") or {}).get("manifolds", {}):
+        table(f"MFTMA capacity of the {kind} manifolds per layer (`docs/geometry.md`; radius and "
+              "dimension in results.csv):", f"geometry.{kind}.capacity")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def _timing_lines(timing: dict | None) -> list[str]:
     """The report's timing section (none without timings)."""
     if not timing:
@@ -483,14 +566,18 @@ def _timing_lines(timing: dict | None) -> list[str]:
             + ": " + ", ".join(f"seed {k} {v / 60:.1f} min" for k, v in timing["train_s"].items()),
             f"- evaluation per model: median {np.median(list(ev.values())):.0f} s, "
             f"max {max(ev.values()):.0f} s ({len(ev)} models)" if ev else
-            "- no evaluation"] + _measure_line(timing.get("measure_s"), timing.get("kept_measure_s")) \
-        + _reuse_line(timing.get("reused"), timing.get("reused_from"))
+            "- no evaluation"] \
+        + _measure_line(timing.get("measure_s"), timing.get("kept_measure_s"), timing.get("eval_threads")) \
+        + _reuse_line(timing.get("reused"), timing.get("reused_from"), "kept_measure_s" in timing)
 
 
-def _measure_line(measure_s: dict | None, kept_s: dict | None = None) -> list[str]:
+def _measure_line(measure_s: dict | None, kept_s: dict | None = None,
+                  threads: int | None = None) -> list[str]:  # fmt: skip
     """Where the evaluation's time went: each measure, summed over models, the largest first; those
     taken from earlier work (``kept_s``) at the time they took when made (none before 2026-12-02,
-    when runs began to record measure times; kept ones from 2026-12-03)."""
+    when runs began to record measure times, and kept ones from later that day on). ``threads``: each
+    worker's torch threads (the same for kept measures: their hashes hold it), for the core-hours
+    (recorded from 2026-12-02 on; worker-hours before)."""
     totals: dict[str, float] = {}
     count = {"now": 0, "kept": 0}
     for when, times in (("now", measure_s), ("kept", kept_s)):
@@ -506,18 +593,22 @@ def _measure_line(measure_s: dict | None, kept_s: dict | None = None) -> list[st
             "they took then") if count["kept"] else ""  # fmt: skip
     return [f"- where the evaluation's time went (each measure summed over models, one worker's time{made}): "
             + ", ".join(f"{name} {s / 60:.1f} min ({s / whole:.0%})" for name, s in parts)
-            + f"; {whole / 3600:.1f} core-hours in all"]  # fmt: skip
+            + (f"; {whole * threads / 3600:.1f} core-hours in all ({threads} "
+               f"thread{'s' if threads > 1 else ''} a worker)" if threads
+               else f"; {whole / 3600:.1f} worker-hours in all")]  # fmt: skip
 
 
-def _reuse_line(reused: dict | None, sources: list | None = None) -> list[str]:
+def _reuse_line(reused: dict | None, sources: list | None = None, kept_timed: bool = True) -> list[str]:
     """What a resumed run (or one with ``--force`` over a finished one, or with ``--reuse``) took from
-    earlier work: its times above are this run's, not those of the work it reused."""
+    earlier work: its wall and per-model times are this run's, not those of the work it reused, and
+    where the reused measures' times were not recorded (``kept_timed`` false), all its times."""
     if not reused or not (reused["models"] or reused["measures"]):
         return []
     where = "an earlier run" + (f" or the outputs of {', '.join(sources)} (`--reuse`)" if sources else "")
     return [f"- resumed: {reused['models']} of {reused['models_of']} models and {reused['measures']} of "
-            f"{reused['measures_of']} measures were reused from {where}; the wall time and the times per "
-            "seed and per model above are only this run's"]  # fmt: skip
+            f"{reused['measures_of']} measures were reused from {where}; "
+            + ("the wall time and the times per seed and per model above are only this run's" if kept_timed
+               else "the times above are only this run's")]  # fmt: skip
 
 
 def _sizes(metrics: dict) -> str:

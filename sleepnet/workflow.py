@@ -439,11 +439,6 @@ def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int
     return res
 
 
-#: the exemplar-noise manifolds of a waveform: white noise of std 0.002 of the full-scale range
-#: (about 22 dB below the median recording), where images take 0.1
-AUDIO_SIGMA = 0.002
-
-
 def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_path: Path | None = None,
                       analyses: tuple[str, ...] | None = None, data_dir: str | None = None,
                       dataset: str | None = None, overwrite: bool = False, geometry: bool = False,
@@ -457,7 +452,7 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
     (the folders, the dataset, ``n``, the analysis names), and ``out`` and ``json_path`` are
     written atomically at the end. A model is labelled by its folder's name (made unique).
     """
-    from .analysis import ANALYSES, Geometry, analyze, figures
+    from .analysis import ANALYSES, analyze, figures, geometry_for
     from .analysis.geometry import check_draws
     from .evaluation import subsample_indices
 
@@ -489,11 +484,7 @@ def analyze_to_folder(model_dirs: list[Path], out: Path, *, n: int = 500, json_p
             check_draws(model, draws, str(folder))
     check_n(n, data)
     names = tuple(analyses or [a for a in ANALYSES.names() if ANALYSES[a].default])
-    geo = Geometry(draws=draws)
-    if data.frontend is not None:  # waveforms: 30 test recordings a digit, audio-scale perturbations
-        from .evaluation.suites import AUDIO_BUDGETS
-
-        geo = Geometry(m=30, eps=AUDIO_BUDGETS["inf"][1], sigma=AUDIO_SIGMA, draws=draws)
+    geo = geometry_for(data, draws)  # waveforms: 30 test recordings a digit, audio-scale perturbations
     if geometry:
         geo.check_data(data.y_test)
         names = (*[a for a in names if a != "geometry"], "geometry")

@@ -117,6 +117,15 @@ def test_bad_experiment_files(tmp_path):
     bad.write_text(TINY.replace("subsample = 8", "subsample = 8\nworkers = 0"))
     assert_clean_failure(run_cli("run", bad, "-o", out),
                          f"{bad}: [experiment] workers must be an integer >= 1, got 0", out)
+    bad.write_text(TINY.replace("subsample = 8", 'subsample = 8\nanalyses = ["weights", "bogus"]'))
+    assert_clean_failure(run_cli("run", bad, "-o", out),
+                         f"{bad}: [experiment] analyses: unknown analysis 'bogus'", out)
+    bad.write_text(TINY.replace("subsample = 8", 'subsample = 8\nanalyses = "weights"'))
+    assert_clean_failure(run_cli("run", bad, "-o", out),
+                         f"{bad}: [experiment] analyses must be a list of distinct analysis names", out)
+    bad.write_text(TINY.replace("subsample = 8", 'subsample = 8\nanalyses = []\nanalysis_images = 0'))
+    assert_clean_failure(run_cli("run", bad, "-o", out),
+                         f"{bad}: [experiment] analysis_images must be a positive integer, got 0", out)
     assert_clean_failure(run_cli("run", tmp_path / "none.toml", "-o", out), "does not exist", out)
     good = tmp_path / "good.toml"
     good.write_text(TINY)
@@ -193,6 +202,17 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     assert sum(map(len, b["timing"]["measure_s"].values())) == 36 - len(done)
     said = f"{len(done)} of its 36 measures made by an earlier run, at the time they took then)"
     assert said in (out / "report.md").read_text()
+    seconds = sum(v for per in (b["timing"]["measure_s"], took) for t in per.values() for v in t.values())
+    threads = b["timing"]["eval_threads"]  # --workers 1: this process's torch threads
+    assert threads >= 1 and f"; {seconds * threads / 3600:.1f} core-hours in all ({threads} thread" \
+        in (out / "report.md").read_text()
+    # a report of a run from before the reused measures' times were recorded says all its times are its own
+    before = ("kept_measure_s", "eval_threads")
+    old = dict(b, timing={k: v for k, v in b["timing"].items() if k not in before})
+    (tmp_path / "old").mkdir()
+    text = write_report(old, tmp_path / "old").read_text()
+    assert "were reused from an earlier run; the times above are only this run's" in text
+    assert "made by an earlier run" not in text and "worker-hours in all" in text
     assert a["timing"]["reused"]["models"] == 0 and "- resumed" not in (full / "report.md").read_text()
     # a changed file redoes exactly what changed: sleep b's T, so b's three models and their measures
     exp.write_text(RESUMABLE.replace("beta = [2, 2], T = 2000", "beta = [2, 2], T = 2500"))
@@ -449,15 +469,42 @@ def test_every_committed_experiment_file_is_valid(path):
     assert spec.seeds and spec.name
 
 
-def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe(tmp_path):
+def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_analysis(tmp_path):
     exp = tmp_path / "sat.toml"
     entry = 'sigmoid-sat = { defence = "saturation", recipe = "sigmoid-mlp", lam = 0.01, epochs = 2 }\n'
-    exp.write_text(TINY.replace("seeds = [0, 1]", "seeds = [0]").split("[sleep]")[0] + "[defences]\n" + entry)
+    head = TINY.replace("seeds = [0, 1]", "seeds = [0]").split("[sleep]")[0].replace(
+        "subsample = 8", 'subsample = 8\nanalyses = ["weights", "activations", "jacobian", "geometry"]\n'
+        "analysis_images = 60")  # fmt: skip
+    exp.write_text(head + "[defences]\n" + entry)
     out = tmp_path / "run"
     proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["aggregate"]) == {"control", "sigmoid-sat"}
+    # every analysis of every model, kept as its measures, compared in the report
+    assert metrics["experiment"]["analyses"] == ["weights", "activations", "jacobian", "geometry"]
+    for name in ("control", "sigmoid-sat"):
+        res = metrics["per_seed"]["0"][name]["analyses"]
+        assert set(res) == {"weights", "activations", "jacobian", "geometry"}
+        assert res["geometry"]["settings"]["m"] == 50
+        kept = sorted(p.name for p in (out / "units" / "seed0" / name).glob("analysis-*.json"))
+        assert kept == [f"analysis-{a}.json" for a in ("activations", "geometry", "jacobian", "weights")]
+    agg = metrics["aggregate"]
+    kurtosis = metrics["per_seed"]["0"]["sigmoid-sat"]["analyses"]["weights"]["layers"][0]["kurtosis"]
+    assert agg["sigmoid-sat"]["weights.kurtosis@1"]["values"] == [kurtosis]
+    assert {"jacobian.top", "geometry.class.capacity@0", "activations.saturated@1"} <= set(agg["control"])
+    report = (out / "report.md").read_text()
+    assert "## Analyses" in report and "on the first 60 test images" in report
+    assert "| sigmoid-sat | " + f"{kurtosis:.2f} ± 0.00" in report
+    assert "MFTMA capacity of the class-adv manifolds per layer" in report
+    assert (out / "figures" / "analysis" / "geometry.png").is_file()
+    assert "![jacobian](figures/analysis/jacobian.png)" in report
+    # run again over it: every measure, the analyses with them, taken from it
+    proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1", "--force")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["timing"]["reused"]["measures"] == again["timing"]["reused"]["measures_of"]
+    assert again["per_seed"]["0"]["control"]["analyses"] == metrics["per_seed"]["0"]["control"]["analyses"]
     record = json.loads((out / "seed0" / "sigmoid-sat" / "model.json").read_text())
     assert record["recipe"]["name"] == "sigmoid-mlp" and record["recipe"]["saturation"] == 0.01
     assert record["defence"] == {"name": "saturation", "lam": 0.01, "schedule": "linear:0.5", "epochs": 2,

@@ -360,6 +360,10 @@ def test_units_take_a_measure_from_where_it_is_kept_and_keep_its_time_and_the_du
     assert again.run("clean", [1], measure) == {"accuracy": 0.5} and len(calls) == 1
     assert again.kept_seconds == {"clean": took} and again.seconds == {} and again.reused == 1
     assert (keep / copy.name).read_bytes() == (also / copy.name).read_bytes()
+    # from the work folder, the copy there: not rewritten
+    before = (keep / copy.name).stat().st_mtime_ns
+    Units(tmp_path / "a", "context", keep=keep).run("clean", [1], measure)
+    assert (keep / copy.name).stat().st_mtime_ns == before and len(calls) == 1
     # from the copy: taken, not rewritten
     before = (keep / copy.name).stat().st_mtime_ns
     fresh = Units(tmp_path / "b", "context", keep=keep)

@@ -16,9 +16,10 @@ See ``docs/analysis.md``.
 from __future__ import annotations
 
 from .activations import Activations
-from .base import ANALYSES, Analysis, analyze, figures
+from .base import ANALYSES, Analysis, analyze, analyze_model, figures, geometry_for
 from .geometry import Geometry
 from .jacobian import Jacobian
 from .weights import Weights
 
-__all__ = ["ANALYSES", "Activations", "Analysis", "Geometry", "Jacobian", "Weights", "analyze", "figures"]
+__all__ = ["ANALYSES", "Activations", "Analysis", "Geometry", "Jacobian", "Weights", "analyze",
+           "analyze_model", "figures", "geometry_for"]

@@ -58,6 +58,45 @@ def analyze(models: dict[str, nn.Sequential], x: np.ndarray, indices: np.ndarray
     return out
 
 
+def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, unit=None) -> dict[str, Any]:
+    """Each analysis of ``names`` of one model on ``data``'s test set: on the first ``n`` images of the
+    fixed permutation, the geometry on its own (``geometry_for``). ``unit(name, inputs, fn)``, where
+    given, runs each (``Units.run``: an experiment keeps it as one of the model's measures, named
+    ``analysis-<name>``, resumed like the others). Returns ``{name: result}``."""
+    from ..evaluation import subsample_indices
+
+    idx = subsample_indices(len(data.x_test), n)
+    out = {}
+    for name in names:
+        analysis = geometry_for(data) if name == "geometry" else ANALYSES[name]
+        settings = dict(vars(analysis)) | {"images": "own" if analysis.needs_labels else len(idx)}
+
+        def run(analysis=analysis):
+            return analyze({"model": model}, data.x_test, idx, (analysis.name,), data.y_test,
+                           {analysis.name: analysis})["models"]["model"][analysis.name]  # fmt: skip
+
+        out[name] = run() if unit is None else unit(f"analysis-{name}", settings, run)
+    return out
+
+
+#: the exemplar-noise manifolds of a waveform: white noise of std 0.002 of the full-scale range
+#: (about 22 dB below the median recording), where images take 0.1
+AUDIO_SIGMA = 0.002
+
+
+def geometry_for(data, draws: int | None = None):
+    """The geometry analysis with the settings for ``data``: 50 test images a class and L-inf 0.1
+    adversarial manifolds for images; for waveforms (a front end) 30 recordings a digit and
+    audio-scale perturbations."""
+    from .geometry import Geometry
+
+    if data.frontend is None:
+        return Geometry(draws=draws)
+    from ..evaluation.suites import AUDIO_BUDGETS
+
+    return Geometry(m=30, eps=AUDIO_BUDGETS["inf"][1], sigma=AUDIO_SIGMA, draws=draws)
+
+
 def figures(result: dict[str, Any], folder: Path) -> list[Path]:
     """One figure per analysis of ``analyze``'s ``result`` in ``folder`` (``<analysis>.png``)."""
     folder = Path(folder)

@@ -66,10 +66,7 @@ class CarliniWagnerL2(PerturbationAttack):
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         p = self.params
-        scores = logit_body(self.model)
-        needs_grad = [(q, q.requires_grad) for q in scores.parameters()]
-        for q, _ in needs_grad:  # no gradients into the weights (backward() below): restored after
-            q.requires_grad_(False)
+        scores = logit_body(self.model)  # its weights frozen for the call (base.evaluating): backward() below
         x0 = self.tensor(x, dtype=torch.float64)
         yt = self.tensor(y, dtype=torch.int64)
         onehot = torch.nn.functional.one_hot(yt, self.n_classes()).bool()
@@ -82,46 +79,42 @@ class CarliniWagnerL2(PerturbationAttack):
         best = x0.clone()
         tanh = self.box == "tanh"
         w0 = torch.atanh((x0 * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6)) if tanh else torch.zeros_like(x0)
-        try:
-            for _ in range(p["binary_search_steps"]):
-                w = w0.clone().requires_grad_(True)
-                opt = torch.optim.Adam([w], lr=p["learning_rate"])
-                success = torch.zeros(n, dtype=torch.bool, device=self.device)
-                previous = float("inf")
-                for it in range(p["max_iter"]):
-                    adv = (torch.tanh(w) + 1) / 2 if tanh else x0 + w
-                    f, own, other = 0, 0, 0
-                    for _ in range(self.eot_samples):
-                        z = scores(adv.float()).double()
-                        own_k = z[onehot]
-                        other_k = z.masked_fill(onehot, float("-inf")).max(dim=1).values
-                        f = f + torch.clamp(own_k - other_k, min=-p["confidence"]) / self.eot_samples
-                        own = own + own_k.detach() / self.eot_samples
-                        other = other + other_k.detach() / self.eot_samples
-                    l2 = ((adv - x0) ** 2).sum(dim=1)
-                    total = (l2 + c * f).sum()
-                    opt.zero_grad()
-                    total.backward()
-                    opt.step()
-                    if not tanh:
-                        with torch.no_grad():  # project x0 + w onto the box
-                            w.copy_((x0 + w).clamp(0.0, 1.0) - x0)
-                    with torch.no_grad():
-                        hit = (other - own) > p["confidence"] if p["confidence"] > 0 else other > own
-                        better = hit & (l2 < best_l2)
-                        best_l2 = torch.where(better, l2, best_l2)
-                        best[better] = adv[better].detach()
-                        success |= hit
-                    if self.abort_early and it % max(1, p["max_iter"] // 10) == 0:
-                        if float(total.detach()) > previous * 0.9999:
-                            break
-                        previous = float(total.detach())
-                upper = torch.where(success, torch.minimum(upper, c), upper)
-                lower = torch.where(success, lower, torch.maximum(lower, c))
-                c = torch.where(torch.isinf(upper), c * 10, (lower + upper) / 2)
-        finally:
-            for q, flag in needs_grad:
-                q.requires_grad_(flag)
+        for _ in range(p["binary_search_steps"]):
+            w = w0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([w], lr=p["learning_rate"])
+            success = torch.zeros(n, dtype=torch.bool, device=self.device)
+            previous = float("inf")
+            for it in range(p["max_iter"]):
+                adv = (torch.tanh(w) + 1) / 2 if tanh else x0 + w
+                f, own, other = 0, 0, 0
+                for _ in range(self.eot_samples):
+                    z = scores(adv.float()).double()
+                    own_k = z[onehot]
+                    other_k = z.masked_fill(onehot, float("-inf")).max(dim=1).values
+                    f = f + torch.clamp(own_k - other_k, min=-p["confidence"]) / self.eot_samples
+                    own = own + own_k.detach() / self.eot_samples
+                    other = other + other_k.detach() / self.eot_samples
+                l2 = ((adv - x0) ** 2).sum(dim=1)
+                total = (l2 + c * f).sum()
+                opt.zero_grad()
+                total.backward()
+                opt.step()
+                if not tanh:
+                    with torch.no_grad():  # project x0 + w onto the box
+                        w.copy_((x0 + w).clamp(0.0, 1.0) - x0)
+                with torch.no_grad():
+                    hit = (other - own) > p["confidence"] if p["confidence"] > 0 else other > own
+                    better = hit & (l2 < best_l2)
+                    best_l2 = torch.where(better, l2, best_l2)
+                    best[better] = adv[better].detach()
+                    success |= hit
+                if self.abort_early and it % max(1, p["max_iter"] // 10) == 0:
+                    if float(total.detach()) > previous * 0.9999:
+                        break
+                    previous = float(total.detach())
+            upper = torch.where(success, torch.minimum(upper, c), upper)
+            lower = torch.where(success, lower, torch.maximum(lower, c))
+            c = torch.where(torch.isinf(upper), c * 10, (lower + upper) / 2)
         return best.float().cpu().numpy()
 
 
