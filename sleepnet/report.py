@@ -251,6 +251,9 @@ def write_report(metrics: dict, folder: Path) -> Path:
         n = len(flagged["values"])
         verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
         lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
+    from .claims import claim_lines
+
+    lines += claim_lines(metrics)
     analysed = _analysis_lines(agg, models, metrics)
     if analysed:
         first = next(iter(metrics["per_seed"]))

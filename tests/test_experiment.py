@@ -475,12 +475,13 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
     head = TINY.replace("seeds = [0, 1]", "seeds = [0]").split("[sleep]")[0].replace(
         "subsample = 8", 'subsample = 8\nanalyses = ["weights", "activations", "jacobian", "geometry"]\n'
         "analysis_images = 60")  # fmt: skip
-    exp.write_text(head + "[defences]\n" + entry)
+    twin = 'sigmoid-mlp = { defence = "saturation", recipe = "sigmoid-mlp", lam = 0.0, epochs = 2 }\n'
+    exp.write_text(head + "[defences]\n" + entry + twin)
     out = tmp_path / "run"
     proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["aggregate"]) == {"control", "sigmoid-sat"}
+    assert set(metrics["aggregate"]) == {"control", "sigmoid-sat", "sigmoid-mlp"}
     # every analysis of every model, kept as its measures, compared in the report
     assert metrics["experiment"]["analyses"] == ["weights", "activations", "jacobian", "geometry"]
     for name in ("control", "sigmoid-sat"):
@@ -499,6 +500,11 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
     assert "MFTMA capacity of the class-adv manifolds per layer" in report
     assert (out / "figures" / "analysis" / "geometry.png").is_file()
     assert "![jacobian](figures/analysis/jacobian.png)" in report
+    # the saturation claims: the saturated model against its lambda-0 twin (the paper suite: no worst case)
+    claims = report.split("## The saturation claims, one by one")[1].split("## Analyses")[0]
+    assert "**sigmoid-sat** (lambda 0.01) against **sigmoid-mlp**:" in claims
+    assert "| resists iterative attacks | not measured | no worst case at L-inf 0.1 in the metrics" in claims
+    assert "| highly kurtotic weights | " in claims and "excess kurtosis, weight layer 1: " in claims
     # run again over it: every measure, the analyses with them, taken from it
     proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1", "--force")
     assert proc.returncode == 0, proc.stderr

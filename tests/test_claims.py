@@ -1,0 +1,120 @@
+"""The saturation claims, one by one (``sleepnet.claims``): each rule on hand-made metrics."""
+
+from sleepnet.claims import claim_lines, claim_rows, pairs
+from sleepnet.report import paired_p
+
+SEEDS = (0, 1, 2)
+
+
+def _result(clean, fgsm, worst, kurtosis, pr, top, capacity, precision_ok=True, gap=0.0):
+    return {
+        "clean_accuracy": clean,
+        "fgsm": {"loss": "cross-entropy", "robust_accuracy": {"0.1": fgsm}},
+        "robust": {"inf": {"n": 1000, "attacks": ["autoattack-linf", "square-linf"],
+                           "robust_accuracy": {"0.1": worst}}},
+        "masking": {"masked": not precision_ok, "precision": {
+            "ok": precision_ok, "accuracy_float32_margin": 0.3 + gap, "accuracy_float64_margin": 0.3}},
+        "analyses": {"weights": {"layers": [{"kurtosis": k} for k in kurtosis]},
+                     "jacobian": {"participation_ratio": pr, "top": top},
+                     "geometry": {"manifolds": {"class": {"capacity": [0.1, 0.2, capacity, 0.6]}}}},
+    }  # fmt: skip
+
+
+def _metrics(sat, twin, adv_worst=(0.80, 0.81, 0.82)):
+    """``sat`` and ``twin``: per seed, the keyword arguments of ``_result``."""
+    per_seed = {}
+    for k, s in enumerate(SEEDS):
+        per_seed[str(s)] = {
+            "control": _result(0.95, 0.5, 0.4, [0.1, 0.1], 4.0, 0.7, 0.4),
+            "sig": _result(**{key: v[k] if isinstance(v, tuple) else v for key, v in twin.items()}),
+            "sig-sat": _result(**{key: v[k] if isinstance(v, tuple) else v for key, v in sat.items()}),
+            "adv-pgd": _result(0.95, 0.85, adv_worst[k], [0.1, 0.1], 4.0, 0.7, 0.4),
+        }
+    defences = {"adv-pgd": {}, "sig": {"defence": "saturation", "recipe": "sigmoid-mlp", "lam": 0.0},
+                "sig-sat": {"defence": "saturation", "recipe": "sigmoid-mlp", "lam": 0.1}}
+    return {"experiment": {"defences": defences}, "per_seed": per_seed}
+
+
+TWIN = dict(clean=(0.980, 0.981, 0.979), fgsm=(0.30, 0.32, 0.31), worst=(0.05, 0.06, 0.04),
+            kurtosis=([1.0, 1.2], [1.1, 1.3], [0.9, 1.1]), pr=(3.6, 3.7, 3.5), top=(13.0, 13.5, 12.5),
+            capacity=(0.45, 0.46, 0.44))  # fmt: skip
+
+
+def _verdicts(metrics) -> dict[str, tuple[str, str]]:
+    return {c: (v, e) for c, v, e in claim_rows(metrics, "sig-sat", "sig", "adv-pgd")}
+
+
+def test_pairs_match_each_saturated_model_with_its_lambda_zero_twin():
+    defences = {"a": {"defence": "saturation", "recipe": "relu-mlp", "lam": 1e-3},
+                "b": {"defence": "saturation", "recipe": "relu-mlp", "lam": 0.0},
+                "c": {"defence": "saturation", "recipe": "cnn", "lam": 1e-3},  # no lambda-0 CNN: no twin
+                "d": {"defence": "saturation", "recipe": "relu-mlp"},  # the default lambda, 1e-2
+                "e": {"defence": "saturation", "recipe": "relu-mlp", "lam": 0.0, "epochs": 20},
+                "f": {"defence": "saturation", "recipe": "relu-mlp", "lam": 1e-3, "epochs": 20},
+                "adv-pgd": {}}  # fmt: skip
+    assert pairs({"defences": defences}) == [("a", "b"), ("d", "b"), ("f", "e")]
+    assert pairs({"defences": {"adv-pgd": {}}}) == []
+    assert claim_lines({"experiment": {}, "per_seed": {}}) == []
+
+
+def test_a_naive_fgsm_gain_that_the_worst_case_erases_is_called_so():
+    """The saturated net looks robust to FGSM (0.95: 5 % error) and is not under AutoAttack."""
+    sat = dict(clean=(0.970, 0.972, 0.968), fgsm=(0.95, 0.96, 0.94), worst=(0.04, 0.05, 0.05),
+               kurtosis=([20.0, 15.0], [25.0, 18.0], [22.0, 16.0]), pr=(3.5, 3.8, 3.4),
+               top=(14.0, 14.5, 13.8), capacity=(0.60, 0.62, 0.61))  # fmt: skip
+    v = _verdicts(_metrics(sat, TWIN))
+    fgsm, evidence = v["2-7 % error on FGSM examples, little clean loss"]
+    assert fgsm == "**reproduced**"
+    assert "0.950 left (error 5.0%)" in evidence and "0.980 (twin) -> 0.970" in evidence
+    assert v["better than adversarial training"][0] == "only under the paper's attack"
+    assert "0.047 against 0.810 for adv-pgd" in v["better than adversarial training"][1]
+    assert v["resists iterative attacks"][0] == "only under the paper's attack"
+    assert v["the robustness is numerical gradient masking (Brendel & Bethge)"][0] == "**not reproduced**"
+    # kurtosis up in both layers, significantly in at least one: reproduced
+    kurt = v["highly kurtotic weights"]
+    p1 = paired_p([20.0, 25.0, 22.0], [1.0, 1.1, 0.9])
+    assert kurt[0] == "**reproduced**" and f"1.00 -> 22.33 (p={p1:.2g}, 3 seeds)" in kurt[1]
+    # participation ratio lower in the mean (3.567 against 3.600) but not significantly: direction only
+    assert v["low-dimensional input-output map"][0] == "in direction only"
+    assert v["flat input-output map"][0] == "**not reproduced**"  # the top singular value rose
+    assert v["representations cluster by class"][0] == "**reproduced**"
+    assert v["resists second-order attacks"][0] == "not measured here"
+
+
+def test_real_gains_and_masking_are_called_so_and_a_large_clean_loss_fails_the_fgsm_claim():
+    sat = dict(clean=(0.940, 0.942, 0.944), fgsm=(0.95, 0.96, 0.94), worst=(0.85, 0.86, 0.84),
+               kurtosis=([0.5, 1.0], [0.6, 1.1], [0.4, 1.2]), pr=(1.2, 1.3, 1.25), top=(3.0, 3.2, 3.1),
+               capacity=(0.45, 0.46, 0.44), precision_ok=(False, False, True), gap=0.2)  # fmt: skip
+    v = _verdicts(_metrics(sat, TWIN))
+    # FGSM leaves 0.95, but clean accuracy fell 4 points
+    assert v["2-7 % error on FGSM examples, little clean loss"][0] == "**not reproduced**"
+    assert v["better than adversarial training"][0] == "**reproduced**"  # 0.85 against 0.81
+    assert v["resists iterative attacks"][0] == "**reproduced**"
+    masking = v["the robustness is numerical gradient masking (Brendel & Bethge)"]
+    assert masking[0] == "**reproduced**"
+    assert "+0.200 (mean); precision check failed in 2 of 3 seeds" in masking[1]
+    assert v["highly kurtotic weights"][0] == "**not reproduced**"  # layer 1 down
+    assert v["low-dimensional input-output map"][0] == "**reproduced**"
+    assert v["flat input-output map"][0] == "**reproduced**"
+    assert v["representations cluster by class"][0] == "**not reproduced**"  # the same capacity
+    lines = claim_lines(_metrics(sat, TWIN))
+    assert lines[1] == "## The saturation claims, one by one"
+    assert "**sig-sat** (lambda 0.1) against **sig**:" in lines
+    assert sum(line.startswith("| ") for line in lines) == 1 + 10  # header and ten claims
+
+
+def test_claims_without_analyses_or_adversarial_training_are_not_measured():
+    sat = dict(clean=0.97, fgsm=0.5, worst=0.1, kurtosis=[1.0], pr=3.0, top=10.0, capacity=0.5)
+    metrics = _metrics(sat, TWIN)
+    for runs in metrics["per_seed"].values():
+        del runs["sig-sat"]["analyses"], runs["sig"]["analyses"]
+    v = {c: v for c, v, _ in claim_rows(metrics, "sig-sat", "sig", None)}
+    assert v["better than adversarial training"] == "not measured"
+    assert v["highly kurtotic weights"] == v["flat input-output map"] == "not measured"
+    assert v["2-7 % error on FGSM examples, little clean loss"] == "**not reproduced**"
+    for runs in metrics["per_seed"].values():  # nor with adversarial training, without a worst case
+        for result in runs.values():
+            del result["robust"]
+    v = {c: (v, e) for c, v, e in claim_rows(metrics, "sig-sat", "sig", "adv-pgd")}
+    assert v["better than adversarial training"][0] == v["resists iterative attacks"][0] == "not measured"
+    assert v["resists iterative attacks"][1].startswith("no worst case at L-inf 0.1")
