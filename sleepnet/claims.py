@@ -1,5 +1,7 @@
-"""The saturation paper's claims (Nayebi & Ganguli 2017), and Brendel & Bethge's critique, tested
-one by one on an experiment's metrics: the report's section "The saturation claims, one by one".
+"""Two papers' claims tested one by one on an experiment's metrics: the saturation paper's (Nayebi &
+Ganguli 2017) with Brendel & Bethge's critique (the report's section "The saturation claims, one by
+one"), and the stochastic networks' (Dapello et al. 2021; "The stochastic findings, one by one",
+``stochastic_lines``, rules at its docstring).
 
 Each saturated model (a ``saturation`` defence with ``lam > 0``) is set against its twin, the same
 defence, recipe and settings with ``lam = 0`` (the plain network of the same architecture), over the
@@ -229,3 +231,84 @@ def claim_lines(metrics: dict) -> list[str]:
         lines += [f"| {c} | {v} | {e} |" for c, v, e in claim_rows(metrics, sat, twin, adv)]
         lines.append("")
     return lines[:-1]
+
+
+# --- Dapello et al. 2021: stochastic networks -----------------------------------------------------
+
+#: what a stochastic model's naive evaluation is called (``experiment.NO_EOT``)
+NO_EOT = "-no-eot"
+
+
+def stochastic_rows(metrics: dict, model: str) -> list[tuple[str, str, str]]:
+    """``(finding, verdict, evidence)`` for the stochastic model ``model`` against the control, at L-inf
+    ``EPS``, over the seeds both have (paired t-test). The rules, fixed before the results were read:
+
+    - *noise at test time makes the network robust*: the worst case (AutoAttack's rand version with
+      EOT, Square on the expected scores) leaves more than the control's at p < ``ALPHA``; *in
+      direction only* where more in the mean.
+    - *a naive evaluation overstates it* (why EOT and the expected prediction matter): the model's
+      naive evaluation (``<model>-no-eot``: single draws, no EOT) leaves more than the evaluation
+      with EOT at p < ``ALPHA``; *in direction only* where more in the mean.
+    - *clean and adversarial representations overlap*: the clean/adversarial exemplar separation
+      (d') at the last hidden layer below the control's at p < ``ALPHA`` is *closer*; reproduced where
+      it is also below 1 (the manifolds overlap); *in direction only* where lower in the mean.
+    - *the clean-vs-adversarial trade-off*: clean accuracy below the control's while the worst case
+      is above it, each in the mean (the p-values beside them).
+    """
+    per = lambda m, get: _values(metrics, m, get)  # noqa: E731
+    first = next(iter(metrics["per_seed"].values()))
+    robust = first.get(model, {}).get("robust", {}).get("inf", {})
+    about = f"worst case ({'+'.join(robust.get('attacks', [])) or '?'}, {robust.get('n', '?')} images)"
+    worst_m, worst_c = per(model, _worst), per("control", _worst)
+    rows = []
+    if not worst_m:
+        rows.append(("noise at test time makes the network robust", "not measured", NO_WORST))
+    else:
+        verdict, evidence = _direction(worst_m, worst_c, False, f"{about} at L-inf {EPS}, control -> model")
+        rows.append(("noise at test time makes the network robust", verdict, evidence))
+    naive = model + NO_EOT
+    if not any(naive in r for r in metrics["per_seed"].values()):
+        rows.append(("a naive evaluation (no EOT, single draws) overstates it", "not measured",
+                     "no naive evaluation in the experiment (`without_eot = true`)"))  # fmt: skip
+    else:
+        verdict, evidence = _direction(per(naive, _worst), worst_m, False,
+                                       f"{about} at L-inf {EPS}, with EOT -> naive")  # fmt: skip
+        rows.append(("a naive evaluation (no EOT, single draws) overstates it", verdict, evidence))
+    sep = lambda r: r["analyses"]["geometry"]["separation"][-2]  # noqa: E731
+    sep_m, sep_c = per(model, sep), per("control", sep)
+    verdict, evidence = _direction(sep_m, sep_c, True, "clean/adversarial exemplar separation d' at the last "
+                                   "hidden layer, control -> model", 2)  # fmt: skip
+    if verdict == "**reproduced**":
+        overlap = float(np.mean([sep_m[s] for s in sep_m])) < 1
+        verdict = "**reproduced**" if overlap else "closer, not overlapping (d' >= 1)"
+    rows.append(("clean and adversarial representations overlap", verdict, evidence))
+    clean = lambda r: r["clean_accuracy"]  # noqa: E731
+    clean_m, clean_c = per(model, clean), per("control", clean)
+    mc, cc, pc, n = _compare(clean_m, clean_c)
+    mw, cw, pw, _ = _compare(worst_m, worst_c)
+    if not n or not worst_m:
+        rows.append(("a clean-vs-adversarial trade-off", "not measured", NO_WORST))
+    else:
+        traded = mc < cc and mw > cw
+        rows.append(("a clean-vs-adversarial trade-off", "**reproduced**" if traded else "**not reproduced**",
+                     f"clean {cc:.3f} -> {mc:.3f}{p_text(pc, f', {n} seeds')}; worst case at L-inf {EPS} "
+                     f"{cw:.3f} -> {mw:.3f}{p_text(pw)}"))  # fmt: skip
+    return rows
+
+
+def stochastic_lines(metrics: dict) -> list[str]:
+    """The report's section on the stochastic findings; none for an experiment without a stochastic
+    defence."""
+    defences = metrics["experiment"].get("defences", {})
+    models = [n for n, p in defences.items() if _kind(n, p) == "stochastic"]
+    if not models or not any("control" in r for r in metrics["per_seed"].values()):
+        return []
+    lines = ["", "## The stochastic findings, one by one", "",
+             "Dapello et al. (2021; `docs/stochastic.md`), each stochastic model against the control over "
+             f"the seeds both have (paired t-test), at L-inf {EPS}; the rules are fixed in "
+             "`sleepnet/claims.py` (`stochastic_rows`) and `docs/stochastic.md` §6. 'in direction only': "
+             f"the change in the mean, not at p < {ALPHA}.", "",
+             "| model | finding | verdict | evidence |", "|---|---|---|---|"]  # fmt: skip
+    for model in models:
+        lines += [f"| {model} | {f} | {v} | {e} |" for f, v, e in stochastic_rows(metrics, model)]
+    return lines

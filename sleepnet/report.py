@@ -78,6 +78,10 @@ def analysis_scalars(analyses: dict) -> dict[str, float]:
         for measure in GEOMETRY:
             for k, v in enumerate(res[measure]):
                 out[f"geometry.{kind}.{measure}@{k}"] = v
+    for key in ("separation", "separation_draws"):  # clean vs adversarial exemplars, d' (None: not made)
+        for k, v in enumerate((analyses.get("geometry") or {}).get(key) or []):
+            if v is not None:
+                out[f"geometry.{key}@{k}"] = v
     return out
 
 
@@ -251,9 +255,9 @@ def write_report(metrics: dict, folder: Path) -> Path:
         n = len(flagged["values"])
         verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
         lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
-    from .claims import claim_lines
+    from .claims import claim_lines, stochastic_lines
 
-    lines += claim_lines(metrics)
+    lines += claim_lines(metrics) + stochastic_lines(metrics)
     analysed = _analysis_lines(agg, models, metrics)
     if analysed:
         first = next(iter(metrics["per_seed"]))
@@ -552,6 +556,9 @@ def _analysis_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     for kind in (settings.get("geometry") or {}).get("manifolds", {}):
         table(f"MFTMA capacity of the {kind} manifolds per layer (`docs/geometry.md`; radius and "
               "dimension in results.csv):", f"geometry.{kind}.capacity")
+    table("Separation of clean and adversarial exemplar manifolds per layer (cross-validated d'; below 1 "
+          "they overlap; `docs/geometry.md` §5):", "geometry.separation", 2)
+    table("The same on a stochastic model's own noise draws (d'):", "geometry.separation_draws", 2)
     return lines[:-1] if lines[-1] == "" else lines
 
 

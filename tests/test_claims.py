@@ -118,3 +118,51 @@ def test_claims_without_analyses_or_adversarial_training_are_not_measured():
     v = {c: (v, e) for c, v, e in claim_rows(metrics, "sig-sat", "sig", "adv-pgd")}
     assert v["better than adversarial training"][0] == v["resists iterative attacks"][0] == "not measured"
     assert v["resists iterative attacks"][1].startswith("no worst case at L-inf 0.1")
+
+
+def _stochastic(worst, naive, separation, clean, control_worst=(0.40, 0.41, 0.42)):
+    """Hand-made metrics: the control, a stochastic model ``noisy`` and its naive evaluation."""
+    def result(c, w, sep):
+        worst = {"n": 1000, "attacks": ["autoattack-linf", "square-linf"], "robust_accuracy": {"0.1": w}}
+        return {"clean_accuracy": c, "robust": {"inf": worst},
+                "analyses": {"geometry": {"separation": [20.0, 15.0, sep, 12.0]}}}
+
+    per_seed = {str(s): {"control": result(0.946, control_worst[k], 13.5 + 0.01 * k),
+                         "noisy": result(clean[k], worst[k], separation[k]),
+                         "noisy-no-eot": result(clean[k], naive[k], separation[k])}
+                for k, s in enumerate(SEEDS)}  # fmt: skip
+    defences = {"noisy": {"defence": "stochastic", "noise": "poisson:50"}, "adv-pgd": {}}
+    return {"experiment": {"defences": defences}, "per_seed": per_seed}
+
+
+def test_the_stochastic_findings_follow_their_rules():
+    from sleepnet.claims import stochastic_lines, stochastic_rows
+
+    m = _stochastic(worst=(0.45, 0.47, 0.46), naive=(0.85, 0.86, 0.88), separation=(6.8, 6.9, 6.7),
+                    clean=(0.943, 0.942, 0.944))  # fmt: skip
+    v = {f: (v, e) for f, v, e in stochastic_rows(m, "noisy")}
+    robust = v["noise at test time makes the network robust"]
+    assert robust[0] == "**reproduced**" and ", control -> model: 0.410 -> 0.460 (p=" in robust[1]
+    assert v["a naive evaluation (no EOT, single draws) overstates it"][0] == "**reproduced**"
+    # d' falls from 13.5 to 6.8, significantly, but stays above 1: closer, not overlapping
+    assert v["clean and adversarial representations overlap"][0] == "closer, not overlapping (d' >= 1)"
+    trade = v["a clean-vs-adversarial trade-off"]
+    assert trade[0] == "**reproduced**" and trade[1].startswith("clean 0.946 -> 0.943 (p=")
+    # overlapping manifolds, no gain, and a naive evaluation that reads the same
+    m = _stochastic(worst=(0.41, 0.42, 0.41), naive=(0.41, 0.42, 0.41), separation=(0.6, 0.8, 0.7),
+                    clean=(0.950, 0.951, 0.949))  # fmt: skip
+    v = {f: v for f, v, _ in stochastic_rows(m, "noisy")}
+    assert v["noise at test time makes the network robust"] == "in direction only"  # 0.410 -> 0.413
+    assert v["a naive evaluation (no EOT, single draws) overstates it"] == "**not reproduced**"
+    assert v["clean and adversarial representations overlap"] == "**reproduced**"
+    assert v["a clean-vs-adversarial trade-off"] == "**not reproduced**"
+    lines = stochastic_lines(m)
+    assert lines[1] == "## The stochastic findings, one by one"
+    assert len([x for x in lines if x.startswith("| noisy |")]) == 4
+    # without its naive evaluation or its analyses: not measured
+    for runs in m["per_seed"].values():
+        del runs["noisy-no-eot"], runs["noisy"]["analyses"]
+    v = {f: v for f, v, _ in stochastic_rows(m, "noisy")}
+    assert v["a naive evaluation (no EOT, single draws) overstates it"] == "not measured"
+    assert v["clean and adversarial representations overlap"] == "not measured"
+    assert stochastic_lines({"experiment": {"defences": {"adv-pgd": {}}}, "per_seed": {}}) == []

@@ -498,6 +498,10 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
     assert "## Analyses" in report and "on the first 60 test images" in report
     assert "| sigmoid-sat | " + f"{kurtosis:.2f} ± 0.00" in report
     assert "MFTMA capacity of the class-adv manifolds per layer" in report
+    separation = metrics["per_seed"]["0"]["sigmoid-sat"]["analyses"]["geometry"]["separation"]
+    assert agg["sigmoid-sat"]["geometry.separation@1"]["values"] == [separation[1]]
+    assert "Separation of clean and adversarial exemplar manifolds per layer" in report
+    assert "on a stochastic model's own noise draws" not in report  # no stochastic model
     assert (out / "figures" / "analysis" / "geometry.png").is_file()
     assert "![jacobian](figures/analysis/jacobian.png)" in report
     # the saturation claims: the saturated model against its lambda-0 twin (the paper suite: no worst case)
@@ -533,7 +537,12 @@ def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_p
     assert metrics["experiment"]["without_eot"] is True
     assert runs["noisy-no-eot"]["single_draws"] is True and "single_draws" not in runs["noisy"]
     assert runs["noisy-no-eot"]["fgsm"] != runs["noisy"]["fgsm"]
-    assert "| noisy-no-eot |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| noisy-no-eot |" in report
+    # the stochastic findings: the quick suite has no worst case, the file no analyses
+    assert "## The stochastic findings, one by one" in report
+    assert "| noisy | noise at test time makes the network robust | not measured |" in report
+    assert "| noisy | clean and adversarial representations overlap | not measured |" in report
     assert sorted(p.name for p in (out / "units" / "seed0").iterdir()) == ["control", "noisy", "noisy-no-eot"]
 
 
