@@ -174,6 +174,15 @@ def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(p
     study = open_study(settings, url, "d", wait_s=0.5)
     assert [t.user_attrs["enqueued"] for t in study.trials] == ["base preset"]
     assert study.user_attrs["identity"] == settings.identity()
+    # two taking over at once can both queue it: the second copy stops at once, the first runs
+    study.enqueue_trial({}, user_attrs={"enqueued": "base preset"})
+    from sleepnet.tuning.study import run_worker
+
+    run_worker(settings, url, "d", n_trials=2)  # the two queued trials
+    first, second = optuna.load_study(study_name="d", storage=url).trials
+    assert first.state.name in ("COMPLETE", "PRUNED") and "the base preset again" not in str(first.user_attrs)
+    assert second.state.name == "PRUNED"
+    assert second.user_attrs["stopped"] == "the base preset again: trial 0 runs it"
 
 
 def test_tiny_study_runs_exports_and_reproduces_bit_for_bit(patches_model, tmp_path):

@@ -176,6 +176,13 @@ class Tuner:
 
         s = self.settings
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if trial.user_attrs.get("enqueued") == "base preset":  # queued twice? (open_study: two processes
+            # taking over a crashed creator at once can both queue it) the first runs it, the others stop
+            first = min(t.number for t in trial.study.get_trials(deepcopy=False)
+                        if t.user_attrs.get("enqueued") == "base preset")  # fmt: skip
+            if first != trial.number:
+                trial.set_user_attr("stopped", f"the base preset again: trial {first} runs it")
+                raise optuna.TrialPruned(f"the base preset again (trial {first})")
         t0 = time.perf_counter()
         config = self.space.suggest(trial)
         trial.set_user_attr("config", config.to_dict())
@@ -283,7 +290,7 @@ def open_study(settings: TuneSettings, storage_url: str, study_name: str, *, hea
     if theirs is None:  # created here, or its creator stopped before saying what it is
         # the preset before the identity: a recorded identity means the preset is queued, so the processes
         # that find one never queue it (two taking over one crashed creator in the same instant can
-        # still both queue it: one trial run twice)
+        # still both queue it: the second copy stops at once, Tuner.objective)
         if not any(t.user_attrs.get("enqueued") == "base preset" for t in study.get_trials(deepcopy=False)):
             study.enqueue_trial(tuner.space.base_values(), user_attrs={"enqueued": "base preset"})
         study.set_user_attr("identity", identity)
