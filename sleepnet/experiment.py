@@ -672,7 +672,7 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     if analyses[0]:  # measures of the model too, outside the evaluation's options: their hashes stay
         from .analysis import analyze_model
 
-        res["analyses"] = analyze_model(model, _WORKER["data"], *analyses, unit=units.run)
+        res["analyses"] = analyze_model(model, _WORKER["data"], *analyses, unit=units.run, seed=seed)
     timed = {"evaluate_s": time.perf_counter() - t0, "measure_s": units.seconds,  # both: into timing
              "kept_measure_s": units.kept_seconds}  # fmt: skip
     return key, res | timed, (units.reused, units.done)

@@ -59,6 +59,8 @@ def scalars(res: dict) -> dict[str, float]:
 
 #: the geometry's measures compared across seeds (each per layer; the rest stay in per_seed)
 GEOMETRY = ("capacity", "radius", "dimension")
+#: the analyses whose metrics are per layer
+ANALYSIS_KINDS = ("weights", "activations", "geometry")
 
 
 def analysis_scalars(analyses: dict) -> dict[str, float]:
@@ -80,8 +82,7 @@ def analysis_scalars(analyses: dict) -> dict[str, float]:
                 out[f"geometry.{kind}.{measure}@{k}"] = v
     for key in ("separation", "separation_draws"):  # clean vs adversarial exemplars, d' (None: not made)
         for k, v in enumerate((analyses.get("geometry") or {}).get(key) or []):
-            if v is not None:
-                out[f"geometry.{key}@{k}"] = v
+            out[f"geometry.{key}@{k}"] = float("nan") if v is None else v
     return out
 
 
@@ -135,26 +136,42 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 
 def aggregate(per_seed: dict) -> dict:
-    """``{model: {metric: {mean, std, values, p_vs_control}}}`` over seeds (paired t-test)."""
+    """``{model: {metric: {mean, std, values, p_vs_control}}}`` over seeds (paired t-test over the seeds
+    where both values are finite). A metric a seed lacks is nan there. A per-layer analysis metric
+    (``analysis_scalars``) is tested against the control only where both have the same layers for it:
+    a network of another depth has other layers at the same place."""
     seeds = list(per_seed)
     models = list(per_seed[seeds[0]])
     table = {m: {} for m in models}
     base = {s: scalars(per_seed[s]["control"]) for s in seeds} if "control" in models else None
+    nan = float("nan")
     for m in models:
         rows = [scalars(per_seed[s][m]) for s in seeds]
-        for key in rows[0]:
-            vals = [float(r[key]) for r in rows]
+        for key in dict.fromkeys(k for r in rows for k in r):  # every seed's keys, in order
+            vals = [float(r.get(key, nan)) for r in rows]
             finite = [v for v in vals if math.isfinite(v)]
-            # (a key the control lacks, a layer of a deeper network, is compared with nothing)
-            ctrl = [float(base[s][key]) for s in seeds] if base and m != "control" \
-                and all(key in base[s] for s in seeds) else None
+            p = nan
+            if base and m != "control" and _same_layers(key, rows, [base[s] for s in seeds]):
+                pairs = [(v, float(base[s].get(key, nan))) for v, s in zip(vals, seeds)]
+                pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+                p = paired_p([a for a, _ in pairs], [b for _, b in pairs])
             table[m][key] = {
-                "mean": float(np.mean(finite)) if finite else float("nan"),
+                "mean": float(np.mean(finite)) if finite else nan,
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
                 "values": vals,
-                "p_vs_control": paired_p(vals, ctrl) if ctrl else float("nan"),
+                "p_vs_control": p,
             }
     return table
+
+
+def _same_layers(key: str, rows: list[dict], control: list[dict]) -> bool:
+    """Whether ``key`` is comparable with the control's: any key that is not per layer; a per-layer one
+    (``PREFIX@k``) where the model and the control hold the same layers of ``PREFIX``."""
+    if "@" not in key or key.split(".")[0] not in ANALYSIS_KINDS:
+        return True
+    prefix = key.rsplit("@", 1)[0] + "@"
+    layers = lambda rs: {k for r in rs for k in r if k.startswith(prefix)}  # noqa: E731
+    return layers(rows) == layers(control)
 
 
 def _fmt(cell: dict | None, digits: int = 3) -> str:
@@ -535,9 +552,11 @@ def _analysis_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
             return
         lines.extend([title, "", "| model | " + " | ".join(f"layer {k}" for k in layers) + " |",
                       "|---" * (len(layers) + 1) + "|"])  # fmt: skip
-        for m in models:
-            lines.append(f"| {m} | " + " | ".join(_fmt(agg[m].get(f"{prefix}@{k}"), digits) if
-                                                  f"{prefix}@{k}" in agg[m] else "" for k in layers) + " |")
+        for m in models:  # the models analysed (not a stochastic model's naive evaluation, say)
+            cells = [_fmt(agg[m][f"{prefix}@{k}"], digits) if f"{prefix}@{k}" in agg[m] else ""
+                     for k in layers]  # fmt: skip
+            if any(cells):
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
 
     table("Excess kurtosis (Fisher) of each weight layer's weights:", "weights.kurtosis", 2)

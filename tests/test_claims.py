@@ -53,6 +53,10 @@ def test_pairs_match_each_saturated_model_with_its_lambda_zero_twin():
                 "f": {"defence": "saturation", "recipe": "relu-mlp", "lam": 1e-3, "epochs": 20},
                 "adv-pgd": {}}  # fmt: skip
     assert pairs({"defences": defences}) == [("a", "b"), ("d", "b"), ("f", "e")]
+    # a default named, or another schedule at lambda 0 (no penalty to schedule): the same network
+    named = {"s": {"defence": "saturation", "recipe": "relu-mlp", "lam": 1e-3, "schedule": "linear:0.5"},
+             "t": {"defence": "saturation", "recipe": "relu-mlp", "lam": 0.0, "schedule": "constant"}}
+    assert pairs({"defences": named}) == [("s", "t")]
     assert pairs({"defences": {"adv-pgd": {}}}) == []
     assert claim_lines({"experiment": {}, "per_seed": {}}) == []
 
@@ -65,7 +69,7 @@ def test_a_naive_fgsm_gain_that_the_worst_case_erases_is_called_so():
     v = _verdicts(_metrics(sat, TWIN))
     fgsm, evidence = v["2-7 % error on FGSM examples, little clean loss"]
     assert fgsm == "**reproduced**"
-    assert "0.950 left (error 5.0%)" in evidence and "0.980 (twin) -> 0.970" in evidence
+    assert "0.950 left (error 5.0%, 3 seeds)" in evidence and "0.980 (twin) -> 0.970" in evidence
     assert v["better than adversarial training"][0] == "only under the paper's attack"
     assert "0.047 against 0.810 for adv-pgd" in v["better than adversarial training"][1]
     assert v["resists iterative attacks"][0] == "only under the paper's attack"
@@ -110,6 +114,7 @@ def test_claims_without_analyses_or_adversarial_training_are_not_measured():
         del runs["sig-sat"]["analyses"], runs["sig"]["analyses"]
     v = {c: v for c, v, _ in claim_rows(metrics, "sig-sat", "sig", None)}
     assert v["better than adversarial training"] == "not measured"
+    assert v["representations cluster by class"] == "not measured"
     assert v["highly kurtotic weights"] == v["flat input-output map"] == "not measured"
     assert v["2-7 % error on FGSM examples, little clean loss"] == "**not reproduced**"
     for runs in metrics["per_seed"].values():  # nor with adversarial training, without a worst case
@@ -165,4 +170,41 @@ def test_the_stochastic_findings_follow_their_rules():
     v = {f: v for f, v, _ in stochastic_rows(m, "noisy")}
     assert v["a naive evaluation (no EOT, single draws) overstates it"] == "not measured"
     assert v["clean and adversarial representations overlap"] == "not measured"
+    # the control without a worst case: the trade-off is not measured either, and the section, every row
+    # of it not measured, is left out
+    for runs in m["per_seed"].values():
+        del runs["control"]["robust"]
+    v = {f: (v, e) for f, v, e in stochastic_rows(m, "noisy")}
+    assert v["a clean-vs-adversarial trade-off"][0] == v["noise at test time makes the network robust"][0] \
+        == "not measured"
+    assert "(the control's worst case)" in v["noise at test time makes the network robust"][1]
+    assert stochastic_lines(m) == []
     assert stochastic_lines({"experiment": {"defences": {"adv-pgd": {}}}, "per_seed": {}}) == []
+
+
+def test_a_twin_without_a_layer_measured_or_fewer_seeds_never_reproduces():
+    """Kurtosis of one layer missing in the twin: not measured, not 'in direction only'; two seeds, or one
+    seed held by the twin: at best 'in direction only'; p = 0 (the same difference every seed) over
+    three seeds counts as significant, as the rules say."""
+    sat = dict(clean=0.97, fgsm=0.5, worst=(0.011, 0.012, 0.013), kurtosis=[20.0, 15.0], pr=3.0, top=10.0,
+               capacity=0.5)  # fmt: skip
+    twin = dict(TWIN, worst=(0.001, 0.002, 0.003))
+    metrics = _metrics(sat, twin)
+    v = _verdicts(metrics)
+    assert v["resists iterative attacks"][0] == "**reproduced**"  # +0.01 in every seed: p = 0
+    assert "(the same difference every seed, 3 seeds)" in v["resists iterative attacks"][1]
+    assert v["highly kurtotic weights"][0] == "**reproduced**"
+    for runs in metrics["per_seed"].values():
+        del runs["sig"]["analyses"]["weights"]["layers"][1]
+    assert _verdicts(metrics)["highly kurtotic weights"][0] == "not measured"
+    del metrics["per_seed"]["2"]  # two seeds
+    v = _verdicts(metrics)
+    assert v["resists iterative attacks"][0] == "in direction only"
+    assert v["representations cluster by class"][0] == "in direction only"
+    for seed in ("1",):  # the twin in one seed only: no test, and the evidence says so
+        del metrics["per_seed"][seed]["sig"]
+    evidence = _verdicts(metrics)["low-dimensional input-output map"][1]
+    assert evidence.endswith("(1 seed)")
+    # the saturated model absent from the first seed: the claims read the seeds that hold it
+    del metrics["per_seed"]["0"]["sig-sat"]
+    assert _verdicts(metrics)["2-7 % error on FGSM examples, little clean loss"][0] == "not measured"

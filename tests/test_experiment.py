@@ -476,11 +476,19 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
         "subsample = 8", 'subsample = 8\nanalyses = ["weights", "activations", "jacobian", "geometry"]\n'
         "analysis_images = 60")  # fmt: skip
     twin = 'sigmoid-mlp = { defence = "saturation", recipe = "sigmoid-mlp", lam = 0.0, epochs = 2 }\n'
-    exp.write_text(head + "[defences]\n" + entry + twin)
     out = tmp_path / "run"
+    # first without analyses; then with them, every measure made before taken as it was (their hashes
+    # do not hold the analyses)
+    exp.write_text(head.split("analyses")[0] + "\n[defences]\n" + entry + twin)
     proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
+    before = json.loads((out / "metrics.json").read_text())["timing"]["reused"]["measures_of"]
+    exp.write_text(head + "[defences]\n" + entry + twin)
+    proc = run_cli("run", exp, "--quick", "-o", out, "-q", "--workers", "1", "--force")
+    assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timing"]["reused"] == {"models": 3, "models_of": 3, "measures": before,
+                                           "measures_of": before + 3 * 4}  # fmt: skip
     assert set(metrics["aggregate"]) == {"control", "sigmoid-sat", "sigmoid-mlp"}
     # every analysis of every model, kept as its measures, compared in the report
     assert metrics["experiment"]["analyses"] == ["weights", "activations", "jacobian", "geometry"]
@@ -526,7 +534,7 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
 def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_path):
     exp = tmp_path / "eot.toml"
     exp.write_text('[experiment]\ndataset = "patches"\nrecipe = "paper"\nhidden = [8]\nepochs = 1\n'
-                   'seeds = [0]\nsuite = "quick"\nwithout_eot = true\n\n[defences]\n'
+                   'seeds = [0]\nsuite = "quick"\nwithout_eot = true\nanalyses = ["weights"]\n\n[defences]\n'
                    'noisy = { defence = "stochastic", noise = "gaussian:0.3", train = false }\n')  # fmt: skip
     out = tmp_path / "run"
     proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1")
@@ -539,10 +547,11 @@ def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_p
     assert runs["noisy-no-eot"]["fgsm"] != runs["noisy"]["fgsm"]
     report = (out / "report.md").read_text()
     assert "| noisy-no-eot |" in report
-    # the stochastic findings: the quick suite has no worst case, the file no analyses
-    assert "## The stochastic findings, one by one" in report
-    assert "| noisy | noise at test time makes the network robust | not measured |" in report
-    assert "| noisy | clean and adversarial representations overlap | not measured |" in report
+    # the stochastic findings: the quick suite has no worst case, the file no geometry: nothing to say
+    assert "## The stochastic findings, one by one" not in report
+    # analysed once: not again for the naive evaluation
+    assert runs["noisy"]["analyses"]["weights"] and "analyses" not in runs["noisy-no-eot"]
+    assert not list((out / "units" / "seed0" / "noisy-no-eot").glob("analysis-*"))
     assert sorted(p.name for p in (out / "units" / "seed0").iterdir()) == ["control", "noisy", "noisy-no-eot"]
 
 

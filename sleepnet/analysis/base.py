@@ -58,22 +58,31 @@ def analyze(models: dict[str, nn.Sequential], x: np.ndarray, indices: np.ndarray
     return out
 
 
-def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, unit=None) -> dict[str, Any]:
+def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, unit=None,
+                  seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """Each analysis of ``names`` of one model on ``data``'s test set: on the first ``n`` images of the
     fixed permutation, the geometry on its own (``geometry_for``). ``unit(name, inputs, fn)``, where
     given, runs each (``Units.run``: an experiment keeps it as one of the model's measures, named
-    ``analysis-<name>``, resumed like the others). Returns ``{name: result}``."""
+    ``analysis-<name>``, resumed like the others). A stochastic model's noise layers draw from
+    ``seed`` for each analysis, so a result does not depend on what ran before it, and its inputs
+    name the expected prediction's draws (``noise.JUDGE``), as the evaluation's measures do.
+    Returns ``{name: result}``."""
     from ..evaluation import subsample_indices
+    from ..noise import JUDGE, seeded, stochastic
 
     idx = subsample_indices(len(data.x_test), n)
+    noisy = stochastic(model)
     out = {}
     for name in names:
         analysis = geometry_for(data) if name == "geometry" else ANALYSES[name]
         settings = dict(vars(analysis)) | {"images": "own" if analysis.needs_labels else len(idx)}
+        if noisy:
+            settings |= {"judge": JUDGE, "seed": seed}
 
         def run(analysis=analysis):
-            return analyze({"model": model}, data.x_test, idx, (analysis.name,), data.y_test,
-                           {analysis.name: analysis})["models"]["model"][analysis.name]  # fmt: skip
+            with seeded(model, seed):
+                return analyze({"model": model}, data.x_test, idx, (analysis.name,), data.y_test,
+                               {analysis.name: analysis})["models"]["model"][analysis.name]  # fmt: skip
 
         out[name] = run() if unit is None else unit(f"analysis-{name}", settings, run)
     return out
