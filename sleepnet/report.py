@@ -136,8 +136,8 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 
 def aggregate(per_seed: dict) -> dict:
-    """``{model: {metric: {mean, std, values, p_vs_control}}}`` over seeds (paired t-test over the seeds
-    where both values are finite). A metric a seed lacks is nan there. A per-layer analysis metric
+    """``{model: {metric: {mean, std, values, p_vs_control}}}`` over seeds (paired t-test; none where a
+    seed's value is missing or not finite). A metric a seed lacks is nan there. A per-layer analysis metric
     (``analysis_scalars``) is tested against the control only where both have the same layers for it:
     a network of another depth has other layers at the same place."""
     seeds = list(per_seed)
@@ -152,9 +152,7 @@ def aggregate(per_seed: dict) -> dict:
             finite = [v for v in vals if math.isfinite(v)]
             p = nan
             if base and m != "control" and _same_layers(key, rows, [base[s] for s in seeds]):
-                pairs = [(v, float(base[s].get(key, nan))) for v, s in zip(vals, seeds)]
-                pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
-                p = paired_p([a for a, _ in pairs], [b for _, b in pairs])
+                p = paired_p(vals, [float(base[s].get(key, nan)) for s in seeds])  # nan if a seed lacks it
             table[m][key] = {
                 "mean": float(np.mean(finite)) if finite else nan,
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
