@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The three standard-suite experiments, in the order their answers are wanted, each resuming from the
-# measures committed so far (sleepnet run --keep): some 80 core-hours in all on the paper network,
-# more than any one machine of this project's sandbox lives, so each machine adds what it can.
+# measures committed so far (sleepnet run --keep): some 135 core-hours in all on the paper network
+# (standard ~24, measured; saturation ~20 beyond the models it takes from standard; stochastic ~90,
+# docs/stochastic.md §5), more than any one machine of this project's sandbox lives, so each machine
+# adds what it can.
 #
 #   bash experiments/long_runs.sh [STEP ...]      # default: all steps, in order
 #   RESULTS=/work/main/experiments/results PY=/work/main/.venv/bin/python \
