@@ -114,18 +114,12 @@ def test_bad_experiment_files(tmp_path):
                          f"{bad}: [experiment] seeds must be a list of distinct non-negative integers, "
                          "got 'zero'",
                          out)  # fmt: skip
-    bad.write_text(TINY.replace("subsample = 8", "subsample = 8\nworkers = 0"))
-    assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] workers must be an integer >= 1, got 0", out)
-    bad.write_text(TINY.replace("subsample = 8", 'subsample = 8\nanalyses = ["weights", "bogus"]'))
-    assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] analyses: unknown analysis 'bogus'", out)
-    bad.write_text(TINY.replace("subsample = 8", 'subsample = 8\nanalyses = "weights"'))
-    assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] analyses must be a list of distinct analysis names", out)
-    bad.write_text(TINY.replace("subsample = 8", 'subsample = 8\nanalyses = []\nanalysis_images = 0'))
-    assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] analysis_images must be a positive integer, got 0", out)
+    for added, said in (("workers = 0", "workers must be an integer >= 1, got 0"),
+                        ('analyses = ["weights", "bogus"]', "analyses: unknown analysis 'bogus'"),
+                        ('analyses = "weights"', "analyses must be a list of distinct analysis names"),
+                        ("analysis_images = 0", "analysis_images must be a positive integer, got 0")):
+        bad.write_text(TINY.replace("subsample = 8", "subsample = 8\n" + added))
+        assert_clean_failure(run_cli("run", bad, "-o", out), f"{bad}: [experiment] {said}", out)
     assert_clean_failure(run_cli("run", tmp_path / "none.toml", "-o", out), "does not exist", out)
     good = tmp_path / "good.toml"
     good.write_text(TINY)
