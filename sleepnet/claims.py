@@ -161,7 +161,8 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
         rows.append(("2-7 % error on FGSM examples, little clean loss",
                      "**reproduced**" if ok else "**not reproduced**",
                      f"FGSM ({fgsm_loss} loss, float32, the test set) at L-inf {EPS}: {mf:.3f} left (error "
-                     f"{1 - mf:.1%}, {len(fgsm_s)} seeds); clean {mc_t:.3f} (twin) -> {mc_s:.3f}"))
+                     f"{1 - mf:.1%}, {_seeds(float('nan'), len(fgsm_s))[2:-1]}); clean {mc_t:.3f} (twin) -> "
+                     f"{mc_s:.3f}"))
 
     # 2. against adversarial training
     if adv is None:
