@@ -41,6 +41,7 @@ import math
 
 import numpy as np
 
+from .experiment import NO_EOT, defence_kind
 from .report import p_text, paired_p
 
 EPS = 0.1
@@ -53,10 +54,6 @@ MIN_SEEDS = 3
 NO_WORST = f"no worst case at L-inf {EPS} in the metrics (the standard suite's AutoAttack and Square)"
 
 
-def _kind(name: str, params: dict) -> str:
-    return str(params.get("defence", name))
-
-
 def pairs(experiment: dict) -> list[tuple[str, str]]:
     """``(saturated, twin)`` for each saturated model of the experiment that has a twin (module docstring)."""
     from .defences import DEFENCES
@@ -64,8 +61,8 @@ def pairs(experiment: dict) -> list[tuple[str, str]]:
     defaults = DEFENCES.get("saturation").defaults
     defences = experiment.get("defences", {})
     # each with the defence's defaults; lambda and its schedule apart, the settings that make the network
-    sat = {n: defaults | {k: v for k, v in p.items() if k != "defence"} for n, p in defences.items()
-           if _kind(n, p) == "saturation"}  # fmt: skip
+    kinds = {n: defence_kind(n, p) for n, p in defences.items()}
+    sat = {n: defaults | rest for n, (kind, rest) in kinds.items() if kind == "saturation"}
     network = lambda p: {k: v for k, v in p.items() if k not in ("lam", "schedule")}  # noqa: E731
     out = []
     for name, params in sat.items():
@@ -256,7 +253,7 @@ def claim_lines(metrics: dict) -> list[str]:
     if not found:
         return []
     defences = metrics["experiment"].get("defences", {})
-    adv = next((n for n, p in defences.items() if _kind(n, p) == "adv-pgd"), None)
+    adv = next((n for n, p in defences.items() if defence_kind(n, p)[0] == "adv-pgd"), None)
     lines = ["", "## The saturation claims, one by one", "",
              "Nayebi & Ganguli (2017) and Brendel & Bethge's comment (`docs/saturation.md`), each saturated "
              f"model against its twin (the same network trained with lambda = 0) over the seeds both have "
@@ -272,10 +269,6 @@ def claim_lines(metrics: dict) -> list[str]:
 
 
 # --- Dapello et al. 2021: stochastic networks -----------------------------------------------------
-
-#: what a stochastic model's naive evaluation is called (``experiment.NO_EOT``)
-NO_EOT = "-no-eot"
-
 
 def stochastic_rows(metrics: dict, model: str) -> list[tuple[str, str, str]]:
     """``(finding, verdict, evidence)`` for the stochastic model ``model`` against the control, at L-inf
@@ -340,7 +333,7 @@ def stochastic_lines(metrics: dict) -> list[str]:
     """The report's section on the stochastic findings; none for an experiment without a stochastic
     defence."""
     defences = metrics["experiment"].get("defences", {})
-    models = [n for n, p in defences.items() if _kind(n, p) == "stochastic"]
+    models = [n for n, p in defences.items() if defence_kind(n, p)[0] == "stochastic"]
     if not models or not any("control" in r for r in metrics["per_seed"].values()):
         return []
     lines = ["", "## The stochastic findings, one by one", "",

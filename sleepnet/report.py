@@ -531,7 +531,7 @@ def _analysis_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     """The analyses' section (none where no model was analysed): per layer tables of weight kurtosis,
     saturated and silent units and the geometry's capacity, the Jacobian's spectrum."""
     keys = {k for m in models for k in agg[m]}
-    if not any(k.split(".")[0] in ("weights", "activations", "jacobian", "geometry") for k in keys):
+    if not any(k.split(".")[0] in (*ANALYSIS_KINDS, "jacobian") for k in keys):
         return []
     first = next(iter(metrics["per_seed"].values()))
     settings = next((r["analyses"] for r in first.values() if r.get("analyses")), {})
