@@ -2,6 +2,7 @@
 geometry command and the geometry analysis of a model."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch import nn
 from sleepnet.analysis.geometry import Geometry, representations, separation
 from sleepnet.errors import SleepnetError
 from sleepnet.geometry import anchor_analysis, manifold_analysis, participation_ratio, simulated_capacity
-from sleepnet.geometry.mftma import correlation_cost, shared_directions, subspace_cost
+from sleepnet.geometry.mftma import correlation_cost, shared_directions, stiefel_minimise, subspace_cost
 from sleepnet.models import build_mlp
 from sleepnet.noise import add_noise
 from tests.conftest import run_cli
@@ -58,6 +59,21 @@ def test_the_subspace_cost_is_the_cost_of_the_basis_and_its_gradient_matches_fin
     h = 1e-6
     fd = (subspace_cost(u + h * d, x)[0] - subspace_cost(u - h * d, x)[0]) / (2 * h)
     assert np.allclose(fd, np.sum(g * d, axis=(1, 2)), rtol=1e-6)
+
+
+def test_a_direction_holding_a_shared_centre_whole_is_stepped_back_from_without_warnings():
+    # a collapsed layer maps classes 0, 1 and 5 to one centre; a direction along it leaves them
+    # nothing (c0 = 0, the cost 0/0): the minimiser treats the point as infinitely costly, quietly
+    x = np.random.default_rng(0).standard_normal((10, 9))
+    x[[0, 1, 5]] = np.eye(9)[0]
+    v = np.eye(9)[None, :, :1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert not np.isfinite(subspace_cost(v, x)[0]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = stiefel_minimise(v + np.eye(9)[None, :, 1:2] * 1e-3, x)
+        stuck = stiefel_minimise(v, x)
+    assert np.allclose(np.swapaxes(found, 1, 2) @ found, 1) and np.isfinite(stuck).all()
 
 
 def test_removing_shared_directions_lowers_the_centre_correlation():

@@ -155,8 +155,11 @@ def stiefel_minimise(v: np.ndarray, x: np.ndarray, max_iter: int = 2000) -> np.n
     shape = v.shape
 
     def cost(flat):
-        f, g = subspace_cost(flat.reshape(shape), x)
-        if not np.all(np.isfinite(f)):  # a direction swallowed a whole centre: step back
+        # where classes share a centre (a layer that maps them to the same point), a line search
+        # can land on a direction holding that centre whole: c0 = 0, the cost 0/0; step back
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f, g = subspace_cost(flat.reshape(shape), x)
+        if not np.all(np.isfinite(f)):
             return 1e300, np.zeros_like(flat)
         return float(np.sum(f)), g.ravel()
 
