@@ -42,15 +42,13 @@ import math
 import numpy as np
 
 from .experiment import NO_EOT, defence_kind
-from .report import p_text, paired_p
+from .report import ALPHA, MIN_SEEDS, p_text, paired_p
 
 EPS = 0.1
 #: FGSM error the paper reports at most (7 %): robust accuracy at least this
 FGSM_ACCURACY = 0.93
 #: "little loss of clean accuracy": at most this far below the twin
 CLEAN_LOSS = 0.02
-ALPHA = 0.05
-MIN_SEEDS = 3
 NO_WORST = f"no worst case at L-inf {EPS} in the metrics (the standard suite's AutoAttack and Square)"
 
 
@@ -103,7 +101,7 @@ def _seeds(p: float, n: int) -> str:
 
 
 def _significant(p: float, n: int) -> bool:
-    return n >= MIN_SEEDS and math.isfinite(p) and p < ALPHA
+    return n >= MIN_SEEDS and math.isfinite(p) and p < ALPHA  # stricter than report.significant
 
 
 def _direction(a: dict, b: dict, lower: bool, what: str, digits: int = 3,
@@ -178,7 +176,7 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
                          f"{ma:.3f} for {adv}{p_text(p, f', {n} seeds')}; FGSM leaves {mf_s:.3f}"))
 
     # 3. iterative attacks: the FGSM gain over the twin, and what the worst case leaves of it
-    f_s, f_t, pf, _ = _compare(fgsm_s, fgsm_t)
+    f_s, f_t, pf, nf = _compare(fgsm_s, fgsm_t)
     w_s, w_t, pw, n = _compare(worst_s, worst_t)
     if not n:
         verdict = "not measured"
@@ -189,7 +187,7 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     else:
         verdict = "in direction only" if w_s > w_t else "**not reproduced**"
     rows.append(("resists iterative attacks", verdict, NO_WORST if not n else
-                 f"gain over the twin at L-inf {EPS}: FGSM {f_t:.3f} -> {f_s:.3f}{p_text(pf)}; worst "
+                 f"gain over the twin at L-inf {EPS}: FGSM {f_t:.3f} -> {f_s:.3f}{_seeds(pf, nf)}; worst "
                  f"case ({attacks}, {n_worst} images) {w_t:.3f} -> {w_s:.3f}{_seeds(pw, n)}"))  # fmt: skip
 
     # 4. Brendel & Bethge: numerical masking

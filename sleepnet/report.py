@@ -136,8 +136,9 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 
 def aggregate(per_seed: dict) -> dict:
-    """``{model: {metric: {mean, std, values, p_vs_control}}}`` over seeds (paired t-test; none where a
-    seed's value is missing or not finite). A metric a seed lacks is nan there. A per-layer analysis metric
+    """``{model: {metric: {mean, std, n, values, p_vs_control}}}`` over seeds (paired t-test; none where a
+    seed's value is missing or not finite). A metric a seed lacks is nan there; mean and std are over
+    the ``n`` seeds that have a finite value (std nan below 2). A per-layer analysis metric
     (``analysis_scalars``) is tested against the control only where both have the same layers for it:
     a network of another depth has other layers at the same place."""
     seeds = list(per_seed)
@@ -155,7 +156,8 @@ def aggregate(per_seed: dict) -> dict:
                 p = paired_p(vals, [float(base[s].get(key, nan)) for s in seeds])  # nan if a seed lacks it
             table[m][key] = {
                 "mean": float(np.mean(finite)) if finite else nan,
-                "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
+                "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else nan,
+                "n": len(finite),  # the seeds behind mean and std (of len(values))
                 "values": vals,
                 "p_vs_control": p,
             }
@@ -173,10 +175,13 @@ def _same_layers(key: str, rows: list[dict], control: list[dict]) -> bool:
 
 
 def _fmt(cell: dict | None, digits: int = 3) -> str:
+    """An ``aggregate`` cell: ``mean ± std (p=...)``; the mean alone for one seed; `` [n of N seeds]``
+    where some seeds have no finite value (then no test: ``aggregate``)."""
     if cell is None or not math.isfinite(cell["mean"]):
         return "n/a"
-    text = f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
-    return text + p_text(cell["p_vs_control"])
+    n, total = cell.get("n", len(cell["values"])), len(cell["values"])
+    text = f"{cell['mean']:.{digits}f}" + (f" ± {cell['std']:.{digits}f}" if n > 1 else "")
+    return text + p_text(cell["p_vs_control"]) + (f" [{n} of {total} seeds]" if n < total else "")
 
 
 def p_text(p: float, fewer: str = "") -> str:
@@ -292,6 +297,15 @@ def write_report(metrics: dict, folder: Path) -> Path:
 
 #: p below which a difference from the control is called significant in the verdict
 ALPHA = 0.05
+#: seeds below which the same difference in every seed (p = 0: no spread to test) is not called significant
+MIN_SEEDS = 3
+
+
+def significant(p: float, seeds: int) -> bool:
+    """Whether a paired test's ``p`` over ``seeds`` seeds is below ``ALPHA``; p = 0, the same difference
+    in every seed, only over at least ``MIN_SEEDS`` seeds (two seeds that each gain one image are not
+    evidence)."""
+    return math.isfinite(p) and p < ALPHA and (p > 0 or seeds >= MIN_SEEDS)
 
 
 def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
@@ -336,14 +350,21 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     keys = sorted({k for m in models for k in agg[m] if k.startswith("worst-l")})
     if not keys:
         return []
-    first = next(iter(next(iter(metrics["per_seed"].values())).values()))
+    runs = next(iter(metrics["per_seed"].values()))  # the first seed's: every seed runs the same suite
     lines = ["", "## Robust accuracy at budgets", "",
              "An image counts only if classified correctly clean and not fooled within the budget by "
              "any attack of the suite (the worst case per image); the attacks, their losses and the "
              "numbers of images:", ""]  # fmt: skip
-    for norm, r in first.get("robust", {}).items():
-        losses = ", ".join(f"{a} (loss {first[a]['loss']})" for a in r["attacks"])
-        lines.append(f"- L{norm}: {losses}; {r['n']} test images")
+    for norm in ("inf", "2"):
+        said: dict[str, list[str]] = {}  # how the worst case was made -> the models made so
+        for m in models:
+            r = runs.get(m, {}).get("robust", {}).get(norm)
+            if r:
+                how = lambda rec: _about({k: v for k, v in rec.items() if k in ("loss", "eot_samples")})  # noqa: E731
+                about = ", ".join(f"{a} ({how(runs[m][a])})" for a in r["attacks"])
+                said.setdefault(f"{about}; {r['n']} test images", []).append(m)
+        for about, names in said.items():
+            lines.append(f"- L{norm}: {about}" + (f" ({', '.join(names)})" if len(said) > 1 else ""))
     for norm in ("inf", "2"):
         cols = [k for k in keys if k.startswith(f"worst-l{norm}.")]
         if not cols:
@@ -461,7 +482,8 @@ def _verdict(agg: dict, models: list[str], keys: list[str], tests: dict | None =
                 continue
             diff, p = cell["mean"] - ctrl["mean"], cell["p_vs_control"]
             budget = f"{_budget(k)} ({diff:+.3f}, {_p_words(p)})"
-            (better if diff > 0 and p < ALPHA else worse if diff < 0 and p < ALPHA else same).append(budget)
+            sig = significant(p, len(cell["values"]))
+            (better if diff > 0 and sig else worse if diff < 0 and sig else same).append(budget)
         text = f"- **{m}**: "
         text += (f"more robust than the control at {', '.join(better)}" if better else
                  f"not more robust than the control at any budget (paired p < {ALPHA} over seeds)")
@@ -473,7 +495,8 @@ def _verdict(agg: dict, models: list[str], keys: list[str], tests: dict | None =
         out.append(text + "." + _seed_words((tests or {}).get(m, {})))
     seeds = len(next(iter(agg["control"].values()))["values"])
     return out + ["", f"With {seeds} seed(s) a paired t-test has little power: 'not more robust' means "
-                      f"no difference at p < {ALPHA} was measured, not that there is none."]  # fmt: skip
+                      f"no difference at p < {ALPHA} was measured, not that there is none. The same "
+                      f"difference in every seed counts only over at least {MIN_SEEDS} seeds."]  # fmt: skip
 
 
 def _seed_words(per_key: dict) -> str:

@@ -498,7 +498,7 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
     assert {"jacobian.top", "geometry.class.capacity@0", "activations.saturated@1"} <= set(agg["control"])
     report = (out / "report.md").read_text()
     assert "## Analyses" in report and "on the first 60 test images" in report
-    assert "| sigmoid-sat | " + f"{kurtosis:.2f} ± 0.00" in report
+    assert "| sigmoid-sat | " + f"{kurtosis:.2f} |" in report  # one seed: the value alone
     assert "MFTMA capacity of the class-adv manifolds per layer" in report
     separation = metrics["per_seed"]["0"]["sigmoid-sat"]["analyses"]["geometry"]["separation"]
     assert agg["sigmoid-sat"]["geometry.separation@1"]["values"] == [separation[1]]
@@ -580,6 +580,59 @@ def test_paired_statistics_against_hand_computed_values():
     # 7 for a only, 3 for b only: two-sided binomial p of 3 or fewer of 10 = 2 * 176 / 1024
     assert mcnemar(a, b) == (7, 3, pytest.approx(0.34375))
     assert mcnemar(b, b) == (0, 0, 1.0)
+
+
+def test_a_seed_without_a_value_is_said_and_the_same_difference_in_two_seeds_is_no_verdict():
+    """A report cell over seeds says how many seeds its mean holds where some lack a finite value (an
+    attack that broke no image has no median norm), gives one seed's value alone, not with a spread of
+    0; and the verdict does not call the same difference in 2 seeds (p = 0: no spread to test, one
+    image each) significant, as it does over 3."""
+    import numpy as np
+
+    from sleepnet.report import _fmt, _verdict, aggregate, significant
+
+    def runs(ctrl, sleep):  # Boundary's median relative L2: nan where it broke no image
+        return {m: {"clean_accuracy": 0.9, "boundary": {"median_rel_l2": v}} for m, v in
+                (("control", ctrl), ("sleep", sleep))}  # fmt: skip
+
+    agg = aggregate({0: runs(0.1, float("nan")), 1: runs(0.2, 0.06), 2: runs(0.3, 0.08)})
+    cell = agg["sleep"]["boundary.median_rel_l2"]
+    assert cell["n"] == 2 and np.isnan(cell["p_vs_control"])
+    assert _fmt(cell) == "0.070 ± 0.014 [2 of 3 seeds]"
+    one = aggregate({0: runs(0.1, 0.2)})["sleep"]["boundary.median_rel_l2"]
+    assert _fmt(one) == "0.200" and np.isnan(one["std"])
+    assert _fmt(agg["control"]["boundary.median_rel_l2"]) == "0.200 ± 0.100"
+
+    def verdict(ctrl, sleep):
+        worst = lambda v: {"clean_accuracy": 0.9, "robust": {"inf": {"robust_accuracy": {"0.1": v}}}}  # noqa: E731
+        agg = aggregate({s: {"control": worst(c), "sleep": worst(v)}
+                         for s, (c, v) in enumerate(zip(ctrl, sleep))})  # fmt: skip
+        return _verdict(agg, ["control", "sleep"], ["worst-linf.robust@0.1"])[0]
+
+    assert "not more robust" in verdict([0.100, 0.200], [0.101, 0.201])
+    assert "more robust than the control at Linf 0.1 (+0.001, the same difference every seed)" in \
+        verdict([0.100, 0.200, 0.300], [0.101, 0.201, 0.301])
+    assert significant(0.01, 2) and not significant(0.0, 2) and significant(0.0, 3)
+    assert not significant(float("nan"), 3) and not significant(0.06, 3)
+
+
+def test_the_worst_case_header_names_the_models_attacked_otherwise():
+    """A stochastic model's worst case is AutoAttack's rand version with EOT: the section's list of
+    attacks says so, beside the control's, instead of giving the control's alone."""
+    from sleepnet.report import _robust_lines, aggregate
+
+    def run(loss, eot):
+        return {"clean_accuracy": 0.9, "autoattack-linf": {"loss": loss, "eot_samples": eot, "n": 4},
+                "robust": {"inf": {"attacks": ["autoattack-linf"], "n": 4, "budgets": [0.1],
+                                   "robust_accuracy": {"0.1": 0.4}}}}  # fmt: skip
+
+    per_seed = {"0": {"control": run("ce+dlr-t", 1), "noisy": run("ce+dlr", 20), "sleep": run("ce+dlr-t", 1)}}
+    lines = _robust_lines(aggregate(per_seed), ["control", "noisy", "sleep"], {"per_seed": per_seed})
+    assert "- Linf: autoattack-linf (loss ce+dlr-t); 4 test images (control, sleep)" in lines
+    assert "- Linf: autoattack-linf (loss ce+dlr, EOT 20); 4 test images (noisy)" in lines
+    same = {"0": {"control": run("ce", 1), "sleep": run("ce", 1)}}
+    assert "- Linf: autoattack-linf (loss ce); 4 test images" in _robust_lines(
+        aggregate(same), ["control", "sleep"], {"per_seed": same})
 
 
 def test_the_verdict_gives_per_seed_mcnemar_tests_on_the_worst_case_over_the_same_images():

@@ -399,3 +399,19 @@ def test_arts_per_image_loss_works_on_our_classifier():
     assert per.shape == (7,)
     total = clf.compute_loss(x, np.eye(4, dtype=np.float32)[y], reduction="sum")
     assert float(np.sum(per)) == pytest.approx(float(total), rel=1e-5)
+
+
+def test_the_worst_case_is_given_only_at_the_budgets_every_attack_ran_at():
+    """Above its largest budget a fixed-budget sweep attacks nothing (its norms read inf there): a budget
+    only one attack ran at is not a worst case over all of them, and is left out."""
+    from types import SimpleNamespace
+
+    from sleepnet.evaluation import worst_cases
+
+    spec = SimpleNamespace(subsample_attacks=[SimpleNamespace(label="a", norm="inf"),
+                                              SimpleNamespace(label="b", norm="inf")])  # fmt: skip
+    out = {"a": {"n": 4, "budgets": [0.1], "norms": [0.05, None, None, None]},
+           "b": {"n": 4, "budgets": [0.1, 0.3], "norms": [None, 0.2, 0.08, None]}}
+    res = worst_cases(out, spec)["inf"]
+    assert res["budgets"] == [0.1] and res["attacks"] == ["a", "b"]
+    assert res["robust_accuracy"] == {key(0.1): 0.5}  # images 0 (a) and 2 (b) broken within 0.1

@@ -167,8 +167,8 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
 
 def worst_cases(out: dict, spec: Suite) -> dict:
     """Per norm, the worst case over the suite's curves that ran on the most images (robust only if
-    every one of them failed); a curve on fewer images (HopSkipJump) is left out of it and compared
-    on its own images by the masking checks."""
+    every one of them failed), at the budgets all of them ran at; a curve on fewer images
+    (HopSkipJump) is left out of it and compared on its own images by the masking checks."""
     res = {}
     for norm in ("inf", "2"):
         curves = [(s.label, out[s.label]) for s in spec.subsample_attacks if s.norm == norm]
@@ -176,7 +176,8 @@ def worst_cases(out: dict, spec: Suite) -> dict:
             continue
         n = max(c["n"] for _, c in curves)
         used = [(label, c) for label, c in curves if c["n"] == n]
-        budgets = sorted({e for _, c in used for e in c["budgets"]})
+        # the budgets every one of them ran at: above its largest budget a sweep records no attack (inf)
+        budgets = sorted(set.intersection(*[set(c["budgets"]) for _, c in used]))
         norms = worst_case(*[norms_from_json(c["norms"]) for _, c in used])
         res[norm] = {"attacks": [label for label, _ in used], "n": n, "budgets": budgets,
                      "robust_accuracy": robust_accuracy(norms, budgets)}  # fmt: skip
