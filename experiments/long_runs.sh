@@ -22,7 +22,8 @@
 # standard_mnist_core/). The models are trained again on each machine; a
 # model that comes out with other weights than the copy's (another CPU) is named in a warning, and its
 # measures are made again. Stop with SIGTERM to this script (it stops the run, which keeps what is
-# done); the same command again resumes, passing over the steps finished on this machine. Results do
+# done); the same command again resumes (a step finished on this machine runs again over its finished
+# run, reusing every measure whose inputs are unchanged, and rebuilds its report). Results do
 # not depend on the number of workers beyond float rounding, but the hashes hold the thread counts:
 # keep --workers 2 on 2 cores for the copies to be taken.
 set -euo pipefail
@@ -43,18 +44,26 @@ trap '[ -z "$child" ] || { kill -TERM "$child" 2>/dev/null; wait "$child"; }; ex
 run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
     local step=$1 file=$2 keep=$3 results=$4
     shift 4
-    if [ -f "runs/$step/metrics.json" ]; then  # finished here before: its report only
-        echo "== $step: finished in runs/$step"
-    else
-        echo "== $step: $(date -u +%FT%TZ)"
-        "$PY" -m sleepnet run "experiments/$file" -o "runs/$step" --workers 2 --keep "$keep" "$@" &
-        child=$!
-        wait "$child"
-        child=
-    fi
+    # finished here before: run again over it (--force reuses its models and measures where their inputs
+    # are unchanged), so that an edited file or newer code is not answered with the old report
+    local again=()
+    [ ! -f "runs/$step/metrics.json" ] || again=(--force)
+    echo "== $step: $(date -u +%FT%TZ)${again:+ (again over the finished run)}"
+    "$PY" -m sleepnet run "experiments/$file" -o "runs/$step" --workers 2 --keep "$keep" "${again[@]}" "$@" &
+    child=$!
+    wait "$child"
+    child=
+    # the report's files copied beside the kept measures, each put in place by a rename (a machine that
+    # goes mid-copy leaves the old file or the new, not half of one); figures/ replaced, not merged into
     mkdir -p "$results"
-    cp -r "runs/$step/report.md" "runs/$step/metrics.json" "runs/$step/results.csv" "runs/$step/figures" \
-        "$results/"
+    local f new="$results/.new-$$"
+    rm -rf "$new"
+    mkdir "$new"
+    cp -r "runs/$step/report.md" "runs/$step/metrics.json" "runs/$step/results.csv" "runs/$step/figures" "$new/"
+    for f in report.md metrics.json results.csv; do mv -f "$new/$f" "$results/$f"; done
+    rm -rf "$results/figures"
+    mv "$new/figures" "$results/figures"
+    rmdir "$new"
 }
 
 steps=("$@")

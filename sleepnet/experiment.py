@@ -325,11 +325,14 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
 
     device = resolve_device(device)
     spec = load_experiment(path)
+    # what the work folder may hold: the file's other seeds and models (--seeds, --models) are kept, not
+    # pruned (hours of an earlier run's work; the report is over the ones asked)
+    whole = spec
     if seeds is not None:
         if not _int_list(seeds, 0) or not 0 < len(seeds) == len(set(seeds)):
             raise SleepnetError(f"seeds must be distinct non-negative integers, got {seeds!r}")
+        whole = dataclasses.replace(spec, seeds=tuple(dict.fromkeys((*spec.seeds, *seeds))))
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
-    whole = spec  # what the work folder may hold: the other models of --models are kept, not pruned
     if models is not None:
         spec = only_models(spec, models)
     check_output(out, overwrite, inputs=[path])

@@ -409,8 +409,9 @@ def test_keep_says_when_its_copy_holds_a_model_made_otherwise(tmp_path, monkeypa
 
 def test_models_runs_only_the_named_models_and_a_run_of_the_whole_file_takes_their_measures(tmp_path):
     """``--models``: the control and the named models only; they are the same units as in the whole file
-    (a later whole run takes their measures from the --keep copy); a name the file lacks, a repeated
-    one: one line, nothing written."""
+    (a later whole run takes their measures from the --keep copy); over a folder holding others, those
+    and other seeds' (``--seeds``) are kept; a name the file lacks, a repeated one: one line, nothing
+    written."""
     exp = tmp_path / "e.toml"
     exp.write_text(RESUMABLE.replace("seeds = [0, 1, 2]", "seeds = [0]"))
     keep = tmp_path / "kept"
@@ -427,6 +428,13 @@ def test_models_runs_only_the_named_models_and_a_run_of_the_whole_file_takes_the
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "whole" / "seed0" / "b" / "model.json").is_file()
     assert (tmp_path / "whole" / "units" / "seed0" / "b").is_dir()
+    # and its other seeds: --seeds 1 over it reports seed 1 alone and keeps seed 0's work
+    proc = run_cli("run", exp, "-o", tmp_path / "whole", "--workers", "1", "--models", "a", "--seeds", "1",
+                   "--force")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads((tmp_path / "whole" / "metrics.json").read_text())["per_seed"]) == ["1"]
+    assert (tmp_path / "whole" / "seed0" / "b" / "model.json").is_file()
+    assert (tmp_path / "whole" / "units" / "seed0" / "control").is_dir()
     out = tmp_path / "bad"
     assert_clean_failure(run_cli("run", exp, "-o", out, "--models", "a,zzz"), "--models: zzz not in", out)
     assert_clean_failure(run_cli("run", exp, "-o", out, "--models", "a,a"), "distinct model names", out)

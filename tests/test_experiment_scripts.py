@@ -167,12 +167,15 @@ if [ -n "${HANG:-}" ] && [[ $out == *$HANG ]]; then
 fi
 mkdir -p "$out/figures"
 for f in report.md metrics.json results.csv; do echo "$out" > "$out/$f"; done
+touch "$out/figures/made.png"
 """
 
 
-def test_long_runs_passes_over_finished_steps_and_stops_its_run_on_sigterm(tmp_path):
-    """``long_runs.sh`` run again passes over the steps finished here (their reports copied, no run), and
-    SIGTERM to it reaches the run (which keeps what is done) instead of leaving it running."""
+def test_long_runs_runs_finished_steps_again_over_their_runs_and_stops_its_run_on_sigterm(tmp_path):
+    """``long_runs.sh`` run again runs a step finished here again over its finished run (``--force``:
+    the measures reused, the report rebuilt, so an edited file or newer code is not answered with the
+    old report), replaces the copied figures instead of merging into them, and SIGTERM to it reaches
+    the run (which keeps what is done) instead of leaving it running."""
     import os
     import shutil
     import signal
@@ -196,19 +199,24 @@ def test_long_runs_passes_over_finished_steps_and_stops_its_run_on_sigterm(tmp_p
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     assert calls == [f"-m sleepnet run experiments/standard_mnist.toml -o runs/core --workers 2 --keep "
                      f"{tmp_path}/results/standard_mnist/units --models control,sleep-fgsm"]  # fmt: skip
-    assert (tmp_path / "results" / "standard_mnist_core" / "metrics.json").read_text() == "runs/core\n"
+    copied = tmp_path / "results" / "standard_mnist_core"
+    assert (copied / "metrics.json").read_text() == "runs/core\n"
+    (copied / "figures" / "a-model-no-longer-run.png").touch()
     proc = subprocess.Popen(["bash", script, "core", "standard"], cwd=tmp_path, text=True,
                             env=env | {"HANG": "standard"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 30
-    while len((tmp_path / "calls.txt").read_text().splitlines()) < 2 and time.time() < deadline:
+    while len((tmp_path / "calls.txt").read_text().splitlines()) < 3 and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # the fake run's trap is set
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 143
-    assert "== core: finished in runs/core" in out and "== standard:" in out
+    assert "(again over the finished run)" in out and "== standard:" in out
     calls = (tmp_path / "calls.txt").read_text().splitlines()
-    assert len(calls) == 3 and "-o runs/standard" in calls[1] and calls[2] == "terminated"
+    assert len(calls) == 4 and calls[1] == calls[0].replace(" --models", " --force --models")
+    assert "-o runs/standard" in calls[2] and calls[3] == "terminated"
+    assert sorted(p.name for p in (copied / "figures").iterdir()) == ["made.png"]
+    assert not list(copied.glob(".new-*"))
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(venv_python) not in ps, "the run outlived the script"
     assert not os.path.exists(tmp_path / "runs" / "standard")

@@ -91,10 +91,11 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
 
     naive = not eot and stochastic(model)
-    judged = stochastic(model) and not naive  # by the expected prediction: its draws' version counts
 
     def unit(name: str, inputs, fn):
-        if judged:  # not a measure kept under other draws of the expected prediction (noise.JUDGE)
+        # not a measure kept under other draws (noise.JUDGE): the expected prediction's, and a naive
+        # pass's single draws, which start from the same seeds (noise.judging)
+        if stochastic(model):
             inputs = [inputs, {"judge": JUDGE}]
         return fn() if units is None else units.run(name, inputs, fn)
 
