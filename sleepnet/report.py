@@ -179,7 +179,7 @@ def _fmt(cell: dict | None, digits: int = 3) -> str:
     where some seeds have no finite value (then no test: ``aggregate``)."""
     if cell is None or not math.isfinite(cell["mean"]):
         return "n/a"
-    n, total = cell.get("n", len(cell["values"])), len(cell["values"])
+    n, total = sum(map(math.isfinite, cell["values"])), len(cell["values"])  # as in aggregate's "n"
     text = f"{cell['mean']:.{digits}f}" + (f" ± {cell['std']:.{digits}f}" if n > 1 else "")
     return text + p_text(cell["p_vs_control"]) + (f" [{n} of {total} seeds]" if n < total else "")
 
