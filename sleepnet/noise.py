@@ -38,10 +38,12 @@ DRAWS = 20
 #: seeded ``seed * 1000 + j``; attacks restart them at ``attack seed * 1000 + j``): each model seed its
 #: own judge, apart from its training's and its attacks' streams
 JUDGE_OFFSET = 10**9
-#: the version of the expected prediction's draws (``judging``), in kept measures' identities: a measure
-#: kept under row-by-row draws (until 2026-12-02) or under one judge for every model seed (on 2026-12-02)
-#: is not reused
-JUDGE = "own-seed-shared-rows-1"
+#: the version of how a stochastic model is judged (the expected prediction's draws, ``judging``) and how
+#: its attacks use the judge, in its kept measures' identities: a measure kept under row-by-row draws
+#: (until 2026-12-02), under one judge for every model seed (on 2026-12-02), or before the attacks that
+#: decide as they go (APGD, DeepFool, CW) decided by the judge and every EOT attack got EOT by default
+#: (version 1, until 2026-12-03) is not reused
+JUDGE = "own-seed-shared-rows-2"
 
 
 _SINGLE = contextvars.ContextVar("sleepnet_single_draws", default=False)

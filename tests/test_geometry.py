@@ -227,6 +227,40 @@ def test_geometry_of_a_deterministic_and_a_stochastic_model():
         Geometry(m=13).compute(model, x, y)
 
 
+def test_a_stochastic_models_representations_draw_noise_no_attack_of_the_analysis_drew(monkeypatch):
+    """The attacks that make the adversarial manifolds restart the noise at the analysis's seed; the
+    representations measured on them must not be taken under the very draws an attack averaged over."""
+    import sleepnet.analysis.geometry as geometry
+    from sleepnet.noise import Noise
+
+    x, y = _patches_like()
+    torch.manual_seed(0)
+    noisy = add_noise(build_mlp([20, 16, 4], dropout=0), "gaussian:0.3", seed=1).eval()
+    drawn = {False: [], True: []}  # by the attacks, by the representations
+    now = {"reps": False}
+    eps = Noise.eps
+
+    def recorded(self, h):
+        drawn[now["reps"]].append(eps(self, h))
+        return drawn[now["reps"]][-1]
+
+    monkeypatch.setattr(Noise, "eps", recorded)
+    reps = geometry.representations
+
+    def measured(model, images):
+        now["reps"] = True
+        try:
+            return reps(model, images)
+        finally:
+            now["reps"] = False
+
+    monkeypatch.setattr(geometry, "representations", measured)
+    Geometry(m=6, n_t=20, draws=4).compute(noisy, x, y)
+    assert drawn[False] and drawn[True]
+    firsts = {tuple(np.round(d[0, :4].tolist(), 6)) for d in drawn[False]}
+    assert not any(tuple(np.round(d[0, :4].tolist(), 6)) in firsts for d in drawn[True])
+
+
 def test_analyze_cli_geometry_and_its_bad_input(tmp_path, patches_hidden_model):
     out = tmp_path / "an"
     res = run_cli("analyze", patches_hidden_model, "--geometry", "--only", "weights", "-o", out)

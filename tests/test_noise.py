@@ -426,3 +426,45 @@ def test_each_model_seed_has_its_own_judge():
     assert not torch.equal(noise.expected_scores(other[:-1], x), mine)
     with noise.seeded(model, 0):  # nor does an attack's seed
         assert torch.equal(noise.expected_scores(model[:-1], x), mine)
+
+
+def _judged_toy(n_images: int = 100):
+    """A small noisy network whose single passes often disagree with its expected prediction (a fifth
+    of its images at sigma 0.3), and images labelled by that prediction."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), noise.GaussianNoise(sigma=0.3, seed=1),
+                          nn.Linear(64, 10), nn.ReLU())  # fmt: skip
+    with torch.no_grad():
+        model[0].weight.mul_(3)
+        model[3].weight.mul_(3)
+    x = torch.rand(n_images, 16).numpy().astype(np.float32)
+    return model, x, ATTACKS["pgd"](model, "cross-entropy").predict(x)
+
+
+def test_attacks_that_decide_as_they_go_decide_by_the_judge_of_a_stochastic_model():
+    """APGD (AutoAttack's rand version), DeepFool and CW decide on the model's outputs while they run:
+    on single noisy passes, APGD left 0.23 robust at L-inf 0.3 where PGD with EOT left 0.04 (images a
+    single pass misjudged came back clean), DeepFool stopped short of the judged boundary (0.52 robust
+    at L2 1.0 against PGD's 0.02) and CW's minimal examples fooled the judge on 0 of 100 images. By the
+    judge they are as strong as PGD with EOT, and what they return fools it."""
+    model, x, y = _judged_toy()
+    pgd = ATTACKS["pgd"](model, "cross-entropy", eps=0.3, n_steps=50)
+    assert pgd.eot_samples == 20  # EOT by default, as every attack that takes it
+    robust_pgd = (pgd.predict(pgd(x, y)) == y).mean()
+    apgd = ATTACKS["apgd-ce"](model, eps=0.3, steps=50)
+    assert apgd.eot_samples == 20
+    adv = apgd(x, y)
+    robust = apgd.predict(adv) == y
+    assert robust.mean() <= robust_pgd + 0.02, (robust.mean(), robust_pgd)
+    assert np.all(adv[robust] == x[robust])  # what it leaves unchanged the judge still gets right
+    deepfool = ATTACKS["deepfool"](model, "cross-entropy")
+    assert (deepfool.predict(deepfool(x, y)) != y).mean() >= 0.95
+    cw = ATTACKS["cw-l2"](model, "cross-entropy", binary_search_steps=3, max_iter=100)
+    adv = cw(x[:40], y[:40])
+    found = np.any(adv != x[:40], axis=1)
+    assert found.mean() >= 0.6 and np.all(cw.predict(adv[found]) != y[:40][found])
+    # the attacks that take no EOT are not given it; a naive evaluation's attacks take single draws
+    assert ATTACKS["square"](model).eot_samples == 1
+    assert ATTACKS["fgsm"](model, "cross-entropy").eot_samples == 20
+    with noise.single_draws():
+        assert ATTACKS["pgd"](model, "cross-entropy").eot_samples == 1

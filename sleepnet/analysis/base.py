@@ -75,6 +75,8 @@ def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, un
     out = {}
     for name in names:
         analysis = geometry_for(data) if name == "geometry" else ANALYSES[name]
+        if noisy and name == "geometry":  # its noise drawn from the seed, as it records (Geometry.compute)
+            analysis.seed = seed
         settings = dict(vars(analysis)) | {"images": "own" if analysis.needs_labels else len(idx)}
         if noisy:
             settings |= {"judge": JUDGE, "seed": seed}

@@ -20,8 +20,10 @@ stochastic model also ``separation_draws``, between its noise draws on the clean
 the adversarial one. (Linear separability itself says nothing here: any two sets of 100
 points in more than 100 dimensions are separable.)
 A layer's representation is the input to the next weight layer (after the activation, and
-after noise and dropout where the model has them; dropout is off in evaluation); the last is
-the logits.
+after noise and dropout where the model has them: dropout as in evaluation, which for the
+paper's dropout is a scaling, to which capacity and d' are blind); the last is the logits. A
+stochastic model's representations take noise from the seed + 3, which none of its three
+attacks (seed, + 1, + 2) drew.
 """
 
 from __future__ import annotations
@@ -167,8 +169,9 @@ class Geometry(Analysis):
             size |= {"exemplar-draws": k, "exemplar-draws-adv": k}
         dev = model_device(model)
         reps = {}
-        for kind, images in sets.items():
-            reps[kind] = representations(model, torch.as_tensor(images, dtype=torch.float32, device=dev))
+        with seeded(model, self.seed + 3):  # noise of its own, none of the three attacks' (seed, +1, +2)
+            for kind, images in sets.items():
+                reps[kind] = representations(model, torch.as_tensor(images, dtype=torch.float32, device=dev))
         layers = [name for name, _ in reps["class"]]
         out: dict[str, Any] = {"layers": layers, "manifolds": {}, "points": size, "classes": p}
         for kind in [k for k in sets if k != "exemplar-noise-adv"]:

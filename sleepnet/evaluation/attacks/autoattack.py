@@ -36,6 +36,7 @@ caller's generator is as it was afterwards.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -81,6 +82,21 @@ class ImageScores(nn.Module):
         return pre_activation(self.model, x.reshape(len(x), -1))
 
 
+class JudgedScores(nn.Module):
+    """What a gradient part sees of a stochastic model judged by its expected prediction: single noisy
+    passes where it takes a gradient (its EOT), the expected scores (``judge``) where it only looks
+    (an input that needs no gradient: APGD-T ranks its target classes so)."""
+
+    def __init__(self, noisy: nn.Module, judge: nn.Module) -> None:
+        super().__init__()
+        self.noisy, self.judge = noisy, judge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``(N, K)`` of images ``x``: of one noisy pass if ``x`` needs a gradient, else the
+        expected scores."""
+        return self.noisy(x) if x.requires_grad else self.judge(x)
+
+
 def default_shape(n_inputs: int) -> tuple[int, int, int]:
     """``(c, s, s)`` with ``c * s * s = n_inputs`` and ``s`` as large as the number allows: ``(1, 28, 28)``
     for 784 inputs, ``(2, 64, 64)`` for a waveform of 8192 samples (Square's squares then cover a few
@@ -108,7 +124,9 @@ class LibraryAttack(PerturbationAttack):
 
     def __init__(self, model, loss=None, eps: float = 0.1, norm: str = "inf", steps: int = 100,
                  n_queries: int = 5000, image_shape: tuple[int, ...] | None = None, seed: int = 0,
-                 batch_size: int = 1000, device=None, eot_samples: int = 1):  # fmt: skip
+                 batch_size: int = 1000, device=None, eot_samples: int | None = None):  # fmt: skip
+        if eot_samples is None:  # the model's default (base.eot_default) where a part takes EOT
+            eot_samples = eot_default(model) if set(self.parts) & EOT_PARTS else 1
         super().__init__(model, loss, batch_size, device, eot_samples)
         self.norm = check_norm(norm)
         (self.eps,) = check_budgets([eps])
@@ -158,12 +176,44 @@ class LibraryAttack(PerturbationAttack):
                 left = torch.nonzero(self.classify(adv) == y).flatten()
                 if not len(left):
                     break
-                part = self.part(name, scores if name in EOT_PARTS else queried)
-                out = torch.cat([part(x[b].reshape(len(b), *shape), y[b]).reshape(len(b), -1)
+                judged = name in EOT_PARTS and self.draws > 1
+                part = self.part(name, JudgedScores(scores, queried) if judged else
+                                 scores if name in EOT_PARTS else queried)  # fmt: skip
+                run = functools.partial(self._judged, part) if judged else part
+                out = torch.cat([run(x[b].reshape(len(b), *shape), y[b]).reshape(len(b), -1)
                                  for b in left.split(self.batch_size)])  # fmt: skip
                 fooled = self.classify(out) != y[left]
                 adv[left[fooled]] = out[fooled]
                 self.breakdown[name] = int(fooled.sum())
+        return adv
+
+    def _judged(self, part, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """An APGD part (``apgd-ce``, ``apgd-dlr``, ``apgd-t``) on images ``x`` ``(N, C, H, W)`` that a
+        stochastic model's expected prediction classifies correctly, judged by that prediction.
+
+        torchattacks' ``perturb`` decides on single noisy passes: it attacks only the images one pass
+        gets right and returns an image unchanged unless one pass was fooled during the run, so an
+        image that the expected prediction would call fooled comes back clean. Here every image is
+        attacked, from the part's seed as ``perturb`` does, and of each run two candidates are judged
+        by the expected prediction: the last iterate a single pass found fooled, then the iterate of
+        the largest loss; the first that fools it is taken. APGD-T runs its targets in turn, each on
+        the images no earlier target fooled (its targets ranked by the expected scores:
+        ``JudgedScores``)."""
+        torch.random.manual_seed(part.seed)
+        adv, left = x.clone(), torch.arange(len(x), device=x.device)
+        targets = range(2, part.n_target_classes + 2) if isinstance(part, torchattacks().APGDT) else [None]
+        for target in targets:
+            if not len(left):
+                break
+            if target is not None:
+                part.target_class = target
+            best, _, _, last = part.attack_single_run(x[left], y[left])
+            found = torch.zeros(len(left), dtype=torch.bool, device=x.device)
+            for candidate in (last, best):
+                take = ~found & (self.classify(candidate.reshape(len(left), -1)) != y[left])
+                adv[left[take]] = candidate[take]
+                found |= take
+            left = left[~found]
         return adv
 
     def generate(self, x, y):

@@ -42,13 +42,18 @@ cross-entropy, the margin or the DLR loss; every result says which (``loss``).
 
 Randomized models: a gradient attack averages the gradient over
 ``eot_samples`` forward passes (Expectation over Transformation, Athalye et
-al. 2018); ``eot_default`` gives the number for a model. Every attack judges a
+al. 2018); ``eot_default`` gives the number for a model, and every attack that
+takes EOT gets it unless told otherwise (the full-test-set FGSM, the paper
+suite's attacks and the masking checks included). Every attack judges a
 stochastic model by its expected prediction, the class of highest mean
 probability over ``draws`` = 20 passes drawn as common random numbers
 (``ExpectedScores``, ``noise.expected_scores``, ``classify``), and the attacks
 that query the model rather than average gradients (Boundary, HopSkipJump,
 Square, FAB) query those expected scores: on single draws they fail for the
-wrong reason, the noise hiding the decision boundary. ``judge_by(1)`` gives that
+wrong reason, the noise hiding the decision boundary. The attacks that decide
+on the model's outputs as they go decide by that judge too: DeepFool's class
+and its stop, CW's successes, AutoAttack's APGD parts' results
+(``autoattack.LibraryAttack._judged``). ``judge_by(1)`` gives that
 naive evaluation back, to measure it. Each ``run``/``generate`` call holds the
 model's noise layers at the attack's seed (``noise.seeded``). ``docs/stochastic.md`` §4.
 """
@@ -172,12 +177,13 @@ class Attack(ABC):
     name = "abstract"
 
     def __init__(self, model: nn.Sequential, loss: str, batch_size: int = 2500, device=None,
-                 eot_samples: int = 1) -> None:  # fmt: skip
+                 eot_samples: int | None = 1) -> None:  # fmt: skip
         self.model = model  # left in its mode: each call holds eval_mode (module docstring)
         self.loss = loss
         self.batch_size = batch_size
         self.device = model_device(model) if device is None else resolve_device(device)
-        self.eot_samples = check_eot(eot_samples)
+        # None: the model's default (eot_default), what every attack that takes EOT is given unless told
+        self.eot_samples = eot_default(model) if eot_samples is None else check_eot(eot_samples)
         #: passes behind each prediction: 1 for a deterministic model, else 20 (``judge_by``;
         #: 1 within ``noise.single_draws``)
         self.draws = judge_draws() if stochastic(model) else 1

@@ -48,7 +48,7 @@ class CarliniWagnerL2(PerturbationAttack):
     def __init__(self, model, loss, binary_search_steps: int = 20, max_iter: int = 1000,
                  learning_rate: float = 5e-3, initial_const: float = 0.01, confidence: float = 0.0,
                  abort_early: bool = True, box: str = "clip", batch_size: int = 1000, device=None,
-                 eot_samples: int = 1):  # fmt: skip
+                 eot_samples: int | None = None):  # fmt: skip
         super().__init__(model, loss, batch_size, device, eot_samples)
         if box not in BOXES:
             raise SleepnetError(f"unknown box {box!r} (known: {', '.join(BOXES)})")
@@ -104,6 +104,9 @@ class CarliniWagnerL2(PerturbationAttack):
                         w.copy_((x0 + w).clamp(0.0, 1.0) - x0)
                 with torch.no_grad():
                     hit = (other - own) > p["confidence"] if p["confidence"] > 0 else other > own
+                    if self.draws > 1 and hit.any():  # what its own draws say, the judge confirms
+                        rows = hit.nonzero().flatten()
+                        hit[rows] = self.classify(adv[rows].detach().float()) != yt[rows]
                     better = hit & (l2 < best_l2)
                     best_l2 = torch.where(better, l2, best_l2)
                     best[better] = adv[better].detach()

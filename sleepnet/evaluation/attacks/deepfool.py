@@ -31,7 +31,7 @@ class DeepFool(PerturbationAttack):
     minimal = True
 
     def __init__(self, model, loss, max_iter: int = 100, overshoot: float = 1.05, batch_size: int = 1000,
-                 device=None, eot_samples: int = 1):  # fmt: skip
+                 device=None, eot_samples: int | None = None):  # fmt: skip
         super().__init__(model, loss, batch_size, device, eot_samples)
         self.max_iter, self.overshoot = int(max_iter), float(overshoot)
         self.loss = "none (DeepFool: linearised class scores)"
@@ -53,10 +53,17 @@ class DeepFool(PerturbationAttack):
             z_sum, g_sum = z_sum + z.detach(), g_sum + torch.stack(grads, dim=1)
         return z_sum / self.eot_samples, g_sum / self.eot_samples
 
+    def _class_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The class DeepFool starts from and stops at: a stochastic model's expected prediction
+        (``classify``; a single pass would stop it short of the judged boundary), else the logits'."""
+        if self.draws > 1:
+            return self.classify(x)
+        with torch.no_grad():
+            return logit_body(self.model)(x).argmax(dim=1)
+
     def _batch(self, x: np.ndarray) -> np.ndarray:
         x0 = self.tensor(x)
-        with torch.no_grad():
-            k0 = logit_body(self.model)(x0).argmax(dim=1)
+        k0 = self._class_of(x0)
         r_tot = torch.zeros_like(x0)
         adv = x0.clone()
         active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
@@ -77,8 +84,7 @@ class DeepFool(PerturbationAttack):
             step = ((f[pick, best].abs() + 1e-4) / (norm[pick, best] ** 2 + 1e-12))[:, None] * w[pick, best]
             r_tot[idx] += step
             adv[idx] = torch.clamp(x0[idx] + self.overshoot * r_tot[idx], 0.0, 1.0)
-            with torch.no_grad():
-                done = logit_body(self.model)(adv[idx]).argmax(dim=1) != own
+            done = self._class_of(adv[idx]) != own
             active[idx[done]] = False
         return adv.cpu().numpy()
 

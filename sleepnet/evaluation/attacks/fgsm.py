@@ -29,7 +29,7 @@ class FGSM(Attack):
     name = "fgsm"
 
     def __init__(self, model, loss, eps: tuple[float, ...] = PAPER_EPS, batch_size: int = 2500,
-                 device=None, eot_samples: int = 1):  # fmt: skip
+                 device=None, eot_samples: int | None = None):  # fmt: skip
         super().__init__(model, loss, batch_size, device, eot_samples)
         self.eps = tuple(float(e) for e in eps)
 

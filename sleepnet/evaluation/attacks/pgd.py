@@ -48,7 +48,8 @@ class PGD(PerturbationAttack):
 
     def __init__(self, model, loss, eps: float = 0.1, norm: str = "inf", n_steps: int = 40,
                  step: float | None = None, restarts: int = 1, random_start: bool = True,
-                 seed: int = 0, batch_size: int = 2500, device=None, eot_samples: int = 1):  # fmt: skip
+                 seed: int = 0, batch_size: int = 2500, device=None,
+                 eot_samples: int | None = None):  # fmt: skip
         super().__init__(model, loss, batch_size, device, eot_samples)
         check_norm(norm)
         check_budgets([eps])
