@@ -57,7 +57,7 @@ run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
     # goes mid-copy leaves the old file or the new, not half of one); figures/ replaced, not merged into
     mkdir -p "$results"
     local f new="$results/.new-$$"
-    rm -rf "$new"
+    rm -rf "$results"/.new-*  # this one, and any a stopped run left (never units/)
     mkdir "$new"
     cp -r "runs/$step/report.md" "runs/$step/metrics.json" "runs/$step/results.csv" "runs/$step/figures" "$new/"
     for f in report.md metrics.json results.csv; do mv -f "$new/$f" "$results/$f"; done

@@ -202,6 +202,7 @@ def test_long_runs_runs_finished_steps_again_over_their_runs_and_stops_its_run_o
     copied = tmp_path / "results" / "standard_mnist_core"
     assert (copied / "metrics.json").read_text() == "runs/core\n"
     (copied / "figures" / "a-model-no-longer-run.png").touch()
+    (copied / ".new-1").mkdir()  # what a run stopped mid-copy leaves
     proc = subprocess.Popen(["bash", script, "core", "standard"], cwd=tmp_path, text=True,
                             env=env | {"HANG": "standard"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 30

@@ -465,6 +465,8 @@ def test_attacks_that_decide_as_they_go_decide_by_the_judge_of_a_stochastic_mode
     assert found.mean() >= 0.6 and np.all(cw.predict(adv[found]) != y[:40][found])
     # the attacks that take no EOT are not given it; a naive evaluation's attacks take single draws
     assert ATTACKS["square"](model).eot_samples == 1
+    assert ATTACKS["deepfool-art"](model, "cross-entropy").eot_samples == 1  # ART: one draw a gradient
+    assert ATTACKS["cw-l2-art"](model, "cross-entropy").eot_samples == 1
     assert ATTACKS["fgsm"](model, "cross-entropy").eot_samples == 20
     with noise.single_draws():
         assert ATTACKS["pgd"](model, "cross-entropy").eot_samples == 1

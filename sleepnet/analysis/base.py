@@ -64,8 +64,10 @@ def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, un
     fixed permutation, the geometry on its own (``geometry_for``). ``unit(name, inputs, fn)``, where
     given, runs each (``Units.run``: an experiment keeps it as one of the model's measures, named
     ``analysis-<name>``, resumed like the others). A stochastic model's noise layers draw from
-    ``seed`` for each analysis, so a result does not depend on what ran before it, and its inputs
-    name the expected prediction's draws (``noise.JUDGE``), as the evaluation's measures do.
+    ``seed`` for each analysis, so a result does not depend on what ran before it (the geometry
+    from its own seed, as for every model: every model and seed is measured on the same exemplar
+    noise, PGD starts and noise streams), and its inputs name the expected prediction's draws
+    (``noise.JUDGE``), as the evaluation's measures do.
     Returns ``{name: result}``."""
     from ..evaluation import subsample_indices
     from ..noise import JUDGE, seeded, stochastic
@@ -75,11 +77,9 @@ def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, un
     out = {}
     for name in names:
         analysis = geometry_for(data) if name == "geometry" else ANALYSES[name]
-        if noisy and name == "geometry":  # its noise drawn from the seed, as it records (Geometry.compute)
-            analysis.seed = seed
         settings = dict(vars(analysis)) | {"images": "own" if analysis.needs_labels else len(idx)}
-        if noisy:
-            settings |= {"judge": JUDGE, "seed": seed}
+        if noisy:  # the geometry draws from its own seed (in its settings already): Geometry.compute
+            settings |= {"judge": JUDGE} | ({} if name == "geometry" else {"seed": seed})
 
         def run(analysis=analysis):
             with seeded(model, seed):

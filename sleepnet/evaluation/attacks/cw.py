@@ -128,7 +128,7 @@ class CarliniWagnerL2Art(CarliniWagnerL2):
     name = "cw-l2-art"
 
     def __init__(self, model, loss, **kwargs) -> None:
-        super().__init__(model, loss, **kwargs)
+        super().__init__(model, loss, **{"eot_samples": 1} | kwargs)  # ART takes one draw a gradient
         self.box = "tanh"  # ART's CarliniL2Method optimises in tanh space
 
     def generate(self, x, y):

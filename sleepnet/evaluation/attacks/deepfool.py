@@ -95,6 +95,9 @@ class DeepFoolArt(DeepFool):
 
     name = "deepfool-art"
 
+    def __init__(self, model, loss, **kwargs) -> None:
+        super().__init__(model, loss, **{"eot_samples": 1} | kwargs)  # ART takes one draw a gradient
+
     def generate(self, x, y):
         """See ``PerturbationAttack.generate``; ART's ``DeepFool`` over all classes."""
         from art.attacks.evasion import DeepFool as ArtDeepFool
