@@ -33,6 +33,8 @@ PAPER_ROWS = {
 
 def scalars(res: dict) -> dict[str, float]:
     """The numbers of one model's results that are compared across seeds."""
+    if not res:  # a seed that lacks the model
+        return {}
     out = {"clean_accuracy": res["clean_accuracy"]}
     if "fgsm" in res:
         out["fgsm.median_eps"] = res["fgsm"]["median_eps"]
@@ -137,17 +139,17 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 def aggregate(per_seed: dict) -> dict:
     """``{model: {metric: {mean, std, n, values, p_vs_control}}}`` over seeds (paired t-test; none where a
-    seed's value is missing or not finite). A metric a seed lacks is nan there; mean and std are over
-    the ``n`` seeds that have a finite value (std nan below 2). A per-layer analysis metric
+    seed's value is missing or not finite). A metric (or model) a seed lacks is nan there; mean and std
+    are over the ``n`` seeds that have a finite value (std nan below 2). A per-layer analysis metric
     (``analysis_scalars``) is tested against the control only where both have the same layers for it:
     a network of another depth has other layers at the same place."""
     seeds = list(per_seed)
-    models = list(per_seed[seeds[0]])
+    models = list(dict.fromkeys(m for s in seeds for m in per_seed[s]))  # every seed's, in order
     table = {m: {} for m in models}
-    base = {s: scalars(per_seed[s]["control"]) for s in seeds} if "control" in models else None
+    base = {s: scalars(per_seed[s].get("control", {})) for s in seeds} if "control" in models else None
     nan = float("nan")
     for m in models:
-        rows = [scalars(per_seed[s][m]) for s in seeds]
+        rows = [scalars(per_seed[s].get(m, {})) for s in seeds]
         for key in dict.fromkeys(k for r in rows for k in r):  # every seed's keys, in order
             vals = [float(r.get(key, nan)) for r in rows]
             finite = [v for v in vals if math.isfinite(v)]
@@ -208,18 +210,18 @@ def write_csv(agg: dict, path: Path) -> None:
 
 
 def mean_curves(per_seed: dict) -> dict:
-    """Per model, the accuracy curves (noise, blur, FGSM...) averaged over seeds."""
-    seeds = list(per_seed)
+    """Per model, the accuracy curves (noise, blur, FGSM...) averaged over the seeds that hold them."""
     out = {}
-    for m in per_seed[seeds[0]]:
+    for m in dict.fromkeys(m for runs in per_seed.values() for m in runs):
         out[m] = {}
         for key in (*CURVES, "fgsm"):
-            first = per_seed[seeds[0]][m].get(key)
-            if first is None or "accuracy" not in first or not isinstance(first["accuracy"], list):
+            held = [c for runs in per_seed.values() if isinstance(c := runs.get(m, {}).get(key), dict)
+                    and isinstance(c.get("accuracy"), list)]  # fmt: skip
+            if not held:
                 continue
-            level = next(k for k in first if k not in ("accuracy", "median_eps", "never_fooled"))
-            acc = np.mean([per_seed[s][m][key]["accuracy"] for s in seeds], axis=0)
-            out[m][key] = {level: first[level], "accuracy": acc.tolist()}
+            level = next(k for k in held[0] if k not in ("accuracy", "median_eps", "never_fooled"))
+            acc = np.mean([c["accuracy"] for c in held if c[level] == held[0][level]], axis=0)
+            out[m][key] = {level: held[0][level], "accuracy": acc.tolist()}
     return out
 
 
@@ -271,10 +273,11 @@ def write_report(metrics: dict, folder: Path) -> Path:
         flagged = agg[m].get("masking.flagged")
         if flagged is None:
             continue
-        warnings = sorted({w for s in metrics["per_seed"].values() for w in s[m]["masking"]["warnings"]})
-        n = len(flagged["values"])
+        warnings = sorted({w for s in metrics["per_seed"].values()
+                           for w in s.get(m, {}).get("masking", {}).get("warnings", [])})  # fmt: skip
         verdict = "; ".join(warnings) if warnings else "no sign of gradient masking"
-        lines.append(f"- **{m}**: flagged in {int(sum(flagged['values']))} of {n} seeds. {verdict}.")
+        checked = [v for v in flagged["values"] if math.isfinite(v)]  # the seeds that checked it
+        lines.append(f"- **{m}**: flagged in {int(sum(checked))} of {len(checked)} seeds. {verdict}.")
     from .claims import claim_lines, stochastic_lines
 
     lines += claim_lines(metrics) + stochastic_lines(metrics)
@@ -310,19 +313,18 @@ def significant(p: float, seeds: int) -> bool:
 
 def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     """Robust accuracy of each attack at each of its budgets (``ATTACK.robust@EPS``), one table per attack,
-    headed by its norm, loss, EOT and number of images on the control (``_about``, the first seed's
-    records); the models attacked otherwise (a stochastic model's rand AutoAttack) named below it."""
+    headed by its norm, loss, EOT and number of images on the control (``_seeds_about``, over every
+    seed); the models attacked otherwise (a stochastic model's rand AutoAttack) named below it."""
     attacks = list(dict.fromkeys(k.split(".robust@")[0] for m in models for k in agg[m]
                                  if ".robust@" in k and not k.startswith("worst-")))  # fmt: skip
     if not attacks:
         return []
-    runs = next(iter(metrics["per_seed"].values()))
     lines = ["", "## Robust accuracy per attack", "",
              "An image counts only if classified correctly clean and not fooled within the budget; a "
              "minimal-perturbation attack's figure at each budget follows from its per-image norms (a "
              "failure is an infinite norm)."]  # fmt: skip
     for attack in attacks:
-        about = {m: _about(runs[m][attack]) for m in models if isinstance(runs.get(m, {}).get(attack), dict)}
+        about = {m: a for m in models if (a := _seeds_about(metrics, m, attack))}
         common = about.get("control", next(iter(about.values()), ""))
         keys = sorted({k for m in models for k in agg[m] if k.startswith(f"{attack}.robust@")},
                       key=lambda k: float(k.split("@")[1]))  # fmt: skip
@@ -334,6 +336,23 @@ def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
         if other:  # a stochastic model's AutoAttack is the rand version, with EOT
             lines += ["", "Attacked otherwise: " + "; ".join(other) + "."]
     return lines
+
+
+def _seeds_about(metrics: dict, model: str, attack: str) -> str:
+    """``_about`` of ``model``'s ``attack`` record over every seed holding it: one wording, or each wording
+    with its seeds where the seeds were attacked otherwise; "" where no seed holds the record."""
+    said: dict[str, list[str]] = {}
+    for seed, runs in metrics["per_seed"].items():
+        if isinstance(record := runs.get(model, {}).get(attack), dict):
+            said.setdefault(_about(record), []).append(str(seed))
+    if len(said) < 2:
+        return next(iter(said), "")
+    return " / ".join(f"{a} ({_seed_list(s)})" for a, s in said.items())
+
+
+def _seed_list(seeds: list[str]) -> str:
+    """``seed 2``, ``seeds 0, 1``."""
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}"
 
 
 def _about(record: dict) -> str:
@@ -350,20 +369,22 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     keys = sorted({k for m in models for k in agg[m] if k.startswith("worst-l")})
     if not keys:
         return []
-    runs = next(iter(metrics["per_seed"].values()))  # the first seed's: every seed runs the same suite
     lines = ["", "## Robust accuracy at budgets", "",
              "An image counts only if classified correctly clean and not fooled within the budget by "
              "any attack of the suite (the worst case per image); the attacks, their losses and the "
              "numbers of images:", ""]  # fmt: skip
+    how = lambda rec: _about({k: v for k, v in rec.items() if k in ("loss", "eot_samples")})  # noqa: E731
     for norm in ("inf", "2"):
-        said: dict[str, list[str]] = {}  # how the worst case was made -> the models made so
+        said: dict[str, dict[str, list[str]]] = {}  # how the worst case was made -> model -> its seeds
         for m in models:
-            r = runs.get(m, {}).get("robust", {}).get(norm)
-            if r:
-                how = lambda rec: _about({k: v for k, v in rec.items() if k in ("loss", "eot_samples")})  # noqa: E731
-                about = ", ".join(f"{a} ({how(runs[m][a])})" for a in r["attacks"])
-                said.setdefault(f"{about}; {r['n']} test images", []).append(m)
-        for about, names in said.items():
+            for seed, runs in metrics["per_seed"].items():
+                r = runs.get(m, {}).get("robust", {}).get(norm)
+                if r:
+                    about = ", ".join(f"{a} ({how(runs[m][a])})" for a in r["attacks"])
+                    said.setdefault(f"{about}; {r['n']} test images", {}).setdefault(m, []).append(str(seed))
+        split = {m for by in said.values() for m in by if sum(m in b for b in said.values()) > 1}
+        for about, by in said.items():  # a model made otherwise in some seeds is named with its seeds
+            names = [f"{m} ({_seed_list(s)})" if m in split else m for m, s in by.items()]
             lines.append(f"- L{norm}: {about}" + (f" ({', '.join(names)})" if len(said) > 1 else ""))
     for norm in ("inf", "2"):
         cols = [k for k in keys if k.startswith(f"worst-l{norm}.")]

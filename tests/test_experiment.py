@@ -627,10 +627,11 @@ def test_a_seed_without_a_value_is_said_and_the_same_difference_in_two_seeds_is_
 def test_the_worst_case_header_names_the_models_attacked_otherwise():
     """A stochastic model's worst case is AutoAttack's rand version with EOT: the section's list of
     attacks says so, beside the control's, instead of giving the control's alone."""
-    from sleepnet.report import _robust_lines, aggregate
+    from sleepnet.report import _attack_lines, _robust_lines, aggregate
 
     def run(loss, eot):
-        return {"clean_accuracy": 0.9, "autoattack-linf": {"loss": loss, "eot_samples": eot, "n": 4},
+        return {"clean_accuracy": 0.9, "autoattack-linf": {"loss": loss, "eot_samples": eot, "n": 4,
+                                                           "robust_accuracy": {"0.1": 0.4}},
                 "robust": {"inf": {"attacks": ["autoattack-linf"], "n": 4, "budgets": [0.1],
                                    "robust_accuracy": {"0.1": 0.4}}}}  # fmt: skip
 
@@ -641,6 +642,17 @@ def test_the_worst_case_header_names_the_models_attacked_otherwise():
     same = {"0": {"control": run("ce", 1), "sleep": run("ce", 1)}}
     assert "- Linf: autoattack-linf (loss ce); 4 test images" in _robust_lines(
         aggregate(same), ["control", "sleep"], {"per_seed": same})
+    # every seed is read, not the first alone: a model missing from seed 0, one attacked otherwise in a seed
+    later = {"0": {"control": run("ce", 1)},
+             "1": {"control": run("ce", 1), "noisy": run("ce+dlr", 20)},
+             "2": {"control": run("ce", 20), "noisy": run("ce+dlr", 20)}}  # fmt: skip
+    lines = _robust_lines(aggregate(later), ["control", "noisy"], {"per_seed": later})
+    assert "- Linf: autoattack-linf (loss ce+dlr, EOT 20); 4 test images (noisy)" in lines
+    assert "- Linf: autoattack-linf (loss ce); 4 test images (control (seeds 0, 1))" in lines
+    assert "- Linf: autoattack-linf (loss ce, EOT 20); 4 test images (control (seed 2))" in lines
+    attacks = _attack_lines(aggregate(later), ["control", "noisy"], {"per_seed": later})
+    assert "autoattack-linf (loss ce, 4 images (seeds 0, 1) / loss ce, EOT 20, 4 images (seed 2)):" in attacks
+    assert "Attacked otherwise: noisy: loss ce+dlr, EOT 20, 4 images." in attacks
 
 
 def test_the_verdict_gives_per_seed_mcnemar_tests_on_the_worst_case_over_the_same_images():
@@ -694,7 +706,7 @@ def test_the_per_attack_section_names_a_model_attacked_otherwise(tmp_path):
     control's standard-version header unsaid (the committed metrics)."""
     from pathlib import Path
 
-    from sleepnet.report import write_report
+    from sleepnet.report import aggregate, write_report
 
     metrics = json.loads((Path(__file__).parents[1] / "experiments/results/fsdd/metrics.json").read_text())
     assert "measure_s" not in metrics["timing"]  # a run from before measure_s: no timing line, no error
@@ -705,6 +717,12 @@ def test_the_per_attack_section_names_a_model_attacked_otherwise(tmp_path):
     assert "Attacked otherwise: poisson-170: Linf, loss cross-entropy+dlr, EOT 20, 100 images." in section
     assert "fgsm (" not in section and "worst-" not in section
     assert "where the evaluation's time went" not in report
+    # a seed that lacks a model (a run stopped part way): the report is of the seeds that hold it
+    del metrics["per_seed"]["0"]["poisson-170"]
+    write_report(metrics | {"aggregate": aggregate(metrics["per_seed"])}, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "Attacked otherwise: poisson-170: Linf, loss cross-entropy+dlr, EOT 20, 100 images." in report
+    assert "| poisson-170 |" in report and "[2 of 3 seeds]" in report
 
 
 def test_seeds_are_parsed_alike_by_the_cli_and_the_experiment_scripts_and_grouped_over_seeds():
