@@ -155,6 +155,10 @@ def describe(model: nn.Sequential) -> list[dict[str, Any]]:
     return spec
 
 
+#: the ``describe`` records of the noise layers (``sleepnet.noise``): a model holding one is stochastic
+NOISE_LAYERS = ("poisson_noise", "gaussian_noise")
+
+
 def build(spec: list[dict[str, Any]]) -> nn.Sequential:
     """A Sequential from ``describe`` records."""
     from .audio.frontend import LogMel

@@ -119,6 +119,24 @@ def test_a_boundary_study_names_the_attack_implementation(patches_model):
     assert set(ATTACK_OF) <= set(OBJECTIVES) and set(ATTACK_OF.values()) <= set(ATTACKS)  # no misspelt name
 
 
+def test_a_study_of_a_stochastic_model_names_its_noise_judge_and_eot(patches_hidden_model, tmp_path):
+    """Noise layers hold no weights: two noise scales on one network share the weights file, and a study
+    begun when its attacks took one noisy pass (before ``eot_default``) must not be resumed with 20."""
+    from sleepnet.models import load_model, save_model
+    from sleepnet.noise import JUDGE, add_noise
+
+    model, meta = load_model(patches_hidden_model)
+    ids = {}
+    for spec in ("gaussian:0.1", "gaussian:0.2"):
+        save_model(add_noise(model, spec), tmp_path / spec, meta)
+        ids[spec] = TuneSettings(str(tmp_path / spec), objective="pgd").identity()
+    a, b = ids.values()
+    assert a["model"] == b["model"] and a != b  # the same weights file, told apart by the noise
+    assert a["stochastic"]["judge"] == JUDGE and a["stochastic"]["eot_samples"] == 20
+    assert a["stochastic"]["layers"][0][1]["sigma"] == 0.1
+    assert "stochastic" not in TuneSettings(str(patches_hidden_model)).identity()  # deterministic: as before
+
+
 def test_a_study_created_meanwhile_by_another_process_is_checked_or_taken_over(patches_model, tmp_path,
                                                                               monkeypatch):  # fmt: skip
     """Two ``tune`` processes opening a new study at once: the one that did not create it checks the

@@ -80,13 +80,35 @@ class TuneSettings:
     def identity(self) -> dict:
         """What must match between workers (the model by content, not by path); where the objective's
         attack names its implementation (``objectives.implementation``), that too, so a study begun
-        with ART's Boundary (which ran under that name before ours) is not resumed with ours."""
+        with ART's Boundary (which ran under that name before ours) is not resumed with ours. A stochastic
+        model adds its noise layers (they hold no weights: the weights file does not tell one noise scale
+        from another), the judge's version (``noise.JUDGE``) and the EOT its objective attacks with, so a
+        study begun when attacks took one noisy pass is not resumed with 20."""
         d = self.to_dict()
         d["model"] = _file_sha256(Path(self.model) / "model.safetensors")
         impl = implementation(self.objective)
         if impl is not None:
             d["implementation"] = impl
+        layers = _noise_layers(Path(self.model))
+        if layers:
+            from ..evaluation.attacks.base import EOT_STOCHASTIC
+            from ..noise import JUDGE
+
+            d["stochastic"] = {"layers": layers, "judge": JUDGE, "eot_samples": EOT_STOCHASTIC}
         return d
+
+
+def _noise_layers(folder: Path) -> list:
+    """The noise layers of the model folder's architecture, with their places (none where the record
+    cannot be read: loading the model says why)."""
+    from ..fsio import read_json
+    from ..models import NOISE_LAYERS
+
+    try:
+        arch = read_json(folder / "model.json").get("architecture", [])
+    except (SleepnetError, OSError, AttributeError):
+        return []
+    return [[i, r] for i, r in enumerate(arch) if isinstance(r, dict) and r.get("type") in NOISE_LAYERS]
 
 
 def _file_sha256(path: Path) -> str:
