@@ -470,3 +470,22 @@ def test_attacks_that_decide_as_they_go_decide_by_the_judge_of_a_stochastic_mode
     assert ATTACKS["fgsm"](model, "cross-entropy").eot_samples == 20
     with noise.single_draws():
         assert ATTACKS["pgd"](model, "cross-entropy").eot_samples == 1
+
+
+def test_jsma_targets_and_follows_the_expected_scores_of_a_stochastic_model():
+    """JSMA took its target from one noisy pass and its saliency from single-pass gradients: its target
+    is now the second class of the expected scores, and ART attacks those scores."""
+    from sleepnet.losses import logit_body
+
+    model, x, y = _judged_toy(200)
+    jsma = ATTACKS["jsma"](model, "cross-entropy", max_iter=20)
+    expected = ExpectedScores(model, 20)(torch.from_numpy(x)).detach().numpy()
+    assert np.array_equal(jsma.second_class(x), np.argsort(expected, axis=1)[:, -2])
+    once = logit_body(model)(torch.from_numpy(x)).detach().numpy()
+    assert not np.array_equal(np.argsort(once, axis=1)[:, -2], np.argsort(expected, axis=1)[:, -2])
+    clf = jsma.art(queried=True)
+    assert np.array_equal(clf.predict(x).argmax(1), expected.argmax(1))  # ART sees the expected scores
+    asked = []
+    jsma.art = lambda queried=False: asked.append(queried) or clf
+    res = jsma.run(x[:20], y[:20])
+    assert asked == [True] and res["success_rate"] > 0

@@ -3,6 +3,9 @@
 Targeted at each image's second most likely class (as the sleep paper does),
 ``theta = 0.1`` per perturbed feature, at most ``max_iter`` iterations: ART
 changes two features per iteration, so ``gamma = min(1, 2 max_iter / n)``.
+A stochastic model is attacked through its expected scores (``ExpectedScores``:
+its target their second class, its saliency their gradients, as FAB's), not
+through single noisy passes.
 """
 
 from __future__ import annotations
@@ -27,16 +30,18 @@ class JSMA(PerturbationAttack):
 
     @evaluating
     def second_class(self, x: np.ndarray) -> np.ndarray:
-        """The class of second highest score (pre-ReLU output) of each image: int64 ``(N,)``."""
+        """The class of second highest score (pre-ReLU output; a stochastic model's expected scores) of
+        each image: int64 ``(N,)``."""
+        net = self.queried if self.queried is not self.model else logit_body(self.model)
         with torch.no_grad():
-            z = logit_body(self.model)(self.tensor(x)).cpu().numpy()
+            z = net(self.tensor(x)).cpu().numpy()
         return np.argsort(z, axis=1)[:, -2]
 
     def generate(self, x, y):
         """See ``PerturbationAttack.generate``; ART's ``SaliencyMapMethod`` (module docstring)."""
         from art.attacks.evasion import SaliencyMapMethod
 
-        clf = self.art()
+        clf = self.art(queried=True)  # the model itself where it is deterministic
         gamma = min(1.0, 2 * self.max_iter / x.shape[1])
         attack = SaliencyMapMethod(clf, theta=self.theta, gamma=gamma, batch_size=self.batch_size,
                                    verbose=False)  # fmt: skip
