@@ -42,8 +42,9 @@ JUDGE_OFFSET = 10**9
 #: its attacks use the judge, in its kept measures' identities: a measure kept under row-by-row draws
 #: (until 2026-12-02), under one judge for every model seed (on 2026-12-02), or before the attacks that
 #: decide as they go (APGD, DeepFool, CW) decided by the judge and every EOT attack got EOT by default
-#: (version 1, until 2026-12-03) is not reused
-JUDGE = "own-seed-shared-rows-2"
+#: (version 1, until 2026-12-03), or before JSMA took its target and saliency from the expected scores
+#: (version 2, on 2026-12-03) is not reused
+JUDGE = "own-seed-shared-rows-3"
 
 
 _SINGLE = contextvars.ContextVar("sleepnet_single_draws", default=False)

@@ -159,7 +159,8 @@ CURVES = {
 def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
     """Accuracy vs each distortion level / attack epsilon, one figure each, every model on it; the control
     (a model named ``control``) in black beside the others; on the FGSM curve each model's median eps
-    marked by a dashed line of its colour."""
+    marked by a dashed line of its colour; a curve's ``label``, where it has one, names it instead of
+    its model's name."""
     paths = []
     for key, (level, label) in CURVES.items():
         runs = {name: r[key] for name, r in results.items() if key in r}
@@ -171,7 +172,7 @@ def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
             curve = runs[name]
             style = {"color": "k", "lw": 2.0} if name == "control" else {}
             line, = ax.plot(curve[level], curve["accuracy"], marker="o" if len(curve[level]) < 20 else None,
-                            ms=3, label=name, **style)  # fmt: skip
+                            ms=3, label=curve.get("label", name), **style)  # fmt: skip
             if "median_eps" in curve:
                 ax.axvline(curve["median_eps"], color=line.get_color(), ls="--", lw=1,
                            label=f"{name}: median eps {curve['median_eps']:.3g}")  # fmt: skip

@@ -210,7 +210,8 @@ def write_csv(agg: dict, path: Path) -> None:
 
 
 def mean_curves(per_seed: dict) -> dict:
-    """Per model, the accuracy curves (noise, blur, FGSM...) averaged over the seeds that hold them."""
+    """Per model, the accuracy curves (noise, blur, FGSM...) averaged over the seeds that hold them at the
+    first such seed's levels; a curve of fewer than every seed is labelled with how many it averages."""
     out = {}
     for m in dict.fromkeys(m for runs in per_seed.values() for m in runs):
         out[m] = {}
@@ -220,8 +221,10 @@ def mean_curves(per_seed: dict) -> dict:
             if not held:
                 continue
             level = next(k for k in held[0] if k not in ("accuracy", "median_eps", "never_fooled"))
-            acc = np.mean([c["accuracy"] for c in held if c[level] == held[0][level]], axis=0)
-            out[m][key] = {level: held[0][level], "accuracy": acc.tolist()}
+            same = [c["accuracy"] for c in held if c[level] == held[0][level]]
+            out[m][key] = {level: held[0][level], "accuracy": np.mean(same, axis=0).tolist()}
+            if len(same) < len(per_seed):
+                out[m][key]["label"] = f"{m} ({len(same)} of {len(per_seed)} seeds)"
     return out
 
 
@@ -313,8 +316,9 @@ def significant(p: float, seeds: int) -> bool:
 
 def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     """Robust accuracy of each attack at each of its budgets (``ATTACK.robust@EPS``), one table per attack,
-    headed by its norm, loss, EOT and number of images on the control (``_seeds_about``, over every
-    seed); the models attacked otherwise (a stochastic model's rand AutoAttack) named below it."""
+    headed by its norm, loss, EOT and number of images on the control (``_wordings``, over every
+    seed); the models attacked otherwise, seed by seed (a stochastic model's rand AutoAttack), named
+    below it."""
     attacks = list(dict.fromkeys(k.split(".robust@")[0] for m in models for k in agg[m]
                                  if ".robust@" in k and not k.startswith("worst-")))  # fmt: skip
     if not attacks:
@@ -324,29 +328,40 @@ def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
              "minimal-perturbation attack's figure at each budget follows from its per-image norms (a "
              "failure is an infinite norm)."]  # fmt: skip
     for attack in attacks:
-        about = {m: a for m in models if (a := _seeds_about(metrics, m, attack))}
-        common = about.get("control", next(iter(about.values()), ""))
+        words = {m: w for m in models if (w := _wordings(metrics, m, attack))}
+        ref = "control" if "control" in words else next(iter(words), None)
+        common = _grouped(words[ref]) if ref else ""
         keys = sorted({k for m in models for k in agg[m] if k.startswith(f"{attack}.robust@")},
                       key=lambda k: float(k.split("@")[1]))  # fmt: skip
         lines += ["", f"{attack} ({common}):" if common else f"{attack}:", "",
                   "| model | " + " | ".join(k.split("@")[1] for k in keys) + " |",
                   "|---" * (len(keys) + 1) + "|"]  # fmt: skip
         lines += [f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for k in keys) + " |" for m in models]
-        other = [f"{m}: {a}" for m, a in about.items() if a != common]
+        other = []
+        base = words[ref] if ref else {}
+        for m, w in words.items():  # seed by seed against the header's (its other seeds where it lacks one)
+            diff = {s: a for s, a in w.items() if (a != base[s] if s in base else a not in base.values())}
+            if m != ref and diff:
+                other.append(f"{m}: {_grouped(diff, seeds=len(diff) < len(w))}")
         if other:  # a stochastic model's AutoAttack is the rand version, with EOT
             lines += ["", "Attacked otherwise: " + "; ".join(other) + "."]
     return lines
 
 
-def _seeds_about(metrics: dict, model: str, attack: str) -> str:
-    """``_about`` of ``model``'s ``attack`` record over every seed holding it: one wording, or each wording
-    with its seeds where the seeds were attacked otherwise; "" where no seed holds the record."""
+def _wordings(metrics: dict, model: str, attack: str) -> dict[str, str]:
+    """``{seed: _about(record)}`` of ``model``'s ``attack`` record in every seed that holds it."""
+    return {str(seed): _about(rec) for seed, runs in metrics["per_seed"].items()
+            if isinstance(rec := runs.get(model, {}).get(attack), dict)}  # fmt: skip
+
+
+def _grouped(wordings: dict[str, str], seeds: bool = False) -> str:
+    """``_wordings`` as a header says them: the one wording (with its seeds if ``seeds``), or each wording
+    with its seeds."""
     said: dict[str, list[str]] = {}
-    for seed, runs in metrics["per_seed"].items():
-        if isinstance(record := runs.get(model, {}).get(attack), dict):
-            said.setdefault(_about(record), []).append(str(seed))
-    if len(said) < 2:
-        return next(iter(said), "")
+    for seed, a in wordings.items():
+        said.setdefault(a, []).append(seed)
+    if len(said) == 1 and not seeds:
+        return next(iter(said))
     return " / ".join(f"{a} ({_seed_list(s)})" for a, s in said.items())
 
 

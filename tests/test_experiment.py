@@ -653,6 +653,33 @@ def test_the_worst_case_header_names_the_models_attacked_otherwise():
     attacks = _attack_lines(aggregate(later), ["control", "noisy"], {"per_seed": later})
     assert "autoattack-linf (loss ce, 4 images (seeds 0, 1) / loss ce, EOT 20, 4 images (seed 2)):" in attacks
     assert "Attacked otherwise: noisy: loss ce+dlr, EOT 20, 4 images." in attacks
+    # compared seed by seed: a model missing from the seed where the control was attacked otherwise is not
+    # "attacked otherwise"; one that differs in one seed of its two is, with that seed named
+    later["0"]["noisy"] = run("ce", 1)
+    later["2"] = {"control": run("ce", 20), "noisy": run("ce+dlr", 20), "sleep": run("ce", 1)}
+    later["1"]["sleep"] = run("ce", 1)
+    attacks = _attack_lines(aggregate(later), ["control", "noisy", "sleep"], {"per_seed": later})
+    assert ("Attacked otherwise: noisy: loss ce+dlr, EOT 20, 4 images (seeds 1, 2); sleep: loss ce, "
+            "4 images (seed 2).") in attacks
+    del later["2"]["sleep"]
+    attacks = _attack_lines(aggregate(later), ["control", "noisy", "sleep"], {"per_seed": later})
+    assert "Attacked otherwise: noisy: loss ce+dlr, EOT 20, 4 images (seeds 1, 2)." in attacks
+
+
+def test_mean_curves_average_the_seeds_that_hold_a_curve_at_its_levels_and_say_how_many():
+    from sleepnet.report import mean_curves
+
+    def curve(levels, acc):
+        return {"clean_accuracy": 0.9, "gaussian-noise": {"variance": levels, "accuracy": acc}}
+
+    per_seed = {0: {"control": curve([0, 1], [0.9, 0.5]), "sleep": curve([0, 1], [0.8, 0.4])},
+                1: {"control": curve([0, 1], [0.7, 0.3]), "sleep": curve([0, 2], [0.0, 0.0])},
+                2: {"control": curve([0, 1], [0.8, 0.4])}}  # fmt: skip
+    out = mean_curves(per_seed)
+    assert out["control"]["gaussian-noise"]["accuracy"] == pytest.approx([0.8, 0.4])
+    assert "label" not in out["control"]["gaussian-noise"]
+    sleep = out["sleep"]["gaussian-noise"]  # seed 1's other levels are not averaged in; seed 2 lacks it
+    assert sleep["accuracy"] == [0.8, 0.4] and sleep["label"] == "sleep (1 of 3 seeds)"
 
 
 def test_the_verdict_gives_per_seed_mcnemar_tests_on_the_worst_case_over_the_same_images():
