@@ -340,8 +340,10 @@ def _attack_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
         other = []
         base = words[ref] if ref else {}
         for m, w in words.items():  # seed by seed against the header's (its other seeds where it lacks one)
+            if m == ref:
+                continue
             diff = {s: a for s, a in w.items() if (a != base[s] if s in base else a not in base.values())}
-            if m != ref and diff:
+            if diff:
                 other.append(f"{m}: {_grouped(diff, seeds=len(diff) < len(w))}")
         if other:  # a stochastic model's AutoAttack is the rand version, with EOT
             lines += ["", "Attacked otherwise: " + "; ".join(other) + "."]

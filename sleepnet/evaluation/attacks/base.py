@@ -49,8 +49,9 @@ stochastic model by its expected prediction, the class of highest mean
 probability over ``draws`` = 20 passes drawn as common random numbers
 (``ExpectedScores``, ``noise.expected_scores``, ``classify``), and the attacks
 that query the model rather than average gradients (Boundary, HopSkipJump,
-Square, FAB; JSMA too, its target and saliency) query those expected scores: on single draws they fail for the
-wrong reason, the noise hiding the decision boundary. The attacks that decide
+Square, FAB; JSMA too, its target and saliency) query those expected scores:
+on single draws they fail for the wrong reason, the noise hiding the decision
+boundary. The attacks that decide
 on the model's outputs as they go decide by that judge too: DeepFool's class
 and its stop, CW's successes, AutoAttack's APGD parts' results
 (``autoattack.LibraryAttack._judged``). ``judge_by(1)`` gives that
