@@ -1,19 +1,21 @@
 """What a run has measured so far, from its ``--keep`` copy: robust accuracy at every budget, per seed.
 
-    python experiments/kept_table.py experiments/results/standard_mnist/units [--seeds 0,1]
+    python experiments/kept_table.py experiments/results/standard_mnist/units [--seeds 0,1] [--against M]
 
 ``sleepnet run EXPERIMENT --keep DIR`` copies each measure into ``DIR/seed<S>/<model>/`` as it is
 finished (``NAME.HASH.json``); the experiment's report exists only when every model of every seed is
-done. This prints, for each seed, a Markdown table of what is there: clean accuracy (the test set),
-then each budgeted attack (AutoAttack, Square, HopSkipJump, ...: the measures that give robust
-accuracy at budgets) at each budget, one column per model, each cell the robust accuracy on the
-measure's images with, beside the control, the exact McNemar test over the same images
-(``sleepnet.report.mcnemar``: images robust for one model and not the other); then, once some measure
-is kept for two seeds, the mean ± std over the seeds that hold it, with the paired t-test against the
-control over the seeds both hold (``sleepnet.report.seed_cell``). Where two runs kept the same measure
-of models of different weights (another machine trained them again), ``--weights`` picks which
-(each kept copy names its model's weights; ``model.HASH.json`` beside them); without it, one line
-naming them. The README's interim standard-suite table is this output.
+done. This prints, for each seed, a Markdown table of what is there: clean accuracy (the test set), then
+each budgeted attack (AutoAttack, Square, HopSkipJump, ...: the measures that give robust accuracy at
+budgets) at each budget, one column per model, each cell the robust accuracy on the measure's images
+with, beside the control, the exact McNemar test over the same images (``sleepnet.report.mcnemar``:
+images robust for one model and not the other); then, once some measure is kept for two seeds, the mean
+± std over the seeds that hold it, with the paired t-test against the control over the seeds both hold
+(``sleepnet.report.seed_cell``). ``--against MODEL`` tests every model against MODEL instead of the
+control (a defence against sleep, say), in both tables; MODEL comes first. Where two runs kept the same
+measure of models of different weights (another machine trained them again), ``--weights`` picks which
+(each kept copy names its model's weights; ``model.HASH.json`` beside them); without it, one line naming
+them. The README's standard-suite defences tested against sleep are this output with
+``--against sleep-fgsm``.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ def robust_flags(result: dict, eps: float) -> np.ndarray:
     return norms_from_json(result["norms"]) > limit(eps)
 
 
-def _models(seed_dir: Path) -> list[str]:
-    """The model folders of one seed, the control first."""
-    return sorted((d.name for d in seed_dir.iterdir() if d.is_dir()), key=lambda m: (m != "control", m))
+def _models(seed_dir: Path, against: str = "control") -> list[str]:
+    """The model folders of one seed, ``against`` (the one every other is tested against) first."""
+    return sorted((d.name for d in seed_dir.iterdir() if d.is_dir()), key=lambda m: (m != against, m))
 
 
 def _rows(measures: dict[str, dict]) -> list[tuple[str, float, str]]:
@@ -77,19 +79,20 @@ def _rows(measures: dict[str, dict]) -> list[tuple[str, float, str]]:
     return rows
 
 
-def seed_table(seed_dir: Path, weights=()) -> list[str]:
-    """The Markdown table of one seed's kept measures (module docstring); [] if none is kept."""
+def seed_table(seed_dir: Path, weights=(), against: str = "control") -> list[str]:
+    """The Markdown table of one seed's kept measures, McNemar against ``against`` (module docstring); []
+    if none is kept."""
     from sleepnet.evaluation.robust import key
     from sleepnet.report import mcnemar
 
-    models = _models(seed_dir)
+    models = _models(seed_dir, against)
     measures = {m: kept(seed_dir / m, weights) for m in models}
     if not any(measures.values()):
         return []
     lines = [f"| {seed_dir.name} | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     clean = ["-" if (c := measures[m].get("clean")) is None else f"{c:.4f}" for m in models]
     lines.append("| clean accuracy (test set) | " + " | ".join(clean) + " |")
-    control = measures.get("control", {})
+    control = measures.get(against, {})
     for name, eps, label in _rows(measures):
         cells = []
         for m in models:
@@ -98,7 +101,7 @@ def seed_table(seed_dir: Path, weights=()) -> list[str]:
                 cells.append("-")
                 continue
             cell = f"{res['robust_accuracy'][key(eps)]:.3f}"
-            if m != "control" and name in control and control[name]["n"] == res["n"]:
+            if m != against and name in control and control[name]["n"] == res["n"]:
                 _, _, p = mcnemar(robust_flags(res, eps), robust_flags(control[name], eps))
                 cell += f" (p={p:.2g})"
             cells.append(cell)
@@ -106,16 +109,17 @@ def seed_table(seed_dir: Path, weights=()) -> list[str]:
     return lines
 
 
-def over_seeds(seed_dirs: list[Path], weights=()) -> list[str]:
-    """Mean ± std over the seeds that hold each measure, with the paired t-test against the control over
+def over_seeds(seed_dirs: list[Path], weights=(), against: str = "control") -> list[str]:
+    """Mean ± std over the seeds that hold each measure, with the paired t-test against ``against`` over
     the seeds both hold (``report.seed_cell``); [] unless some measure is kept for two seeds or more."""
     from sleepnet.evaluation.robust import key
     from sleepnet.report import seed_cell
 
-    data = {int(d.name[4:]): {m: kept(d / m, weights) for m in _models(d)} for d in seed_dirs}
-    models = sorted({m for ms in data.values() for m in ms}, key=lambda m: (m != "control", m))
+    data = {int(d.name[4:]): {m: kept(d / m, weights) for m in _models(d, against)} for d in seed_dirs}
+    models = sorted({m for ms in data.values() for m in ms}, key=lambda m: (m != against, m))
     flat = {f"{s}/{m}": ms for s, per in data.items() for m, ms in per.items()}
-    lines = ["| over seeds (mean ± std; p: paired t-test against the control) | " + " | ".join(models) + " |",
+    whom = "the control" if against == "control" else against
+    lines = [f"| over seeds (mean ± std; p: paired t-test against {whom}) | " + " | ".join(models) + " |",
              "|---" * (len(models) + 1) + "|"]  # fmt: skip
     several = False
     for name, eps, label in [("clean", None, "clean accuracy (test set)"), *_rows(flat)]:
@@ -126,12 +130,12 @@ def over_seeds(seed_dirs: list[Path], weights=()) -> list[str]:
             acc = {s: r["robust_accuracy"] for s, r in got.items()}
             return {s: a[key(eps)] for s, a in acc.items() if key(eps) in a}
 
-        base = values("control")
+        base = values(against)
         cells = []
         for m in models:
             vals = values(m)
             several |= len(vals) > 1
-            cell = "-" if not vals else seed_cell(vals, base if m != "control" else None)
+            cell = "-" if not vals else seed_cell(vals, base if m != against else None)
             cells.append(cell + (f" [seeds {','.join(map(str, sorted(vals)))}]" if vals else ""))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines if several else []
@@ -141,6 +145,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a --keep folder (seed<S>/<model>/NAME.HASH.json)")
     parser.add_argument("--seeds", help="only these seeds, e.g. 0 or 0,1")
+    parser.add_argument("--against", default="control", help="the model every other is tested against "
+                        "(default: control)")
     parser.add_argument("--weights", default="", help="where two runs kept a measure of models of "
                         "different weights: the weights hash prefixes to show, e.g. 0134790d,93bf3830")
     args = parser.parse_args(argv)
@@ -154,10 +160,12 @@ def main(argv=None) -> int:
 
         wanted = {f"seed{s}" for s in parse_seeds(args.seeds, "kept_table")}
         seeds = [d for d in seeds if d.name in wanted]
-    tables = [lines for d in seeds if (lines := seed_table(d, weights))]
+    if seeds and not any((d / args.against).is_dir() for d in seeds):
+        raise SystemExit(f"kept_table: no model {args.against!r} in {args.folder} (--against)")
+    tables = [lines for d in seeds if (lines := seed_table(d, weights, args.against))]
     if not tables:
         raise SystemExit(f"kept_table: no kept measures in {args.folder}")
-    tables += [lines] if (lines := over_seeds(seeds, weights)) else []
+    tables += [lines] if (lines := over_seeds(seeds, weights, args.against)) else []
     print("\n\n".join("\n".join(t) for t in tables))
     return 0
 

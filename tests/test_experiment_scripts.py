@@ -139,6 +139,38 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
     assert kt.seed_table(tmp_path / "seed0", ["aaaa"])[2] == "| clean accuracy (test set) | 0.9468 | 0.9424 |"
 
 
+def test_kept_table_tests_every_model_against_the_one_asked(tmp_path, capsys):
+    """``--against MODEL``: MODEL comes first and every other model is tested against it, per seed
+    (McNemar) and over seeds (paired t); a MODEL no seed holds is one line and a non-zero exit."""
+    import pytest
+    from scipy.stats import binomtest
+
+    kt = _script("kept_table")
+    # 10 images at 0.1: sleep robust on 8 (6 only it), the control on 2, a defence on 5 (3 only sleep)
+    norms = {"control": [0.05] * 8 + [None] * 2, "sleep-fgsm": [0.05] * 2 + [None] * 8,
+             "finetune": [0.05] * 5 + [None] * 5}  # fmt: skip
+    robust = {"control": (0.2, 0.3), "sleep-fgsm": (0.8, 0.6), "finetune": (0.5, 0.2)}
+    for seed in (0, 1):
+        for model, n in norms.items():
+            _kept_unit(tmp_path / f"seed{seed}" / model, "clean", 0.9)
+            _kept_unit(tmp_path / f"seed{seed}" / model, "autoattack-linf", {
+                "budgets": [0.1], "norms": n, "n": 10, "loss": "cross-entropy",
+                "robust_accuracy": {"0.1": robust[model][seed]}})  # fmt: skip
+    lines = kt.seed_table(tmp_path / "seed0", against="sleep-fgsm")
+    assert lines[0] == "| seed0 | sleep-fgsm | control | finetune |"
+    row = lines[3].split(" | ")[1:]
+    assert row == ["0.800", f"0.200 (p={binomtest(0, 6, 0.5).pvalue:.2g})",
+                   f"0.500 (p={binomtest(0, 3, 0.5).pvalue:.2g}) |"]  # fmt: skip
+    lines = kt.over_seeds([tmp_path / "seed0", tmp_path / "seed1"], against="sleep-fgsm")
+    assert "paired t-test against sleep-fgsm" in lines[0]
+    cells = lines[3].split(" | ")[1:]
+    p = ttest_rel([0.5, 0.2], [0.8, 0.6]).pvalue
+    assert cells[0] == "0.700 ± 0.141 [seeds 0,1]" and cells[2] == f"0.350 ± 0.212 (p={p:.2g}) [seeds 0,1] |"
+    with pytest.raises(SystemExit, match="no model 'sleep-deepfool' in .* \\(--against\\)"):
+        kt.main([str(tmp_path), "--against", "sleep-deepfool"])
+    assert capsys.readouterr().out == ""  # nothing printed before the refusal
+
+
 def test_long_runs_refuses_an_unknown_step_before_any_work(tmp_path):
     """``experiments/long_runs.sh``: every step name is checked before the first run starts."""
     import subprocess
