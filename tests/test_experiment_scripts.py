@@ -311,3 +311,16 @@ def test_long_runs_from_a_worktree_links_the_installed_packages_into_its_sleepne
 
     said = f"sleepnet.kernels is imported from {os.path.realpath(sleepnet.kernels.__file__)}"  # the installed
     assert refused.stderr.strip() == f"long_runs.sh: {fake} does not import sleepnet from {tmp_path}: {said}"
+
+
+def test_tradeoff_bins_every_trial_by_clean_accuracy_with_the_best_robust_in_each():
+    """``experiments/tradeoff_mnist.py``: the report's trials table counts each complete trial in its
+    clean-accuracy bin once (bins half-open) and names the most robust, its gain over the control."""
+    tm = _script("tradeoff_mnist")
+    trials = [(0, 0.945, 0.56), (1, 0.941, 0.58), (2, 0.90, 0.50), (3, 0.85, 0.40), (4, 0.7, 0.1)]
+    rows = {r.split(" | ")[0][2:]: r.split(" | ")[1:] for r in tm.binned(trials, (0.947, 0.53))}
+    assert rows["below 0.80"] == ["1", "0.100 (trial 4, clean 0.7000)", "-0.430 |"]
+    assert rows["0.80-0.85"] == ["0", "-", "- |"]
+    assert rows["0.85-0.90"] == ["1", "0.400 (trial 3, clean 0.8500)", "-0.130 |"]
+    assert rows["0.90-0.92"][0] == "1"  # 0.90 falls in the bin it opens
+    assert rows["0.94-1.00"] == ["2", "0.580 (trial 1, clean 0.9410)", "+0.050 |"]
