@@ -145,8 +145,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a --keep folder (seed<S>/<model>/NAME.HASH.json)")
     parser.add_argument("--seeds", help="only these seeds, e.g. 0 or 0,1")
-    parser.add_argument("--against", default="control", help="the model every other is tested against "
-                        "(default: control)")
+    parser.add_argument("--against", help="the model every other is tested against (default: control)")
     parser.add_argument("--weights", default="", help="where two runs kept a measure of models of "
                         "different weights: the weights hash prefixes to show, e.g. 0134790d,93bf3830")
     args = parser.parse_args(argv)
@@ -160,12 +159,14 @@ def main(argv=None) -> int:
 
         wanted = {f"seed{s}" for s in parse_seeds(args.seeds, "kept_table")}
         seeds = [d for d in seeds if d.name in wanted]
-    if seeds and not any((d / args.against).is_dir() for d in seeds):
-        raise SystemExit(f"kept_table: no model {args.against!r} in {args.folder} (--against)")
-    tables = [lines for d in seeds if (lines := seed_table(d, weights, args.against))]
+    against = args.against or "control"
+    if args.against and seeds and not any((d / against).is_dir() for d in seeds):
+        shown = ", ".join(d.name for d in seeds)
+        raise SystemExit(f"kept_table: --against {against}: no such model in the seeds shown ({shown})")
+    tables = [lines for d in seeds if (lines := seed_table(d, weights, against))]
     if not tables:
         raise SystemExit(f"kept_table: no kept measures in {args.folder}")
-    tables += [lines] if (lines := over_seeds(seeds, weights, args.against)) else []
+    tables += [lines] if (lines := over_seeds(seeds, weights, against)) else []
     print("\n\n".join("\n".join(t) for t in tables))
     return 0
 

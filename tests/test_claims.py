@@ -224,6 +224,17 @@ def test_edge_cases_ties_unpaired_seeds_a_missing_model_and_another_budget():
     v = _verdicts(metrics)
     assert v["2-7 % error on FGSM examples, little clean loss"][0] == "**reproduced**"
     assert v["better than adversarial training"][0] == "**reproduced**"
+    # FGSM (0.60) missing in seed 2, where adversarial training is strongest: FGSM is set against its worst
+    # case over seeds 0 and 1 (0.50), not over all three (0.633)
+    metrics = _metrics(dict(sat, fgsm=0.60, worst=0.40), TWIN, adv_worst=(0.50, 0.50, 0.90))
+    del metrics["per_seed"]["2"]["sig-sat"]["fgsm"]
+    v = _verdicts(metrics)["better than adversarial training"]
+    assert v[0] == "only under the paper's attack"
+    assert v[1].endswith("FGSM leaves 0.600 against 0.500 (2 seeds)")
+    for runs in metrics["per_seed"].values():  # no FGSM at all: the worst case alone decides
+        runs["sig-sat"].pop("fgsm", None)
+    v = _verdicts(metrics)["better than adversarial training"]
+    assert v[0] == "**not reproduced**" and v[1].endswith("no FGSM in the seeds compared")
     # FGSM at 0.90 where the twin is, 1.0 in two seeds the twin lacks: judged on the three it shares
     metrics = _metrics(dict(sat, fgsm=0.90, clean=0.97), TWIN)
     for s in ("3", "4"):

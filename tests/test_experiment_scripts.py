@@ -1,6 +1,7 @@
 """The pure parts of the experiment scripts (``experiments/*.py``), which the suite does not run."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 from scipy.stats import ttest_rel
@@ -166,9 +167,15 @@ def test_kept_table_tests_every_model_against_the_one_asked(tmp_path, capsys):
     cells = lines[3].split(" | ")[1:]
     p = ttest_rel([0.5, 0.2], [0.8, 0.6]).pvalue
     assert cells[0] == "0.700 ± 0.141 [seeds 0,1]" and cells[2] == f"0.350 ± 0.212 (p={p:.2g}) [seeds 0,1] |"
-    with pytest.raises(SystemExit, match="no model 'sleep-deepfool' in .* \\(--against\\)"):
+    with pytest.raises(SystemExit, match="--against sleep-deepfool: no such model in the seeds shown "
+                                         "\\(seed0, seed1\\)"):  # fmt: skip
         kt.main([str(tmp_path), "--against", "sleep-deepfool"])
     assert capsys.readouterr().out == ""  # nothing printed before the refusal
+    # without --against, a folder with no control still prints (the control is only the default)
+    for model in ("control", "finetune"):
+        shutil.rmtree(tmp_path / "seed0" / model)
+    assert kt.main([str(tmp_path), "--seeds", "0"]) == 0
+    assert capsys.readouterr().out.startswith("| seed0 | sleep-fgsm |")
 
 
 def test_long_runs_refuses_an_unknown_step_before_any_work(tmp_path):
