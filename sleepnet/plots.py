@@ -184,3 +184,40 @@ def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
         ax.legend(fontsize=8)
         paths.append(save(fig, Path(folder) / f"accuracy_vs_{key}.png"))
     return paths
+
+
+#: the report's worst-case keys (``worst-NORM.robust@EPS``) and their axis labels
+BUDGET_NORMS = {"linf": "L-inf budget", "l2": "L2 budget"}
+
+
+def robust_at_budgets(agg: dict[str, dict], folder: Path, about: dict[str, str] | None = None) -> list[Path]:
+    """Robust accuracy against the budget, one figure per norm (``robust_vs_NORM.png``): per model the
+    mean over seeds of the worst case per image (``agg[model]["worst-NORM.robust@EPS"]``, as
+    ``report.aggregate`` gives it) with its standard deviation as error bars; the control in black. A
+    model without the norm's worst case is left out; a norm no model has, drawn not at all. ``about``:
+    per norm, a line on the attacks and images, the figure's subtitle."""
+    paths = []
+    for norm, label in BUDGET_NORMS.items():
+        prefix = f"worst-{norm}.robust@"
+        runs = {m: sorted((float(k[len(prefix):]), c) for k, c in keys.items() if k.startswith(prefix))
+                for m, keys in agg.items()}  # fmt: skip
+        runs = {m: r for m, r in runs.items() if r}
+        if not runs:
+            continue
+        fig, ax = subplots(figsize=(5.6, 4.0))
+        for name in sorted(runs, key=lambda name: name != "control"):  # the control first, in black
+            eps = [e for e, _ in runs[name]]
+            mean = [c["mean"] for _, c in runs[name]]
+            std = [c["std"] if np.isfinite(c["std"]) else 0.0 for _, c in runs[name]]
+            style = {"color": "k", "lw": 2.0} if name == "control" else {}
+            ax.errorbar(eps, mean, yerr=std, marker="o", ms=3, capsize=2, label=name, **style)
+        seeds = max(len([v for v in c["values"] if np.isfinite(v)]) for r in runs.values() for _, c in r)
+        ax.set_title(f"robust accuracy, worst case per image (mean ± std, {seeds} seed{'s' * (seeds > 1)})"
+                     + (f"\n{about[norm]}" if about and norm in about else ""), fontsize=9)  # fmt: skip
+        ax.set_xlabel(label)
+        ax.set_ylabel("robust accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        paths.append(save(fig, Path(folder) / f"robust_vs_{norm}.png"))
+    return paths

@@ -234,7 +234,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
     ``metrics``: the experiment's ``experiment``, ``dataset``, ``per_seed`` (results per seed and
     model), ``aggregate`` (from ``aggregate``) and, optionally, ``timing``.
     """
-    from .plots import robustness_curves
+    from .plots import robust_at_budgets, robustness_curves
 
     folder = Path(folder)
     agg = metrics["aggregate"]
@@ -242,6 +242,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
     write_csv(agg, folder / "results.csv")
     figures = robustness_curves(mean_curves({int(k): v for k, v in metrics["per_seed"].items()}),
                                 folder / "figures")  # fmt: skip
+    figures += robust_at_budgets(agg, folder / "figures", _budget_about(metrics))
     models = list(agg)
     lines = [f"# {exp['name']}: robustness of sleep against baselines", "",
              "## Setup", "",
@@ -413,6 +414,20 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     tests = seed_mcnemar(metrics, models, keys)
     lines += _mcnemar_lines(tests, keys)
     return lines + ["", "## Verdict", "", *_verdict(agg, models, keys, tests)]
+
+
+def _budget_about(metrics: dict) -> dict[str, str]:
+    """Per norm (``linf``, ``l2``), the attacks and images of the control's worst case (else the first
+    model's that has one), for the robust-accuracy figures' subtitles."""
+    out = {}
+    for norm, name in (("inf", "linf"), ("2", "l2")):
+        for runs in metrics["per_seed"].values():
+            order = sorted(runs, key=lambda m: m != "control")
+            r = next((w for m in order if (w := runs[m].get("robust", {}).get(norm))), None)
+            if r:
+                out[name] = f"over {', '.join(r['attacks'])}; {r['n']} test images"
+                break
+    return out
 
 
 def worst_flags(run: dict, norm: str, eps: float) -> np.ndarray | None:

@@ -744,6 +744,9 @@ def test_the_per_attack_section_names_a_model_attacked_otherwise(tmp_path):
     assert "Attacked otherwise: poisson-170: Linf, loss cross-entropy+dlr, EOT 20, 100 images." in section
     assert "fgsm (" not in section and "worst-" not in section
     assert "where the evaluation's time went" not in report
+    # the worst case at budgets drawn, mean and spread over the seeds (robust accuracy against the budget)
+    assert "![robust_vs_linf](figures/robust_vs_linf.png)" in report
+    assert (tmp_path / "figures" / "robust_vs_linf.png").stat().st_size > 0
     # a seed that lacks a model (a run stopped part way): the report is of the seeds that hold it
     del metrics["per_seed"]["0"]["poisson-170"]
     write_report(metrics | {"aggregate": aggregate(metrics["per_seed"])}, tmp_path)

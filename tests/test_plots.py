@@ -75,3 +75,26 @@ def test_accuracy_curves_mark_the_median_eps_and_draw_the_control_in_black(drawn
     assert labels == ["control", "control: median eps 0.11", "sleep", "sleep: median eps 0.115"]
     control = ax.get_lines()[0]
     assert control.get_color() == "k" and ax.get_title() == "test accuracy under FGSM epsilon"
+
+
+def test_robust_accuracy_at_budgets_one_figure_per_norm_with_the_spread_over_seeds(drawn, tmp_path):
+    """``plots.robust_at_budgets``: per norm the worst case's mean over seeds against the budget, its std as
+    error bars, the control in black; a model without the norm's worst case left out, a norm no model
+    has not drawn."""
+    def cell(mean, std, n=3):
+        return {"mean": mean, "std": std, "n": n, "values": [mean] * n, "p_vs_control": float("nan")}
+
+    agg = {"control": {"worst-linf.robust@0.1": cell(0.40, 0.02), "worst-linf.robust@0.05": cell(0.79, 0.01),
+                       "clean_accuracy": cell(0.95, 0.0)},
+           "sleep": {"worst-linf.robust@0.1": cell(0.44, 0.01), "worst-linf.robust@0.05": cell(0.78, 0.0)},
+           "other": {"clean_accuracy": cell(0.9, 0.0)}}  # fmt: skip
+    paths = plots.robust_at_budgets(agg, tmp_path, {"linf": "over autoattack-linf; 1000 test images"})
+    assert [p.name for p in paths] == ["robust_vs_linf.png"]  # no L2 worst case anywhere: no L2 figure
+    fig = drawn[-1]
+    _check(fig)
+    ax = fig.get_axes()[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["control", "sleep"]
+    assert ax.get_title().startswith("robust accuracy, worst case per image (mean ± std, 3 seeds)\nover auto")
+    control = ax.containers[0]  # the control's errorbar: sorted budgets, its means, drawn in black
+    xs, ys = control.lines[0].get_data()
+    assert list(xs) == [0.05, 0.1] and list(ys) == [0.79, 0.40] and control.lines[0].get_color() == "k"
