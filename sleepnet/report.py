@@ -418,14 +418,16 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
 
 def _budget_about(metrics: dict) -> dict[str, str]:
     """Per norm (``linf``, ``l2``), the attacks and images of the control's worst case (else the first
-    model's that has one), for the robust-accuracy figures' subtitles."""
+    model's that has one), named as that model's (another model's may differ: a stochastic one's rand
+    AutoAttack), for the robust-accuracy figures' subtitles."""
     out = {}
     for norm, name in (("inf", "linf"), ("2", "l2")):
         for runs in metrics["per_seed"].values():
             order = sorted(runs, key=lambda m: m != "control")
-            r = next((w for m in order if (w := runs[m].get("robust", {}).get(norm))), None)
-            if r:
-                out[name] = f"over {', '.join(r['attacks'])}; {r['n']} test images"
+            found = next(((m, w) for m in order if (w := runs[m].get("robust", {}).get(norm))), None)
+            if found:
+                model, r = found
+                out[name] = f"{model}: over {', '.join(r['attacks'])}; {r['n']} test images"
                 break
     return out
 
