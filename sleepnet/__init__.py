@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 #: ``SLEEPNET_PORTABLE=1``: the CPU kernels an AVX2 machine uses, on every x86-64 machine with AVX2, meant to
 #: give a seed the same bits on AVX2 and AVX-512 machines alike; on an AMD and an Intel machine it did not
-#: (README, "Determinism": they agree to a few test images). Libraries read these when they load: effective
-#: when sleepnet is imported before numpy and torch (always, for the command line).
+#: (README, "Determinism": they agree in the last digits, not to the bit). Libraries read these when they
+#: load: effective when sleepnet is imported before numpy and torch (always, for the command line).
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "OPENBLAS_CORETYPE": "Haswell",
                 "ONEDNN_MAX_CPU_ISA": "AVX2"}
 if _os.environ.get("SLEEPNET_PORTABLE") == "1":
