@@ -177,13 +177,18 @@ def robustness_curves(results: dict[str, dict], folder: Path) -> list[Path]:
                 ax.axvline(curve["median_eps"], color=line.get_color(), ls="--", lw=1,
                            label=f"{name}: median eps {curve['median_eps']:.3g}")  # fmt: skip
         ax.set_title(f"test accuracy under {label}")
-        ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _accuracy_axes(ax, label, "test accuracy", legend=8)
         paths.append(save(fig, Path(folder) / f"accuracy_vs_{key}.png"))
     return paths
+
+
+def _accuracy_axes(ax, xlabel: str, ylabel: str, legend: int) -> None:
+    """An accuracy plot's axes: labels, accuracy from 0 to 1, a light grid, the legend at ``legend`` pt."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend)
 
 
 #: the report's worst-case keys (``worst-NORM.robust@EPS``) and their axis labels
@@ -214,10 +219,6 @@ def robust_at_budgets(agg: dict[str, dict], folder: Path, about: dict[str, str] 
         seeds = max(len([v for v in c["values"] if np.isfinite(v)]) for r in runs.values() for _, c in r)
         ax.set_title(f"robust accuracy, worst case per image (mean ± std, {seeds} seed{'s' * (seeds > 1)})"
                      + (f"\n{about[norm]}" if about and norm in about else ""), fontsize=9)  # fmt: skip
-        ax.set_xlabel(label)
-        ax.set_ylabel("robust accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _accuracy_axes(ax, label, "robust accuracy", legend=7)
         paths.append(save(fig, Path(folder) / f"robust_vs_{norm}.png"))
     return paths
