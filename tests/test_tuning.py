@@ -424,3 +424,31 @@ def open_at_once(urls: list[str]) -> None:
 
 def test_several_processes_create_one_sqlite_storage_at_once(tmp_path):
     open_at_once([f"sqlite:///{tmp_path / f'study{attempt}.db'}" for attempt in range(3)])
+
+
+def test_a_creator_starting_between_the_two_looks_still_makes_the_opener_wait(tmp_path, monkeypatch):
+    """The race CI met (``table studies already exists``): another process makes the lock file and the
+    database just after this one's first look. Whatever it looked at first, it must take the lock."""
+    import fcntl
+    from pathlib import Path
+
+    from sleepnet.tuning.storage import creation_lock
+
+    db, lock = tmp_path / "study.db", tmp_path / "study.db.lock"
+    looks, real_exists = [], Path.exists
+
+    def exists(path):
+        seen = real_exists(path)
+        if path in (db, lock):
+            looks.append(path.name)
+            if len(looks) == 1:  # the other creator: lock file first, then the database
+                lock.touch()
+                db.touch()
+        return seen
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with creation_lock(f"sqlite:///{db}"):
+        monkeypatch.setattr(Path, "exists", real_exists)
+        with open(lock, "a") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert looks, "creation_lock never looked at the database or its lock file"

@@ -49,7 +49,10 @@ def creation_lock(url: str) -> Iterator[None]:
     db = Path(url[len(prefix):]) if url.startswith(prefix) and len(url) > len(prefix) else None
     lock = db.with_name(db.name + ".lock") if db is not None else None  # made by every creator first
     with contextlib.ExitStack() as held:
-        if db is not None and db.parent.is_dir() and (lock.exists() or not db.exists()):
+        # the database is looked at before the lock file: a creator makes the lock file before the
+        # database, so a database seen here has its lock file by the next look (the other order lets
+        # a creator make both between the two looks, and this process open a half-made schema)
+        if db is not None and db.parent.is_dir() and (not db.exists() or lock.exists()):
             import fcntl
 
             # a folder that refuses the lock file, or a file system without flock (some NFS and
