@@ -55,7 +55,7 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), fi
     for inp in inputs:
         src = Path(inp).resolve()
         if target == src or src in target.parents or target in src.parents:
-            raise SleepnetError(f"the output {path} would overwrite the input {inp}: choose another -o")
+            raise SleepnetError(f"the output {path} would overwrite the input {inp}: choose another output")
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise SleepnetError(f"{path} already exists (use --force to replace it)")
@@ -66,7 +66,7 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs=(), fi
         if not file and not is_own(path):
             raise SleepnetError(f"{path} is a folder sleepnet did not write (no {MARK}, model.json or "
                                 "study.db): sleepnet will not replace it; remove it or choose another "
-                                "-o")  # fmt: skip
+                                "output")  # fmt: skip
     check_creatable(path)
 
 

@@ -208,6 +208,8 @@ def add_noise(model: nn.Sequential, spec: str, after: tuple[int, ...] | list[int
     if stochastic_layers(model):
         raise SleepnetError("the model has noise layers already")
     hidden = hidden_outputs(model)
+    if not hidden:
+        raise SleepnetError(f"noise {spec!r} goes after hidden layers, and the model has none")
     chosen = check_places(after, len(hidden)) or list(range(1, len(hidden) + 1))
     at = {hidden[h - 1]: j for j, h in enumerate(sorted(chosen), start=1)}
     layers: list[nn.Module] = []

@@ -90,7 +90,11 @@ class Recipe:
         Schedule.parse(self.schedule)
         if self.noise:
             noise.parse(self.noise)
-            noise.check_places(list(self.noise_after), 3 if self.arch == "cnn" else len(self.sizes) - 2)
+            hidden = 3 if self.arch == "cnn" else len(self.sizes) - 2
+            if hidden < 1:
+                raise SleepnetError(f"noise {self.noise!r} goes after hidden layers, and the network has "
+                                    "none")  # fmt: skip
+            noise.check_places(list(self.noise_after), hidden)
         elif self.noise_after:
             raise SleepnetError("noise_after needs a noise")
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:

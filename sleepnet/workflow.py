@@ -419,18 +419,17 @@ def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int
 
     check_output(out, overwrite, inputs=[manifolds], file=True)
     try:
-        loaded = np.load(manifolds, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
+        with open(manifolds, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"  # an .npz is a zip file; np.load would read others as pickles
+        if not is_zip:
             raise SleepnetError(f"{manifolds} is not an .npz file (np.savez(path, X=...) writes one)")
-        with loaded as f:
+        with np.load(manifolds, allow_pickle=False) as f:
             if "X" not in f.files:
                 raise SleepnetError(f"{manifolds} holds no array X (it has: {', '.join(f.files) or 'none'})")
             x = f["X"]
     except (OSError, ValueError, EOFError) as exc:
         raise SleepnetError(f"{manifolds} is not a readable .npz file ({exc})") from None
-    check_manifolds(x, kappa, n_t)
-    if isinstance(n_reps, bool) or not isinstance(n_reps, int) or n_reps < 1:
-        raise UsageError(f"--n-reps must be a positive integer, got {n_reps!r}")
+    check_manifolds(x, kappa, n_t, seed, n_reps)
     res = manifold_analysis(x, kappa, n_t, seed, n_reps)
     if simulated:
         res["simulated"] = simulated_capacity(x, seed=seed)

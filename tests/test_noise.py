@@ -97,6 +97,14 @@ def test_bad_noise_specs_and_places_are_refused(spec, after, match):
         noise.add_noise(build_mlp([6, 8, 8, 3]), spec, after)
 
 
+
+def test_noise_is_refused_on_a_network_without_hidden_layers():
+    with pytest.raises(SleepnetError, match="and the model has none"):
+        noise.add_noise(build_mlp([6, 3]), "poisson:25")
+    with pytest.raises(SleepnetError, match="and the network has none"):
+        get_recipe("relu-mlp", sizes=(6, 3), noise="poisson:25")
+
+
 def test_noise_goes_after_the_chosen_hidden_activations_and_not_twice():
     model = noise.add_noise(build_mlp([6, 8, 8, 3], dropout=0.2), "gaussian:0.1", after=(2,))
     assert isinstance(model[5], noise.GaussianNoise) and len(noise.stochastic_layers(model)) == 1
@@ -269,7 +277,8 @@ def test_train_cli_with_noise_and_its_bad_input(tmp_path):
     assert meta["recipe"]["noise"] == "gaussian:0.1" and meta["recipe"]["noise_after"] == [2]
     for args, match in ((["--noise", "poisson"], "poisson:GAIN"), (["--noise-after", "1"], "give --noise"),
                         (["--noise", "poisson:25", "--noise-after", "5"], "hidden layers 1..2"),
-                        (["--noise", "poisson:25", "--noise-after", "a"], "layer numbers")):  # fmt: skip
+                        (["--noise", "poisson:25", "--noise-after", "a"], "layer numbers"),
+                        (["--hidden", "", "--noise", "poisson:25"], "the network has none")):  # fmt: skip
         res = run_cli("train", "--dataset", "patches", "--recipe", "relu-mlp", "--hidden", "8,8", *args,
                       "-o", tmp_path / "bad")  # fmt: skip
         assert res.returncode == 2 and match in res.stderr and res.stderr.strip().count("\n") == 0

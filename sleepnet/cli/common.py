@@ -38,8 +38,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        """Raise ``UsageError`` with ``message`` (one line, exit 2) instead of exiting."""
-        raise UsageError(f"{self.prog}: {message}")
+        """Raise ``UsageError`` with ``message`` and where to read the command's options (one line, exit
+        2) instead of exiting."""
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def add_command(subparsers, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
@@ -128,6 +129,17 @@ def parse_seeds(text: str | None, prog: str | None = None) -> list[int] | None:
     if prog is not None:
         raise SystemExit(f"{prog}: {message}")
     raise UsageError(message)
+
+
+def seed(text: str) -> int:
+    """``--seed``: a non-negative integer (numpy's seeds are); an argparse type."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
 
 
 def parse_hidden(text: str | None) -> tuple[int, ...] | None:

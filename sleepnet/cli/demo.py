@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_common, add_device, device, progress
+from .common import add_command, add_common, add_device, device, progress, seed
 
 
 def add_parser(subparsers):
     """Add ``demo -o OUT``; returns its parser."""
     p = add_command(subparsers, "demo", "train, sleep and evaluate on MNIST end to end")
-    p.add_argument("--seed", type=int, default=0, help="seed of training, sleep and evaluation")
+    p.add_argument("--seed", type=seed, default=0, help="seed of training, sleep and evaluation")
     p.add_argument("--preset", default="mnist-fgsm", help="the sleep preset")
     add_device(p, "training and evaluation")
     add_common(p, dataset=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SleepnetError, UsageError
-from .common import add_command, add_common, add_device, device, progress
+from .common import add_command, add_common, add_device, device, progress, seed
 
 EPILOG = """One attack: robust accuracy at each budget (an image counts only if classified correctly
 clean and not fooled within the budget) on the first N test images of a fixed permutation:
@@ -25,7 +25,7 @@ def add_parser(subparsers):
     p.add_argument("--suite", default="quick", help="quick; paper (the sleep paper's attacks and the "
                    "gradient-masking checks); standard (AutoAttack, Square, HopSkipJump at the "
                    "default budgets)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws and the attacks")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the noise draws and the attacks")
     p.add_argument("--subsample", type=int, default=1000,
                    help="paper and standard suites: at most this many test images per attack")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="paper and standard suites: CI-sized settings")

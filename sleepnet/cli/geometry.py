@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_command, add_force
+from .common import add_command, add_force, seed
 
 
 def add_parser(subparsers):
@@ -16,7 +16,7 @@ def add_parser(subparsers):
     p.add_argument("--kappa", type=float, default=0.0, help="margin")
     p.add_argument("--n-t", type=int, default=200, help="Gaussian vectors per manifold")
     p.add_argument("--n-reps", type=int, default=10, help="random restarts of the centre-correlation removal")
-    p.add_argument("--seed", type=int, default=0, help="seeds every draw")
+    p.add_argument("--seed", type=seed, default=0, help="seeds every draw")
     p.add_argument("--simulated", action="store_true",
                    help="also the simulated capacity: random dichotomies checked for linear separability")
     p.add_argument("--json", type=Path, required=True, help="write the result to this file")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from .common import add_command, add_common, add_device, device, parse_hidden, progress
+from .common import add_command, add_common, add_device, device, parse_hidden, progress, seed
 
 
 def add_parser(subparsers):
@@ -20,7 +20,7 @@ def add_parser(subparsers):
     p.add_argument("--noise", help="noise layers on at test time (Dapello et al.): poisson:GAIN or "
                    "gaussian:SIGMA, after every hidden layer (or those of --noise-after)")  # fmt: skip
     p.add_argument("--noise-after", help="comma-separated hidden layers (from 1) the noise follows")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="seed of the initial weights, the shuffling and the dropout masks")  # fmt: skip
     add_device(p, "training")
     add_common(p, dataset=False)

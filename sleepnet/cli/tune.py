@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import add_command, add_data_dir, add_force, add_output, add_quiet, progress
+from .common import add_command, add_data_dir, add_force, add_output, add_quiet, progress, seed
 
 ACTIONS = ("run", "export", "report")
 
@@ -49,7 +49,7 @@ def _search_options(p) -> None:
                    help="TPE on the objective alone, with the clean-accuracy constraint")  # fmt: skip
     p.add_argument("--max-drop", type=float, default=0.02, help="clean-accuracy budget")
     p.add_argument("--validation", type=int, default=2000, help="validation images from the training set")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="seed of the validation split, the sleep runs and the samplers")  # fmt: skip
     p.add_argument("--collapse", type=float, default=0.2,
                    help="stop a trial whose clean accuracy falls this far below the control's")  # fmt: skip

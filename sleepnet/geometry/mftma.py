@@ -40,10 +40,11 @@ from threadpoolctl import threadpool_limits
 from ..errors import SleepnetError
 
 
-def check_manifolds(x, kappa: float = 0.0, n_t: int = 200) -> np.ndarray:
+def check_manifolds(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: int = 10) -> np.ndarray:
     """``x`` as float64 ``(P, N, M)`` (P manifolds of M points in N dimensions; or a sequence of P
     ``(N, M)`` arrays, as the reference takes them); one clear error for manifolds of mismatched
-    shapes, fewer than 2 manifolds or points, NaN or inf, a negative kappa or n_t below 1."""
+    shapes, fewer than 2 manifolds or points, NaN or inf, a negative kappa, n_t or n_reps below 1 or
+    a negative seed."""
     if isinstance(x, (list, tuple)):
         shapes = [np.shape(a) for a in x]
         for i, shape in enumerate(shapes):
@@ -64,6 +65,10 @@ def check_manifolds(x, kappa: float = 0.0, n_t: int = 200) -> np.ndarray:
         raise SleepnetError(f"kappa must be a finite number >= 0, got {kappa!r}")
     if isinstance(n_t, bool) or not isinstance(n_t, (int, np.integer)) or n_t < 1:
         raise SleepnetError(f"n_t must be an integer >= 1, got {n_t!r}")
+    if isinstance(n_reps, bool) or not isinstance(n_reps, (int, np.integer)) or n_reps < 1:
+        raise SleepnetError(f"n_reps must be an integer >= 1, got {n_reps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SleepnetError(f"seed must be an integer >= 0, got {seed!r}")
     return arr.astype(np.float64)
 
 
@@ -231,7 +236,7 @@ def manifold_analysis(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_re
         relative to their mean, before the removal), ``K`` (shared directions removed), the
         per-manifold arrays under ``per_manifold``, and ``settings``.
     """
-    x = check_manifolds(x, kappa, n_t)
+    x = check_manifolds(x, kappa, n_t, seed, n_reps)
     p, n, m = x.shape
     rng = np.random.default_rng(seed)
     manifolds = list(x)  # P arrays (N, M), as the reference takes them
