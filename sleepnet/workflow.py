@@ -248,11 +248,14 @@ def evaluate_to_folder(model_dirs: list[Path], out: Path, *, suite: str = "quick
     data = dataset_for(next(iter(loaded.values()))[2], data_dir, dataset)
     for m in loaded.values():
         check_classes(m[1], data, str(m[0]))
+    import torch
+
     with resumable_dir(out, overwrite, inputs=model_dirs) as work:
-        # a model is its weights and its architecture (noise layers hold their settings there only)
+        # a model is its weights and its architecture (noise layers hold their settings there only); the
+        # thread count can move the last bits of scores (docs/design.md), so a resume at another reruns
         units = {n: Units(work / "units" / n, [sha256_file(Path(m[0]) / "model.safetensors"),
                                                m[2].get("architecture"), model_loss(m[2]), data.sha256,
-                                               suite, seed, options, str(device)])
+                                               suite, seed, options, str(device), torch.get_num_threads()])
                  for n, m in loaded.items()}  # fmt: skip
         results = evaluate({n: m[1] for n, m in loaded.items()}, data,
                            {n: model_loss(m[2]) for n, m in loaded.items()}, suite, seed, progress,

@@ -69,8 +69,9 @@ def patches_hidden_model(tmp_path_factory) -> Path:
     return out
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``sleepnet ARGS`` in a fresh process (this one's environment, plus ``env``)."""
+    env = dict(os.environ) | (env or {})
     env.pop("SLEEPNET_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "sleepnet", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=600)  # fmt: skip

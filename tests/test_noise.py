@@ -476,6 +476,10 @@ def test_attacks_that_decide_as_they_go_decide_by_the_judge_of_a_stochastic_mode
     assert ATTACKS["square"](model).eot_samples == 1
     assert ATTACKS["deepfool-art"](model, "cross-entropy").eot_samples == 1  # ART: one draw a gradient
     assert ATTACKS["cw-l2-art"](model, "cross-entropy").eot_samples == 1
+    for twin in ("deepfool-art", "cw-l2-art"):
+        assert ATTACKS[twin](model, "cross-entropy", eot_samples=None).eot_samples == 1
+        with pytest.raises(SleepnetError, match="takes one draw a gradient"):
+            ATTACKS[twin](model, "cross-entropy", eot_samples=5)
     assert ATTACKS["fgsm"](model, "cross-entropy").eot_samples == 20
     with noise.single_draws():
         assert ATTACKS["pgd"](model, "cross-entropy").eot_samples == 1

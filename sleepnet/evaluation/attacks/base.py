@@ -165,6 +165,16 @@ def check_eot(value) -> int:
     return int(value)
 
 
+def one_draw(name: str, kwargs: dict) -> dict:
+    """``kwargs`` of an attack that takes one draw a gradient (the ART twins), with ``eot_samples`` 1:
+    one clear error if it asks for more (``None``, the default, is 1 here, not the model's default)."""
+    eot = kwargs.get("eot_samples")
+    if eot not in (None, 1):
+        raise SleepnetError(f"{name} takes one draw a gradient (ART's implementation): eot_samples must "
+                            f"be 1, got {eot!r}")  # fmt: skip
+    return kwargs | {"eot_samples": 1}
+
+
 def as_numpy(a, dtype=None) -> np.ndarray:
     """A host array of ``a`` (a numpy array, a tensor on any device, or a list)."""
     if isinstance(a, torch.Tensor):

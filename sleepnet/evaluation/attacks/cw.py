@@ -33,7 +33,7 @@ import torch
 
 from ...errors import SleepnetError
 from ...losses import logit_body
-from .base import PerturbationAttack, register
+from .base import PerturbationAttack, one_draw, register
 
 BOXES = ("clip", "tanh")
 
@@ -128,7 +128,7 @@ class CarliniWagnerL2Art(CarliniWagnerL2):
     name = "cw-l2-art"
 
     def __init__(self, model, loss, **kwargs) -> None:
-        super().__init__(model, loss, **{"eot_samples": 1} | kwargs)  # ART takes one draw a gradient
+        super().__init__(model, loss, **one_draw(self.name, kwargs))  # ART takes one draw a gradient
         self.box = "tanh"  # ART's CarliniL2Method optimises in tanh space
 
     def generate(self, x, y):

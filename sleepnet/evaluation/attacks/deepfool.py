@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ...losses import logit_body
-from .base import PerturbationAttack, register
+from .base import PerturbationAttack, one_draw, register
 
 
 @register
@@ -96,7 +96,7 @@ class DeepFoolArt(DeepFool):
     name = "deepfool-art"
 
     def __init__(self, model, loss, **kwargs) -> None:
-        super().__init__(model, loss, **{"eot_samples": 1} | kwargs)  # ART takes one draw a gradient
+        super().__init__(model, loss, **one_draw(self.name, kwargs))  # ART takes one draw a gradient
 
     def generate(self, x, y):
         """See ``PerturbationAttack.generate``; ART's ``DeepFool`` over all classes."""
