@@ -121,6 +121,11 @@ class _SeededRandomState(np.random.RandomState):
         super().__init__(np.random.randint(2**31) if seed is None else seed)
 
 
+#: every seed sleepnet takes lies in ``0 .. SEED_LIMIT - 1``: numpy's legacy ``np.random.seed``
+#: (``numpy_seeded``) takes no larger one
+SEED_LIMIT = 2**32
+
+
 @contextmanager
 def numpy_seeded(seed: int) -> Iterator[None]:
     """numpy's global generator seeded with ``seed``, and ``np.random.RandomState`` patched, for the block.

@@ -418,19 +418,24 @@ def geometry_to_file(manifolds: Path, out: Path, *, kappa: float = 0.0, n_t: int
                      seed: int = 0, simulated: bool = False, overwrite: bool = False) -> dict:  # fmt: skip
     """MFTMA (``geometry.manifold_analysis``) of ``X`` ``(P, N, M)`` of the .npz ``manifolds``, written to
     ``out`` as JSON, with the simulated capacity if ``simulated``; everything is checked first."""
-    from .geometry import check_manifolds, manifold_analysis, simulated_capacity
+    import zipfile
 
+    from .geometry import check_manifolds, manifold_analysis, simulated_capacity
+    from .geometry.mftma import check_settings
+
+    with usage():  # the options' values: exit 2, as the command line's own checks
+        check_settings(kappa, n_t, seed, n_reps)
     check_output(out, overwrite, inputs=[manifolds], file=True)
     try:
-        with open(manifolds, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"  # an .npz is a zip file; np.load would read others as pickles
+        with open(manifolds, "rb") as f:  # an .npz is a zip file (an empty one too); np.load would read
+            is_zip = f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")  # other files as pickles
         if not is_zip:
             raise SleepnetError(f"{manifolds} is not an .npz file (np.savez(path, X=...) writes one)")
         with np.load(manifolds, allow_pickle=False) as f:
             if "X" not in f.files:
                 raise SleepnetError(f"{manifolds} holds no array X (it has: {', '.join(f.files) or 'none'})")
             x = f["X"]
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise SleepnetError(f"{manifolds} is not a readable .npz file ({exc})") from None
     check_manifolds(x, kappa, n_t, seed, n_reps)
     res = manifold_analysis(x, kappa, n_t, seed, n_reps)

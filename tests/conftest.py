@@ -70,8 +70,8 @@ def patches_hidden_model(tmp_path_factory) -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``sleepnet ARGS`` in a fresh process (this one's environment, plus ``env``)."""
-    env = dict(os.environ) | (env or {})
-    env.pop("SLEEPNET_DEBUG", None)
+    """``sleepnet ARGS`` in a fresh process (this one's environment without ``SLEEPNET_DEBUG``, plus
+    ``env``)."""
+    env = {k: v for k, v in os.environ.items() if k != "SLEEPNET_DEBUG"} | (env or {})
     return subprocess.run([sys.executable, "-m", "sleepnet", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=600)  # fmt: skip

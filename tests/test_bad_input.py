@@ -237,7 +237,7 @@ CASES = [
      "workers must be at least 1"),
     ("experiment-seeds-text", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", seeds='"zero"'),
-     1, "seeds must be a list of distinct non-negative integers"),
+     1, "seeds must be a list of distinct integers from 0 to 2**32 - 1"),
     ("experiment-suite", ("run", "e.toml", "-o", "out"), lambda d: _experiment(d / "e.toml", suite="bogus"),
      1,
      "unknown suite 'bogus'"),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,8 @@ def test_bad_experiment_files(tmp_path):
                          out)
     bad.write_text(TINY.replace("seeds = [0, 1]", 'seeds = "zero"'))
     assert_clean_failure(run_cli("run", bad, "-o", out),
-                         f"{bad}: [experiment] seeds must be a list of distinct non-negative integers, "
-                         "got 'zero'",
+                         f"{bad}: [experiment] seeds must be a list of distinct integers from 0 to "
+                         "2**32 - 1, got 'zero'",
                          out)  # fmt: skip
     for added, said in (("workers = 0", "workers must be an integer >= 1, got 0"),
                         ('analyses = ["weights", "bogus"]', "analyses: unknown analysis 'bogus'"),
@@ -124,7 +125,7 @@ def test_bad_experiment_files(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text(TINY)
     assert_clean_failure(run_cli("run", good, "--seeds", "a,b", "-o", out), "--seeds expects integers", out)
-    assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "non-negative", out)
+    assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "integers from 0 to 2**32 - 1", out)
 
 
 RESUMABLE = """
@@ -764,11 +765,13 @@ def test_seeds_are_parsed_alike_by_the_cli_and_the_experiment_scripts_and_groupe
 
     assert parse_seeds("2,0,1") == parse_seeds("2,0,1,", "prog") == [2, 0, 1]
     assert parse_seeds(None) is None
-    for bad, problem in (("", "non-negative integers"), ("a", "integers like 0,1,2"),
-                         ("0,-1", "non-negative integers"), ("1,1", "distinct seeds")):  # fmt: skip
-        with pytest.raises(SystemExit, match=f"^prog: --seeds expects {problem}, got {bad!r}$"):
+    span = "integers from 0 to 2**32 - 1"
+    for bad, problem in (("", span), ("a", "integers like 0,1,2"), ("0,-1", span), ("0,4294967296", span),
+                         ("1,1", "distinct seeds")):  # fmt: skip
+        message = re.escape(f"--seeds expects {problem}, got {bad!r}")
+        with pytest.raises(SystemExit, match=f"^prog: {message}$"):
             parse_seeds(bad, "prog")
-        with pytest.raises(UsageError, match=f"^--seeds expects {problem}, got {bad!r}$"):
+        with pytest.raises(UsageError, match=f"^{message}$"):
             parse_seeds(bad)
     runs = [{"act": a, "lam": lam, "seed": s} for a, lam, s in
             (("relu", 0.0, 0), ("relu", 0.0, 1), ("relu", 0.1, 1), ("relu", 0.1, 0), ("relu", 1.0, 0),

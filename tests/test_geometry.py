@@ -168,20 +168,28 @@ def test_geometry_cli_writes_the_measures_and_refuses_bad_input(tmp_path):
     np.savez(wrong, Y=np.ones((3, 4, 5)))
     text = tmp_path / "text.npz"
     text.write_text("X = 1, 2, 3\n")  # np.load would take it for a pickle
-    for args, match in ((["--manifolds", bad], "NaN or inf"), (["--manifolds", wrong], "no array X"),
-                        (["--manifolds", FIXTURES / "gauss.npz", "--kappa", "-1"], "kappa"),
-                        (["--manifolds", tmp_path / "none.npz"], "not a readable"),
-                        (["--manifolds", text], "is not an .npz file"),
-                        (["--manifolds", FIXTURES / "gauss.npz", "--n-reps", "0"], "n_reps must be"),
-                        (["--manifolds", FIXTURES / "gauss.npz"], "already exists")):  # fmt: skip
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes((FIXTURES / "gauss.npz").read_bytes()[:40])  # a zip's header, then nothing
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)  # a zip with no member: an .npz without X
+    for args, match, status in (
+            (["--manifolds", bad], "NaN or inf", 1), (["--manifolds", wrong], "no array X", 1),
+            (["--manifolds", empty], "holds no array X (it has: none)", 1),
+            (["--manifolds", FIXTURES / "gauss.npz", "--kappa", "-1"], "kappa", 2),
+            (["--manifolds", tmp_path / "none.npz"], "not a readable", 1),
+            (["--manifolds", text], "is not an .npz file", 1),
+            (["--manifolds", cut], "not a readable", 1),
+            (["--manifolds", FIXTURES / "gauss.npz", "--n-reps", "0"], "n_reps must be", 2),
+            (["--manifolds", FIXTURES / "gauss.npz"], "already exists", 1)):  # fmt: skip
         target = out if match == "already exists" else tmp_path / "new.json"
         before = out.read_bytes()
         res = run_cli("geometry", *args, "--json", target)
-        assert res.returncode == 1 and match in res.stderr and res.stderr.strip().count("\n") == 0
+        assert res.returncode == status and match in res.stderr and res.stderr.strip().count("\n") == 0, \
+            res.stderr  # fmt: skip
         assert not (tmp_path / "new.json").exists() and out.read_bytes() == before
     res = run_cli("geometry", "--manifolds", FIXTURES / "gauss.npz", "--seed", "-1", "--json",
                   tmp_path / "new.json")  # fmt: skip
-    assert res.returncode == 2 and "--seed: must be a non-negative integer" in res.stderr
+    assert res.returncode == 2 and "--seed: must be an integer from 0 to 2**32 - 1" in res.stderr
     assert not (tmp_path / "new.json").exists()
     with pytest.raises(SleepnetError, match="seed must be"):
         manifold_analysis(x, n_t=10, seed=-1)

@@ -97,7 +97,6 @@ def test_bad_noise_specs_and_places_are_refused(spec, after, match):
         noise.add_noise(build_mlp([6, 8, 8, 3]), spec, after)
 
 
-
 def test_noise_is_refused_on_a_network_without_hidden_layers():
     with pytest.raises(SleepnetError, match="and the model has none"):
         noise.add_noise(build_mlp([6, 3]), "poisson:25")

@@ -53,13 +53,13 @@ def test_the_tiny_experiment_file_as_a_spec(tmp_path):
 
 @pytest.mark.parametrize("old, new, message", [
     ("seeds = [0, 1]", 'seeds = "zero"',
-     "[experiment] seeds must be a list of distinct non-negative integers, got 'zero'"),
+     "[experiment] seeds must be a list of distinct integers from 0 to 2**32 - 1, got 'zero'"),
     ("seeds = [0, 1]", "seeds = [0, -1]",
-     "[experiment] seeds must be a list of distinct non-negative integers, got [0, -1]"),
+     "[experiment] seeds must be a list of distinct integers from 0 to 2**32 - 1, got [0, -1]"),
     ("seeds = [0, 1]", "seeds = []",
-     "[experiment] seeds must be a list of distinct non-negative integers, got []"),
+     "[experiment] seeds must be a list of distinct integers from 0 to 2**32 - 1, got []"),
     ("seeds = [0, 1]", "seeds = [1, 1]",
-     "[experiment] seeds must be a list of distinct non-negative integers, got [1, 1]"),
+     "[experiment] seeds must be a list of distinct integers from 0 to 2**32 - 1, got [1, 1]"),
     ('suite = "paper"', 'suite = "bogus"',
      "[experiment] suite: unknown suite 'bogus' (known: quick, paper, standard, audio, audio-quick)"),
     ('recipe = "paper"', 'recipe = "fancy"',
@@ -126,8 +126,10 @@ def test_a_spec_made_in_code_is_checked_too():
     assert dataclasses.replace(spec, seeds=(1, 2)).seeds == (1, 2)
     with pytest.raises(SleepnetError) as err:
         dataclasses.replace(spec, seeds=(-1,))
-    assert str(err.value) == ("experiment: [experiment] seeds must be a list of distinct non-negative "
-                              "integers, got (-1,)")  # fmt: skip
+    assert str(err.value) == ("experiment: [experiment] seeds must be a list of distinct integers from 0 "
+                              "to 2**32 - 1, got (-1,)")  # fmt: skip
+    with pytest.raises(SleepnetError, match=r"from 0 to 2\*\*32 - 1, got \(4294967296,\)"):
+        dataclasses.replace(spec, seeds=(2**32,))
     with pytest.raises(SleepnetError, match=r"^a.toml: \[sleep\] v must be a SleepConfig, got \{\}$"):
         ExperimentSpec("x", sleep={"v": {}}, source="a.toml")
 

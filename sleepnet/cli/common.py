@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SleepnetError, UsageError
+from ..state import SEED_LIMIT
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -113,13 +114,15 @@ def progress(args) -> bool:
 
 
 def parse_seeds(text: str | None, prog: str | None = None) -> list[int] | None:
-    """``--seeds 0,1,2``: distinct non-negative integers; None stays None. A bad list is a ``UsageError``;
-    with ``prog`` (an experiment script's name) it is one line ``prog: ...`` and exit status 1."""
+    """``--seeds 0,1,2``: distinct integers from 0 to 2**32 - 1; None stays None. A bad list is a
+    ``UsageError``; with ``prog`` (an experiment script's name) it is one line ``prog: ...`` and exit
+    status 1."""
     if text is None:
         return None
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
-        problem = "" if seeds and min(seeds) >= 0 else "non-negative integers"
+        within = seeds and 0 <= min(seeds) and max(seeds) < SEED_LIMIT
+        problem = "" if within else "integers from 0 to 2**32 - 1"
         problem = problem or ("" if len(set(seeds)) == len(seeds) else "distinct seeds")
     except ValueError:
         problem = "integers like 0,1,2"
@@ -132,13 +135,14 @@ def parse_seeds(text: str | None, prog: str | None = None) -> list[int] | None:
 
 
 def seed(text: str) -> int:
-    """``--seed``: a non-negative integer (numpy's seeds are); an argparse type."""
+    """``--seed``: an integer from 0 to 2**32 - 1 (what every generator it seeds takes, numpy's
+    legacy ``np.random.seed`` included); an argparse type."""
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text!r}")
     return value
 
 

@@ -38,6 +38,7 @@ from scipy.optimize import minimize, nnls
 from threadpoolctl import threadpool_limits
 
 from ..errors import SleepnetError
+from ..state import SEED_LIMIT
 
 
 def check_manifolds(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: int = 10) -> np.ndarray:
@@ -61,15 +62,22 @@ def check_manifolds(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps
         raise SleepnetError(f"MFTMA needs at least 2 manifolds of at least 2 points, got P={p}, M={m}, N={n}")
     if not np.isfinite(arr).all():
         raise SleepnetError("manifolds contain NaN or inf")
-    if isinstance(kappa, bool) or not np.isfinite(kappa) or kappa < 0:
+    check_settings(kappa, n_t, seed, n_reps)
+    return arr.astype(np.float64)
+
+
+def check_settings(kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: int = 10) -> None:
+    """One clear error for a negative or non-finite kappa, n_t or n_reps below 1, or a seed outside
+    ``0 .. 2**32 - 1``."""
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float, np.number)) or not np.isfinite(kappa) \
+            or kappa < 0:  # fmt: skip
         raise SleepnetError(f"kappa must be a finite number >= 0, got {kappa!r}")
     if isinstance(n_t, bool) or not isinstance(n_t, (int, np.integer)) or n_t < 1:
         raise SleepnetError(f"n_t must be an integer >= 1, got {n_t!r}")
     if isinstance(n_reps, bool) or not isinstance(n_reps, (int, np.integer)) or n_reps < 1:
         raise SleepnetError(f"n_reps must be an integer >= 1, got {n_reps!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SleepnetError(f"seed must be an integer >= 0, got {seed!r}")
-    return arr.astype(np.float64)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+        raise SleepnetError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
 
 
 def anchor_analysis(sd1: np.ndarray, kappa: float, t_vec: np.ndarray) -> tuple[float, float, float]:
