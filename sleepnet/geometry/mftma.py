@@ -44,8 +44,7 @@ from ..state import SEED_LIMIT
 def check_manifolds(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: int = 10) -> np.ndarray:
     """``x`` as float64 ``(P, N, M)`` (P manifolds of M points in N dimensions; or a sequence of P
     ``(N, M)`` arrays, as the reference takes them); one clear error for manifolds of mismatched
-    shapes, fewer than 2 manifolds or points, NaN or inf, a negative kappa, n_t or n_reps below 1 or
-    a negative seed."""
+    shapes, fewer than 2 manifolds or points, NaN or inf, or settings ``check_settings`` refuses."""
     if isinstance(x, (list, tuple)):
         shapes = [np.shape(a) for a in x]
         for i, shape in enumerate(shapes):
