@@ -125,7 +125,8 @@ def test_bad_experiment_files(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text(TINY)
     assert_clean_failure(run_cli("run", good, "--seeds", "a,b", "-o", out), "--seeds expects integers", out)
-    assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "integers from 0 to 2**32 - 1", out)
+    assert_clean_failure(run_cli("run", good, "--seeds", "-1", "-o", out), "integers from 0 to 2**32 - 1",
+                         out)  # fmt: skip
 
 
 RESUMABLE = """
