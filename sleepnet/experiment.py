@@ -86,7 +86,7 @@ from .evaluation.suites import SUITES, FrozenMap
 from .fsio import MARK, check_creatable, check_output, marked, read_json, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
-from .state import SEED_LIMIT
+from .state import is_seed
 from .threads import cores, pinned
 from .units import copy_tree, partial_path, resumable_dir, unit_hash
 
@@ -105,6 +105,12 @@ def _is_int(value: Any) -> bool:
 
 def _int_list(value: Any, least: int) -> bool:
     return isinstance(value, (list, tuple)) and all(_is_int(v) and v >= least for v in value)
+
+
+def _seed_list(value: Any) -> bool:
+    """A non-empty list of distinct seeds (plain ints, ``state.is_seed``): an experiment's ``seeds``."""
+    return isinstance(value, (list, tuple)) and all(_is_int(v) and is_seed(v) for v in value) \
+        and 0 < len(value) == len(set(value))
 
 
 def _name_list(value: Any) -> bool:
@@ -158,8 +164,7 @@ class ExperimentSpec:
             ("hidden", self.hidden is None or _int_list(self.hidden, 1), "a list of positive integers"),
             ("epochs", self.epochs is None or (_is_int(self.epochs) and self.epochs > 0),
              "a positive integer"),
-            ("seeds", _int_list(self.seeds, 0) and 0 < len(self.seeds) == len(set(self.seeds))
-             and max(self.seeds) < SEED_LIMIT, "a list of distinct integers from 0 to 2**32 - 1"),
+            ("seeds", _seed_list(self.seeds), "a list of distinct integers from 0 to 2**32 - 1"),
             ("subsample", _is_int(self.subsample) and self.subsample > 0, "a positive integer"),
             ("workers", self.workers is None or (_is_int(self.workers) and self.workers >= 1),
              "an integer >= 1"),
@@ -330,7 +335,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     # pruned (hours of an earlier run's work; the report is over the ones asked)
     whole = spec
     if seeds is not None:
-        if not _int_list(seeds, 0) or not 0 < len(seeds) == len(set(seeds)) or max(seeds) >= SEED_LIMIT:
+        if not _seed_list(seeds):
             raise SleepnetError(f"seeds must be distinct integers from 0 to 2**32 - 1, got {seeds!r}")
         whole = dataclasses.replace(spec, seeds=tuple(dict.fromkeys((*spec.seeds, *seeds))))
         spec = dataclasses.replace(spec, seeds=tuple(seeds))

@@ -126,6 +126,11 @@ class _SeededRandomState(np.random.RandomState):
 SEED_LIMIT = 2**32
 
 
+def is_seed(value) -> bool:
+    """Whether ``value`` is a seed sleepnet takes: an integer (not a bool) in ``0 .. SEED_LIMIT - 1``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT
+
+
 @contextmanager
 def numpy_seeded(seed: int) -> Iterator[None]:
     """numpy's global generator seeded with ``seed``, and ``np.random.RandomState`` patched, for the block.

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SleepnetError, UsageError
-from ..state import SEED_LIMIT
+from ..state import is_seed
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -121,8 +121,7 @@ def parse_seeds(text: str | None, prog: str | None = None) -> list[int] | None:
         return None
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
-        within = seeds and 0 <= min(seeds) and max(seeds) < SEED_LIMIT
-        problem = "" if within else "integers from 0 to 2**32 - 1"
+        problem = "" if seeds and all(map(is_seed, seeds)) else "integers from 0 to 2**32 - 1"
         problem = problem or ("" if len(set(seeds)) == len(seeds) else "distinct seeds")
     except ValueError:
         problem = "integers like 0,1,2"
@@ -141,7 +140,7 @@ def seed(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if not 0 <= value < SEED_LIMIT:
+    if not is_seed(value):
         raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text!r}")
     return value
 

@@ -38,7 +38,7 @@ from scipy.optimize import minimize, nnls
 from threadpoolctl import threadpool_limits
 
 from ..errors import SleepnetError
-from ..state import SEED_LIMIT
+from ..state import is_seed
 
 
 def check_manifolds(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: int = 10) -> np.ndarray:
@@ -75,7 +75,7 @@ def check_settings(kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_reps: in
         raise SleepnetError(f"n_t must be an integer >= 1, got {n_t!r}")
     if isinstance(n_reps, bool) or not isinstance(n_reps, (int, np.integer)) or n_reps < 1:
         raise SleepnetError(f"n_reps must be an integer >= 1, got {n_reps!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+    if not is_seed(seed):
         raise SleepnetError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
 
 
