@@ -167,6 +167,31 @@ def test_our_square_through_torchattacks_matches_arts_square():
     assert min(accs) - 2 / 60 <= ours["robust_accuracy"][key(eps)] <= max(accs) + 2 / 60
 
 
+def test_l2_square_is_given_a_layout_torchattacks_can_tile_by_a_rule_checked_against_the_library():
+    """torchattacks' L2 Square tiles the image with squares to start and fails on some sides (a CNN on
+    12 x 12 images met it): ``tiles`` says which, checked here against the library for sides 1 to 30,
+    and ``layout`` gives L2 Square a side it can tile, the other parts the image's own."""
+    from sleepnet.evaluation.attacks.autoattack import layout, tiles, torchattacks
+
+    lib = torchattacks()
+    for side in range(1, 31):
+        torch.manual_seed(side)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(side * side, 3))
+        x = torch.rand(4, 1, side, side)
+        y = model(x).argmax(dim=1)  # classified correctly: Square starts on every image
+        try:
+            lib.Square(model, norm="L2", eps=0.5, n_queries=1, n_restarts=1, seed=0)(x, y)
+            ran = True
+        except (RuntimeError, ZeroDivisionError, ValueError):
+            ran = False
+        assert ran == tiles(side), side
+    assert layout((1, 12, 12), 144) == (1, 12, 12) and layout((1, 12, 12), 144, l2_square=True) == (4, 6, 6)
+    assert layout((63, 32), 2016) == (14, 12, 12) and layout((63, 32), 2016, l2_square=True) == (56, 6, 6)
+    assert layout((1, 28, 28), 784, l2_square=True) == (1, 28, 28) == layout(None, 784)
+    with pytest.raises(SleepnetError, match="Square at L2"):
+        layout(None, 97, l2_square=True)
+
+
 def test_autoattack_is_at_least_as_strong_as_each_of_its_parts_and_records_who_broke_what():
     model = _mlp4(3)
     x, y = _images(model, seed=2)

@@ -114,6 +114,9 @@ def test_cnn_and_sigmoid_networks_save_load_and_refuse_sleep(tmp_path):
     assert res.stderr.strip().count("\n") == 0 and "CNN" in res.stderr and "MLPs only" in res.stderr
     res = run_cli("convert", tmp_path / "sig")
     assert res.returncode == 1 and "has a bias" in res.stderr and res.stderr.strip().count("\n") == 0
+    res = run_cli("convert", tmp_path / "cnn", "--json", tmp_path / "cnn.json")
+    assert res.returncode == 1 and "convolution" in res.stderr and res.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "cnn.json").exists()
 
 
 def test_a_cnn_trains_on_images_and_attacks_run_on_it():
@@ -127,6 +130,34 @@ def test_a_cnn_trains_on_images_and_attacks_run_on_it():
     assert res["accuracy"] < 0.5  # measured 0.0: the gradients flow through convolutions and pooling
     kurt = Weights().compute(model, data.x_test)["layers"]
     assert [layer["layer"] for layer in kurt] == ["Conv2d 1", "Conv2d 4", "Linear 8", "Linear 10"]
+
+
+def test_the_standard_suite_and_every_distortion_run_on_a_cnn():
+    """Every attack of the standard suite (AutoAttack and Square at both norms, HopSkipJump, the masking
+    checks) and every distortion, on a CNN: each measures something (the attacks break images at
+    their largest budget), and the worst case is no better than any attack it is made of."""
+    from sleepnet.evaluation import evaluate_model
+    from sleepnet.evaluation.robust import key
+
+    data = make_patches(width=12, n_train=300, n_test=100, seed=0)
+    model, _ = train(data, get_recipe("cnn", sizes=(144, 32, 4), channels=(4, 8), epochs=8), seed=0)
+    res = evaluate_model(model, data, "cross-entropy", "standard", quick=True, subsample=40,
+                         masking_subsample=20)  # fmt: skip
+    clean = res["clean_accuracy"]
+    assert clean > 0.9
+    for name in ("gaussian-noise", "gaussian-blur"):
+        acc = res[name]["accuracy"]
+        assert len(acc) == len(next(v for k, v in res[name].items() if k != "accuracy")) > 1
+        assert all(0 <= a <= 1 for a in acc) and min(acc) < clean
+    labels = ("autoattack-linf", "square-linf", "autoattack-l2", "square-l2", "hopskipjump")
+    for label in labels:
+        curve = res[label]
+        assert set(curve["robust_accuracy"]) == {key(e) for e in curve["budgets"]}
+        assert curve["robust_accuracy"][key(max(curve["budgets"]))] < clean, label
+    for norm, parts in (("inf", labels[:2]), ("2", labels[2:4])):
+        for k, v in res["robust"][norm]["robust_accuracy"].items():
+            assert v <= min(res[p]["robust_accuracy"][k] for p in parts)
+    assert {"square_after_gradients_linf", "free_vs_gradient"} <= set(res["masking"])
 
 
 @pytest.mark.parametrize("args, match", [(["--saturation", "-1"], "must be a finite number >= 0"),

@@ -28,7 +28,9 @@ Makefile does); it is cross-checked in the tests against ART's APGD and Square
 on a fixed model. It wants images as ``(N, C, H, W)``: flat inputs are reshaped
 to ``image_shape`` (``(1, 28, 28)`` for MNIST; Square's squares are squares of
 that image) and back; inputs with no square image shape (a waveform, a spectrogram)
-are laid out as ``(c, s, s)`` (``layout``), as its L2 Square needs; the model is seen
+are laid out as ``(c, s, s)`` (``layout``), as its L2 Square needs, which also
+needs a side its first squares tile (not 12, 14, 18, 19, 24: ``tiles``; its layout
+is then another ``(c, s, s)``, its squares no longer squares of the image); the model is seen
 through its class scores (the pre-ReLU output of the last ``Linear``). torchattacks reseeds torch's global
 generator with ``seed``; each call holds ``torch.random.fork_rng``, so the
 caller's generator is as it was afterwards.
@@ -97,24 +99,42 @@ class JudgedScores(nn.Module):
         return self.noisy(x) if x.requires_grad else self.judge(x)
 
 
-def default_shape(n_inputs: int) -> tuple[int, int, int]:
+def tiles(side: int) -> bool:
+    """Whether torchattacks' L2 Square can start on ``side x side`` images: it tiles them with squares of
+    ``s = side // 5``, ``side // s`` of them a row from ``(side - 5 s) // 2`` on, and fails where one
+    runs over the edge unless ``s`` is 1 (an empty slice takes a 1 x 1 square by broadcasting), or
+    where ``s`` is 0: of the sides up to 30, 1-4, 12, 14, 18, 19 and 24."""
+    s = side // 5
+    return s >= 1 and (s == 1 or (side - 5 * s) // 2 + (side // s) * s <= side)
+
+
+def default_shape(n_inputs: int, l2_square: bool = False) -> tuple[int, int, int]:
     """``(c, s, s)`` with ``c * s * s = n_inputs`` and ``s`` as large as the number allows: ``(1, 28, 28)``
     for 784 inputs, ``(2, 64, 64)`` for a waveform of 8192 samples (Square's squares then cover a few
-    consecutive samples in each of a few rows 64 samples apart), ``(n, 1, 1)`` for a prime."""
-    s = next(d for d in range(math.isqrt(n_inputs), 0, -1) if n_inputs % (d * d) == 0)
-    return (n_inputs // (s * s), s, s)
+    consecutive samples in each of a few rows 64 samples apart), ``(n, 1, 1)`` for a prime. For L2
+    Square (``l2_square``) the largest ``s`` it can tile (``tiles``): ``(56, 6, 6)`` for 2016 inputs,
+    where the others get ``(14, 12, 12)``; a clear error where there is none."""
+    sides = [d for d in range(math.isqrt(n_inputs), 0, -1) if n_inputs % (d * d) == 0
+             and (tiles(d) or not l2_square)]  # fmt: skip
+    if not sides:
+        raise SleepnetError(f"Square at L2 (torchattacks) cannot run on {n_inputs} inputs: it lays "
+                            "them out as c x s x s with a side s of 5 or more its squares tile")  # fmt: skip
+    return (n_inputs // sides[0] ** 2, sides[0], sides[0])
 
 
-def layout(image_shape: tuple[int, ...] | None, n_inputs: int) -> tuple[int, ...]:
-    """The ``(C, H, W)`` the parts see: ``image_shape`` if its images are square, else ``default_shape``:
-    torchattacks' L2 Square assumes ``H == W`` (a spectrogram of 63 x 32 becomes ``(14, 12, 12)``)."""
+def layout(image_shape: tuple[int, ...] | None, n_inputs: int, l2_square: bool = False) -> tuple[int, ...]:
+    """The ``(C, H, W)`` the parts see: ``image_shape`` if its images are square (for L2 Square,
+    ``l2_square``, also of a side it can tile: ``tiles``), else ``default_shape``: torchattacks' L2
+    Square assumes ``H == W`` (a spectrogram of 63 x 32 becomes ``(14, 12, 12)``, and for L2 Square,
+    which cannot tile a side of 12, ``(56, 6, 6)``; a 12 x 12 image ``(4, 6, 6)`` for it alone: its
+    squares are then squares of that layout, not of the image)."""
     if image_shape is not None:
         shape = tuple(int(v) for v in image_shape)
         if int(np.prod(shape)) != n_inputs:
             raise SleepnetError(f"image_shape {shape} does not hold {n_inputs} inputs")
-        if shape[-1] == shape[-2]:
+        if shape[-1] == shape[-2] and (tiles(shape[-1]) or not l2_square):
             return shape
-    return default_shape(n_inputs)
+    return default_shape(n_inputs, l2_square)
 
 
 class LibraryAttack(PerturbationAttack):
@@ -164,7 +184,7 @@ class LibraryAttack(PerturbationAttack):
 
     def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The parts in sequence, each on the images still classified correctly; tensors on the device."""
-        shape = layout(self.image_shape, x.shape[1])
+        shape = layout(self.image_shape, x.shape[1], self.norm == "2" and "square" in self.parts)
         # in evaluation mode: torchattacks puts a model it found in training mode back into training
         # mode after each part, which would switch the shared layers' dropout on for what follows
         scores = ImageScores(self.model).eval()
