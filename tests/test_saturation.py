@@ -49,6 +49,32 @@ def test_schedule_parses_and_ramps_linearly():
             Schedule.parse(bad)
 
 
+def test_training_adds_lambda_t_times_the_penalty_step_by_step(monkeypatch):
+    """The loss of training step t is the task loss + lambda * factor(t, total) * penalty, t counting
+    the steps of the whole run (epochs x batches), the ramp reaching lambda at its fraction."""
+    from sleepnet.losses import loss_fn
+    from sleepnet.training import saturated
+
+    torch.manual_seed(0)
+    model = build_mlp([6, 5, 3], dropout=0, act="relu", bias=True)
+    x, y = torch.rand(4, 6), torch.tensor([0, 1, 2, 0])
+    recipe = get_recipe("relu-mlp", sizes=(6, 5, 3), saturation=0.5, schedule="linear:0.5")
+    task = lambda m, xb, tb: loss_fn(recipe.loss, m, xb, tb)  # noqa: E731
+    with tapped(model) as taps:
+        base = float(task(model, x, y).detach())
+        pen = float(penalty(taps).detach())
+    assert pen > 0
+    wrapped = saturated(task, recipe, total=10)
+    got = [float(wrapped(model, x, y).detach()) for _ in range(7)]
+    assert got == pytest.approx([base + 0.5 * min(1, (t + 1) / 5) * pen for t in range(7)], rel=1e-6)
+    seen = []
+    factor = Schedule.factor
+    monkeypatch.setattr(Schedule, "factor", lambda self, t, n: seen.append((t, n)) or factor(self, t, n))
+    data = make_patches(n_train=75, n_test=10, seed=0)  # 4 classes x 75: 3 batches of 100
+    train(data, get_recipe("relu-mlp", sizes=(100, 5, 4), saturation=0.5, epochs=2), seed=0)
+    assert seen == [(t, 6) for t in range(6)]
+
+
 @pytest.mark.parametrize("changes, match", [({"saturation": -1.0}, "must be a finite number >= 0"),
                                             ({"saturation": float("nan")}, ">= 0"),
                                             ({"schedule": "cosine"}, "does not parse"),
