@@ -184,6 +184,10 @@ def test_the_standard_suite_and_every_distortion_run_on_a_cnn():
         for k, v in res["robust"][norm]["robust_accuracy"].items():
             assert v <= min(res[p]["robust_accuracy"][k] for p in parts)
     assert {"square_after_gradients_linf", "free_vs_gradient"} <= set(res["masking"])
+    # torchattacks' L2 Square cannot tile 12 x 12 (autoattack.tiles): it alone saw (4, 6, 6), and says so
+    assert res["square-l2"]["settings"]["layout"] == {"square": [4, 6, 6]}
+    assert res["autoattack-l2"]["settings"]["layout"] == {"square": [4, 6, 6]}
+    assert not {"layout"} & (set(res["autoattack-linf"]["settings"]) | set(res["square-linf"]["settings"]))
 
 
 @pytest.mark.parametrize("args, match", [(["--saturation", "-1"], "must be a finite number >= 0"),

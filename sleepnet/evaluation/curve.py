@@ -108,6 +108,7 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
 
         attack = attack_at(budgets[0])
         res = sweep(attack_at, x, y, budgets, norm, attack.predict)
+        attack = made[budgets[0]]  # the one that ran at the first budget (its settings after a call)
         norms, clean = res["norms"], res["norms"] > 0
         if issubclass(cls, LibraryAttack):
             extra["breakdown"] = {key(e): a.breakdown for e, a in made.items()}

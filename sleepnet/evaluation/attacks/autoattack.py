@@ -154,6 +154,7 @@ class LibraryAttack(PerturbationAttack):
         self.image_shape = tuple(image_shape) if image_shape else None
         self.loss = "+".join(dict.fromkeys(LOSSES[p] for p in self.parts))
         self.breakdown: dict[str, int] = {}
+        self.layouts: dict[str, list[int]] = {}
         if self.eot_samples > 1 and not set(self.parts) & EOT_PARTS:
             raise SleepnetError(f"attack {self.name!r} takes no EOT (only {', '.join(sorted(EOT_PARTS))} do)")
         need = max((MIN_CLASSES.get(p, 2) for p in self.parts), default=2)
@@ -162,10 +163,12 @@ class LibraryAttack(PerturbationAttack):
                                 f"the logits), the model has {self.n_classes()}")  # fmt: skip
 
     def settings(self) -> dict:
-        """The parts and their budgets, for the record."""
+        """The parts and their budgets, for the record; after a call, ``layout``: the ``(C, H, W)`` of
+        each part that did not see the image's own shape (``layout``), if any."""
         return {"parts": list(self.parts), "eps": self.eps, "norm": self.norm, "steps": self.steps,
                 "n_queries": self.n_queries, "restarts": 1, "eot_samples": self.eot_samples,
-                "seed": self.seed, "library": "torchattacks " + torchattacks().__version__}  # fmt: skip
+                "seed": self.seed, "library": "torchattacks " + torchattacks().__version__} | (
+                {"layout": self.layouts} if self.layouts else {})  # fmt: skip
 
     def part(self, name: str, scores: nn.Module):
         """The torchattacks attack for part ``name`` on ``scores``."""
@@ -184,7 +187,11 @@ class LibraryAttack(PerturbationAttack):
 
     def generate_tensor(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The parts in sequence, each on the images still classified correctly; tensors on the device."""
-        shape = layout(self.image_shape, x.shape[1], self.norm == "2" and "square" in self.parts)
+        # each part's (C, H, W): L2 Square's may differ (``layout``); all looked up (and any refusal
+        # made) before the first part runs, and those that are not the image's recorded (``settings``)
+        shapes = {name: layout(self.image_shape, x.shape[1], self.norm == "2" and name == "square")
+                  for name in self.parts}  # fmt: skip
+        self.layouts = {name: list(shape) for name, shape in shapes.items() if shape != self.image_shape}
         # in evaluation mode: torchattacks puts a model it found in training mode back into training
         # mode after each part, which would switch the shared layers' dropout on for what follows
         scores = ImageScores(self.model).eval()
@@ -200,7 +207,7 @@ class LibraryAttack(PerturbationAttack):
                 part = self.part(name, JudgedScores(scores, queried) if judged else
                                  scores if name in EOT_PARTS else queried)  # fmt: skip
                 run = functools.partial(self._judged, part) if judged else part
-                out = torch.cat([run(x[b].reshape(len(b), *shape), y[b]).reshape(len(b), -1)
+                out = torch.cat([run(x[b].reshape(len(b), *shapes[name]), y[b]).reshape(len(b), -1)
                                  for b in left.split(self.batch_size)])  # fmt: skip
                 fooled = self.classify(out) != y[left]
                 adv[left[fooled]] = out[fooled]
