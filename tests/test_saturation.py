@@ -164,6 +164,7 @@ def test_the_standard_suite_and_every_distortion_run_on_a_cnn():
     their largest budget), and the worst case is no better than any attack it is made of."""
     from sleepnet.evaluation import evaluate_model
     from sleepnet.evaluation.robust import key
+    from sleepnet.evaluation.suites import SUITES
 
     data = make_patches(width=12, n_train=300, n_test=100, seed=0)
     model, _ = train(data, get_recipe("cnn", sizes=(144, 32, 4), channels=(4, 8), epochs=8), seed=0)
@@ -171,7 +172,8 @@ def test_the_standard_suite_and_every_distortion_run_on_a_cnn():
                          masking_subsample=20)  # fmt: skip
     clean = res["clean_accuracy"]
     assert clean > 0.9
-    for name in ("gaussian-noise", "gaussian-blur"):
+    assert len(SUITES.get("standard").distortions) == 3  # noise, blur, salt and pepper
+    for name in SUITES.get("standard").distortions:
         acc = res[name]["accuracy"]
         assert len(acc) == len(next(v for k, v in res[name].items() if k != "accuracy")) > 1
         assert all(0 <= a <= 1 for a in acc) and min(acc) < clean
