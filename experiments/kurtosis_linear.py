@@ -26,8 +26,8 @@ kurtosis and robust accuracy. Resumable (one JSON per model under ``--work``); r
 ``experiments/results/kurtosis_linear/``. A model whose JSON (under ``--work``, else in the
 committed ``kurtosis.json``) lacks HopSkipJump or the distortions (measured before they were
 added, 2026-12-03) is trained again and checked to be the one recorded (the same clean accuracy,
-kurtosis within 1e-4 relative: one thread or two round the weights differently), and only those
-are measured.
+kurtosis within 1e-4 relative: trained again here, the first model's differed by 2e-6), and
+only those are measured.
 """
 
 from __future__ import annotations
