@@ -145,11 +145,19 @@ def test_cnn_and_sigmoid_networks_save_load_and_refuse_sleep(tmp_path):
     assert not (tmp_path / "cnn.json").exists()
 
 
-def test_a_cnn_trains_on_images_and_attacks_run_on_it():
-    from sleepnet.evaluation.attacks import PGD
-
+@pytest.fixture(scope="module")
+def patches_cnn():
+    """A small CNN trained on 12 x 12 patches: ``(data, model, record)``, shared by the tests below
+    (neither changes the model's weights)."""
     data = make_patches(width=12, n_train=300, n_test=100, seed=0)
     model, rec = train(data, get_recipe("cnn", sizes=(144, 32, 4), channels=(4, 8), epochs=8), seed=0)
+    return data, model, rec
+
+
+def test_a_cnn_trains_on_images_and_attacks_run_on_it(patches_cnn):
+    from sleepnet.evaluation.attacks import PGD
+
+    data, model, rec = patches_cnn
     assert isinstance(model[1], nn.Conv2d) and rec["recipe"]["arch"] == "cnn"
     assert accuracy(model, data.x_test, data.y_test) > 0.9
     res = PGD(model, "cross-entropy", eps=0.5, n_steps=20, step=0.05, seed=0).run(data.x_test, data.y_test)
@@ -158,7 +166,7 @@ def test_a_cnn_trains_on_images_and_attacks_run_on_it():
     assert [layer["layer"] for layer in kurt] == ["Conv2d 1", "Conv2d 4", "Linear 8", "Linear 10"]
 
 
-def test_the_standard_suite_and_every_distortion_run_on_a_cnn():
+def test_the_standard_suite_and_every_distortion_run_on_a_cnn(patches_cnn):
     """Every attack of the standard suite (AutoAttack and Square at both norms, HopSkipJump, the masking
     checks) and every distortion, on a CNN: each measures something (the attacks break images at
     their largest budget), and the worst case is no better than any attack it is made of."""
@@ -166,8 +174,7 @@ def test_the_standard_suite_and_every_distortion_run_on_a_cnn():
     from sleepnet.evaluation.robust import key
     from sleepnet.evaluation.suites import SUITES
 
-    data = make_patches(width=12, n_train=300, n_test=100, seed=0)
-    model, _ = train(data, get_recipe("cnn", sizes=(144, 32, 4), channels=(4, 8), epochs=8), seed=0)
+    data, model, _ = patches_cnn
     res = evaluate_model(model, data, "cross-entropy", "standard", quick=True, subsample=40,
                          masking_subsample=20)  # fmt: skip
     clean = res["clean_accuracy"]
