@@ -12,20 +12,23 @@ the weight distribution (a few large weights and many near zero at high kurtosis
 task loss sets the scale. The clean accuracies reached are reported beside the kurtosis,
 so "equal accuracy" is measured, not assumed. (Docs: ``docs/saturation.md``.)
 
-For a linear model the smallest perturbation that changes the class is known
-(``linear_distances``):
+For a linear model the smallest perturbation within the [0, 1] box that changes the class
+is known exactly, for L-inf and L2 (``linear_distances``). Against class ``j``, with
+``c = w_y - w_j``, margin ``m = z_y - z_j`` and ``room_i`` how far pixel ``i`` can move the
+helpful way (``x_i`` if ``c_i > 0`` else ``1 - x_i``), the move must lower ``c . x`` by ``m``:
 
-- L-inf, exactly, within the [0, 1] box: against class ``j`` with ``c = w_y - w_j`` and
-  margin ``m = z_y - z_j``, a budget ``t`` lowers the margin by at most
-  ``g(t) = sum_i |c_i| min(t, room_i)`` (``room_i``: how far pixel ``i`` can move the
-  helpful way, ``x_i`` if ``c_i > 0`` else ``1 - x_i``); ``g`` is piecewise linear and
-  increasing, so the smallest ``t`` with ``g(t) >= m`` is found exactly; the distance is
-  the minimum over ``j`` (infinite if no budget up to 1 reaches any class).
-- L2, ignoring the box: ``min_j m_j / ||w_y - w_j||_2``. The box can only make it larger:
-  a lower bound.
+- L-inf: a budget ``t`` lowers it by at most ``g(t) = sum_i |c_i| min(t, room_i)``;
+- L2: the nearest point of the half-space ``c . d <= -m`` within the box is
+  ``d_i = -sign(c_i) min(lam |c_i|, room_i)`` (the KKT conditions of this convex problem: the
+  plain projection, clipped to the box), which lowers it by
+  ``g(lam) = sum_i c_i^2 min(lam, room_i / |c_i|)``; the distance is ``||d||_2``.
 
-Robust accuracy from these is exact (L-inf) or a lower bound (L2): no attack may undercut
-it, and a good attack matches the exact one.
+Both ``g`` are ``sum_i w_i min(s, b_i)``: piecewise linear and non-decreasing, so the
+smallest level with ``g >= m`` is found exactly (``_smallest_level``). The distance is the
+minimum over ``j`` (the class changes once any ``z_j`` reaches ``z_y``), infinite if no move
+in the box reaches any class. Robust accuracy from these is exact: no attack may undercut it,
+and a good attack matches it. (Before 2026-12-03 the L2 distance ignored the box,
+``min_j m_j / ||w_y - w_j||_2``: a lower bound.)
 """
 
 from __future__ import annotations
@@ -70,12 +73,14 @@ def train_linear(data: Dataset, target: float | None, mu: float = 1.0, epochs: i
 
 
 def linear_distances(model: nn.Sequential, x: np.ndarray, y: np.ndarray, norm: str) -> np.ndarray:
-    """Per image the smallest ``norm`` perturbation that changes the class of the linear ``model``
-    (module docstring: exact within the box for L-inf, a box-free lower bound for L2); 0 where ``x``
-    is misclassified, inf where no L-inf perturbation in the box changes the class."""
+    """Per image the smallest ``norm`` ("inf" or "2") perturbation within the [0, 1] box that changes
+    the class of the linear ``model``, exactly (module docstring); 0 where ``x`` is misclassified, inf
+    where no perturbation in the box changes the class."""
+    if norm not in ("inf", "2"):
+        raise ValueError(f"linear_distances: norm must be 'inf' or '2', not {norm!r}")
     lin = model[0]
     W, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     z = x @ W.T + b
     y = np.asarray(y)
     out = np.zeros(len(x))
@@ -83,27 +88,35 @@ def linear_distances(model: nn.Sequential, x: np.ndarray, y: np.ndarray, norm: s
         if np.argmax(z[i]) != y[i]:
             continue
         gap = z[i, y[i]] - z[i]
-        others = [j for j in range(len(W)) if j != y[i]]
-        if norm == "inf":
-            out[i] = min(_linf_box(W[y[i]] - W[j], gap[j], x[i]) for j in others)
-        else:
-            out[i] = min(gap[j] / np.linalg.norm(W[y[i]] - W[j]) for j in others)
+        out[i] = min(_box_distance(W[y[i]] - W[j], gap[j], x[i], norm) for j in range(len(W)) if j != y[i])
     return out
 
 
-def _linf_box(c: np.ndarray, margin: float, x: np.ndarray) -> float:
-    """The smallest ``t`` with ``sum_i |c_i| min(t, room_i) >= margin`` (module docstring), inf if none."""
+def _box_distance(c: np.ndarray, margin: float, x: np.ndarray, norm: str) -> float:
+    """The smallest ``norm`` move of ``x`` within the box that lowers ``c . x`` by ``margin``
+    (module docstring), inf if none."""
     room = np.where(c > 0, x, 1.0 - x)
     a = np.abs(c)
-    order = np.argsort(room)
-    r, a = room[order], a[order]
-    # g at each breakpoint r_k: sum_{i <= k} a_i r_i + r_k sum_{i > k} a_i
-    below = np.cumsum(a * r)
-    above = a.sum() - np.cumsum(a)
-    g = below + r * above
+    if norm == "inf":
+        return _smallest_level(a, room, margin)
+    moves = a > 0  # a pixel with c_i = 0 does not help and does not move
+    a, room = a[moves], room[moves]
+    lam = _smallest_level(a * a, room / a, margin)
+    return float(np.linalg.norm(np.minimum(lam * a, room))) if np.isfinite(lam) else lam
+
+
+def _smallest_level(w: np.ndarray, b: np.ndarray, margin: float) -> float:
+    """The smallest ``s >= 0`` with ``sum_i w_i min(s, b_i) >= margin`` (``w, b >= 0``), inf if none."""
+    if margin <= 0:  # a tie with another class: no move needed
+        return 0.0
+    order = np.argsort(b)
+    b, w = b[order], w[order]
+    # the sum at each breakpoint b_k: sum_{i <= k} w_i b_i + b_k sum_{i > k} w_i
+    below = np.cumsum(w * b)
+    above = w.sum() - np.cumsum(w)
+    g = below + b * above
     k = int(np.searchsorted(g, margin))  # g is non-decreasing in k
-    if k >= len(r):
+    if k >= len(b):
         return float("inf")
     done = below[k - 1] if k > 0 else 0.0
-    slope = a[k:].sum()
-    return float((margin - done) / slope)
+    return float((margin - done) / w[k:].sum())

@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
 
 from sleepnet.data import make_patches
 from sleepnet.kurtosis import kurtosis, linear_distances, train_linear
@@ -35,15 +36,29 @@ def test_linear_distances_are_exact_and_bound_any_attack():
     zs = lambda v: v @ W.T + b  # noqa: E731
     d2 = linear_distances(model, x, y, "2")
     dinf = linear_distances(model, x, y, "inf")
+    free = []  # the L2 distance without the box: a lower bound of the one within it
+    for i in range(len(x)):
+        z, others = zs(x[i]), [k for k in range(len(W)) if k != y[i]]
+        free.append(0.0 if z.argmax() != y[i] else min((z[y[i]] - z[k]) / np.linalg.norm(W[y[i]] - W[k])
+                                                       for k in others))  # fmt: skip
+    assert np.all(d2 >= np.array(free) - 1e-12) and np.any(d2 > np.array(free) * 1.01)  # the box binds
     checked = 0
     for i in np.flatnonzero(np.isfinite(dinf) & (d2 > 0))[:10]:
-        z = zs(x[i])
-        # L2 without the box: along w_y - w_j for the nearest j
-        j = min((k for k in range(len(W)) if k != y[i]),
-                key=lambda k: (z[y[i]] - z[k]) / np.linalg.norm(W[y[i]] - W[k]))  # fmt: skip
-        u = (W[y[i]] - W[j]) / np.linalg.norm(W[y[i]] - W[j])
-        assert zs(x[i] - 0.999 * d2[i] * u).argmax() == y[i]  # just short: still right
-        assert zs(x[i] - 1.001 * d2[i] * u).argmax() != y[i]  # just past: wrong
+        # L2 in the box: a general solver's smallest move to each other class (a convex problem),
+        # started from the box corner that lowers c . x the most
+        best = np.inf
+        for k in (k for k in range(len(W)) if k != y[i]):
+            c, m = W[y[i]] - W[k], zs(x[i])[y[i]] - zs(x[i])[k]
+            start = np.where(c > 0, -x[i], 1 - x[i])
+            if c @ start > -m:
+                continue  # no move in the box reaches class k
+            res = minimize(lambda d: d @ d, start, jac=lambda d: 2 * d, method="SLSQP",
+                           bounds=list(zip(-x[i], 1 - x[i])), options={"ftol": 1e-14, "maxiter": 500},
+                           constraints=[{"type": "ineq", "fun": lambda d, c=c, m=m: -m - c @ d,
+                                         "jac": lambda d, c=c: -c}])  # fmt: skip
+            assert res.success, res.message
+            best = min(best, float(np.sqrt(res.fun)))
+        assert abs(d2[i] - best) <= 1e-5 * best, (d2[i], best)
         # L-inf in the box: the best move against every class, at 0.999 and 1.001 of the distance
         for scale, flips in ((0.999, False), (1.001, True)):
             t = scale * dinf[i]
@@ -53,7 +68,8 @@ def test_linear_distances_are_exact_and_bound_any_attack():
             assert any(zs(v).argmax() != y[i] for v in moved) == flips
         checked += 1
     assert checked >= 5
-    for eps in (0.1, 0.2):
-        exact = float(np.mean(dinf > eps))
-        attacked = PGD(model, "cross-entropy", eps=eps, n_steps=40, seed=0).run(data.x_test, y)["accuracy"]
-        assert attacked >= exact - 1e-12  # no attack can beat the exact distance
+    for norm, dist, budgets in (("inf", dinf, (0.1, 0.2)), ("2", d2, (0.5, 1.0))):
+        for eps in budgets:
+            exact = float(np.mean(dist > eps))
+            attacked = PGD(model, "cross-entropy", eps=eps, norm=norm, n_steps=40, seed=0).run(data.x_test, y)
+            assert attacked["accuracy"] >= exact - 1e-12  # no attack can beat the exact distance
