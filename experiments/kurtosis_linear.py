@@ -11,10 +11,11 @@ Adam 1e-3, 3 epochs, the kurtosis penalty with mu = 1; ``none``: no penalty). On
   0.1, 0.2, 0.3; L2 0.5, 1, 1.5, 2): the smallest move in the [0, 1] box that changes the
   class, exactly, for both norms: the true robust accuracy;
 - ``apgd``: APGD-CE (100 iterations) robust accuracy (an upper bound), L-inf 0.05 and 0.1,
-  L2 0.5 and 1 (beyond them every linear model here is near 0);
+  L2 0.5 and 1 (the budgets where the exact figures differ most between models);
 - ``square``: Square (gradient-free, 1000 queries), L-inf 0.05 and 0.1;
 - ``hsj``: HopSkipJump (decision-based, ours) at the four L2 budgets on the first ``--n-hsj``
-  images (default 200): a second upper bound for L2, one that uses no gradient;
+  images (default 200): a second upper bound for L2, one that uses no gradient, beside the
+  exact figures on the same images (``exact-l2-hsj``);
 - the distortions of the standard suite (Gaussian noise, Gaussian blur, salt and pepper) on the
   whole test set, each as the mean accuracy over its levels (as the demo's headline) and the curve.
 
@@ -68,7 +69,7 @@ def measure(model, data, n: int, seed: int) -> dict:
     return out
 
 
-def exact(model, data, n: int) -> dict:
+def exact(model, data, n: int, norms=("inf", "2")) -> dict:
     """Robust accuracy on the first ``n`` test images from the exact distances, per norm and budget."""
     from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.robust import DEFAULT_BUDGETS, key
@@ -77,15 +78,16 @@ def exact(model, data, n: int) -> dict:
     idx = subsample_indices(len(data.x_test), n)
     x, y = data.x_test[idx], data.y_test[idx]
     return {f"exact-l{norm}": {key(e): float(np.mean(dist > e)) for e in budgets}
-            for norm, budgets in DEFAULT_BUDGETS.items() for dist in [linear_distances(model, x, y, norm)]}
+            for norm, budgets in DEFAULT_BUDGETS.items() if norm in norms
+            for dist in [linear_distances(model, x, y, norm)]}  # fmt: skip
 
 
 EXTRAS = ("hsj-l2", "distortions")
 
 
 def extras(model, data, n_hsj: int, seed: int) -> dict:
-    """HopSkipJump at the L2 budgets on the first ``n_hsj`` images, and the standard suite's
-    distortions on the test set (module docstring)."""
+    """HopSkipJump at the L2 budgets on the first ``n_hsj`` images, with the exact figures on them, and
+    the standard suite's distortions on the test set (module docstring)."""
     import time
 
     from sleepnet.evaluation import distortion_curve, subsample_indices
@@ -99,6 +101,7 @@ def extras(model, data, n_hsj: int, seed: int) -> dict:
     start = time.perf_counter()
     curves = {name: distortion_curve(model, data, name, seed) for name in SUITES.get("standard").distortions}
     return {"hsj-l2": res["robust_accuracy"], "n_hsj": int(len(idx)),
+            "exact-l2-hsj": exact(model, data, n_hsj, norms=("2",))["exact-l2"],
             "distortions": {name: c | {"mean": float(np.mean(c["accuracy"]))} for name, c in curves.items()},
             "seconds_extras": {"hopskipjump-l2": res["seconds"],
                                "distortions": round(time.perf_counter() - start, 2)}}  # fmt: skip
@@ -155,13 +158,15 @@ def main(argv=None) -> int:
                 write_json(path, res)
             run = json.loads(path.read_text())
             lacks_extras = any(k not in run for k in EXTRAS) or run.get("n_hsj") != args.n_hsj
-            if lacks_extras or "exact-l2" not in run:
+            lacks_exact = "exact-l2" not in run or "exact-l2-hsj" not in run
+            if lacks_extras or lacks_exact:
                 print(f"train {name} again to add what it lacks", flush=True)
                 model = train_linear(data, target, epochs=3, seed=seed)
                 same_model(model, data, run)
-                if "exact-l2" not in run:
+                if lacks_exact:
                     run = {k: v for k, v in run.items() if not k.startswith("bound-")}
                     run |= exact(model, data, run["n"])
+                    run["exact-l2-hsj"] = exact(model, data, run["n_hsj"], norms=("2",))["exact-l2"]
                 if lacks_extras:
                     run |= extras(model, data, args.n_hsj, seed)
                 write_json(path, run)
@@ -187,7 +192,7 @@ def summarize(runs: list[dict], targets: list, seeds: list[int]) -> dict:
     lo, hi = _label(targets[0]), _label(targets[-1])
     # each measure as {budget (or "mean" for a distortion): value} of a run
     measures = {m: (lambda r, m=m: r[m]) for m in ("apgd-linf", "apgd-l2", "square-linf", "hsj-l2",
-                                                    "exact-linf", "exact-l2")}  # fmt: skip
+                                                    "exact-l2-hsj", "exact-linf", "exact-l2")}  # fmt: skip
     for name in runs[0]["distortions"]:
         measures[name] = lambda r, name=name: {"mean": r["distortions"][name]["mean"]}
     out = {}
@@ -236,7 +241,8 @@ def report(runs: list[dict], summary: dict, targets: list, seeds: list[int]) -> 
              "the fixed permutation: `exact` from the exact distance to the boundary within the [0, 1] "
              "box (`sleepnet.kurtosis.linear_distances`: the true robust accuracy), `apgd` "
              "APGD-CE with cross-entropy, `square` Square with 1000 queries (no gradients); "
-             f"`hsj` HopSkipJump (no gradients, decisions only) on the first {runs[0]['n_hsj']}; the "
+             f"`hsj` HopSkipJump (no gradients, decisions only) on the first {runs[0]['n_hsj']}, with "
+             "the exact figure on those images in brackets; the "
              "distortions on the whole test set, the mean accuracy over each one's levels "
              "(`sleepnet.evaluation.distortions`).", "",
              "![kurtosis](kurtosis.png)", "",
@@ -248,9 +254,10 @@ def report(runs: list[dict], summary: dict, targets: list, seeds: list[int]) -> 
         for norm in ("inf", "2"):
             parts = []
             for eps in list(r[f"apgd-l{norm}"])[:2]:
-                other = r.get("square-linf" if norm == "inf" else "hsj-l2", {}).get(eps)
-                parts.append(f"{eps}: {r[f'exact-l{norm}'][eps]:.3f} / {r[f'apgd-l{norm}'][eps]:.3f}"
-                             + (f" / {other:.3f}" if other is not None else ""))  # fmt: skip
+                other = r["square-linf" if norm == "inf" else "hsj-l2"][eps]
+                same = f" ({r['exact-l2-hsj'][eps]:.3f})" if norm == "2" else ""
+                parts.append(f"{eps}: {r[f'exact-l{norm}'][eps]:.3f} / {r[f'apgd-l{norm}'][eps]:.3f} / "
+                             f"{other:.3f}{same}")  # fmt: skip
             cells.append("; ".join(parts))
         cells.append(" / ".join(f"{d['mean']:.3f}" for d in r["distortions"].values()))
         lines.append(f"| {_label(r['target'])} | {r['seed']} | {r['kurtosis']:.1f} | {r['clean']:.4f} | "

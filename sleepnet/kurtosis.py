@@ -19,14 +19,17 @@ helpful way (``x_i`` if ``c_i > 0`` else ``1 - x_i``), the move must lower ``c .
 
 - L-inf: a budget ``t`` lowers it by at most ``g(t) = sum_i |c_i| min(t, room_i)``;
 - L2: the nearest point of the half-space ``c . d <= -m`` within the box is
-  ``d_i = -sign(c_i) min(lam |c_i|, room_i)`` (the KKT conditions of this convex problem: the
-  plain projection, clipped to the box), which lowers it by
+  ``d_i = -sign(c_i) min(lam |c_i|, room_i)`` for the smallest ``lam`` that reaches it (the KKT
+  conditions of this convex problem: a step along ``-c`` clipped to the box, ``lam`` raised
+  until the clipped step lowers ``c . x`` by ``m``), which lowers it by
   ``g(lam) = sum_i c_i^2 min(lam, room_i / |c_i|)``; the distance is ``||d||_2``.
 
 Both ``g`` are ``sum_i w_i min(s, b_i)``: piecewise linear and non-decreasing, so the
 smallest level with ``g >= m`` is found exactly (``_smallest_level``). The distance is the
 minimum over ``j`` (the class changes once any ``z_j`` reaches ``z_y``), infinite if no move
-in the box reaches any class. Robust accuracy from these is exact: no attack may undercut it,
+in the box reaches any class. An image counts as misclassified when ``argmax z`` (the first
+maximum, as ``accuracy`` takes it) is not ``y``; one whose ``z_y`` ties another class's is at
+distance 0 (no move needed). Robust accuracy from these is exact: no attack may undercut it,
 and a good attack matches it. (Before 2026-12-03 the L2 distance ignored the box,
 ``min_j m_j / ||w_y - w_j||_2``: a lower bound.)
 """

@@ -73,3 +73,36 @@ def test_linear_distances_are_exact_and_bound_any_attack():
             exact = float(np.mean(dist > eps))
             attacked = PGD(model, "cross-entropy", eps=eps, norm=norm, n_steps=40, seed=0).run(data.x_test, y)
             assert attacked["accuracy"] >= exact - 1e-12  # no attack can beat the exact distance
+
+
+@np.errstate(divide="raise", invalid="raise")  # no 0/0 or x/0 on the way (a pixel with c_i = 0)
+def test_linear_distances_by_hand():
+    """z_0 = x_0, z_1 = b_1: only pixel 0 moves the margin (pixel 1's weights are equal: c_1 = 0)."""
+
+    def model(b1):
+        lin = torch.nn.Linear(2, 2)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+            lin.bias.copy_(torch.tensor([0.0, b1]))
+        return torch.nn.Sequential(lin)
+
+    # margin 0.25 for class 0, on pixel 0 alone (pixel 1 at the box's edge: no room, no help)
+    x = np.array([[0.5, 0.5], [0.5, 1.0], [0.5, 0.0]])
+    for norm in ("inf", "2"):
+        assert np.allclose(linear_distances(model(0.25), x, np.zeros(3, int), norm), 0.25, atol=1e-12)
+        # misclassified: 0; class 0 out of reach in the box (z_1 = -0.5 < 0 <= z_0): inf
+        assert linear_distances(model(0.25), x[:1], np.array([1]), norm)[0] == 0.0
+        assert linear_distances(model(-0.5), x, np.zeros(3, int), norm).tolist() == [np.inf] * 3
+        # class 1 of image 0, margin 0.25 the other way: pixel 0 up by 0.25 (room 0.5)
+        assert np.isclose(linear_distances(model(0.75), x[:1], np.array([1]), norm)[0], 0.25)
+    # a tie counts as class 0 (the first maximum, as accuracy takes it) at distance 0
+    assert linear_distances(model(0.5), x[:1], np.array([0]), "2")[0] == 0.0
+    # L2 and L-inf differ once two pixels help: z_0 = x_0 + x_1, margin 0.5 -> t = 0.25, ||d|| = 0.25 sqrt 2
+    both = model(0.5)
+    with torch.no_grad():
+        both[0].weight[0, 1] = 1.0
+    assert np.isclose(linear_distances(both, x[:1], np.array([0]), "inf")[0], 0.25)
+    assert np.isclose(linear_distances(both, x[:1], np.array([0]), "2")[0], 0.25 * np.sqrt(2))
+    # the box binds in L2: pixel 0 at 0.1 can give 0.1, so pixel 1 gives 0.4: sqrt(0.1^2 + 0.4^2)
+    box = linear_distances(both, np.array([[0.1, 0.9]]), np.array([0]), "2")[0]
+    assert np.isclose(box, np.hypot(0.1, 0.4))
