@@ -13,7 +13,8 @@
 #   core        standard_mnist.toml, the control and sleep-fgsm of every seed: the sleep verdict
 #   standard    standard_mnist.toml, every model (takes what `core` measured)
 #   saturation  saturation_mnist.toml (takes its control, sleep-fgsm and adv-pgd from standard's copy)
-#   stochastic  stochastic_mnist.toml (the same three; its stochastic models cost days on 2 cores)
+#   stochastic  stochastic_mnist.toml (the same three; its stochastic models cost days on 2 cores), in
+#               a first pass (--only-measures: AutoAttack L-inf and the geometry) before the rest
 #
 # Every measure is copied into experiments/results/<file>/units/ the moment it is finished (core's into
 # standard_mnist's: they are the same units): commit that folder before the machine goes (git add
@@ -66,6 +67,21 @@ run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
     rmdir "$new"
 }
 
+first() {  # first STEP FILE KEEP MEASURES [sleepnet run options...]: a first pass (sleepnet run
+    # --only-measures): those measures of every model and seed before the rest, so that the answer over
+    # seeds comes before the step's end; it leaves no report (the run after it makes one). Skipped where
+    # the step finished here before: its measures are all in
+    local step=$1 file=$2 keep=$3 measures=$4
+    shift 4
+    [ ! -f "runs/$step/metrics.json" ] || return 0
+    echo "== $step, first pass ($measures): $(date -u +%FT%TZ)"
+    "$PY" -m sleepnet run "experiments/$file" -o "runs/$step" --workers 2 --keep "$keep" \
+        --only-measures "$measures" "$@" &
+    child=$!
+    wait "$child"
+    child=
+}
+
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(core standard saturation stochastic)
 for step in "${steps[@]}"; do  # every name checked before any work
@@ -111,7 +127,11 @@ for step in "${steps[@]}"; do
         standard) run standard standard_mnist.toml "$STANDARD_KEEP" "$R/standard_mnist" ;;
         saturation) run saturation saturation_mnist.toml "$R/saturation_mnist/units" "$R/saturation_mnist" \
                         --reuse "$STANDARD_KEEP" ;;
-        stochastic) run stochastic stochastic_mnist.toml "$R/stochastic_mnist_suite/units" \
-                        "$R/stochastic_mnist_suite" --reuse "$STANDARD_KEEP" ;;
+        stochastic)  # first AutoAttack at every L-inf budget (with EOT, and without for the -no-eot
+            # passes) and the geometry of every model and seed: the findings over seeds, days before the rest
+            first stochastic stochastic_mnist.toml "$R/stochastic_mnist_suite/units" \
+                clean,clean-over-draws,autoattack-linf,analysis-geometry --reuse "$STANDARD_KEEP"
+            run stochastic stochastic_mnist.toml "$R/stochastic_mnist_suite/units" \
+                "$R/stochastic_mnist_suite" --reuse "$STANDARD_KEEP" ;;
     esac
 done

@@ -64,6 +64,10 @@ another run's, whose measures are taken wherever their inputs match (model, weig
 options, threads: the same measure of the same model under any name). Three of
 ``saturation_mnist.toml``'s ten models per seed are ``standard_mnist.toml``'s (control,
 ``sleep-fgsm``, ``adv-pgd``), as are three of ``stochastic_mnist.toml``'s.
+
+A first pass (``measures``, ``sleepnet run --only-measures``) makes only the measures named, of every
+model and seed, and stops without a report, its work folder left for the run without it
+(``first_pass``; ``docs/design.md``, "Resumable work").
 """
 
 from __future__ import annotations
@@ -309,7 +313,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
                    progress: bool = True, data_dir: str | None = None,
                    workers: int | None = None, seeds: list[int] | None = None, device=None,
                    reuse: list[Path] | tuple = (), keep: Path | None = None,
-                   models: list[str] | None = None) -> dict:  # fmt: skip
+                   models: list[str] | None = None, measures: list[str] | None = None) -> dict:  # fmt: skip
     """Run the experiment of ``path`` into ``out``; returns the metrics.
 
     ``workers`` evaluation processes (default: the file's, else one per core; see "Workers and
@@ -322,6 +326,9 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     as the output's ``units/``, and whose measures this run takes where they are the same units
     (``Units``): a run on a machine that does not outlive it resumes elsewhere from that copy (its
     models are made again; a measure whose model came out with other weights is made again too).
+    ``measures``: a first pass (``first_pass``) that makes only these measures of every model and seed
+    (the rest taken where kept, else left), keeps them and stops without a report, its work folder
+    left for the same command without ``measures`` to finish; returns ``{"first_pass": counts}``.
     """
     import torch
 
@@ -341,6 +348,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         spec = dataclasses.replace(spec, seeds=tuple(seeds))
     if models is not None:
         spec = only_models(spec, models)
+    if measures is not None:
+        first_pass(spec, measures)
     check_output(out, overwrite, inputs=[path])
     sources = reuse_sources(reuse, out)
     keep = check_keep(keep, out)
@@ -360,9 +369,11 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     train_threads = max(1, n_cores - workers) if workers > 1 else torch.get_num_threads()
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads, "cores": n_cores}
     t_all = time.perf_counter()
-    with resumable_dir(out, overwrite, inputs=[path]) as tmp, \
+    # a first pass (--only-measures) ends in _FirstPassDone: the work folder stays, for the run without
+    # --only-measures to finish
+    with _Caught() as caught, resumable_dir(out, overwrite, inputs=[path]) as tmp, \
             Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256, keep,
-                      [p for p in sources if kept_measures(p)]) as ev, \
+                      [p for p in sources if kept_measures(p)], measures) as ev, \
             pinned(train_threads):  # fmt: skip
         for seed in _bar(spec.seeds, progress, "train", label=lambda s: f"seed {s}"):
             t0 = time.perf_counter()
@@ -370,6 +381,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
             timing["train_s"][str(seed)] = time.perf_counter() - t0
         results = ev.results(progress)
         _prune(tmp, whole)
+        if measures is not None:
+            raise _FirstPassDone({"done": ev.done, "reused": ev.reused, "left": ev.deferred})
         models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
         timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
                             "measures_of": ev.reused + ev.done}  # fmt: skip
@@ -396,7 +409,53 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         }
         write_json(tmp / "metrics.json", metrics)
         write_report(metrics, tmp)
+    if caught.counts is not None:
+        LOG.info("first pass: %d measures made, %d kept from before, %d left for the run without "
+                 "--only-measures, which finishes %s", caught.counts["done"], caught.counts["reused"],
+                 caught.counts["left"], out)  # fmt: skip
+        return {"first_pass": caught.counts}
     return metrics
+
+
+class _FirstPassDone(Exception):
+    """A first pass (``--only-measures``) is done: ``counts`` of its measures."""
+
+    def __init__(self, counts: dict) -> None:
+        super().__init__(counts)
+        self.counts = counts
+
+
+class _Caught:
+    """A context that ends a ``_FirstPassDone`` raised in it, keeping its ``counts`` (None otherwise)."""
+
+    counts: dict | None = None
+
+    def __enter__(self) -> _Caught:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, _FirstPassDone):
+            self.counts = exc.counts
+            return True
+        return False
+
+
+def first_pass(spec: ExperimentSpec, names) -> None:
+    """One clear error unless ``names`` (``--only-measures``) are distinct measures of ``spec``'s models
+    (``Suite.measures``, and ``analysis-NAME`` of its analyses), the masking checks with HopSkipJump
+    where the suite has it (one of the checks compares with it). A first pass makes the measures most
+    wanted of every model and seed before the rest: a long run's answer over seeds comes sooner."""
+    names = list(names)
+    suite = SUITES.get(spec.suite)
+    known = [*suite.measures, *(f"analysis-{a}" for a in spec.analyses)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SleepnetError(f"--only-measures: {', '.join(unknown)} not measured by {spec.source} (its "
+                            f"measures: {', '.join(known)})")  # fmt: skip
+    if not names or len(set(names)) != len(names):
+        raise SleepnetError(f"--only-measures needs distinct measure names, got {','.join(names)!r}")
+    if "masking" in names and "hopskipjump" in known and "hopskipjump" not in names:
+        raise SleepnetError("--only-measures: masking needs hopskipjump (one of its checks compares with it)")
 
 
 def only_models(spec: ExperimentSpec, names) -> ExperimentSpec:
@@ -672,9 +731,9 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context, options, copies, analyses = job
+    key, folder, units_dir, context, options, copies, analyses, only = job
     model, record = load_model(folder)
-    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", **copies)
+    units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", only=only, **copies)
     t0 = time.perf_counter()
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
                          **options)  # fmt: skip
@@ -684,7 +743,7 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
         res["analyses"] = analyze_model(model, _WORKER["data"], *analyses, unit=units.run, seed=seed)
     timed = {"evaluate_s": time.perf_counter() - t0, "measure_s": units.seconds,  # both: into timing
              "kept_measure_s": units.kept_seconds}  # fmt: skip
-    return key, res | timed, (units.reused, units.done)
+    return key, res | timed, (units.reused, units.done, units.deferred)
 
 
 def _torch_threads() -> int:
@@ -698,16 +757,17 @@ class Evaluator:
     ``workers`` processes that works while the next models train."""
 
     def __init__(self, spec: ExperimentSpec, data_dir, options: dict, workers: int, units: Path,
-                 data_hash: str, keep: Path | None = None, kept=()) -> None:  # fmt: skip
+                 data_hash: str, keep: Path | None = None, kept=(), only=None) -> None:  # fmt: skip
         self.spec, self.data_dir, self.options, self.workers = spec, data_dir, options, workers
         self.units, self.data_hash, self.keep, self.kept = Path(units), data_hash, keep, list(kept)
+        self.only = None if only is None else tuple(only)  # a first pass's measures (Units.only)
         self.pending: list = []  # (key, folder) or futures
         self.pool = None
         # each pool worker's torch threads; in-process, this process's (the evaluation's thread count can
         # move the last bits of scores: module docstring)
         self.threads = max(1, cores() // workers) if workers > 1 else _torch_threads()
-        # measures and models kept from an earlier run, and measures computed now
-        self.reused = self.models_reused = self.done = 0
+        # measures and models kept from an earlier run, measures computed now, and those left (a first pass)
+        self.reused = self.models_reused = self.done = self.deferred = 0
 
     def __enter__(self) -> Evaluator:
         if self.workers > 1:
@@ -733,9 +793,10 @@ class Evaluator:
                 proc.terminate()
         self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
 
-    def _count(self, counts: tuple[int, int]) -> None:
+    def _count(self, counts: tuple[int, int, int]) -> None:
         self.reused += counts[0]
         self.done += counts[1]
+        self.deferred += counts[2]
 
     def submit(self, seed: int, name: str, folder: Path, digest: str, weights: str, eot: bool = True) -> None:
         """Queue model ``folder`` (``name`` of ``seed``, unit hash ``digest``, ``weights_sha256`` of its
@@ -754,7 +815,7 @@ class Evaluator:
         # the analyses of a model once, not again for its naive evaluation
         analyses = (self.spec.analyses if eot else (), self.spec.analysis_images)
         task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, copies,
-                analyses)  # fmt: skip
+                analyses, self.only)  # fmt: skip
         if self.pool is None:
             self.pending.append(task)
         else:

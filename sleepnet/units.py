@@ -151,24 +151,28 @@ class Units:
     ``also``: more folders of such copies, whose units are taken where both lack them, never written
     (another run's ``--keep`` copy, ``--reuse``). ``stamp``: keys added to each durable copy (the
     experiment adds its model's weights hash, so that a reader of the copy can tell which model a
-    measure is of where two runs made the same measure of different weights).
+    measure is of where two runs made the same measure of different weights). ``only``: the names of
+    the units to compute now (``sleepnet run --only-measures``); any other is taken where it is kept
+    and otherwise left for a later run: ``run`` returns None for it and counts it in ``deferred``.
     """
 
     def __init__(self, folder: str | os.PathLike, context: Any, label: str | None = None,
                  keep: str | os.PathLike | None = None, also=(),
-                 stamp: dict | None = None) -> None:  # fmt: skip
+                 stamp: dict | None = None, only=None) -> None:  # fmt: skip
         self.folder, self.context = Path(folder), context
         self.keep = Path(keep) if keep is not None else None
         self.stamp = dict(stamp or {})
         self.also = [Path(d) for d in also]
         self.label = label or self.folder.name
-        self.done = self.reused = 0
+        self.only = None if only is None else frozenset(only)
+        self.done = self.reused = self.deferred = 0
         self.seconds: dict[str, float] = {}
         self.kept_seconds: dict[str, float] = {}
 
     def run(self, name: str, inputs: Any, fn: Callable[[], Any]) -> Any:
         """The result of unit ``name`` with ``inputs``: kept (here, else in ``keep``, else in one of the
-        ``also`` folders), or computed now; kept here and in ``keep`` either way."""
+        ``also`` folders), or computed now; kept here and in ``keep`` either way. None for a unit that
+        is not kept and not among ``only``."""
         digest = unit_hash(self.context, name, inputs)
         path = self.folder / f"{name}.json"
         # in a durable copy under its inputs' hash too: a run of other inputs (other weights, threads)
@@ -191,6 +195,9 @@ class Units:
             if isinstance(kept.get("seconds"), (int, float)):
                 self.kept_seconds[name] = float(kept["seconds"])
             return kept["result"]
+        if self.only is not None and name not in self.only:
+            self.deferred += 1
+            return None
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0

@@ -231,6 +231,12 @@ CASES = [
     ("run-seeds-repeated", ("run", "e.toml", "--seeds", "0,0", "-o", "out"),
      lambda d: _experiment(d / "e.toml"), 2,
      "--seeds expects distinct seeds"),
+    ("run-only-measures-unknown", ("run", "e.toml", "--only-measures", "clean,autoattack-linf", "-o", "out"),
+     lambda d: _experiment(d / "e.toml"), 1, "--only-measures: autoattack-linf not measured by"),
+    ("run-only-measures-repeated", ("run", "e.toml", "--only-measures", "clean,clean", "-o", "out"),
+     lambda d: _experiment(d / "e.toml"), 1, "--only-measures needs distinct measure names"),
+    ("run-only-measures-masking", ("run", "e.toml", "--only-measures", "clean,masking", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", suite="standard"), 1, "masking needs hopskipjump"),
     # --- experiment files --------------------------------------------------------------------
     ("run-workers-0", ("run", "e.toml", "--workers", "0", "-o", "out"), lambda d: _experiment(d / "e.toml"),
      2,

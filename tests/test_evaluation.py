@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from sleepnet.data import Dataset
+from sleepnet.data import Dataset, make_patches
 from sleepnet.evaluation import SUITES, distortion_curve, evaluate_model
 from sleepnet.evaluation.attacks import FGSM
 from sleepnet.evaluation.distortions import DISTORTIONS, gaussian_blur, gaussian_kernel, gaussian_noise
@@ -155,3 +155,25 @@ def test_evaluate_model_on_a_device_leaves_the_model_where_and_as_it_was():
     assert all(isinstance(a, float) for a in res["gaussian-blur"]["accuracy"])
     with pytest.raises(ValueError, match=r"unknown suite 'bogus' \(known: quick, paper, standard, audio, "):
         evaluate_model(model, data, "cross-entropy", "bogus")
+
+
+def test_measures_left_for_a_later_run_leave_what_needs_them_unmade(tmp_path):
+    """``Units.only`` (a first pass): a measure not named is None, not made; the masking checks wait for
+    HopSkipJump (one of them compares with it), the worst cases for every curve."""
+    from sleepnet.units import Units
+
+    data = make_patches(n_train=200, n_test=40, seed=0)
+    model = nn.Sequential(nn.Linear(100, 4))
+    first = Units(tmp_path / "u", "context", only=("clean", "gaussian-noise"))
+    res = evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True, units=first)
+    assert res["clean_accuracy"] is not None and res["gaussian-noise"] is not None
+    made = ("clean", "clean-over-draws", "gaussian-noise")  # over draws: of a stochastic model only
+    left = [k for k in SUITES["standard"].measures if k not in made]
+    assert "masking" in left and "hopskipjump" in left and "autoattack-linf" in left
+    assert all(res[k] is None for k in left if k != "masking") and res["masking"] is None
+    assert "robust" not in res and first.deferred == len(left) - 1  # masking: not even asked for
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["clean.json", "gaussian-noise.json"]
+    # every measure there: the worst cases made again from them
+    whole = evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True,
+                           units=Units(tmp_path / "u", "context"))  # fmt: skip
+    assert whole["robust"]["inf"]["n"] == 8 and whole["masking"] is not None

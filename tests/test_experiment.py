@@ -535,6 +535,35 @@ def test_an_experiment_runs_the_saturation_defence_on_its_own_recipe_and_every_a
     assert {"precision", "loss_choice"} <= set(checks)
 
 
+def test_a_first_pass_makes_only_the_measures_named_and_the_run_without_it_the_rest(tmp_path):
+    """``--only-measures``: those measures of every model and seed, kept, no report, the work folder left;
+    the same command without it takes them and makes the rest and the report."""
+    exp = tmp_path / "first.toml"
+    exp.write_text('[experiment]\ndataset = "patches"\nrecipe = "paper"\nhidden = [8]\nepochs = 1\n'
+                   'seeds = [0, 1]\nsuite = "quick"\nanalyses = ["weights", "jacobian"]\n\n[defences]\n'
+                   'noisy = { defence = "stochastic", noise = "gaussian:0.3", train = false }\n')  # fmt: skip
+    out, keep = tmp_path / "run", tmp_path / "keep"
+    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1", "--keep", keep,
+                   "--only-measures", "clean,fgsm,analysis-weights")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # 2 seeds x 2 models x 3 measures made; left: per model the 2 distortions and the jacobian, and per
+    # seed the stochastic model's clean accuracy over draws (4 x 3 + 2)
+    assert "first pass: 12 measures made, 0 kept from before, 14 left" in proc.stdout
+    assert not out.exists() and (tmp_path / ".run.partial").is_dir()
+    for seed in (0, 1):
+        for name in ("control", "noisy"):
+            made = sorted(f.name.split(".")[0] for f in (keep / f"seed{seed}" / name).glob("*.json")
+                          if not f.name.startswith("model."))  # fmt: skip
+            assert made == ["analysis-weights", "clean", "fgsm"], (seed, name, made)
+    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1", "--keep", keep, "-v")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timing"]["reused"]["measures"] == 12 and metrics["timing"]["reused"]["measures_of"] == 26
+    runs = metrics["per_seed"]["1"]
+    assert runs["noisy"]["gaussian-blur"]["accuracy"] and runs["noisy"]["analyses"]["jacobian"]
+    assert runs["noisy"]["clean_over_draws"] and (out / "report.md").is_file()
+
+
 def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_path):
     exp = tmp_path / "eot.toml"
     exp.write_text('[experiment]\ndataset = "patches"\nrecipe = "paper"\nhidden = [8]\nepochs = 1\n'

@@ -25,6 +25,10 @@ def add_parser(subparsers):
                    help="copy every measure into DIR as it is finished, and take the measures there where "
                         "they are the same units: a durable copy (e.g. in a repository) from which a run "
                         "resumes on another machine, its models made again")  # fmt: skip
+    p.add_argument("--only-measures", metavar="MEASURES",
+                   help="a first pass: make only these measures of every model and seed, e.g. "
+                        "clean,autoattack-linf,analysis-geometry, keep them and stop without a report; "
+                        "the same command without it makes the rest and the report")  # fmt: skip
     add_device(p, "training, defences and evaluation")
     add_common(p, dataset=False)
     return p
@@ -34,10 +38,15 @@ def run(args) -> int:
     """Run the experiment file end to end (``sleepnet.experiment.run_experiment``); returns 0."""
     from ..experiment import run_experiment
 
-    run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
-                   progress=progress(args), data_dir=args.data_dir, workers=args.workers,
-                   seeds=parse_seeds(args.seeds), device=device(args), reuse=args.reuse,
-                   keep=args.keep,
-                   models=None if args.models is None else args.models.split(","))  # fmt: skip
-    print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
+    out = run_experiment(args.experiment, args.output, quick=args.quick, overwrite=args.force,
+                         progress=progress(args), data_dir=args.data_dir, workers=args.workers,
+                         seeds=parse_seeds(args.seeds), device=device(args), reuse=args.reuse,
+                         keep=args.keep, models=None if args.models is None else args.models.split(","),
+                         measures=None if args.only_measures is None else args.only_measures.split(","))
+    if "first_pass" in out:
+        counts = out["first_pass"]
+        print(f"first pass: {counts['done']} measures made, {counts['reused']} kept from before, "
+              f"{counts['left']} left: the same command without --only-measures makes them and the report")
+    else:
+        print(f"-> {args.output}/report.md, metrics.json, results.csv, figures/")
     return 0

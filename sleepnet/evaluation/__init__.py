@@ -86,7 +86,9 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
 
     ``units`` (a ``sleepnet.units.Units`` whose context identifies the model, the data, the seed
     and the options): each measure is kept there as it finishes and reused if it is there already
-    (``sleepnet run`` and ``sleepnet evaluate`` resume this way).
+    (``sleepnet run`` and ``sleepnet evaluate`` resume this way). A measure that ``units`` leaves for a
+    later run (``Units.only``) is None here, and so are those made from others (``robust``, and the
+    masking checks' budget checks) until every one they need is in.
     """
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
 
@@ -154,9 +156,12 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
     inputs = [repr(spec), len(idx)] + [{"implementation": ATTACKS["hopskipjump"].implementation}]  # check 4
-    out["masking"] = unit("masking", inputs, lambda: masking_checks(
-        model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, eps=spec.masking_eps))
-    if any(s.norm for s in spec.subsample_attacks):
+    if free is not None and free[2] is None:  # HopSkipJump left for a later run: the checks that use it too
+        out["masking"] = None
+    else:
+        out["masking"] = unit("masking", inputs, lambda: masking_checks(
+            model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, eps=spec.masking_eps))
+    if any(s.norm for s in spec.subsample_attacks) and all(v is not None for v in out.values()):
         out["robust"] = worst_cases(out, spec)
         aligned = None
         if "hopskipjump" in out and "autoattack-l2" in out:  # HSJ's images among AutoAttack's (both sorted)

@@ -171,6 +171,14 @@ class Suite:
         """The result names of the full-test-set measures (distortions, then attacks)."""
         return self.distortions + self.attacks
 
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The names of every measure ``evaluate_model`` keeps of a model (``Units``): clean accuracy (and
+        a stochastic model's over draws), the full-test-set measures, the subsample attacks and, with
+        those, the gradient-masking checks."""
+        checks = ("masking",) if self.subsample_attacks else ()
+        return ("clean", "clean-over-draws", *self.names, *self.labels, *checks)
+
     def sizes(self, subsample: int, n_test: int) -> dict[str, int]:
         """Test images per subsample attack: its ``n_images``, capped by ``subsample`` and the test set."""
         return {s.label: min(s.n_images, subsample, n_test) for s in self.subsample_attacks}
