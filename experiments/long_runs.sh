@@ -14,7 +14,7 @@
 #   standard    standard_mnist.toml, every model (takes what `core` measured)
 #   saturation  saturation_mnist.toml (takes its control, sleep-fgsm and adv-pgd from standard's copy)
 #   stochastic  stochastic_mnist.toml (the same three; its stochastic models cost days on 2 cores), in
-#               a first pass (--only-measures: AutoAttack L-inf and the geometry) before the rest
+#               a first pass (--only-measures: clean accuracy, AutoAttack L-inf, the geometry) first
 #
 # Every measure is copied into experiments/results/<file>/units/ the moment it is finished (core's into
 # standard_mnist's: they are the same units): commit that folder before the machine goes (git add
@@ -70,7 +70,7 @@ run() {  # run STEP FILE KEEP RESULTS [sleepnet run options...]
 first() {  # first STEP FILE KEEP MEASURES [sleepnet run options...]: a first pass (sleepnet run
     # --only-measures): those measures of every model and seed before the rest, so that the answer over
     # seeds comes before the step's end; it leaves no report (the run after it makes one). Skipped where
-    # the step finished here before: its measures are all in
+    # the step finished here before (the run after it, with --force, makes whatever is new)
     local step=$1 file=$2 keep=$3 measures=$4
     shift 4
     [ ! -f "runs/$step/metrics.json" ] || return 0

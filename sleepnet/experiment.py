@@ -447,7 +447,9 @@ def first_pass(spec: ExperimentSpec, names) -> None:
     wanted of every model and seed before the rest: a long run's answer over seeds comes sooner."""
     names = list(names)
     suite = SUITES.get(spec.suite)
-    known = [*suite.measures, *(f"analysis-{a}" for a in spec.analyses)]
+    noisy = any(defence_kind(k, v)[0] == "stochastic" for k, v in spec.defences.items())
+    known = [m for m in suite.measures if noisy or m != "clean-over-draws"]  # a stochastic model's only
+    known += [f"analysis-{a}" for a in spec.analyses]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SleepnetError(f"--only-measures: {', '.join(unknown)} not measured by {spec.source} (its "
@@ -788,10 +790,11 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         if self.pool is None:
             return
-        if exc[0] is not None:  # interrupted or failed: stop the workers now, not after their jobs
+        failed = exc[0] is not None and not issubclass(exc[0], _FirstPassDone)  # a first pass ends well
+        if failed:  # interrupted or failed: stop the workers now, not after their jobs
             for proc in list(getattr(self.pool, "_processes", {}).values()):
                 proc.terminate()
-        self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
+        self.pool.shutdown(wait=not failed, cancel_futures=failed)
 
     def _count(self, counts: tuple[int, int, int]) -> None:
         self.reused += counts[0]

@@ -233,6 +233,8 @@ CASES = [
      "--seeds expects distinct seeds"),
     ("run-only-measures-unknown", ("run", "e.toml", "--only-measures", "clean,autoattack-linf", "-o", "out"),
      lambda d: _experiment(d / "e.toml"), 1, "--only-measures: autoattack-linf not measured by"),
+    ("run-only-measures-no-draws", ("run", "e.toml", "--only-measures", "clean-over-draws", "-o", "out"),
+     lambda d: _experiment(d / "e.toml"), 1, "--only-measures: clean-over-draws not measured by"),
     ("run-only-measures-repeated", ("run", "e.toml", "--only-measures", "clean,clean", "-o", "out"),
      lambda d: _experiment(d / "e.toml"), 1, "--only-measures needs distinct measure names"),
     ("run-only-measures-masking", ("run", "e.toml", "--only-measures", "clean,masking", "-o", "out"),

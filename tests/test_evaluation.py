@@ -159,7 +159,8 @@ def test_evaluate_model_on_a_device_leaves_the_model_where_and_as_it_was():
 
 def test_measures_left_for_a_later_run_leave_what_needs_them_unmade(tmp_path):
     """``Units.only`` (a first pass): a measure not named is None, not made; the masking checks wait for
-    HopSkipJump (one of them compares with it), the worst cases for every curve."""
+    HopSkipJump (one of them compares with it), the worst cases and budget checks for every curve."""
+    from sleepnet.errors import SleepnetError
     from sleepnet.units import Units
 
     data = make_patches(n_train=200, n_test=40, seed=0)
@@ -170,10 +171,18 @@ def test_measures_left_for_a_later_run_leave_what_needs_them_unmade(tmp_path):
     made = ("clean", "clean-over-draws", "gaussian-noise")  # over draws: of a stochastic model only
     left = [k for k in SUITES["standard"].measures if k not in made]
     assert "masking" in left and "hopskipjump" in left and "autoattack-linf" in left
-    assert all(res[k] is None for k in left if k != "masking") and res["masking"] is None
-    assert "robust" not in res and first.deferred == len(left) - 1  # masking: not even asked for
+    assert all(res[k] is None for k in left) and "robust" not in res and first.deferred == len(left)
     assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["clean.json", "gaussian-noise.json"]
-    # every measure there: the worst cases made again from them
+    # the masking checks without HopSkipJump's result: refused, nothing kept
+    with pytest.raises(SleepnetError, match="need HopSkipJump's result"):
+        evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True,
+                       units=Units(tmp_path / "u", "context", only=("masking",)))  # fmt: skip
+    # with it: made, without the budget checks (the other curves are not in)
+    both = Units(tmp_path / "u", "context", only=("hopskipjump", "masking"))
+    second = evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True, units=both)
+    assert second["masking"] is not None and "robust" not in second and second["autoattack-l2"] is None
+    assert "free_vs_gradient" not in second["masking"]  # a budget check: HopSkipJump against AutoAttack
+    # every measure there: the worst cases and the budget checks made from them
     whole = evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True,
                            units=Units(tmp_path / "u", "context"))  # fmt: skip
-    assert whole["robust"]["inf"]["n"] == 8 and whole["masking"] is not None
+    assert whole["robust"]["inf"]["n"] == 8 and "free_vs_gradient" in whole["masking"]

@@ -543,7 +543,7 @@ def test_a_first_pass_makes_only_the_measures_named_and_the_run_without_it_the_r
                    'seeds = [0, 1]\nsuite = "quick"\nanalyses = ["weights", "jacobian"]\n\n[defences]\n'
                    'noisy = { defence = "stochastic", noise = "gaussian:0.3", train = false }\n')  # fmt: skip
     out, keep = tmp_path / "run", tmp_path / "keep"
-    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1", "--keep", keep,
+    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "2", "--keep", keep,
                    "--only-measures", "clean,fgsm,analysis-weights")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     # 2 seeds x 2 models x 3 measures made; left: per model the 2 distortions and the jacobian, and per

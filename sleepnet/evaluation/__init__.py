@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
+from ..errors import SleepnetError
 from ..noise import JUDGE, single_draws
 from ..state import modes_kept, on_device
 from ..training import accuracy
@@ -87,8 +88,9 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     ``units`` (a ``sleepnet.units.Units`` whose context identifies the model, the data, the seed
     and the options): each measure is kept there as it finishes and reused if it is there already
     (``sleepnet run`` and ``sleepnet evaluate`` resume this way). A measure that ``units`` leaves for a
-    later run (``Units.only``) is None here, and so are those made from others (``robust``, and the
-    masking checks' budget checks) until every one they need is in.
+    later run (``Units.only``) is None here; the worst cases (``robust``) and the masking checks' budget
+    checks, made from the others, are absent until every one they need is in, and the masking checks
+    cannot be made before HopSkipJump (one of them compares with it: one clear error).
     """
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
 
@@ -156,11 +158,14 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
     inputs = [repr(spec), len(idx)] + [{"implementation": ATTACKS["hopskipjump"].implementation}]  # check 4
-    if free is not None and free[2] is None:  # HopSkipJump left for a later run: the checks that use it too
-        out["masking"] = None
-    else:
-        out["masking"] = unit("masking", inputs, lambda: masking_checks(
-            model, loss, data.x_test[idx], data.y_test[idx], seed, free=free, eps=spec.masking_eps))
+
+    def checks():
+        if free is not None and free[2] is None:  # HopSkipJump left for a later run (Units.only)
+            raise SleepnetError("the masking checks need HopSkipJump's result: make it first, or with them")
+        return masking_checks(model, loss, data.x_test[idx], data.y_test[idx], seed, free=free,
+                              eps=spec.masking_eps)  # fmt: skip
+
+    out["masking"] = unit("masking", inputs, checks)
     if any(s.norm for s in spec.subsample_attacks) and all(v is not None for v in out.values()):
         out["robust"] = worst_cases(out, spec)
         aligned = None
