@@ -450,14 +450,18 @@ def first_pass(spec: ExperimentSpec, names) -> None:
     noisy = any(defence_kind(k, v)[0] == "stochastic" for k, v in spec.defences.items())
     known = [m for m in suite.measures if noisy or m != "clean-over-draws"]  # a stochastic model's only
     known += [f"analysis-{a}" for a in spec.analyses]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise SleepnetError(f"--only-measures: {', '.join(unknown)} not measured by {spec.source} (its "
-                            f"measures: {', '.join(known)})")  # fmt: skip
-    if not names or len(set(names)) != len(names):
-        raise SleepnetError(f"--only-measures needs distinct measure names, got {','.join(names)!r}")
+    _check_names("--only-measures", names, known, f"not measured by {spec.source}", "measure")
     if "masking" in names and "hopskipjump" in known and "hopskipjump" not in names:
         raise SleepnetError("--only-measures: masking needs hopskipjump (one of its checks compares with it)")
+
+
+def _check_names(option: str, names: list[str], known: list[str], missing: str, kind: str) -> None:
+    """One clear error unless ``names`` (given to ``option``) are distinct and among ``known``."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SleepnetError(f"{option}: {', '.join(unknown)} {missing} (its {kind}s: {', '.join(known)})")
+    if not names or len(set(names)) != len(names):
+        raise SleepnetError(f"{option} needs distinct {kind} names, got {','.join(names)!r}")
 
 
 def only_models(spec: ExperimentSpec, names) -> ExperimentSpec:
@@ -467,12 +471,7 @@ def only_models(spec: ExperimentSpec, names) -> ExperimentSpec:
     the same units as in the whole file, so a later run of the whole file takes what this one made."""
     names = list(names)
     known = ["control", *spec.sleep, *spec.defences]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise SleepnetError(f"--models: {', '.join(unknown)} not in {spec.source} (its models: "
-                            f"{', '.join(known)})")  # fmt: skip
-    if not names or len(set(names)) != len(names):
-        raise SleepnetError(f"--models needs distinct model names, got {','.join(names)!r}")
+    _check_names("--models", names, known, f"not in {spec.source}", "model")
     return dataclasses.replace(spec, sleep=FrozenMap({k: v for k, v in spec.sleep.items() if k in names}),
                                defences={k: dict(v) for k, v in spec.defences.items() if k in names})
 
