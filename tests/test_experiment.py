@@ -555,7 +555,8 @@ def test_a_first_pass_makes_only_the_measures_named_and_the_run_without_it_the_r
             made = sorted(f.name.split(".")[0] for f in (keep / f"seed{seed}" / name).glob("*.json")
                           if not f.name.startswith("model."))  # fmt: skip
             assert made == ["analysis-weights", "clean", "fgsm"], (seed, name, made)
-    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1", "--keep", keep, "-v")
+    # the same --workers: the evaluation's thread count is in every measure's hash
+    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "2", "--keep", keep, "-v")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["timing"]["reused"]["measures"] == 12 and metrics["timing"]["reused"]["measures_of"] == 26
