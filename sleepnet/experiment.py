@@ -369,9 +369,8 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
     train_threads = max(1, n_cores - workers) if workers > 1 else torch.get_num_threads()
     timing = {"train_s": {}, "workers": workers, "train_threads": train_threads, "cores": n_cores}
     t_all = time.perf_counter()
-    # a first pass (--only-measures) ends in _FirstPassDone: the work folder stays, for the run without
-    # --only-measures to finish
-    with _Caught() as caught, resumable_dir(out, overwrite, inputs=[path]) as tmp, \
+    # a first pass (--only-measures) leaves its work folder, for the run without --only-measures to finish
+    with resumable_dir(out, overwrite, inputs=[path], finish=measures is None) as tmp, \
             Evaluator(spec, data_dir, options, workers, tmp / "units", data.sha256, keep,
                       [p for p in sources if kept_measures(p)], measures) as ev, \
             pinned(train_threads):  # fmt: skip
@@ -382,7 +381,11 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         results = ev.results(progress)
         _prune(tmp, whole)
         if measures is not None:
-            raise _FirstPassDone({"done": ev.done, "reused": ev.reused, "left": ev.deferred})
+            counts = {"done": ev.done, "reused": ev.reused, "left": ev.deferred}
+            LOG.info("first pass: %d measures made, %d kept from before, %d left for the run without "
+                     "--only-measures, which finishes %s", counts["done"], counts["reused"], counts["left"],
+                     out)  # fmt: skip
+            return {"first_pass": counts}
         models = len(spec.seeds) * (1 + len(spec.sleep) + len(spec.defences))  # not the -no-eot passes
         timing["reused"] = {"models": ev.models_reused, "models_of": models, "measures": ev.reused,
                             "measures_of": ev.reused + ev.done}  # fmt: skip
@@ -409,35 +412,7 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
         }
         write_json(tmp / "metrics.json", metrics)
         write_report(metrics, tmp)
-    if caught.counts is not None:
-        LOG.info("first pass: %d measures made, %d kept from before, %d left for the run without "
-                 "--only-measures, which finishes %s", caught.counts["done"], caught.counts["reused"],
-                 caught.counts["left"], out)  # fmt: skip
-        return {"first_pass": caught.counts}
     return metrics
-
-
-class _FirstPassDone(Exception):
-    """A first pass (``--only-measures``) is done: ``counts`` of its measures."""
-
-    def __init__(self, counts: dict) -> None:
-        super().__init__(counts)
-        self.counts = counts
-
-
-class _Caught:
-    """A context that ends a ``_FirstPassDone`` raised in it, keeping its ``counts`` (None otherwise)."""
-
-    counts: dict | None = None
-
-    def __enter__(self) -> _Caught:
-        return self
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if isinstance(exc, _FirstPassDone):
-            self.counts = exc.counts
-            return True
-        return False
 
 
 def first_pass(spec: ExperimentSpec, names) -> None:
@@ -789,11 +764,10 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         if self.pool is None:
             return
-        failed = exc[0] is not None and not issubclass(exc[0], _FirstPassDone)  # a first pass ends well
-        if failed:  # interrupted or failed: stop the workers now, not after their jobs
+        if exc[0] is not None:  # interrupted or failed: stop the workers now, not after their jobs
             for proc in list(getattr(self.pool, "_processes", {}).values()):
                 proc.terminate()
-        self.pool.shutdown(wait=not failed, cancel_futures=failed)
+        self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
 
     def _count(self, counts: tuple[int, int, int]) -> None:
         self.reused += counts[0]

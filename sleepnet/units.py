@@ -48,13 +48,15 @@ _UNITS = ("units", "seed*")
 
 
 @contextlib.contextmanager
-def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=()) -> Iterator[Path]:
+def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=(),
+                  finish: bool = True) -> Iterator[Path]:  # fmt: skip
     """Yield the work folder of ``out`` (``partial_path``): resumed if it exists, else new, else (with
     ``overwrite`` and a finished ``out``) seeded with ``out``'s units by hard links.
 
     The work folder is locked (``flock``) for the duration: a second command on the same ``out``
     is refused in one line. On success it becomes ``out`` (``fsio.atomic_dir``'s rename, marks and
-    modes); on any exception, the last rename included, it stays, for the same command to resume.
+    modes), unless ``finish`` is false (a first pass: part of the work); on any exception, the last
+    rename included, it stays, for the same command to resume.
     """
     out = Path(out)
     check_output(out, overwrite, inputs)
@@ -75,8 +77,9 @@ def resumable_dir(out: str | os.PathLike, overwrite: bool = False, inputs=()) ->
                         shutil.copytree(src, work / src.name, copy_function=_link)
             LOG.info("reusing the units of %s where their inputs are unchanged", out)
         yield work
-        check_output(out, overwrite or existed)  # an output that appeared meanwhile: refused, work kept
-        install(work, out)
+        if finish:
+            check_output(out, overwrite or existed)  # an output that appeared meanwhile: refused, work kept
+            install(work, out)
 
 
 @contextlib.contextmanager
