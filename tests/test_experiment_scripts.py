@@ -265,7 +265,7 @@ def test_long_runs_runs_finished_steps_again_over_their_runs_and_stops_its_run_o
 
 def test_long_runs_starts_the_stochastic_step_with_a_first_pass_unless_it_finished_here(tmp_path):
     """The stochastic step: a first pass (``--only-measures``, no report to copy), then the whole run; run
-    again over a finished run, no first pass (its measures are all in)."""
+    again over a finished run, no first pass (the run with --force makes whatever is new)."""
     import shutil
     import subprocess
 
@@ -290,10 +290,10 @@ def test_long_runs_starts_the_stochastic_step_with_a_first_pass_unless_it_finish
     # measures the file has (a name it lacks would stop the step in one line, but days later than here)
     from sleepnet.experiment import first_pass, load_experiment
 
-    first_pass(load_experiment(EXPERIMENTS / "stochastic_mnist.toml"), whole_first(tmp_path / "calls.txt"))
+    first_pass(load_experiment(EXPERIMENTS / "stochastic_mnist.toml"), first_measures(tmp_path / "calls.txt"))
 
 
-def whole_first(calls: Path) -> list[str]:
+def first_measures(calls: Path) -> list[str]:
     """The measures of the first call's ``--only-measures``."""
     args = calls.read_text().splitlines()[0].split()
     return args[args.index("--only-measures") + 1].split(",")
