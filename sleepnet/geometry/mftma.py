@@ -18,9 +18,11 @@ derivations), step for step, with two solvers replaced:
   directions (``stiefel_minimise``), on the same cost and its exact gradient, all restarts at
   once. Random restarts and the choice among them (the most "stable") are the reference's.
 
-``K`` runs from 1 to ``min(maxK, P - 2)``: at ``K = P - 1`` nothing of the centres is left and
-the reference divides 0 by 0 (for ``P`` below 7 it cannot stop before that and fails); with
-``P = 2`` no direction is removed (``K = 0``). Every draw comes from
+``K`` runs from 1 to ``min(maxK, r - 1)``, ``r`` the rank of the centres relative to their mean
+(``P - 1`` unless ``N < P - 1`` or the centres are degenerate): at ``K = r`` nothing of the centres
+is left and the reference divides 0 by 0 (for ``P`` below 7 it cannot stop before that and fails;
+with ``N < P - 1`` it goes on past the rank and picks K from rounding noise); with ``P = 2``, or
+centres on one line, no direction is removed (``K = 0``). Every draw comes from
 ``np.random.default_rng(seed)``: the restarts, then each manifold's ``t`` vectors.
 
 Threads: ``manifold_analysis`` runs its linear algebra on one BLAS thread
@@ -84,7 +86,10 @@ def anchor_analysis(sd1: np.ndarray, kappa: float, t_vec: np.ndarray) -> tuple[f
 
     sd1 : ``(D + 1, m)``, the manifold's points (relative to its centre, in units of the centre's
     norm) with a last row of ones; t_vec : ``(D + 1, n_t)`` Gaussian vectors. The reference's
-    ``each_manifold_analysis_D1`` with the QP solved as NNLS (module docstring).
+    ``each_manifold_analysis_D1`` with the QP solved as NNLS (module docstring), and its
+    estimators: the radius is the RMS of the anchors' offsets from their mean over ``t``, the
+    dimension ``D`` times the squared mean cosine of ``t`` and its anchor (``docs/geometry.md``
+    §2 gives the paper's forms beside them).
     """
     d1, n_t = t_vec.shape
     d = d1 - 1
@@ -96,7 +101,10 @@ def anchor_analysis(sd1: np.ndarray, kappa: float, t_vec: np.ndarray) -> tuple[f
     shift[-1] = kappa
     for i in np.flatnonzero(gg + kappa >= 0):
         t = t_vec[:, i]
-        alpha, _ = nnls(sd1, t + shift)
+        try:
+            alpha, _ = nnls(sd1, t + shift)
+        except RuntimeError as err:  # scipy's iteration limit (3 x the columns): no anchor point
+            raise SleepnetError(f"MFTMA: the anchor point's NNLS did not converge ({err})") from None
         v = t - sd1 @ alpha
         if np.linalg.norm(v - t) >= 1e-8:  # else t is its own solution: the anchor is the max point
             s_all[:, i] = (t - v) / alpha.sum()
@@ -203,7 +211,7 @@ def shared_directions(centers: np.ndarray, max_k: int, n_reps: int, rng: np.rand
     correlation0 = _mean_abs_correlation(x)
     directions, residual = [], []
     v1 = None
-    for k in range(1, min(max_k, p - 2) + 1):
+    for k in range(1, min(max_k, centre_rank(xb) - 1) + 1):
         starts = []
         for _ in range(n_reps):
             sx = rng.standard_normal((p, 1)).T @ x
@@ -212,7 +220,9 @@ def shared_directions(centers: np.ndarray, max_k: int, n_reps: int, rng: np.rand
         found = stiefel_minimise(np.stack(starts), x)
         left = x - (x @ found) @ np.swapaxes(found, -1, -2)
         stability = np.min(np.sqrt(np.sum(left**2, axis=-1)) / np.sqrt(np.sum(x**2, axis=-1)), axis=-1)
-        v1 = found[int(np.argmax(stability))]  # the most stable: the first of equals, as the reference
+        # the most stable: the first of equals, as the reference (whose strict > also skips NaN: a
+        # centre at the centres' mean has no norm to keep)
+        v1 = found[int(np.argmax(np.nan_to_num(stability, nan=-np.inf)))]
         directions.append(v1)
         residual.append(_mean_abs_correlation(x - (x @ v1) @ v1.T))
         r = residual
@@ -221,12 +231,23 @@ def shared_directions(centers: np.ndarray, max_k: int, n_reps: int, rng: np.rand
     return basis, directions, residual, correlation0
 
 
+def centre_rank(xb: np.ndarray) -> int:
+    """The numerical rank of the centres relative to their mean, ``xb`` ``(P, N)``: at most
+    ``min(P - 1, N)``. The shared directions stop one short of it (with K = rank nothing of the
+    centres is left, and the residual correlation is 0 / 0)."""
+    sv = np.linalg.svd(xb, compute_uv=False)
+    return int(np.sum(sv > sv[0] * 1e-10)) if len(sv) and sv[0] > 0 else 0
+
+
 def participation_ratio(points: np.ndarray) -> float:
     """``(sum lambda)^2 / sum lambda^2`` of the covariance of ``points`` ``(N, M)`` (M points)."""
     centred = points - points.mean(axis=1, keepdims=True)
     gram = centred.T @ centred if centred.shape[1] <= centred.shape[0] else centred @ centred.T
     lam = np.linalg.eigvalsh(gram)  # the covariance's nonzero eigenvalues, times M
-    lam = np.clip(lam, 0, None)
+    # eigenvalues at the rounding of the points' own scale are no spread: identical points whose
+    # mean is inexact in float64 (M not a power of two) leave ~1e-32 of them, and a ratio of noise
+    scale = float(np.max(np.abs(points))) if points.size else 0.0
+    lam = np.where(lam > (1e-12 * scale) ** 2 * points.size, lam, 0.0)
     total = float(np.sum(lam**2))
     return float(np.sum(lam) ** 2 / total) if total > 0 else 0.0
 
@@ -253,7 +274,7 @@ def manifold_analysis(x, kappa: float = 0.0, n_t: int = 200, seed: int = 0, n_re
     total = np.cumsum(sv**2) / max(np.sum(sv**2), 1e-300)
     max_k = int(np.argmax([t if t < 0.95 else 0 for t in total])) + 11
     basis, directions, residual, correlation0 = shared_directions(centers, max_k, n_reps, rng)
-    k = int(np.argmin(residual)) + 1 if residual else 0
+    k = int(np.argmin(np.nan_to_num(residual, nan=np.inf))) + 1 if residual else 0
     proj = basis @ directions[k - 1] if k else np.zeros((n, 0))
     caps, radii, dims = np.zeros(p), np.zeros(p), np.zeros(p)
     for i, mf in enumerate(manifolds):
