@@ -13,24 +13,37 @@ is the scale for "beats adversarial training". The budget is L-inf ``EPS`` = 0.1
   training loss, float32 gradient, on the whole test set) leaves at least 0.93 at ``EPS`` and clean
   accuracy is within ``CLEAN_LOSS`` of the twin's.
 - *Beats adversarial training*: reproduced where the worst case over the standard suite's L-inf
-  attacks (AutoAttack, Square) at ``EPS`` is at least adversarial training's; *only under the
-  paper's attack* where FGSM leaves at least that much but the worst case does not.
+  attacks (AutoAttack, Square) at ``EPS`` is at least adversarial training's in the mean over at
+  least ``MIN_SEEDS`` seeds (fewer: *in direction only*); *only under the paper's attack* where
+  FGSM leaves at least as much as it leaves adversarial training (over the seeds both hold) but
+  the worst case does not.
 - *Resists iterative attacks*: the gain over the twin that FGSM shows, and the gain under the worst
-  case. Reproduced where the worst-case gain is positive at p < ``ALPHA``; *only under the paper's
-  attack* where FGSM shows a gain and the worst case none (or a loss); *in direction only* where the
-  worst-case gain is positive, not significantly; otherwise not reproduced.
-- *Numerical gradient masking* (Brendel & Bethge): reproduced where the masking checks' precision
-  check (margin PGD in float32 against float64, ``docs/evaluation.md`` §5) fails in most seeds.
+  case. Where the worst-case gain is positive at p < ``ALPHA``: reproduced, unless the iterative
+  attacks take significantly more from the saturated network than from its twin (its drop from
+  FGSM to the worst case larger at p < ``ALPHA``), then *partly* (the share of the FGSM gain the
+  worst case keeps). *Only under the paper's attack* where the FGSM gain is positive at p <
+  ``ALPHA`` and the worst-case gain not; *in direction only* where the worst-case gain is positive
+  in the mean; otherwise not reproduced.
+- *Numerical gradient masking* (Brendel & Bethge): reproduced where, in most seeds, either of the
+  critique's two changes breaks what the paper's attack leaves: the logit-margin loss for the
+  training loss (masking check 3, ``loss_choice``) or float64 gradients for float32 (check 5,
+  ``precision``; ``docs/evaluation.md`` §5), each at ``EPS`` on the masking checks' images.
 - *Kurtotic weights*, *low-dimensional* and *flat input-output map*, *representations that cluster
-  by class*: from the analyses (``experiment analyses``): reproduced where the change from the twin
-  goes the claimed way at p < ``ALPHA``; *in direction only* where it goes that way in the mean
-  but not significantly; otherwise not reproduced. The kurtosis per weight layer: reproduced where
-  every layer goes up in the mean and one at least significantly; not reproduced where a layer does
-  not go up in the mean (whatever else is missing); otherwise not measured where a layer is not.
-  The geometry at the last hidden layer (not measured for a network without one).
+  by class* and *that separate across layers*: from the analyses (``experiment analyses``):
+  reproduced where the change from the twin goes the claimed way at p < ``ALPHA``; *in direction
+  only* where it goes that way in the mean but not significantly; otherwise not reproduced. The
+  kurtosis per weight layer: reproduced where every layer goes up in the mean and one at least
+  significantly; not reproduced where a layer does not go up in the mean (whatever else is
+  missing); otherwise not measured where a layer is not. The class-manifold capacity at the last
+  hidden layer (clustering) and its rise from the first hidden layer to the last (separation
+  across layers; not measured for a network with fewer than two hidden layers).
 
 Everywhere "at p < ``ALPHA``" means a paired t-test over at least ``MIN_SEEDS`` seeds (fewer: *in
-direction only* at best); p = 0, the same difference in every seed, counts as below ``ALPHA``.
+direction only* at best); p = 0, the same difference in every seed, counts as below ``ALPHA``;
+means within ``TIE`` are equal.
+
+The rules were fixed before ``saturation_mnist.toml`` ran, and revised once (2026-12-03, after a
+review, with seeds 0-1 of it partly read; ``docs/saturation.md`` §7 says what changed and why).
 
 Second-order attacks and the linear classifier are other experiments' (``experiments/second_order.py``,
 ``experiments/kurtosis_linear.py``): the section says so rather than a verdict.
@@ -42,6 +55,7 @@ import math
 
 import numpy as np
 
+from .evaluation import MASKING_SUBSAMPLE
 from .experiment import NO_EOT, defence_kind
 from .report import ALPHA, MIN_SEEDS, p_text, paired_p
 
@@ -115,7 +129,7 @@ def _direction(a: dict, b: dict, lower: bool, what: str, digits: int = 3,
     if not n:
         return "not measured", f"no {what} in the metrics ({missing})"
     evidence = f"{what}: {mb:.{digits}f} -> {ma:.{digits}f}{_seeds(p, n)}"
-    way = ma < mb if lower else ma > mb
+    way = ma < mb - TIE if lower else ma > mb + TIE
     if way and _significant(p, n):
         return "**reproduced**", evidence
     return ("in direction only" if way else "**not reproduced**"), evidence
@@ -134,6 +148,18 @@ def _hidden(values: list) -> float:
     if len(values) < 3:
         raise IndexError("no hidden layer")
     return values[-2]
+
+
+def _rise(values: list) -> float:
+    """A geometry measure's rise from the first hidden layer to the last; none with fewer than two."""
+    if len(values) < 4:
+        raise IndexError("fewer than two hidden layers")
+    return values[-2] - values[1]
+
+
+def _gain(a: dict, b: dict) -> dict[int, float]:
+    """``a - b`` seed by seed, over the seeds both hold."""
+    return {s: a[s] - b[s] for s in sorted(set(a) & set(b))}
 
 
 def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tuple[str, str, str]]:
@@ -167,57 +193,82 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     if adv is None:
         rows.append(("better than adversarial training", "not measured", "no adv-pgd in the experiment"))
     else:
-        worst_a = per(adv, _worst)
+        worst_a, fgsm_a = per(adv, _worst), per(adv, _fgsm)
         mw, ma, p, n = _compare(worst_s, worst_a)
-        # FGSM against adversarial training's worst case over the seeds that hold all three
-        mf_s, ma_f, _, n_f = _compare(fgsm_s, {s: v for s, v in worst_a.items() if s in worst_s})
+        mf_s, mf_a, _, n_f = _compare(fgsm_s, fgsm_a)  # the paper's attack on both
         if not n:
             rows.append(("better than adversarial training", "not measured", NO_WORST))
         else:
-            naive = n_f and mf_s >= ma_f - TIE  # FGSM leaves at least adversarial training's worst case
-            verdict = "**reproduced**" if mw >= ma - TIE else (
-                "only under the paper's attack" if naive else "**not reproduced**")  # fmt: skip
-            fgsm = (f"FGSM leaves {mf_s:.3f} against {ma_f:.3f}{_seeds(float('nan'), n_f)}" if n_f else
-                    "no FGSM in the seeds compared")  # fmt: skip
+            if mw >= ma - TIE:
+                verdict = "**reproduced**" if n >= MIN_SEEDS else "in direction only"
+            else:
+                naive = n_f and mf_s >= mf_a - TIE
+                verdict = "only under the paper's attack" if naive else "**not reproduced**"
+            fgsm = (f"FGSM leaves {mf_s:.3f} against {mf_a:.3f}{_seeds(float('nan'), n_f)}" if n_f else
+                    "no FGSM of both in the metrics")  # fmt: skip
             rows.append(("better than adversarial training", verdict,
                          f"worst case ({attacks}, {n_worst} images) at L-inf {EPS}: {mw:.3f} against "
-                         f"{ma:.3f} for {adv}{p_text(p, f', {n} seeds')}; {fgsm}"))
+                         f"{ma:.3f} for {adv}{_seeds(p, n)}; {fgsm}"))
 
     # 3. iterative attacks: the FGSM gain over the twin, and what the worst case leaves of it
     f_s, f_t, pf, nf = _compare(fgsm_s, fgsm_t)
     w_s, w_t, pw, n = _compare(worst_s, worst_t)
+    # the drop from FGSM to the worst case, the saturated network's against its twin's
+    drop_s, drop_t = _gain(fgsm_s, worst_s), _gain(fgsm_t, worst_t)
+    d_s, d_t, pd, nd = _compare(drop_s, drop_t)
     if not n:
         verdict = "not measured"
-    elif w_s > w_t and _significant(pw, n):
-        verdict = "**reproduced**"
-    elif f_s > f_t and w_s <= w_t:
+    elif w_s > w_t + TIE and _significant(pw, n):
+        if nd and d_s > d_t + TIE and _significant(pd, nd) and f_s - f_t > w_s - w_t:
+            verdict = f"partly: the worst case keeps {(w_s - w_t) / (f_s - f_t):.0%} of the FGSM gain"
+        else:
+            verdict = "**reproduced**"
+    elif nf and f_s > f_t + TIE and _significant(pf, nf):
         verdict = "only under the paper's attack"
     else:
-        verdict = "in direction only" if w_s > w_t else "**not reproduced**"
+        verdict = "in direction only" if w_s > w_t + TIE else "**not reproduced**"
+    drops = (f"; the drop from FGSM to the worst case {d_t:.3f} (twin) -> {d_s:.3f}{_seeds(pd, nd)}"
+             if nd else "")  # fmt: skip
     rows.append(("resists iterative attacks", verdict, NO_WORST if not n else
-                 f"gain over the twin at L-inf {EPS}: FGSM {f_t:.3f} -> {f_s:.3f}{_seeds(pf, nf)}; worst "
-                 f"case ({attacks}, {n_worst} images) {w_t:.3f} -> {w_s:.3f}{_seeds(pw, n)}"))  # fmt: skip
+                 f"gain over the twin at L-inf {EPS}: FGSM (the test set) {f_t:.3f} -> {f_s:.3f}"
+                 f"{_seeds(pf, nf)}; worst case ({attacks}, {n_worst} images) {w_t:.3f} -> {w_s:.3f}"
+                 f"{_seeds(pw, n)}{drops}"))  # fmt: skip
 
-    # 4. Brendel & Bethge: numerical masking, the precision check at EPS (another budget is not this claim's)
-    def precision(r):
-        check = r["masking"]["precision"]
-        if not math.isclose(float(check.get("eps", EPS)), EPS):
-            raise KeyError("the precision check ran at another budget")
-        return check
+    # 4. Brendel & Bethge: numerical masking, their two changes to the attack at EPS (another budget is not
+    # this claim's): the logit-margin loss for the training loss (check 3), float64 for float32 (check 5)
+    def check(name):
+        def get(r):
+            c = r["masking"][name]
+            if not math.isclose(float(c.get("eps", EPS)), EPS):
+                raise KeyError(f"the {name} check ran at another budget")
+            return c
+        return get
 
-    ok = per(sat, lambda r: float(precision(r)["ok"]))
-    gap = per(sat, lambda r: (c := precision(r))["accuracy_float32_margin"] - c["accuracy_float64_margin"])
+    precision_ok = per(sat, lambda r: float(check("precision")(r)["ok"]))
+    loss_ok = per(sat, lambda r: float(check("loss_choice")(r)["ok"]))
+    gap64 = per(sat, lambda r: (c := check("precision")(r))["accuracy_float32_margin"]
+                - c["accuracy_float64_margin"])  # fmt: skip
+    gap_loss = per(sat, lambda r: (c := check("loss_choice")(r))["accuracy_training_loss"]
+                   - c["accuracy_margin_loss"])  # fmt: skip
     flagged = per(sat, lambda r: float(r["masking"]["masked"]))
-    if not ok:
+    seeds = sorted(set(precision_ok) | set(loss_ok))
+    if not seeds:
         rows.append(("the robustness is numerical gradient masking (Brendel & Bethge)", "not measured",
-                     f"no precision check at L-inf {EPS} in the metrics"))  # fmt: skip
+                     f"no precision or loss check at L-inf {EPS} in the metrics"))  # fmt: skip
     else:
-        failed = int(sum(v == 0 for v in ok.values()))
+        broken = sum(precision_ok.get(s, 1.0) == 0 or loss_ok.get(s, 1.0) == 0 for s in seeds)
+        n_mask = min(MASKING_SUBSAMPLE, int(metrics["experiment"].get("subsample", 1000)))
+        parts = []
+        for label, gap, ok in (("training loss minus margin loss", gap_loss, loss_ok),
+                               ("float32 minus float64 margin", gap64, precision_ok)):  # fmt: skip
+            if gap:
+                parts.append(f"{label}: {np.mean(list(gap.values())):+.3f} (mean; the check failed in "
+                             f"{int(sum(v == 0 for v in ok.values()))} of {len(ok)} seeds)")  # fmt: skip
         rows.append(("the robustness is numerical gradient masking (Brendel & Bethge)",
-                     "**reproduced**" if failed > len(ok) / 2 else "**not reproduced**",
-                     f"float32 minus float64 margin-PGD accuracy {np.mean(list(gap.values())):+.3f} (mean); "
-                     f"precision check failed in {failed} of {len(ok)} seeds; any masking check flagged "
-                     f"{int(sum(flagged.values()))} of {len(flagged)}"))  # fmt: skip
+                     "**reproduced**" if broken > len(seeds) / 2 else "**not reproduced**",
+                     f"PGD accuracy at L-inf {EPS} on the masking checks' {n_mask} images, "
+                     + "; ".join(parts) + f"; broken by either in {broken} of {len(seeds)} seeds; "
+                     f"a masking check flagged {int(sum(flagged.values()))} of {len(flagged)}"))  # fmt: skip
 
     # 5-8. the analyses
     layers = max((len(((r.get(sat) or {}).get("analyses") or {}).get("weights", {}).get("layers", []))
@@ -246,6 +297,11 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     rows.append(("representations cluster by class",
                  *_direction(per(sat, capacity), per(twin, capacity), False,
                              "class-manifold capacity at the last hidden layer")))  # fmt: skip
+    rise = lambda r: _rise(r["analyses"]["geometry"]["manifolds"]["class"]["capacity"])  # noqa: E731
+    rows.append(("class representations separate across layers",
+                 *_direction(per(sat, rise), per(twin, rise), False,
+                             "rise of the class-manifold capacity from the first hidden layer to the last",
+                             missing="the `analyses`, on a network of two hidden layers or more")))
     rows.append(("resists second-order attacks", "not measured here",
                  "`experiments/second_order.py` (`docs/saturation.md` §6)"))
     rows.append(("kurtosis alone protects a linear classifier", "not measured here",

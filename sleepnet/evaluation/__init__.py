@@ -75,8 +75,12 @@ def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, 
     return {d.level_name: list(d.levels), "accuracy": acc}
 
 
+#: the masking checks' images: the first this many of the subsample
+MASKING_SUBSAMPLE = 200
+
+
 def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suite = "quick",
-                   seed: int = 0, subsample: int = 1000, masking_subsample: int = 200,
+                   seed: int = 0, subsample: int = 1000, masking_subsample: int = MASKING_SUBSAMPLE,
                    quick: bool = False, device=None, units=None, eot: bool = True) -> dict:  # fmt: skip
     """Every measure of ``suite`` (a name in ``SUITES`` or a ``Suite``) for one model, on ``data``'s
     test set, run on ``device``; ``model`` ends where it was and in the mode it was in.
