@@ -24,7 +24,7 @@ def add_parser(subparsers):
     p.add_argument("models", nargs="+", type=Path, help="model folders")
     p.add_argument("--suite", default="quick", help="quick; paper (the sleep paper's attacks and the "
                    "gradient-masking checks); standard (AutoAttack, Square, HopSkipJump at the "
-                   "default budgets)")  # fmt: skip
+                   "default budgets); audio, audio-quick (waveform models: docs/audio.md)")  # fmt: skip
     p.add_argument("--seed", type=seed, default=0, help="seed of the noise draws and the attacks")
     p.add_argument("--subsample", type=int, default=1000,
                    help="paper and standard suites: at most this many test images per attack")  # fmt: skip
