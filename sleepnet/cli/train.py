@@ -9,7 +9,8 @@ from .common import add_command, add_common, add_device, device, parse_hidden, p
 def add_parser(subparsers):
     """Add ``train -o OUT``; returns its parser."""
     p = add_command(subparsers, "train", "train a network (MLP or CNN) from a recipe")
-    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, patches, fsdd, fsdd-mel or npz:PATH")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, fashion-mnist, patches, fsdd, fsdd-mel or npz:PATH")  # fmt: skip
     p.add_argument("--recipe", default="paper",
                    help="paper (the ICLR 2020 recipe), standard, relu-mlp, sigmoid-mlp or cnn")  # fmt: skip
     p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
