@@ -40,16 +40,25 @@ def kept(folder: Path, weights=()) -> dict[str, dict]:
         name = path.name.split(".")[0]
         if name != "model":  # which weights the measures are of, not a measure
             versions.setdefault(name, []).append(json.loads(path.read_text()))
-    out = {}
+    # the folder's measures are of one model only if they carry one weights stamp: where they carry
+    # several (even each measure one), every measure shown is of the weights picked, and a measure
+    # kept only of the others is left out (said on stderr), never shown beside them in one column
+    stamps = sorted({str(u.get("weights", "unstamped")) for units in versions.values() for u in units})
+    picked = [t for t in stamps if any(t.startswith(w) for w in weights)]
+    if len(stamps) > 1 and len(picked) != 1:
+        raise SystemExit(f"kept_table: {folder} holds measures of models of weights "
+                         f"{', '.join(t[:16] for t in stamps)} (model.*.json beside them): pass --weights "
+                         "with the one to show")  # fmt: skip
+    out, left = {}, []
     for name, units in versions.items():
-        if len(units) > 1:
-            units = [u for u in units if any(str(u.get("weights", "")).startswith(w) for w in weights)]
-        if len(units) != 1:
-            tags = sorted(str(u.get("weights", "unstamped"))[:16] for u in versions[name])
-            raise SystemExit(f"kept_table: {folder} holds {len(versions[name])} versions of {name!r}, of "
-                             f"models of weights {', '.join(tags)} (model.*.json beside them): pass "
-                             "--weights with the one to show")  # fmt: skip
-        out[name] = units[0]["result"]
+        units = [u for u in units if str(u.get("weights", "unstamped")) in (picked or stamps)]
+        if units:
+            out[name] = units[0]["result"]
+        else:
+            left.append(name)
+    if left:
+        print(f"kept_table: {folder}: {', '.join(sorted(left))} kept only of other weights than "
+              f"{picked[0][:16]}: left out", file=sys.stderr)  # fmt: skip
     return out
 
 

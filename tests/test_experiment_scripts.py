@@ -93,7 +93,9 @@ def _kept_unit(folder: Path, name: str, result, tag: str = "0123456789abcdef",
     (folder / f"{name}.{tag}.json").write_text(json.dumps(unit))
 
 
-def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against_the_control(tmp_path):
+def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against_the_control(
+    tmp_path, capsys
+):
     """``experiments/kept_table.py``: per seed, clean accuracy and each budgeted measure at each budget,
     the McNemar test over the same images against the control; a measure kept twice is refused."""
     import pytest
@@ -133,11 +135,22 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
     assert rows["clean accuracy (test set)"][0] == "0.947 ± 0.003 [seeds 0,1,2]"
     # a second run kept the same measure of a model of other weights: --weights picks, else one line
     _kept_unit(tmp_path / "seed0" / "control", "clean", 0.5, tag="fedcba9876543210", weights="bb" * 32)
-    with pytest.raises(SystemExit, match="holds 2 versions of 'clean', of models of weights "
+    with pytest.raises(SystemExit, match="holds measures of models of weights "
                                          "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb"):  # fmt: skip
         kt.seed_table(tmp_path / "seed0")
-    assert kt.seed_table(tmp_path / "seed0", ["bbbb"])[2] == "| clean accuracy (test set) | 0.5000 | 0.9424 |"
     assert kt.seed_table(tmp_path / "seed0", ["aaaa"])[2] == "| clean accuracy (test set) | 0.9468 | 0.9424 |"
+    # the other weights have no AutoAttack kept: the control's cell is empty, not the first weights' figure
+    lines = kt.seed_table(tmp_path / "seed0", ["bbbb"])
+    assert lines[2] == "| clean accuracy (test set) | 0.5000 | 0.9424 |"
+    assert not any(line.split(" | ")[1] in ("0.200", "0.200 |") for line in lines[3:]), lines
+    err = capsys.readouterr().err
+    assert "autoattack-linf kept only of other weights than bbbbbbbbbbbbbbbb: left out" in err
+    # a folder whose measures are each kept once but of two weights is refused too
+    (tmp_path / "seed0" / "control" / "clean.fedcba9876543210.json").unlink()
+    _kept_unit(tmp_path / "seed0" / "control", "gaussian-noise", {"accuracy": [0.9]}, tag="fedcba9876543210",
+               weights="bb" * 32)  # fmt: skip
+    with pytest.raises(SystemExit, match="holds measures of models of weights"):
+        kt.seed_table(tmp_path / "seed0")
 
 
 def test_kept_table_tests_every_model_against_the_one_asked(tmp_path, capsys):

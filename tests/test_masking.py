@@ -103,7 +103,10 @@ def test_square_after_gradients_uses_the_suites_square_when_autoattack_has_none(
                                                       "from": "AutoAttack's Square part"}
     rand = {"n": 4, "budgets": [0.1, 0.2], "settings": {"parts": ["apgd-ce", "apgd-dlr"]},
             "norms": [0.05, None, 0.15, 0.0]}  # robust at 0.1: images 1, 2; at 0.2: image 1
-    square = {"n": 5, "norms": [0.05, 0.15, 0.08, 0.0, 0.01]}  # AA-robust ones it breaks: 2 at 0.1, 1 at 0.2
+    square = {"n": 4, "norms": [0.05, 0.15, 0.08, 0.0]}  # AA-robust ones it breaks: 2 at 0.1, 1 at 0.2
     res = square_after_gradients(rand, square)
     assert res["share"] == (1 + 1) / 4 and res["ok"] is False and res["from"] == "the suite's Square run"
     assert square_after_gradients(rand, None)["ok"] is None
+    # on 5 images the Square run's first 4 are not AutoAttack's 4 (sorted subsets of one permutation)
+    other = square_after_gradients(rand, {"n": 5, "norms": [0.05, 0.15, 0.08, 0.0, 0.01]})
+    assert other["ok"] is None and other["from"] == "the suite's Square run, on 5 images, not AutoAttack's 4"

@@ -44,6 +44,16 @@ def test_found_norms_count_a_clean_mistake_as_broken_at_every_budget_and_a_failu
         "1.0": 0.25,
     }
     assert worst_case(norms, [1.0, 0.1, 9.0, 0.3]).tolist() == [0.0, 0.1, 0.5, 0.3]
+    # an "example" with a NaN pixel that the model calls class 0 (argmax of NaN): a failed attack, inf
+    # (robust), the same before and after the JSON round trip of the kept measures
+    from sleepnet.evaluation.robust import jsonable_norms, norms_from_json
+
+    bad = adv.copy()
+    bad[3, 2] = np.nan
+    nan_norms = found_norms(x, bad, y, pred_clean, np.array([0, 1, 1, 1]), "inf")
+    np.testing.assert_array_equal(nan_norms, [0.0, 0.25, 0.5, np.inf])
+    back = norms_from_json(json.loads(json.dumps(jsonable_norms(nan_norms))))
+    assert robust_accuracy(back, [0.3]) == robust_accuracy(nan_norms, [0.3]) == {"0.3": 0.5}
     # float32 rounding on the ball's surface: 0.5 + 1e-4 is 1.00017e-4 from 0.5 in float32, so it
     # counts only once into_ball has put it inside
     x = np.full((2, 8192), 0.5, dtype=np.float32)

@@ -109,7 +109,9 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
         attack = attack_at(budgets[0])
         res = sweep(attack_at, x, y, budgets, norm, attack.predict)
         attack = made[budgets[0]]  # the one that ran at the first budget (its settings after a call)
-        norms, clean = res["norms"], res["norms"] > 0
+        # clean from the clean predictions, not from the norms: a correct image that a single noisy draw
+        # (a naive pass) calls wrong at the unchanged image is "broken at distance 0", not wrong clean
+        norms, clean = res["norms"], res["clean_accuracy"]
         if issubclass(cls, LibraryAttack):
             extra["breakdown"] = {key(e): a.breakdown for e, a in made.items()}
     if stochastic(model):  # a stochastic model's clean accuracy: the mean over draws, with its spread

@@ -195,15 +195,19 @@ def square_after_gradients(aa: dict, square: dict | None) -> dict:
     """Check 6 for one norm: the share of images Square fooled on which AutoAttack's gradient parts
     failed (summed over budgets). From AutoAttack's own Square part when it has one (the standard
     version); else (the rand version, a stochastic model's) from the suite's own Square run of the
-    same norm, on the images both attacked (nested subsets of one permutation), counting those
-    AutoAttack left robust and Square broke; ``ok`` is None when neither is there."""
+    same norm, on the same images, counting those AutoAttack left robust and Square broke; ``ok``
+    is None when neither is there, or when the two ran on different numbers of images (each the
+    sorted first n of one permutation, ``subsample_indices``: the smaller is not the larger's prefix)."""
     if "square" in aa.get("settings", {}).get("parts", ("square",)):
         share = sum(b.get("square", 0) for b in aa.get("breakdown", {}).values()) / max(aa["n"], 1)
         return {"share": share, "ok": share <= SQUARE_MAX_SHARE, "from": "AutoAttack's Square part"}
     if square is None or "norms" not in square:
         return {"share": None, "ok": None, "from": "no Square run beside AutoAttack's rand version"}
-    m = min(aa["n"], square["n"])
-    by_aa, by_sq = norms_from_json(aa["norms"])[:m], norms_from_json(square["norms"])[:m]
+    if aa["n"] != square["n"]:
+        return {"share": None, "ok": None, "from": f"the suite's Square run, on {square['n']} images, not "
+                f"AutoAttack's {aa['n']}"}  # fmt: skip
+    m = aa["n"]
+    by_aa, by_sq = norms_from_json(aa["norms"]), norms_from_json(square["norms"])
     count = sum(int(np.sum((by_aa > limit(e)) & (by_sq <= limit(e)) & (by_sq > 0))) for e in aa["budgets"])
     share = count / max(m, 1)
     return {"share": share, "ok": share <= SQUARE_MAX_SHARE, "from": "the suite's Square run"}

@@ -100,8 +100,15 @@ def norms_of(delta: np.ndarray, norm: str) -> np.ndarray:
 
 def found_norms(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, pred_clean: np.ndarray,
                 pred_adv: np.ndarray, norm: str) -> np.ndarray:  # fmt: skip
-    """Per image: 0 if misclassified clean, the norm of ``x_adv - x`` if it fools the model, else inf."""
-    out = np.where(pred_adv != y, norms_of(x_adv - x, norm), np.inf)
+    """Per image: 0 if misclassified clean, the norm of ``x_adv - x`` if it fools the model, else inf.
+
+    An example with a NaN or inf pixel is no image: the attack failed on it (inf), whatever the
+    model made of it (argmax of NaN scores is class 0). Left NaN, its norm would count as broken
+    here and, written to JSON as null and read back as inf (``norms_from_json``), as robust in
+    every worst case made from the kept measures."""
+    finite = np.isfinite(np.asarray(x_adv).reshape(len(x_adv), -1)).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        out = np.where((pred_adv != y) & finite, norms_of(x_adv - x, norm), np.inf)
     out[pred_clean != y] = 0.0
     return out
 
