@@ -332,3 +332,20 @@ def test_lbfgs_in_a_batch_finds_what_it_finds_alone_on_a_nonlinear_model():
     assert all((predict(model, a) != y).all() for a in adv.values())
     alone, together = _rel(adv[1], x), _rel(adv[6], x)
     assert np.allclose(together, alone, rtol=0.05), (together, alone)  # the shared line search: close
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_a_fixed_budget_attacks_run_puts_its_examples_inside_the_ball(norm, monkeypatch):
+    """``PerturbationAttack.run`` (the paper suite's PGD) as a sweep does (``robust.into_ball``): an
+    attack whose examples land a few ulps outside its ball, as a float32 projection does, reports
+    norms within ``eps``, not beyond it."""
+    model, x, y, l2, linf = linear_case(n=6)
+    w = model[0].weight.detach().numpy().astype(np.float64)
+    diff = w[y] - w[1 - y]  # towards the other class: along -diff
+    d = -np.sign(diff) if norm == "inf" else -diff / np.linalg.norm(diff, axis=1, keepdims=True)
+    eps = 1.5 * float((linf if norm == "inf" else l2).max())  # past every image's boundary
+    attack = PGD(model, "cross-entropy", eps=eps, norm=norm)
+    monkeypatch.setattr(attack, "generate", lambda x, y: (x + eps * (1 + 1e-5) * d).astype(np.float32))
+    out = attack.run(x, y)
+    found = np.array([v for v in out["norms"] if v not in (None, 0.0)])
+    assert len(found) == 6 and np.all(found <= eps), (found, eps)

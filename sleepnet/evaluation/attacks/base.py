@@ -76,7 +76,7 @@ from ...losses import logit_body, loss_fn, loss_from_scores
 from ...noise import expected_scores, judge_draws, seeded, split, stochastic
 from ...registry import Registry
 from ...state import eval_mode, grads_kept, on_device, weights_frozen
-from ..robust import DEFAULT_BUDGETS, found_norms, jsonable_norms, robust_accuracy
+from ..robust import DEFAULT_BUDGETS, found_norms, into_ball, jsonable_norms, robust_accuracy
 
 #: EOT draws for a stochastic model whose record names none (AutoAttack's rand version uses 20)
 EOT_STOCHASTIC = 20
@@ -330,7 +330,8 @@ class PerturbationAttack(Attack):
         return self.tensor(self.generate(as_numpy(x, np.float32), as_numpy(y)))
 
     def run(self, x: np.ndarray, y: np.ndarray) -> dict:
-        """See ``Attack.run``; returns ``summarize`` of ``generate``'s examples (clipped to [0, 1]).
+        """See ``Attack.run``; returns ``summarize`` of ``generate``'s examples (clipped to [0, 1]; a
+        fixed-budget attack's put inside its ball exactly, ``robust.into_ball``, as a sweep's are).
 
         Returns
         -------
@@ -346,6 +347,8 @@ class PerturbationAttack(Attack):
             budgets = DEFAULT_BUDGETS[self.norm]
         else:  # a fixed-budget attack at its own eps; JSMA (L0) has none
             budgets = (self.eps,) if hasattr(self, "eps") else None
+            if budgets and self.norm in ("inf", "2"):
+                x_adv = into_ball(x, x_adv, self.eps, self.norm)
         out = summarize(x, x_adv, y, self.predict(x), self.predict(x_adv), self.norm, budgets)
         return out | {"loss": self.loss, "eot_samples": self.eot_samples, "draws": self.draws}
 
