@@ -104,7 +104,9 @@ class Noise(nn.Module):
         if key not in self._gens:
             self._gens[key] = torch.Generator(device=x.device).manual_seed(self._start)
         shape = (1, *x.shape[1:]) if self._shared else x.shape
-        e = torch.randn(shape, generator=self._gens[key], device=x.device, dtype=x.dtype)
+        # drawn in float32 whatever x's dtype: a float64 copy of the model (the masking checks' precision
+        # check, masking.float64_model) gets the same numbers, not torch's other float64 stream
+        e = torch.randn(shape, generator=self._gens[key], device=x.device, dtype=torch.float32).to(x.dtype)
         return e.expand(x.shape) if self._shared else e
 
     def with_draw(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,20 @@ def test_noise_is_fresh_each_pass_seeded_and_independent_of_torchs_generator():
     assert torch.equal(layer(x), after)  # the block drew nothing of the layer's own stream
 
 
+def test_a_float64_copy_draws_the_same_noise():
+    """The masking checks' precision check attacks a float64 copy (``masking.float64_model``): its noise
+    must be the float32 model's, or the check compares two judges, not two precisions (torch's float64
+    stream differs from float32's for 16 elements and more)."""
+    from sleepnet.evaluation.masking import float64_model
+
+    torch.manual_seed(0)
+    model = noise.add_noise(build_mlp([20, 32, 3]), "poisson:50", seed=4).eval()
+    x = torch.rand(6, 20)
+    wide = float64_model(model)
+    noise.restart(model), noise.restart(wide)
+    assert torch.allclose(model(x).double(), wide(x), atol=1e-5)
+
+
 def test_a_noisy_model_saves_loads_and_copies_with_its_noise(tmp_path):
     model = noise.add_noise(build_mlp([6, 8, 8, 3], dropout=0), "poisson:25", seed=2).eval()
     assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "PoissonNoise", "Linear", "ReLU",
