@@ -128,9 +128,12 @@ for step in "${steps[@]}"; do
         saturation) run saturation saturation_mnist.toml "$R/saturation_mnist/units" "$R/saturation_mnist" \
                         --reuse "$STANDARD_KEEP" ;;
         stochastic)  # first AutoAttack at every L-inf budget (with EOT, and without for the -no-eot
-            # passes) and the geometry of every model and seed: the findings over seeds, days before the rest
+            # passes; its rand version, EOT 1, of the deterministic models and the -no-eot passes too: the
+            # comparison like for like) and the geometry of every model and seed: the findings over
+            # seeds, days before the rest
             first stochastic stochastic_mnist.toml "$R/stochastic_mnist_suite/units" \
-                clean,clean-over-draws,autoattack-linf,analysis-geometry --reuse "$STANDARD_KEEP"
+                clean,clean-over-draws,autoattack-linf,autoattack-rand-linf,analysis-geometry \
+                --reuse "$STANDARD_KEEP"
             run stochastic stochastic_mnist.toml "$R/stochastic_mnist_suite/units" \
                 "$R/stochastic_mnist_suite" --reuse "$STANDARD_KEEP" ;;
     esac

@@ -12,6 +12,9 @@ An experiment file::
     workers = 2                # evaluation processes (default: one per core)
     without_eot = true         # also evaluate each stochastic model naively (no EOT, single draws),
                                # as "<name>-no-eot", to show what EOT changes (default: false)
+    rand_autoattack = true     # also AutoAttack's rand version (EOT 1) where the suite's L-inf
+                               # AutoAttack is the standard one: a stochastic model's (with EOT),
+                               # compared like for like (evaluate_model; default: false)
     analyses = ["weights", "activations", "jacobian", "geometry"]   # sleepnet.analysis, of every
                                # model, kept as its measures (default: none)
     analysis_images = 500      # the analyses' test images (the geometry picks its own)
@@ -86,7 +89,7 @@ import numpy as np
 
 from .config import ALIASES, SleepConfig, apply_overrides, load_preset, toml_value
 from .errors import SleepnetError, UsageError
-from .evaluation.suites import SUITES, FrozenMap
+from .evaluation.suites import RAND_AUTOATTACK, SUITES, FrozenMap
 from .fsio import MARK, check_creatable, check_output, marked, read_json, remove, write_json
 from .progress import LOG
 from .registry import UnknownName
@@ -96,7 +99,7 @@ from .units import copy_tree, partial_path, resumable_dir, unit_hash
 
 TABLES = ("experiment", "sleep", "defences")
 KNOWN = ("name", "description", "dataset", "recipe", "hidden", "epochs", "seeds", "suite", "subsample",
-         "workers", "without_eot", "analyses", "analysis_images")  # fmt: skip
+         "workers", "without_eot", "rand_autoattack", "analyses", "analysis_images")  # fmt: skip
 #: the name of a stochastic model's naive evaluation (``without_eot``) is its own with this suffix
 NO_EOT = "-no-eot"
 #: what a sleep variant may be called (it names a model folder)
@@ -141,6 +144,7 @@ class ExperimentSpec:
     subsample: int = 1000
     workers: int | None = None
     without_eot: bool = False
+    rand_autoattack: bool = False
     analyses: tuple[str, ...] = ()
     analysis_images: int = 500
     sleep: Mapping[str, SleepConfig] = field(default_factory=FrozenMap)
@@ -173,6 +177,7 @@ class ExperimentSpec:
             ("workers", self.workers is None or (_is_int(self.workers) and self.workers >= 1),
              "an integer >= 1"),
             ("without_eot", isinstance(self.without_eot, bool), "true or false"),
+            ("rand_autoattack", isinstance(self.rand_autoattack, bool), "true or false"),
             ("analyses", _name_list(self.analyses), "a list of distinct analysis names"),
             ("analysis_images", _is_int(self.analysis_images) and self.analysis_images > 0,
              "a positive integer"),
@@ -244,6 +249,7 @@ class ExperimentSpec:
             "hidden": None if self.hidden is None else list(self.hidden), "epochs": self.epochs,
             "seeds": list(self.seeds), "suite": self.suite, "subsample": self.subsample,
             "workers": self.workers, **({"without_eot": True} if self.without_eot else {}),
+            **({"rand_autoattack": True} if self.rand_autoattack else {}),
             **({"analyses": list(self.analyses), "analysis_images": self.analysis_images} if self.analyses
                else {}),
             "defences": {k: dict(v) for k, v in self.defences.items()},
@@ -417,14 +423,17 @@ def run_experiment(path: Path, out: Path, *, quick: bool = False, overwrite: boo
 
 def first_pass(spec: ExperimentSpec, names) -> None:
     """One clear error unless ``names`` (``--only-measures``) are distinct measures of ``spec``'s models
-    (``Suite.measures``, and ``analysis-NAME`` of its analyses), the masking checks with HopSkipJump
-    where the suite has it (one of the checks compares with it). A first pass makes the measures most
-    wanted of every model and seed before the rest: a long run's answer over seeds comes sooner."""
+    (``Suite.measures``, ``analysis-NAME`` of its analyses, ``RAND_AUTOATTACK`` with
+    ``rand_autoattack``), the masking checks with HopSkipJump where the suite has it (one of the checks
+    compares with it). A first pass makes the measures most wanted of every model and seed before the
+    rest: a long run's answer over seeds comes sooner."""
     names = list(names)
     suite = SUITES.get(spec.suite)
     noisy = any(defence_kind(k, v)[0] == "stochastic" for k, v in spec.defences.items())
     known = [m for m in suite.measures if noisy or m != "clean-over-draws"]  # a stochastic model's only
     known += [f"analysis-{a}" for a in spec.analyses]
+    if spec.rand_autoattack and "autoattack-linf" in suite.labels:
+        known.append(RAND_AUTOATTACK)
     _check_names("--only-measures", names, known, f"not measured by {spec.source}", "measure")
     if "masking" in names and "hopskipjump" in known and "hopskipjump" not in names:
         raise SleepnetError("--only-measures: masking needs hopskipjump (one of its checks compares with it)")
@@ -707,12 +716,13 @@ def _evaluate_one(job: tuple, suite: str, seed: int) -> tuple:
     from .models import load_model
     from .units import Units
 
-    key, folder, units_dir, context, options, copies, analyses, only = job
+    key, folder, units_dir, context, options, copies, analyses, only, rand = job
     model, record = load_model(folder)
     units = Units(units_dir, context, label=f"seed{key[0]}/{key[1]}", only=only, **copies)
     t0 = time.perf_counter()
+    # rand_autoattack outside the options, as the analyses: the other measures' hashes stay
     res = evaluate_model(model, _WORKER["data"], record["recipe"]["loss"], suite, seed, units=units,
-                         **options)  # fmt: skip
+                         rand_autoattack=rand, **options)  # fmt: skip
     if analyses[0]:  # measures of the model too, outside the evaluation's options: their hashes stay
         from .analysis import analyze_model
 
@@ -791,7 +801,7 @@ class Evaluator:
         # the analyses of a model once, not again for its naive evaluation
         analyses = (self.spec.analyses if eot else (), self.spec.analysis_images)
         task = ((seed, name), str(folder), str(self.units / f"seed{seed}" / name), context, options, copies,
-                analyses, self.only)  # fmt: skip
+                analyses, self.only, self.spec.rand_autoattack)  # fmt: skip
         if self.pool is None:
             self.pending.append(task)
         else:

@@ -267,6 +267,12 @@ CASES = [
     ("experiment-without-eot", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", extra='without_eot = "yes"'), 1,
      "without_eot must be true or false"),
+    ("experiment-rand-autoattack", ("run", "e.toml", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", extra="rand_autoattack = 1"), 1,
+     "rand_autoattack must be true or false, got 1"),
+    ("run-only-measures-rand-off", ("run", "e.toml", "--only-measures", "autoattack-rand-linf", "-o", "out"),
+     lambda d: _experiment(d / "e.toml", suite="standard"), 1,
+     "--only-measures: autoattack-rand-linf not measured by"),
     ("experiment-no-eot-name", ("run", "e.toml", "-o", "out"),
      lambda d: _experiment(d / "e.toml", extra="without_eot = true",
                            sleep='a-no-eot = { preset = "patches" }'), 1, "rename 'a-no-eot'"),  # fmt: skip

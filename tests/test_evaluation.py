@@ -186,3 +186,43 @@ def test_measures_left_for_a_later_run_leave_what_needs_them_unmade(tmp_path):
     whole = evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True,
                            units=Units(tmp_path / "u", "context"))  # fmt: skip
     assert whole["robust"]["inf"]["n"] == 8 and "free_vs_gradient" in whole["masking"]
+
+
+def test_rand_autoattack_is_autoattacks_rand_version_where_the_suites_is_the_standard_one(tmp_path):
+    """``rand_autoattack``: a deterministic model and a stochastic model's naive pass get AutoAttack's
+    rand version (EOT 1) beside the standard one, on the same images, kept as its own measure; a
+    stochastic model evaluated with EOT, whose AutoAttack is the rand version already, does not; the
+    suite's worst case is unchanged."""
+    from sleepnet.evaluation import RAND_AUTOATTACK
+    from sleepnet.noise import add_noise
+    from sleepnet.units import Units
+
+    data = make_patches(n_train=200, n_test=40, seed=0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(100, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    only = ("clean", "autoattack-linf", RAND_AUTOATTACK)
+    units = Units(tmp_path / "u", "context", only=only)
+    res = evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True, units=units,
+                         rand_autoattack=True)  # fmt: skip
+    rand, standard = res[RAND_AUTOATTACK], res["autoattack-linf"]
+    assert rand["settings"]["version"] == "rand" and rand["eot_samples"] == 1
+    assert standard["settings"]["version"] == "standard"
+    assert rand["n"] == standard["n"] == 8 and rand["budgets"] == standard["budgets"]
+    assert (tmp_path / "u" / f"{RAND_AUTOATTACK}.json").is_file()
+    # kept: taken again, not made again; and without the flag, not there at all
+    again = Units(tmp_path / "u", "context", only=only)
+    assert evaluate_model(model, data, "cross-entropy", "standard", subsample=8, quick=True, units=again,
+                          rand_autoattack=True)[RAND_AUTOATTACK] == rand  # fmt: skip
+    assert again.done == 0
+    assert RAND_AUTOATTACK not in evaluate_model(model, data, "cross-entropy", "standard", subsample=8,
+                                                 quick=True, units=again)  # fmt: skip
+    noisy = add_noise(model, "gaussian:0.05", seed=1).eval()
+    only_aa = Units(tmp_path / "n", "context",
+                    only=("clean", "clean-over-draws", "autoattack-linf", RAND_AUTOATTACK))  # fmt: skip
+    res = evaluate_model(noisy, data, "cross-entropy", "standard", subsample=8, quick=True, units=only_aa,
+                         rand_autoattack=True)  # fmt: skip
+    assert RAND_AUTOATTACK not in res and res["autoattack-linf"]["settings"]["version"] == "rand"
+    naive = Units(tmp_path / "naive", "context", only=("clean", RAND_AUTOATTACK))
+    res = evaluate_model(noisy, data, "cross-entropy", "standard", subsample=8, quick=True, units=naive,
+                         rand_autoattack=True, eot=False)  # fmt: skip
+    assert res[RAND_AUTOATTACK]["settings"]["version"] == "rand" and res["single_draws"] is True

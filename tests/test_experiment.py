@@ -589,6 +589,35 @@ def test_without_eot_evaluates_each_stochastic_model_a_second_time_naively(tmp_p
     assert sorted(p.name for p in (out / "units" / "seed0").iterdir()) == ["control", "noisy", "noisy-no-eot"]
 
 
+def test_rand_autoattack_gives_every_side_autoattacks_rand_version(tmp_path):
+    """``rand_autoattack = true``: the deterministic control and the naive pass get AutoAttack's rand
+    version (EOT 1) as a measure of its own, the stochastic model (whose AutoAttack is the rand version
+    with EOT) does not, and the stochastic findings compare the rand versions and Square."""
+    exp = tmp_path / "rand.toml"
+    exp.write_text('[experiment]\ndataset = "patches"\nrecipe = "paper"\nhidden = [8]\nepochs = 1\n'
+                   'seeds = [0]\nsuite = "standard"\nsubsample = 20\nwithout_eot = true\n'
+                   'rand_autoattack = true\n\n[defences]\n'
+                   'noisy = { defence = "stochastic", noise = "gaussian:0.3", train = false }\n')  # fmt: skip
+    out = tmp_path / "run"
+    proc = run_cli("run", exp, "-o", out, "-q", "--workers", "1", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    runs = metrics["per_seed"]["0"]
+    assert metrics["experiment"]["rand_autoattack"] is True
+    for name in ("control", "noisy-no-eot"):
+        rand = runs[name]["autoattack-rand-linf"]
+        assert rand["settings"]["version"] == "rand" and rand["eot_samples"] == 1 and rand["n"] == 20
+        assert runs[name]["autoattack-linf"]["settings"]["version"] == "standard"
+        assert runs[name]["robust"]["inf"]["attacks"] == ["autoattack-linf", "square-linf"]  # the suite's
+    assert "autoattack-rand-linf" not in runs["noisy"]
+    assert runs["noisy"]["autoattack-linf"]["settings"]["version"] == "rand"
+    assert runs["noisy"]["autoattack-linf"]["eot_samples"] > 1
+    report = (out / "report.md").read_text()
+    assert "| noisy | noise at test time makes the network robust |" in report
+    like = "worst case (AutoAttack's rand version + Square, 20 images) at L-inf 0.1, control -> model"
+    assert like in report
+
+
 def test_paired_statistics_against_hand_computed_values():
     """The two tests every multi-seed table uses: the paired t-test over seeds and the exact McNemar
     test over images, checked against values worked by hand."""

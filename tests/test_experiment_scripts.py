@@ -297,7 +297,8 @@ def test_long_runs_starts_the_stochastic_step_with_a_first_pass_unless_it_finish
     whole = (f"-m sleepnet run experiments/stochastic_mnist.toml -o runs/stochastic --workers 2 --keep {keep}"
              f"{{}} --reuse {std}/units")  # fmt: skip
     assert (tmp_path / "calls.txt").read_text().splitlines() == [
-        whole.format(" --only-measures clean,clean-over-draws,autoattack-linf,analysis-geometry"),
+        whole.format(" --only-measures clean,clean-over-draws,autoattack-linf,autoattack-rand-linf,"
+                     "analysis-geometry"),
         whole.format(""), whole.format(" --force")]  # fmt: skip
     assert (results / "stochastic_mnist_suite" / "metrics.json").read_text() == "runs/stochastic\n"
     # measures the file has (a name it lacks would stop the step in one line, but days later than here)

@@ -51,10 +51,10 @@ from .attacks.autoattack import default_version
 from .curve import attack_curve
 from .distortions import DISTORTIONS
 from .robust import accuracy_over_draws, norms_from_json, robust_accuracy, worst_case
-from .suites import SUITES, AttackSetting, Suite
+from .suites import MASKING_SUBSAMPLE, RAND_AUTOATTACK, SUITES, AttackSetting, Suite
 
-__all__ = ["SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate", "evaluate_model", "headline",
-           "subsample_indices"]  # fmt: skip
+__all__ = ["RAND_AUTOATTACK", "SUITES", "AttackSetting", "Suite", "distortion_curve", "evaluate",
+           "evaluate_model", "headline", "subsample_indices"]  # fmt: skip
 
 
 def subsample_indices(n_total: int, n: int) -> np.ndarray:
@@ -75,13 +75,12 @@ def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, 
     return {d.level_name: list(d.levels), "accuracy": acc}
 
 
-#: the masking checks' images: the first this many of the subsample
-MASKING_SUBSAMPLE = 200
 
 
 def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suite = "quick",
                    seed: int = 0, subsample: int = 1000, masking_subsample: int = MASKING_SUBSAMPLE,
-                   quick: bool = False, device=None, units=None, eot: bool = True) -> dict:  # fmt: skip
+                   quick: bool = False, device=None, units=None, eot: bool = True,
+                   rand_autoattack: bool = False) -> dict:  # fmt: skip
     """Every measure of ``suite`` (a name in ``SUITES`` or a ``Suite``) for one model, on ``data``'s
     test set, run on ``device``; ``model`` ends where it was and in the mode it was in.
 
@@ -95,6 +94,12 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
     later run (``Units.only``) is None here; the worst cases (``robust``) and the masking checks' budget
     checks, made from the others, are absent until every one they need is in, and the masking checks
     cannot be made before HopSkipJump (one of them compares with it: one clear error).
+
+    ``rand_autoattack``: where the suite's L-inf AutoAttack (``autoattack-linf``) runs its standard
+    version (a deterministic model, or a naive pass), also its rand version (APGD-CE and APGD-DLR,
+    EOT 1) at the same budgets on the same images, as ``RAND_AUTOATTACK``: what a stochastic model's
+    AutoAttack is (with EOT), so the two can be compared like for like (``claims.stochastic_rows``).
+    Not among the worst cases (``robust``), which are the suite's.
     """
     spec = suite if isinstance(suite, Suite) else SUITES.get(suite)
 
@@ -124,7 +129,27 @@ def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suit
         if spec.subsample_attacks:
             out |= _subsample_part(model, data, loss, spec, seed, subsample, masking_subsample, quick, dev,
                                    unit)  # fmt: skip
+        aa = next((s for s in spec.subsample_attacks if s.label == "autoattack-linf"), None)
+        if rand_autoattack and aa is not None and default_version(model) == "standard":
+            out[RAND_AUTOATTACK] = _rand_autoattack(model, data, loss, aa, seed, subsample, quick, dev, unit)
     return out | ({"single_draws": True} if naive else {})
+
+
+def _rand_autoattack(model, data, loss, setting: AttackSetting, seed, subsample, quick, device, unit):
+    """``evaluate_model``'s ``RAND_AUTOATTACK``: ``setting`` (the suite's L-inf AutoAttack) in its rand
+    version with EOT 1, on the same images."""
+    n_test = len(data.x_test)
+    idx = subsample_indices(n_test, min(setting.n_images, subsample, n_test))
+    params = setting.kwargs(quick) | {"version": "rand", "eot_samples": 1}
+    shape = (1, *data.image_shape) if data.image_shape else None
+
+    def run():
+        res = attack_curve(model, data.x_test[idx], data.y_test[idx], setting.attack, setting.norm,
+                           setting.budgets, loss=setting.loss or loss, seed=seed, image_shape=shape,
+                           device=device, **params)  # fmt: skip
+        return res | {"params": params, "n": len(idx)}
+
+    return unit(RAND_AUTOATTACK, [repr(setting), params, len(idx)], run)
 
 
 def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_subsample, quick,

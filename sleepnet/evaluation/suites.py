@@ -184,6 +184,11 @@ class Suite:
         return {s.label: min(s.n_images, subsample, n_test) for s in self.subsample_attacks}
 
 
+#: the masking checks' images (``evaluate_model``): the first this many of the subsample
+MASKING_SUBSAMPLE = 200
+#: ``evaluate_model(rand_autoattack=True)``: AutoAttack's rand version (EOT 1) beside the standard one
+RAND_AUTOATTACK = "autoattack-rand-linf"
+
 SUITES: Registry[Suite] = Registry("suite")
 SUITES.register("quick", Suite("quick", ("gaussian-noise", "gaussian-blur"), ("fgsm",)))
 SUITES.register("paper", Suite(
