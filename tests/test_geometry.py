@@ -315,6 +315,8 @@ def test_geometry_of_a_deterministic_and_a_stochastic_model():
     assert draws["radius"][0] == 0.0 and draws["radius"][1] > 0  # the same image; the noise spreads it
     assert res["separation_draws"][0] is None and res["separation_draws"][1] is not None
     assert Geometry(m=6, n_t=50, draws=8).compute(noisy, x, y) == res  # seeded, noise draws included
+    # the same PGD as the deterministic model's (40 steps), with EOT: a weaker attack reads as "closer"
+    assert res["settings"]["pgd"] == {"loss": "cross-entropy", "n_steps": 40, "eot_samples": 8}
     with pytest.raises(SleepnetError, match="class 0 has 12 test images, the geometry needs 13"):
         Geometry(m=13).compute(model, x, y)
 

@@ -71,6 +71,7 @@ def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, un
     Returns ``{name: result}``."""
     from ..evaluation import subsample_indices
     from ..noise import JUDGE, seeded, stochastic
+    from .geometry import STEPS
 
     idx = subsample_indices(len(data.x_test), n)
     noisy = stochastic(model)
@@ -78,8 +79,9 @@ def analyze_model(model: nn.Sequential, data, names: tuple[str, ...], n: int, un
     for name in names:
         analysis = geometry_for(data) if name == "geometry" else ANALYSES[name]
         settings = dict(vars(analysis)) | {"images": "own" if analysis.needs_labels else len(idx)}
-        if noisy:  # the geometry draws from its own seed (in its settings already): Geometry.compute
-            settings |= {"judge": JUDGE} | ({} if name == "geometry" else {"seed": seed})
+        if noisy:  # the geometry draws from its own seed (in its settings already): Geometry.compute;
+            # its PGD's steps: not one kept when a stochastic model's took fewer (geometry.STEPS)
+            settings |= {"judge": JUDGE} | ({"pgd_steps": STEPS} if name == "geometry" else {"seed": seed})
 
         def run(analysis=analysis):
             with seeded(model, seed):
