@@ -20,8 +20,8 @@ is the scale for "beats adversarial training". The budget is L-inf ``EPS`` = 0.1
 - *Resists iterative attacks*: the gain over the twin that FGSM shows, and the gain under the worst
   case. Where the worst-case gain is positive at p < ``ALPHA``: reproduced, unless the iterative
   attacks take significantly more from the saturated network than from its twin (its drop from
-  FGSM to the worst case larger at p < ``ALPHA``), then *partly* (the share of the FGSM gain the
-  worst case keeps). *Only under the paper's attack* where the FGSM gain is positive at p <
+  FGSM to the worst case larger by more than ``DROP`` and at p < ``ALPHA``), then *partly* (the
+  share of the FGSM gain the worst case keeps, over the seeds that hold all four figures). *Only under the paper's attack* where the FGSM gain is positive at p <
   ``ALPHA`` and the worst-case gain not; *in direction only* where the worst-case gain is positive
   in the mean; otherwise not reproduced.
 - *Numerical gradient masking* (Brendel & Bethge): reproduced where, in most seeds, either of the
@@ -67,6 +67,11 @@ FGSM_ACCURACY = 0.93
 CLEAN_LOSS = 0.02
 #: accuracies are counts over images: two means this close are equal (sums in another order round otherwise)
 TIE = 1e-9
+#: "partly" (rule 3) needs the saturated network's drop from FGSM to the worst case this much larger than
+#: its twin's: FGSM is read on the whole test set, the worst case on a fixed 1000 of it, the same for every
+#: seed, so each model's drop carries an offset that the seeds do not average away (the 1000 images'
+#: FGSM figure against the test set's: standard error up to 0.015 a model, 0.03 is two of them)
+DROP = 0.03
 NO_WORST = f"no worst case at L-inf {EPS} in the metrics (the standard suite's AutoAttack and Square)"
 
 
@@ -230,14 +235,19 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     # 3. iterative attacks: the FGSM gain over the twin, and what the worst case leaves of it
     f_s, f_t, pf, nf = _compare(fgsm_s, fgsm_t)
     w_s, w_t, pw, n = _compare(worst_s, worst_t)
-    # the drop from FGSM to the worst case, the saturated network's against its twin's
+    # the drop from FGSM to the worst case, the saturated network's against its twin's, and both gains
+    # over the seeds that hold all four (the share kept is of one set of seeds)
     drop_s, drop_t = _gain(fgsm_s, worst_s), _gain(fgsm_t, worst_t)
     d_s, d_t, pd, nd = _compare(drop_s, drop_t)
     if not n:
         verdict = "not measured"
     elif w_s > w_t + TIE and _significant(pw, n):
-        if nd and d_s > d_t + TIE and _significant(pd, nd) and f_s - f_t > w_s - w_t:
-            verdict = f"partly: the worst case keeps {(w_s - w_t) / (f_s - f_t):.0%} of the FGSM gain"
+        if nd and d_s > d_t + DROP and _significant(pd, nd):
+            # on those seeds the FGSM gain is the worst case's plus the extra drop: above it, above 0
+            seeds = sorted(set(drop_s) & set(drop_t))
+            gain = lambda a, b: float(np.mean([a[x] - b[x] for x in seeds]))  # noqa: E731
+            share = gain(worst_s, worst_t) / gain(fgsm_s, fgsm_t)
+            verdict = f"partly: the worst case keeps {share:.0%} of the FGSM gain"
         else:
             verdict = "**reproduced**"
     elif nf and f_s > f_t + TIE and _significant(pf, nf):
@@ -382,7 +392,10 @@ def stochastic_rows(metrics: dict, model: str) -> list[tuple[str, str, str]]:
     first = next((r for r in metrics["per_seed"].values() if model in r), {})
     # like for like where every side has AutoAttack's rand version (rand_autoattack): else the suite's
     # worst cases, the control's with the standard version's two parts more, which the evidence says
-    like = per(model, _rand_worst) and per("control", _rand_worst)
+    # (every seed whose suite worst cases both hold must hold the rand ones, else none is taken)
+    suite_seeds = set(per(model, _worst)) & set(per("control", _worst))
+    rand_seeds = set(per(model, _rand_worst)) & set(per("control", _rand_worst))
+    like = bool(rand_seeds) and suite_seeds <= rand_seeds
     worst = _rand_worst if like else _worst
     if like:
         n = first.get(model, {}).get("square-linf", {}).get("n", "?")
@@ -390,7 +403,8 @@ def stochastic_rows(metrics: dict, model: str) -> list[tuple[str, str, str]]:
     else:
         robust = first.get(model, {}).get("robust", {}).get("inf", {})
         about = (f"worst case ({'+'.join(robust.get('attacks', [])) or '?'}, {robust.get('n', '?')} images; "
-                 "AutoAttack standard for the control, rand for the model: `rand_autoattack` off)")
+                 "AutoAttack standard for the control, rand for the model: no rand version of the "
+                 "control's in every seed, `rand_autoattack`)")
     worst_m, worst_c = per(model, worst), per("control", worst)
     rows = []
     if not worst_m:

@@ -349,3 +349,17 @@ def test_a_fixed_budget_attacks_run_puts_its_examples_inside_the_ball(norm, monk
     out = attack.run(x, y)
     found = np.array([v for v in out["norms"] if v not in (None, 0.0)])
     assert len(found) == 6 and np.all(found <= eps), (found, eps)
+
+
+def test_fgsm_makes_no_step_where_the_gradient_is_nan(monkeypatch):
+    """A NaN gradient (a saturated float32 network can give one) makes no FGSM example in the curve
+    (``np.sign`` keeps NaN; ``torch.sign``, which ``FGSM.run`` takes, gives 0): the image is judged as
+    it is, not as the class the model gives a NaN image (argmax of NaN scores: class 0)."""
+    from sleepnet.evaluation.curve import attack_curve
+
+    model, x, y, _, _ = linear_case(n=8)
+    row = int(np.flatnonzero(y == 1)[0])
+    monkeypatch.setattr(FGSM, "input_gradient", lambda self, xs, ys: np.where(
+        np.arange(len(xs))[:, None] == row, np.nan, np.ones_like(xs)))  # fmt: skip
+    curve = attack_curve(model, x, y, "fgsm", "inf", [0.4])
+    assert curve["norms"][row] is None  # not fooled: inf

@@ -295,6 +295,16 @@ def test_the_revised_rules_partly_adversarial_fgsm_ties_and_the_loss_check():
     # a worst-case gain the iterative attacks do not shrink more than the twin's: reproduced
     v = _verdicts(_metrics(dict(sat, fgsm=(0.25, 0.27, 0.263)), twin))
     assert v["resists iterative attacks"][0] == "**reproduced**"
+    # a drop 0.001 larger in every seed (p = 0): within DROP, the FGSM figure's offset on another image set
+    v = _verdicts(_metrics(dict(sat, fgsm=(0.241, 0.271, 0.259)), twin))
+    assert v["resists iterative attacks"][0] == "**reproduced**"
+    # FGSM of both in a fourth seed without a worst case: the share kept is of the three seeds with all four
+    metrics = _metrics(sat, twin)
+    metrics["per_seed"]["3"] = {"sig-sat": _result(0.94, 0.99, 0.2, [1.0, 1.2], 3.6, 13.0, 0.45),
+                                "sig": _result(0.98, 0.01, 0.05, [1.0, 1.2], 3.6, 13.0, 0.45)}  # fmt: skip
+    for r in metrics["per_seed"]["3"].values():
+        del r["robust"]
+    assert _verdicts(metrics)["resists iterative attacks"][0] == iterative[0]
 
     # FGSM 0.80 above adversarial training's worst case (0.78) but below its FGSM (0.85)
     sat2 = dict(sat, fgsm=0.80, worst=0.50)
@@ -372,12 +382,15 @@ def test_the_stochastic_findings_compare_autoattacks_rand_version_like_for_like(
     naive = v["a naive evaluation (no EOT, single draws) overstates it"]
     assert naive[0] == "**reproduced**" and "0.410 -> 0.510" in naive[1]
     assert v["a clean-vs-adversarial trade-off"][0] == "**not reproduced**"  # no gain, like for like
-    # without the control's rand version: the suite's worst cases, and the evidence says they differ
+    # without the control's rand version in one seed: the suite's worst cases, and the evidence says so
+    del m["per_seed"]["2"]["control"][RAND_AUTOATTACK]
+    assert "no rand version" in {f: e for f, _, e in stochastic_rows(m, "noisy")}[
+        "noise at test time makes the network robust"]  # fmt: skip
     for runs in m["per_seed"].values():
-        del runs["control"][RAND_AUTOATTACK]
+        runs["control"].pop(RAND_AUTOATTACK, None)
     rows = {f: (v, e) for f, v, e in stochastic_rows(m, "noisy")}
     robust = rows["noise at test time makes the network robust"]
-    assert robust[0] == "**reproduced**" and "`rand_autoattack` off" in robust[1]
+    assert robust[0] == "**reproduced**" and "no rand version of the control's in every seed" in robust[1]
     assert rows["a clean-vs-adversarial trade-off"][0] == "**reproduced**"  # 0.946 -> 0.943
     # clean accuracy the control's but for rounding (0.947, 0.946, 0.945: 2e-16 below 0.946): no trade-off
     for k, runs in enumerate(m["per_seed"].values()):

@@ -54,6 +54,24 @@ def test_found_norms_count_a_clean_mistake_as_broken_at_every_budget_and_a_failu
     np.testing.assert_array_equal(nan_norms, [0.0, 0.25, 0.5, np.inf])
     back = norms_from_json(json.loads(json.dumps(jsonable_norms(nan_norms))))
     assert robust_accuracy(back, [0.3]) == robust_accuracy(nan_norms, [0.3]) == {"0.3": 0.5}
+    # the same through a sweep (AutoAttack, Square, PGD curves): an attack that returns NaN rows, which
+    # the model calls class 1 (argmax of NaN scores is class 0: here every wrong class)
+    xs, ys = np.full((4, 3), 0.5, np.float32), np.zeros(4, dtype=int)
+
+    def attack_at(eps):
+        def attack(x, y):
+            out = x + np.float32(eps)
+            out[:2] = np.nan
+            return out
+        return attack
+
+    def classes(x):
+        return np.where(np.isnan(x).any(axis=1) | (x[:, 0] > 0.55), 1, 0)
+
+    res = sweep(attack_at, xs, ys, [0.1], "inf", classes)
+    assert np.isinf(res["norms"][:2]).all() and np.allclose(res["norms"][2:], 0.1)
+    kept = norms_from_json(json.loads(json.dumps(jsonable_norms(res["norms"]))))
+    assert robust_accuracy(kept, [0.1]) == res["robust_accuracy"] == {"0.1": 0.5}
     # float32 rounding on the ball's surface: 0.5 + 1e-4 is 1.00017e-4 from 0.5 in float32, so it
     # counts only once into_ball has put it inside
     x = np.full((2, 8192), 0.5, dtype=np.float32)

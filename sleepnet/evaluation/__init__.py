@@ -187,6 +187,8 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
         hsj = subsample_indices(n_test, sizes["hopskipjump"])
         free = (data.x_test[hsj], data.y_test[hsj], out["hopskipjump"])
     inputs = [repr(spec), len(idx)] + [{"implementation": ATTACKS["hopskipjump"].implementation}]  # check 4
+    if stochastic(model):  # not one kept when the float64 copy of check 5 drew other noise (Noise.eps)
+        inputs.append({"float64_noise": "float32 draws"})
 
     def checks():
         if free is not None and free[2] is None:  # HopSkipJump left for a later run (Units.only)

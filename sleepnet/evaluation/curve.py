@@ -127,7 +127,8 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
 
 def _fgsm_norms(attack: FGSM, x: np.ndarray, y: np.ndarray, budgets, clean: np.ndarray) -> np.ndarray:
     """Per image the first budget whose FGSM step (one gradient for all) fools it; 0 if wrong clean."""
-    direction = np.sign(attack.input_gradient(x, y))
+    # sign() is finite but for NaN: a NaN gradient makes no step there, the image judged as it is
+    direction = np.nan_to_num(np.sign(attack.input_gradient(x, y)), nan=0.0)
     norms = np.full(len(x), np.inf)
     for e in budgets:
         fooled = attack.predict(np.clip(x + np.float32(e) * direction, 0, 1).astype(np.float32)) != y

@@ -151,7 +151,8 @@ def sweep(attack_at: Callable[[float], object], x: np.ndarray, y: np.ndarray, bu
                                          0.0, 1.0), eps, norm)  # fmt: skip
         merged = x.copy()  # judged in the full batch, each image in its own row, as the clean ones were
         merged[todo] = adv
-        fooled = predict(merged)[todo] != y[todo]
+        # an example with a NaN or inf pixel is no image: the attack failed on it (found_norms)
+        fooled = (predict(merged)[todo] != y[todo]) & np.isfinite(adv.reshape(len(adv), -1)).all(axis=1)
         dist = norms_of(adv - x[todo], norm)
         norms[todo[fooled]] = np.minimum(norms[todo[fooled]], dist[fooled])
     return {"norm": norm, "budgets": list(budgets), "clean_accuracy": float(np.mean(pred_clean == y)),
