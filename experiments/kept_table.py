@@ -82,10 +82,19 @@ def _rows(measures: dict[str, dict]) -> list[tuple[str, float, str]]:
     names = sorted({n for ms in measures.values() for n, r in ms.items()
                     if isinstance(r, dict) and "budgets" in r and "norms" in r})  # fmt: skip
     for name in names:
-        first = next(ms[name] for ms in measures.values() if name in ms)
-        about = f"({first['n']} images; {first['loss']})"
-        rows += [(name, eps, f"{name} {key(eps)} {about}") for eps in first["budgets"]]
+        held = [ms[name] for ms in measures.values() if name in ms]
+        # every setting the models' copies were made with (a stochastic model's AutoAttack: another loss,
+        # with EOT), not the first model's alone
+        about = " / ".join(sorted({_about(r) for r in held}))
+        budgets = sorted({float(e) for r in held for e in r["budgets"]})
+        rows += [(name, eps, f"{name} {key(eps)} ({about})") for eps in budgets]
     return rows
+
+
+def _about(result: dict) -> str:
+    """``n images; loss``, with ``EOT k`` where the attack averaged ``k`` > 1 passes."""
+    eot = result.get("eot_samples") or 1
+    return f"{result['n']} images; {result['loss']}" + (f"; EOT {eot}" if eot > 1 else "")
 
 
 def seed_table(seed_dir: Path, weights=(), against: str = "control") -> list[str]:
@@ -106,11 +115,12 @@ def seed_table(seed_dir: Path, weights=(), against: str = "control") -> list[str
         cells = []
         for m in models:
             res = measures[m].get(name)
-            if res is None:
+            if res is None or key(eps) not in res["robust_accuracy"]:
                 cells.append("-")
                 continue
             cell = f"{res['robust_accuracy'][key(eps)]:.3f}"
-            if m != against and name in control and control[name]["n"] == res["n"]:
+            same = name in control and control[name]["n"] == res["n"]
+            if m != against and same and key(eps) in control[name]["robust_accuracy"]:
                 _, _, p = mcnemar(robust_flags(res, eps), robust_flags(control[name], eps))
                 cell += f" (p={p:.2g})"
             cells.append(cell)

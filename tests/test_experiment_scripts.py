@@ -118,6 +118,16 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
     p = binomtest(6, 6, 0.5).pvalue  # the 6 images robust only after sleep
     assert rows["autoattack-linf 0.1 (10 images; cross-entropy)"] == ["0.200", f"0.800 (p={p:.2g}) |"]
     assert rows["autoattack-linf 0.05 (10 images; cross-entropy)"] == ["0.200", f"0.800 (p={p:.2g}) |"]
+    # a model whose copy was made otherwise (a stochastic model's AutoAttack: another loss, EOT 20) is
+    # named in the label, not hidden behind the control's settings
+    _kept_unit(tmp_path / "seedX" / "control", "autoattack-linf", {
+        "budgets": [0.1], "norms": control, "n": 10, "loss": "cross-entropy",
+        "robust_accuracy": {"0.1": 0.2}})  # fmt: skip
+    _kept_unit(tmp_path / "seedX" / "noisy", "autoattack-linf", {
+        "budgets": [0.1], "norms": sleep, "n": 10, "loss": "cross-entropy+dlr", "eot_samples": 20,
+        "robust_accuracy": {"0.1": 0.8}})  # fmt: skip
+    label = kt.seed_table(tmp_path / "seedX")[3].split(" | ")[0][2:]
+    assert label == "autoattack-linf 0.1 (10 images; cross-entropy / 10 images; cross-entropy+dlr; EOT 20)"
     # over seeds: a second seed with the control and the same measure; a third with the control only
     assert kt.over_seeds([tmp_path / "seed0"]) == []  # one seed: nothing over seeds
     for seed, clean, robust in ((1, (0.95, 0.94), (0.3, 0.5)), (2, (0.945, None), (0.25, None))):
