@@ -21,9 +21,10 @@ is the scale for "beats adversarial training". The budget is L-inf ``EPS`` = 0.1
   case. Where the worst-case gain is positive at p < ``ALPHA``: reproduced, unless the iterative
   attacks take significantly more from the saturated network than from its twin (its drop from
   FGSM to the worst case larger by more than ``DROP`` and at p < ``ALPHA``), then *partly* (the
-  share of the FGSM gain the worst case keeps, over the seeds that hold all four figures). *Only under the paper's attack* where the FGSM gain is positive at p <
-  ``ALPHA`` and the worst-case gain not; *in direction only* where the worst-case gain is positive
-  in the mean; otherwise not reproduced.
+  share of the FGSM gain the worst case keeps, over the seeds that hold all four figures). *Only
+  under the paper's attack* where the FGSM gain is positive at p < ``ALPHA`` and the worst-case
+  gain not; *in direction only* where the worst-case gain is positive in the mean; otherwise not
+  reproduced.
 - *Numerical gradient masking* (Brendel & Bethge): reproduced where, in most seeds, either of the
   critique's two changes breaks what the paper's attack leaves: the logit-margin loss for the
   training loss (masking check 3, ``loss_choice``) or float64 gradients for float32 (check 5,
