@@ -75,8 +75,6 @@ def distortion_curve(model: nn.Module, data: Dataset, name: str, seed: int = 0, 
     return {d.level_name: list(d.levels), "accuracy": acc}
 
 
-
-
 def evaluate_model(model: nn.Module, data: Dataset, loss: str, suite: str | Suite = "quick",
                    seed: int = 0, subsample: int = 1000, masking_subsample: int = MASKING_SUBSAMPLE,
                    quick: bool = False, device=None, units=None, eot: bool = True,
