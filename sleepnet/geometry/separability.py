@@ -2,7 +2,7 @@
 
 A dichotomy labels each of the P manifolds +1 or -1; it is separable when one hyperplane
 puts every point of every +1 manifold on one side and every point of every -1 manifold on the
-other, a linear-programming feasibility problem (``scipy.optimize.linprog``, HiGHS). MFTMA's
+other, a linear program (the largest margin, ``separable``; ``scipy.optimize.linprog``, HiGHS). MFTMA's
 capacity ``a_M`` predicts that random dichotomies of P manifolds are separable in ``N``
 dimensions with probability 1/2 at ``N = P / a_M``; ``simulated_capacity`` finds that ``N`` by
 bisection over random projections of the points to ``n`` dimensions, as Chung et al. (PRX 2018;
