@@ -139,15 +139,22 @@ def _rand_autoattack(model, data, loss, setting: AttackSetting, seed, subsample,
     n_test = len(data.x_test)
     idx = subsample_indices(n_test, min(setting.n_images, subsample, n_test))
     params = setting.kwargs(quick) | {"version": "rand", "eot_samples": 1}
-    shape = (1, *data.image_shape) if data.image_shape else None
-
-    def run():
-        res = attack_curve(model, data.x_test[idx], data.y_test[idx], setting.attack, setting.norm,
-                           setting.budgets, loss=setting.loss or loss, seed=seed, image_shape=shape,
-                           device=device, **params)  # fmt: skip
-        return res | {"params": params, "n": len(idx)}
-
+    run = functools.partial(_run_setting, model, data, idx, setting, params, setting.loss or loss, seed,
+                            device)  # fmt: skip
     return unit(RAND_AUTOATTACK, [repr(setting), params, len(idx)], run)
+
+
+def _run_setting(model, data, idx, setting: AttackSetting, params: dict, loss: str, seed, device) -> dict:
+    """``setting``'s attack with ``params`` on test images ``idx``: its robust-accuracy curve where it has
+    a norm, else its ``run``; with ``params`` and ``n``."""
+    x, y = data.x_test[idx], data.y_test[idx]
+    if setting.norm is not None:
+        shape = (1, *data.image_shape) if data.image_shape else None
+        res = attack_curve(model, x, y, setting.attack, setting.norm, setting.budgets, loss=loss, seed=seed,
+                           image_shape=shape, device=device, **params)  # fmt: skip
+    else:
+        res = ATTACKS[setting.attack](model, loss, device=device, **params).run(x, y)
+    return res | {"params": params, "n": len(idx)}
 
 
 def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_subsample, quick,
@@ -158,20 +165,11 @@ def _subsample_part(model, data, loss, spec: Suite, seed, subsample, masking_sub
     n_test = len(data.x_test)
     sizes = spec.sizes(subsample, n_test)
     out = {"subsample": {"n": min(subsample, n_test), "seed": 0, "sizes": sizes}}
-    shape = (1, *data.image_shape) if data.image_shape else None
     for setting in spec.subsample_attacks:
         params = setting.kwargs(quick)
         idx = subsample_indices(n_test, sizes[setting.label])
-        x, y = data.x_test[idx], data.y_test[idx]
-        own = setting.loss or loss
-        def run(setting=setting, params=params, x=x, y=y, own=own, n=len(idx)):  # noqa: B008
-            if setting.norm is not None:
-                res = attack_curve(model, x, y, setting.attack, setting.norm, setting.budgets, loss=own,
-                                   seed=seed, image_shape=shape, device=device, **params)  # fmt: skip
-            else:
-                res = ATTACKS[setting.attack](model, own, device=device, **params).run(x, y)
-            return res | {"params": params, "n": n}
-
+        run = functools.partial(_run_setting, model, data, idx, setting, params, setting.loss or loss, seed,
+                                device)  # fmt: skip
         inputs = [repr(setting), params, len(idx)]
         rand = setting.attack == "autoattack" and "version" not in params and default_version(model) == "rand"
         if rand:  # not a measure kept before rand was a stochastic model's default
