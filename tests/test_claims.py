@@ -279,7 +279,7 @@ def test_the_revised_rules_partly_adversarial_fgsm_ties_and_the_loss_check():
     """The rules as revised on 2026-12-03 (``docs/saturation.md`` §7):
 
     - a real worst-case gain that the iterative attacks shrink far more than the twin's (the sweep's
-      sigmoid figures: FGSM 0.13 -> 0.48, worst case 0.055 -> 0.181) is "partly", not "reproduced";
+      sigmoid figures over 3 seeds: FGSM 0.127 -> 0.447, AutoAttack 0.055 -> 0.181) is "partly";
     - "only under the paper's attack" for adversarial training compares FGSM with its FGSM, not with
       its worst case;
     - "better than adversarial training" over fewer than 3 seeds is "in direction only";
