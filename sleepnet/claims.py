@@ -264,19 +264,11 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
 
     # 4. Brendel & Bethge: numerical masking, their two changes to the attack at EPS (another budget is not
     # this claim's): the logit-margin loss for the training loss (check 3), float64 for float32 (check 5)
-    def check(name):
-        def get(r):
-            c = r["masking"][name]
-            if not math.isclose(float(c.get("eps", EPS)), EPS):
-                raise KeyError(f"the {name} check ran at another budget")
-            return c
-        return get
-
-    precision_ok = per(sat, lambda r: float(check("precision")(r)["ok"]))
-    loss_ok = per(sat, lambda r: float(check("loss_choice")(r)["ok"]))
-    gap64 = per(sat, lambda r: (c := check("precision")(r))["accuracy_float32_margin"]
+    precision_ok = per(sat, lambda r: float(_check(r, "precision")["ok"]))
+    loss_ok = per(sat, lambda r: float(_check(r, "loss_choice")["ok"]))
+    gap64 = per(sat, lambda r: (c := _check(r, "precision"))["accuracy_float32_margin"]
                 - c["accuracy_float64_margin"])  # fmt: skip
-    gap_loss = per(sat, lambda r: (c := check("loss_choice")(r))["accuracy_training_loss"]
+    gap_loss = per(sat, lambda r: (c := _check(r, "loss_choice"))["accuracy_training_loss"]
                    - c["accuracy_margin_loss"])  # fmt: skip
     flagged = per(sat, lambda r: float(r["masking"]["masked"]))
     seeds = sorted(set(precision_ok) | set(loss_ok))
@@ -335,6 +327,14 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     rows.append(("kurtosis alone protects a linear classifier", "not measured here",
                  "`experiments/kurtosis_linear.py` (`docs/saturation.md` §5)"))
     return rows
+
+
+def _check(result: dict, name: str) -> dict:
+    """Masking check ``name`` of a result, run at ``EPS`` (at another budget it is not the claim's)."""
+    c = result["masking"][name]
+    if not math.isclose(float(c.get("eps", EPS)), EPS):
+        raise KeyError(f"the {name} check ran at another budget")
+    return c
 
 
 def _layer_kurtosis(k: int):

@@ -231,12 +231,17 @@ def shared_directions(centers: np.ndarray, max_k: int, n_reps: int, rng: np.rand
     return basis, directions, residual, correlation0
 
 
+def significant(sv: np.ndarray) -> np.ndarray:
+    """Which singular values ``sv`` (descending) count for a numerical rank: above 1e-10 of the largest;
+    none of a zero matrix."""
+    return sv > sv[0] * 1e-10 if len(sv) and sv[0] > 0 else np.zeros(len(sv), bool)
+
+
 def centre_rank(xb: np.ndarray) -> int:
     """The numerical rank of the centres relative to their mean, ``xb`` ``(P, N)``: at most
     ``min(P - 1, N)``. The shared directions stop one short of it (with K = rank nothing of the
     centres is left, and the residual correlation is 0 / 0)."""
-    sv = np.linalg.svd(xb, compute_uv=False)
-    return int(np.sum(sv > sv[0] * 1e-10)) if len(sv) and sv[0] > 0 else 0
+    return int(np.sum(significant(np.linalg.svd(xb, compute_uv=False))))
 
 
 def participation_ratio(points: np.ndarray) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from ..errors import SleepnetError
-from .mftma import check_manifolds
+from .mftma import check_manifolds, significant
 
 
 def separable(points: np.ndarray, labels: np.ndarray, bias: bool = True) -> bool:
@@ -50,7 +50,7 @@ def _span_coordinates(x: np.ndarray) -> np.ndarray:
     pts = np.concatenate(list(x), axis=1).T
     pts = pts - pts.mean(axis=0, keepdims=True)
     u, s, _ = np.linalg.svd(pts, full_matrices=False)
-    keep = s > s[0] * 1e-10 if len(s) and s[0] > 0 else np.zeros(len(s), bool)
+    keep = significant(s)
     return u[:, keep] * s[keep]
 
 
