@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .config import load_preset
+from .evaluation.masking import failed_lines
 from .fsio import atomic_dir, read_json, write_json
 from .workflow import evaluate_to_folder, plot_folder, sleep_to_folder, train_to_folder
 
@@ -102,6 +103,6 @@ def attack_table(metrics: dict) -> str:
     for n in names:
         m = metrics["models"][n]["results"].get("masking")
         if m is not None:
-            verdict = "; ".join(m["warnings"]) if m["masked"] else "no sign of gradient masking"
+            verdict = "; ".join(failed_lines(m)) if m["masked"] else "no sign of gradient masking"
             lines.append(f"{n}: {verdict}")
     return "\n".join(lines)

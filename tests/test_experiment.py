@@ -67,6 +67,18 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     write_report(other, tmp_path / "other")
     text = (tmp_path / "other" / "report.md").read_text()
     assert "The paper reports no numbers for fashion-mnist" in text and "| 0.0175 |" not in text
+    # the masking verdicts are said in today's words, from the checks, not from lines stored with them
+    from sleepnet.evaluation.masking import WORDS
+
+    flagged = json.loads(json.dumps(metrics))
+    flagged["per_seed"]["0"]["control"]["masking"].update(
+        gradient_free=dict(flagged["per_seed"]["0"]["control"]["masking"]["gradient_free"], ok=False),
+        warnings=["words of an older version"], masked=True)
+    (tmp_path / "flagged").mkdir()
+    write_report(flagged, tmp_path / "flagged")
+    checks = (tmp_path / "flagged" / "report.md").read_text().split("## Gradient-masking checks")[1]
+    assert f"- **control**: flagged in 0 of 2 seeds. {WORDS['gradient_free']}." in checks
+    assert "older version" not in checks and "A flag names" not in checks  # no worst case to point to
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["model"] for r in rows} == set(agg) and len(rows) > 40
     for fig in ("accuracy_vs_fgsm", "accuracy_vs_gaussian-noise", "accuracy_vs_gaussian-blur"):

@@ -110,3 +110,14 @@ def test_square_after_gradients_uses_the_suites_square_when_autoattack_has_none(
     # on 5 images the Square run's first 4 are not AutoAttack's 4 (sorted subsets of one permutation)
     other = square_after_gradients(rand, {"n": 5, "norms": [0.05, 0.15, 0.08, 0.0, 0.01]})
     assert other["ok"] is None and other["from"] == "the suite's Square run, on 5 images, not AutoAttack's 4"
+
+
+def test_failed_lines_come_from_the_checks_not_from_the_stored_lines():
+    from sleepnet.evaluation.masking import WORDS, failed_lines
+
+    checks = {"unbounded": {"ok": True}, "gradient_free": {"ok": False}, "precision": {"ok": False},
+              "square_after_gradients_linf": {"ok": False}, "square_after_gradients_l2": {"ok": None},
+              "free_vs_gradient": {"ok": True}, "warnings": ["words of an older version"], "masked": True}
+    assert failed_lines(checks) == [WORDS["gradient_free"], WORDS["precision"],
+                                    WORDS["square_after_gradients"] + " (Linf)"]
+    assert failed_lines({"unbounded": {"ok": True}}) == [] and failed_lines({}) == []

@@ -1,7 +1,7 @@
 """Gradient-masking checks (Athalye et al. 2018; Carlini et al. 2019), reported beside results.
 
 A defence that only hides its gradients looks robust to gradient attacks and
-is not. Four checks on the same images, each with a verdict in plain words:
+is not. Five checks on the same images, each with a verdict in plain words:
 
 1. ``unbounded``: PGD (L-inf) with ``eps = 1``, which can reach any image of
    the box, must bring accuracy to about 0.
@@ -139,6 +139,36 @@ def precision(model, x, y, eps: float = 0.1, seed: int = 0, float32: float | Non
             "ok": float32 - stable <= LOSS_GAP_MAX}  # fmt: skip
 
 
+#: what each check says when it fails: which attack's figure overstates robustness, and why
+WORDS = {
+    "unbounded": "an attack that may change every pixel fully does not bring accuracy to 0: "
+                 "the gradient attack is stuck, not the model robust",
+    "gradient_norms": "many input gradients are exactly zero: gradient attacks have nothing to follow",
+    "loss_choice": "the logit-margin attack is much stronger than the training-loss attack: "
+                   "the training loss saturates and hides the gradient",
+    "gradient_free": "a gradient-free attack (HopSkipJump) finds clearly smaller perturbations than "
+                     "DeepFool: DeepFool's gradient steps mislead here, so its figure overstates robustness",
+    "precision": "margin-loss PGD on a float64 copy is much stronger than in float32: float32 "
+                 "gradients vanish in saturated units (numerical gradient masking)",
+    "square_after_gradients": "Square fools images on which every gradient attack of AutoAttack "
+                              "failed: the gradients are masked",
+    "free_vs_gradient": "HopSkipJump, which uses no gradients, breaks more images than AutoAttack "
+                        "at an L2 budget: the gradients are masked",
+}  # fmt: skip
+
+
+def failed_lines(checks: dict) -> list[str]:
+    """The line of ``WORDS`` of every check in ``checks`` that failed (``ok`` False; None is not
+    applicable), in ``WORDS``' order; a per-norm check (``square_after_gradients_linf``) with its norm.
+    Made from the checks, not from the lines stored with them, so a report says today's words."""
+    lines = []
+    for key, words in WORDS.items():
+        for name in sorted(k for k in checks if k == key or k.startswith(key + "_l")):
+            if isinstance(checks[name], dict) and checks[name].get("ok") is False:
+                lines.append(words if name == key else f"{words} (L{name[len(key) + 2:]})")
+    return lines
+
+
 def gradient_free(model, loss, x, y, seed: int = 0, max_iter: int = 20, max_eval: int = 2000,
                   free: dict | None = None) -> dict:  # fmt: skip
     """DeepFool against HopSkipJump on ``x``; ``free``: a HopSkipJump result on ``x`` already at hand."""
@@ -174,19 +204,7 @@ def masking_checks(model: nn.Sequential, loss: str, x: np.ndarray, y: np.ndarray
         "gradient_free": gradient,
         "precision": precision(model, x, y, choice["eps"], seed, float32=choice["accuracy_margin_loss"]),
     }
-    words = {
-        "unbounded": "an attack that may change every pixel fully does not bring accuracy to 0: "
-                     "the gradient attack is stuck, not the model robust",
-        "gradient_norms": "many input gradients are exactly zero: gradient attacks have nothing "
-                          "to follow",
-        "loss_choice": "the logit-margin attack is much stronger than the training-loss attack: "
-                       "the training loss saturates and hides the gradient",
-        "gradient_free": "a gradient-free attack finds clearly smaller perturbations than DeepFool: "
-                         "robustness to gradient attacks here is gradient masking",
-        "precision": "margin-loss PGD on a float64 copy is much stronger than in float32: float32 "
-                     "gradients vanish in saturated units (numerical gradient masking)",
-    }  # fmt: skip
-    out["warnings"] = [words[k] for k in words if not out[k]["ok"]]
+    out["warnings"] = failed_lines(out)
     out["masked"] = bool(out["warnings"])
     return out
 
@@ -214,20 +232,15 @@ def square_after_gradients(aa: dict, square: dict | None) -> dict:
 
 
 def add_budget_checks(checks: dict, out: dict, spec, hsj_in_aa: np.ndarray | None = None) -> dict:
-    """``checks`` with checks 5 and 6 (module docstring) from the suite's curve results ``out``;
+    """``checks`` with checks 6 and 7 (module docstring) from the suite's curve results ``out``;
     ``hsj_in_aa``: the position of each HopSkipJump image among AutoAttack's L2 images."""
     checks = dict(checks)
-    words = {"square_after_gradients": "Square fools images on which every gradient attack of "
-                                       "AutoAttack failed: the gradients are masked",
-             "free_vs_gradient": "HopSkipJump, which uses no gradients, breaks more images than "
-                                 "AutoAttack at an L2 budget: the gradients are masked"}  # fmt: skip
     for s in spec.subsample_attacks:
         if s.attack != "autoattack" or s.label not in out:
             continue
         key = f"square_after_gradients_l{s.norm}"
         square = out.get(s.label.replace("autoattack", "square", 1))
         checks[key] = square_after_gradients(out[s.label], square)
-        words[key] = words["square_after_gradients"] + f" (L{s.norm})"
     hsj = out.get("hopskipjump")
     aa = out.get("autoattack-l2")
     if hsj is not None and "norms" in hsj and aa is not None and hsj_in_aa is not None:
@@ -238,7 +251,6 @@ def add_budget_checks(checks: dict, out: dict, spec, hsj_in_aa: np.ndarray | Non
         gains = {e: by_grad[e] - by_free[e] for e in by_grad}
         checks["free_vs_gradient"] = {"n": n, "gain": gains,
                                       "ok": max(gains.values()) <= FREE_MAX_GAIN}  # fmt: skip
-    failed = [words[k] for k in words if k in checks and checks[k]["ok"] is False]  # None: not applicable
-    checks["warnings"] = list(checks.get("warnings", [])) + failed
+    checks["warnings"] = failed_lines(checks)
     checks["masked"] = bool(checks["warnings"])
     return checks
