@@ -52,6 +52,10 @@ def kept(folder: Path, weights=()) -> dict[str, dict]:
     out, left = {}, []
     for name, units in versions.items():
         units = [u for u in units if str(u.get("weights", "unstamped")) in (picked or stamps)]
+        if len(units) > 1:  # of one model, made from other inputs (another attack version, other settings)
+            raise SystemExit(f"kept_table: {folder} holds {len(units)} versions of {name} of the same "
+                             "weights (other inputs: an older attack, other settings): remove the stale "
+                             "ones (git rm)")  # fmt: skip
         if units:
             out[name] = units[0]["result"]
         else:

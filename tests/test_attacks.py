@@ -112,6 +112,38 @@ def test_decision_attacks_never_beat_the_minimal_perturbation(cls):
     assert np.all(ratio > 0.999) and np.median(ratio) < 2.0, ratio
 
 
+@pytest.mark.parametrize("cls", [Boundary, HopSkipJump])
+def test_decision_attacks_start_from_another_class_where_noise_falls_in_one(cls):
+    """Every uniform random image falls in class 0 (mean pixel above 0.3), so the random starts find
+    none for the images of class 0; they start from the nearest image of class 1 instead, and reach the
+    decision boundary (mean 0.3) as for class 1. Before, class 0 was never attacked: read as robust."""
+    from sleepnet.evaluation.attacks.decision import image_rngs, other_class_starts, random_starts
+
+    d = 50
+    model = nn.Sequential(nn.Linear(d, 2), nn.ReLU()).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor(np.stack([np.full(d, 1 / d), np.full(d, -1 / d)])))
+        model[0].bias.copy_(torch.tensor([-0.3, 0.3]))
+    rng = np.random.default_rng(0)
+    means = np.array([0.4, 0.45, 0.2, 0.15, 0.42, 0.25])
+    x = np.clip(means[:, None] + 0.02 * rng.standard_normal((6, d)), 0, 1).astype(np.float32)
+    y = predict(model, x)
+    assert list(y) == [0, 0, 1, 1, 0, 1]
+    attack = cls(model, "cross-entropy", seed=0)
+    rows = np.arange(6)
+    start, found = random_starts(attack, x, y, rows, image_rngs(0, x, rows), 100)
+    assert list(found) == [False, False, True, True, False, True]  # noise is class 0
+    other_class_starts(attack, x, y, rows, start, found)
+    assert found.all() and np.array_equal(start[0], x[5]) and np.array_equal(start[4], x[5])
+    assert not any(np.array_equal(start[j], xi) for j in (2, 3, 5) for xi in x)  # class 1: random starts
+    kw = {"max_iter": 300} if cls is Boundary else {"max_iter": 20, "max_eval": 2000}
+    adv = cls(model, "cross-entropy", seed=0, **kw).generate(x, y)
+    assert (predict(model, adv) != y).all()
+    exact = np.abs(x.astype(np.float64).mean(axis=1) - 0.3) * np.sqrt(d)  # along the all-ones direction
+    ratio = _rel(adv, x) / exact
+    assert np.all(ratio > 0.999) and np.all(ratio[y == 0] < 2.0), ratio
+
+
 @pytest.mark.parametrize("cls", [Boundary, BoundaryArt, HopSkipJump, HopSkipJumpArt])
 def test_decision_attacks_are_fixed_by_their_seed(cls):
     # ART starts each image from an unseeded np.random.RandomState(): seeded here too

@@ -99,9 +99,9 @@ def test_paper_suite_reports_every_attack_and_the_masking_checks():
     res = evaluate_model(model, data, "cross-entropy", "paper", subsample=12, masking_subsample=6,
                          quick=True, units=Recorded())  # fmt: skip
     # ART's HopSkipJump and Boundary ran under these names before ours: their kept results are not ours
-    assert {"implementation": "sleepnet-batched-1"} in seen["hopskipjump"]
-    assert {"implementation": "sleepnet-batched-1"} in seen["masking"]  # its check 4 runs HopSkipJump
-    assert {"implementation": "sleepnet-batched-1"} in seen["boundary"]  # likewise ART's Boundary
+    assert {"implementation": "sleepnet-batched-2"} in seen["hopskipjump"]
+    assert {"implementation": "sleepnet-batched-2"} in seen["masking"]  # its check 4 runs HopSkipJump
+    assert {"implementation": "sleepnet-batched-2"} in seen["boundary"]  # likewise ART's Boundary
     ours = ("hopskipjump", "masking", "boundary")
     assert not any("implementation" in str(v) for k, v in seen.items() if k not in ours)
     assert not any("judge" in str(v) for v in seen.values())  # a deterministic model has no judge draws

@@ -161,6 +161,11 @@ def test_kept_table_reads_a_keep_folder_with_robust_accuracy_and_mcnemar_against
                weights="bb" * 32)  # fmt: skip
     with pytest.raises(SystemExit, match="holds measures of models of weights"):
         kt.seed_table(tmp_path / "seed0")
+    # two versions of one measure of the same weights (an attack's older version): which is current is
+    # not in the files, so neither is shown
+    _kept_unit(tmp_path / "seed1" / "control", "clean", 0.7, tag="1111111111111111")
+    with pytest.raises(SystemExit, match="holds 2 versions of clean of the same weights"):
+        kt.seed_table(tmp_path / "seed1")
 
 
 def test_kept_table_tests_every_model_against_the_one_asked(tmp_path, capsys):

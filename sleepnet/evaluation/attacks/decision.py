@@ -1,11 +1,15 @@
 """Decision-based (gradient-free) attacks through ART, as ``boundary-art`` and ``hopskipjump-art``: the
 cross-checks of ours, batched over images (``boundary.py``, ``hopskipjump.py``), and what both share
-(``BatchedDecisionAttack``, ``check_counts``, ``image_rngs``, ``random_starts``, ``push_across``).
+(``BatchedDecisionAttack``, ``check_counts``, ``image_rngs``, ``random_starts``, ``other_class_starts``,
+``push_across``).
 
 They query only the model's predicted class, so gradient masking cannot fool
 them. Boundary (Brendel et al. 2018) with the sleep paper's 25 trial
 directions and step sizes 0.5; HopSkipJump (Chen et al. 2020), L2. Both
-start from a random misclassified point and shrink the perturbation. ART
+start from a random misclassified point and shrink the perturbation; ours,
+where no uniform random image is misclassified, from the nearest attacked
+image of another class (``other_class_starts``; ART's leave such an image
+unattacked, which reads as robust). ART
 draws from numpy's global generator, and for the starting point from a fresh,
 unseeded ``np.random.RandomState()``; ``state.numpy_seeded`` seeds both, so a
 seed fixes every draw (before, two runs of the same attack found different
@@ -73,6 +77,26 @@ def random_starts(attack: PerturbationAttack, x, y, rows, rngs, tries: int) -> t
     return start, found
 
 
+def other_class_starts(attack: PerturbationAttack, x, y, rows, start, found) -> None:
+    """Where ``random_starts`` found none (``found`` False), the start of row ``j`` becomes the image of
+    ``x`` nearest to ``x[rows[j]]`` (L2; the first of equals) that the model puts in another class than
+    ``y[rows[j]]``, and ``found[j]`` True; in place. Uniform noise can fall in one class for every draw
+    (a saturated ReLU net whose units all go silent on it answers with its readout's bias), and then no
+    image of that class was attacked at all: its robustness was the start's failure. The attacked set
+    is the pool, so this start, unlike the random ones, depends on which images are attacked together."""
+    todo = np.flatnonzero(~found)
+    if not len(todo):
+        return
+    pred = attack.predict(x)
+    for j in todo:
+        i = rows[j]
+        other = np.flatnonzero(pred != y[i])
+        if len(other):
+            dist = np.sum((x[other].astype(np.float64) - x[i]) ** 2, axis=1)
+            start[j] = x[other[np.argmin(dist)]]
+            found[j] = True
+
+
 def check_counts(attack: str, counts) -> None:
     """``counts``: ``(name, value, least)`` triples; each value must be an integer >= its least."""
     for key, value, low in counts:
@@ -83,13 +107,14 @@ def check_counts(attack: str, counts) -> None:
 class BatchedDecisionAttack(PerturbationAttack):
     """What our batched decision attacks (``boundary.py``, ``hopskipjump.py``) share: images the model
     gets right clean are attacked, each with its own generator (``image_rngs``), from the first of
-    ``params["init_size"]`` uniform random images it misclassifies (``random_starts``), in chunks of
-    ``images_per_call`` images (``_attack``); then ``push_across``. An image with no start, or
-    misclassified clean, is left as it is."""
+    ``params["init_size"]`` uniform random images it misclassifies (``random_starts``), else from the
+    nearest attacked image it puts in another class (``other_class_starts``), in chunks of
+    ``images_per_call`` images (``_attack``); then ``push_across``. An image with no start (a model
+    that puts every image in one class), or misclassified clean, is left as it is."""
 
     minimal = True
     #: kept evaluation results name it (``evaluate_model``): ART's ran under these names before
-    implementation = "sleepnet-batched-1"
+    implementation = "sleepnet-batched-2"  # 1: no start from another image (other_class_starts)
 
     def __init__(self, model, loss, params: dict, seed: int, batch_size=None, device=None):
         super().__init__(model, loss, batch_size, device)
@@ -113,6 +138,7 @@ class BatchedDecisionAttack(PerturbationAttack):
         rows = np.flatnonzero(self.predict(x) == y)
         rngs = image_rngs(self.seed, x, rows)
         start, found = random_starts(self, x, y, rows, rngs, self.params["init_size"])
+        other_class_starts(self, x, y, rows, start, found)
         rows, start = rows[found], start[found]
         chunk = self.images_per_call(x.shape[1])
         for s in range(0, len(rows), chunk):
