@@ -254,7 +254,7 @@ def write_report(metrics: dict, folder: Path) -> Path:
                 f"seed 0): {_sizes(metrics)}" if exp["suite"] != "quick" else "")
              + ("; CI-sized attack settings (--quick)" if exp.get("quick") else ""),
              f"- sleep variants: {', '.join(exp['sleep']) or 'none'}; "
-             f"defences: {', '.join(exp['defences']) or 'none'}",
+             f"defences: {_defences(exp['defences']) or 'none'}",
              "- numbers are mean ± std over seeds; p is a paired t-test against the control "
              "(n/a with one seed)", ""]  # fmt: skip
     lines += _paper_table(agg, models, metrics["dataset"]["name"])
@@ -263,14 +263,17 @@ def write_report(metrics: dict, folder: Path) -> Path:
             ("babble acc.", "babble.mean_accuracy"), ("time shift acc.", "time-shift.mean_accuracy"),
             ("FGSM med. eps", "fgsm.median_eps"),
             ("PGD-inf acc.", "pgd-linf.accuracy"), ("PGD-L2 acc.", "pgd-l2.accuracy"),
-            ("DeepFool med. L2", "deepfool.median_rel_l2"), ("CW success", "cw-l2.success_rate"),
-            ("Boundary med. L2", "boundary.median_rel_l2"),
-            ("HSJ med. L2", "hopskipjump.median_rel_l2")]  # fmt: skip
+            ("DeepFool med. rel. L2", "deepfool.median_rel_l2"), ("CW success", "cw-l2.success_rate"),
+            ("Boundary med. rel. L2", "boundary.median_rel_l2"),
+            ("HSJ med. rel. L2", "hopskipjump.median_rel_l2")]  # fmt: skip
     cols = [c for c in cols if any(c[1] in agg[m] for m in models)]
     lines += ["## All models", "", "| model | " + " | ".join(c[0] for c in cols) + " |",
               "|---" * (len(cols) + 1) + "|"]  # fmt: skip
     for m in models:
         lines.append(f"| {m} | " + " | ".join(_fmt(agg[m].get(k)) for _, k in cols) + " |")
+    if any("rel. L2" in c[0] for c in cols):
+        lines += ["", "med. rel. L2: the median of ||delta||_2 / ||x||_2 over the images the attack fooled "
+                  "(its success rate in results.csv); the budgets below are absolute."]
     lines += _attack_lines(agg, models, metrics)
     lines += _robust_lines(agg, models, metrics)
     lines += ["", "## Gradient-masking checks", ""]
@@ -388,6 +391,18 @@ def _about(record: dict) -> str:
                                  f"{record['n']} images" if "n" in record else "") if x)  # fmt: skip
 
 
+def _defences(defences: dict) -> str:
+    """The experiment's defences with their settings: ``sat (saturation: recipe relu-mlp, lam 0.001)``."""
+
+    def about(d: dict) -> str:
+        rest = ", ".join(f"{k} {v}" for k, v in d.items() if k != "defence")
+        return f" ({d.get('defence', '')}{': ' if 'defence' in d and rest else ''}{rest})" if d else ""
+
+    if not isinstance(defences, dict):  # names only
+        return ", ".join(defences)
+    return ", ".join(f"{name}{about(d or {})}" for name, d in defences.items())
+
+
 def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
     """Robust accuracy at every budget (worst case over the suite's attacks) and the verdict."""
     keys = sorted({k for m in models for k in agg[m] if k.startswith("worst-l")})
@@ -395,7 +410,8 @@ def _robust_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
         return []
     lines = ["", "## Robust accuracy at budgets", "",
              "An image counts only if classified correctly clean and not fooled within the budget by "
-             "any attack of the suite (the worst case per image); the attacks, their losses and the "
+             "any of the attacks listed here (the worst case per image; an attack of the suite on other "
+             "images, as HopSkipJump on fewer, is not among them); the attacks, their losses and the "
              "numbers of images:", ""]  # fmt: skip
     how = lambda rec: _about({k: v for k, v in rec.items() if k in ("loss", "eot_samples")})  # noqa: E731
     for norm in ("inf", "2"):
@@ -656,7 +672,9 @@ def _analysis_lines(agg: dict, models: list[str], metrics: dict) -> list[str]:
         lines.append("")
     for kind in (settings.get("geometry") or {}).get("manifolds", {}):
         table(f"MFTMA capacity of the {kind} manifolds per layer (`docs/geometry.md`; radius and "
-              "dimension in results.csv):", f"geometry.{kind}.capacity")
+              "dimension in results.csv; points have capacity 2 at kappa 0, manifolds less, and the "
+              "estimate from n_t Gaussian samples scatters by a few percent, so a little above 2 is its "
+              "noise):", f"geometry.{kind}.capacity")
     table("Separation of clean and adversarial exemplar manifolds per layer (cross-validated d'; below 1 "
           "they overlap; `docs/geometry.md` §5):", "geometry.separation", 2)
     table("The same on a stochastic model's own noise draws (d'):", "geometry.separation_draws", 2)
