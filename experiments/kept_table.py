@@ -14,7 +14,9 @@ images robust for one model and not the other); then, once some measure is kept 
 control (a defence against sleep, say), in both tables; MODEL comes first. Where two runs kept the same
 measure of models of different weights (another machine trained them again), ``--weights`` picks which
 (each kept copy names its model's weights; ``model.HASH.json`` beside them); without it, one line naming
-them. The README's standard-suite defences tested against sleep are this output with
+them. Two versions of one measure of the same weights (made by an older attack version, or under
+other settings) are refused in one line: which is current is not in the files. The README's
+standard-suite defences tested against sleep are this output with
 ``--against sleep-fgsm``.
 """
 

@@ -45,6 +45,24 @@ ATTACKS = {"lbfgs-float32": ("lbfgs", {"precision": "float32"}), "lbfgs-float64"
            "hopskipjump": ("hopskipjump", {"max_iter": 20, "max_eval": 1000})}  # fmt: skip
 
 
+def _implementation(name: str) -> str | None:
+    """The version an attack's results are of, where it names one (our decision attacks)."""
+    from sleepnet.evaluation.attacks import ATTACKS as REGISTRY
+
+    return getattr(REGISTRY[name], "implementation", None)
+
+
+def current(done: dict | None) -> dict | None:
+    """``done`` without the attacks measured by another version of the attack than today's (HopSkipJump
+    before its starts from another class, ``docs/evaluation.md`` §6): those are measured again."""
+    if done is None:
+        return None
+    keep = {label for label, (name, _) in ATTACKS.items() if label in done["attacks"]
+            and done["attacks"][label].get("implementation") == _implementation(name)}  # fmt: skip
+    return done | {"attacks": {k: v for k, v in done["attacks"].items() if k in keep},
+                   "norms": {k: v for k, v in done.get("norms", {}).items() if k in keep}}  # fmt: skip
+
+
 def measure(folder: Path, n: int, seed: int = 0, done: dict | None = None) -> dict:
     """The attacks of the module docstring on the model in ``folder`` (those that draw, with ``seed``);
     those in ``done`` (an earlier result) are kept, not run again."""
@@ -75,6 +93,8 @@ def measure(folder: Path, n: int, seed: int = 0, done: dict | None = None) -> di
             "clean_accuracy": res["clean_accuracy"], "seconds": round(time.perf_counter() - start, 1),
             "settings": dict(params),  # what differs from the attack's defaults; HopSkipJump's seed
         }  # fmt: skip
+        if _implementation(name) is not None:
+            out["attacks"][label]["implementation"] = _implementation(name)
         kept[label] = res["norms"]
     out["norms"] = kept
     out["worst"] = robust_accuracy(np.min([norms_from_json(v) for v in kept.values()], axis=0), BUDGETS)
@@ -172,10 +192,11 @@ def main(argv=None) -> int:
                 train_to_folder("mnist", f"{act}-mlp", seed, folder, epochs=args.epochs, saturation=lam,
                                 progress=False)  # fmt: skip
             done = json.loads(result.read_text()) if result.exists() else None
+            if done is not None and "norms" not in done:  # measured before the norms were kept
+                done = None
+            done = current(done)
             if done is None or set(ATTACKS) - set(done["attacks"]):
                 print(f"attack {name}", flush=True)
-                if done is not None and "norms" not in done:  # measured before the norms were kept
-                    done = None
                 res = {"act": act, "lam": lam, "epochs": args.epochs, "seed": seed} | measure(folder, args.n,
                                                                                           seed, done)
                 result.write_text(json.dumps(res, indent=1) + "\n")

@@ -133,7 +133,7 @@ def test_decision_attacks_start_from_another_class_where_noise_falls_in_one(cls)
     rows = np.arange(6)
     start, found = random_starts(attack, x, y, rows, image_rngs(0, x, rows), 100)
     assert list(found) == [False, False, True, True, False, True]  # noise is class 0
-    other_class_starts(attack, x, y, rows, start, found)
+    other_class_starts(x, y, rows, start, found, predict(model, x))
     assert found.all() and np.array_equal(start[0], x[5]) and np.array_equal(start[4], x[5])
     assert not any(np.array_equal(start[j], xi) for j in (2, 3, 5) for xi in x)  # class 1: random starts
     kw = {"max_iter": 300} if cls is Boundary else {"max_iter": 20, "max_eval": 2000}
@@ -142,6 +142,16 @@ def test_decision_attacks_start_from_another_class_where_noise_falls_in_one(cls)
     exact = np.abs(x.astype(np.float64).mean(axis=1) - 0.3) * np.sqrt(d)  # along the all-ones direction
     ratio = _rel(adv, x) / exact
     assert np.all(ratio > 0.999) and np.all(ratio[y == 0] < 2.0), ratio
+    # attacked alone, or beside images of its own class only, a class-0 image has no start: it is left as
+    # it is, counted as not fooled, and the result says how many such images there were
+    alone = cls(model, "cross-entropy", seed=0, **kw)
+    res = alone.run(x[[0, 1, 4]], y[[0, 1, 4]])
+    assert res["no_start"] == 3 and res["accuracy"] == 1.0 and res["success_rate"] == 0.0
+    assert cls(model, "cross-entropy", seed=0, **kw).run(x, y)["no_start"] == 0
+    from sleepnet.evaluation.curve import attack_curve
+
+    curve = attack_curve(model, x[[0, 1, 4]], y[[0, 1, 4]], cls.name, "2", [0.5], **kw)
+    assert curve["no_start"] == 3 and curve["robust_accuracy"] == {"0.5": 1.0}
 
 
 @pytest.mark.parametrize("cls", [Boundary, BoundaryArt, HopSkipJump, HopSkipJumpArt])

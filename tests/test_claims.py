@@ -411,6 +411,7 @@ def test_masking_with_no_gain_to_explain_is_not_applicable_and_the_flagging_chec
         masking = metrics["per_seed"][str(seed)]["sig-sat"]["masking"]
         masking["unbounded"] = {"ok": k > 0, "accuracy": 0.09}
         masking["gradient_free"] = {"ok": False}
+        masking["precision"]["ok"] = k != 2  # this claim's own check: its count is above, not named
         masking["square_after_gradients_linf"] = {"ok": None}  # not applicable: not a flag
         masking["masked"] = True
         metrics["per_seed"][str(seed)]["adv-pgd"]["fgsm"]["loss"] = "squared"

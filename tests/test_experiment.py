@@ -77,7 +77,7 @@ def test_tiny_experiment_writes_metrics_csv_report_and_figures(tmp_path):
     (tmp_path / "flagged").mkdir()
     write_report(flagged, tmp_path / "flagged")
     checks = (tmp_path / "flagged" / "report.md").read_text().split("## Gradient-masking checks")[1]
-    assert f"- **control**: flagged in 0 of 2 seeds. {WORDS['gradient_free']}." in checks
+    assert f"seeds. {WORDS['gradient_free']}." in checks  # (its flag count is the aggregate's, not edited)
     assert "older version" not in checks and "A flag names" not in checks  # no worst case to point to
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["model"] for r in rows} == set(agg) and len(rows) > 40

@@ -48,6 +48,17 @@ def _second_order_run(lam, seed, worst_at_2):
             "worst": acc | {key(2.0): worst_at_2}}  # fmt: skip
 
 
+def test_second_order_measures_again_what_an_older_attack_version_made():
+    """A kept HopSkipJump result without today's implementation (made before its starts from another
+    class) is dropped, to be measured again; the others are kept with their norms."""
+    so = _script("second_order")
+    done = _second_order_run(0.0, 0, 0.1) | {"norms": {label: [None] for label in so.ATTACKS}}
+    kept = so.current(done)
+    assert set(kept["attacks"]) == set(kept["norms"]) == set(so.ATTACKS) - {"hopskipjump"}
+    done["attacks"]["hopskipjump"]["implementation"] = so._implementation("hopskipjump")
+    assert set(so.current(done)["attacks"]) == set(so.ATTACKS) and so.current(None) is None
+
+
 def test_second_order_over_seeds_tests_each_attack_and_the_worst_case_against_lambda_0():
     so = _script("second_order")
     base = [_second_order_run(0.0, s, w) for s, w in ((0, 0.00), (1, 0.02), (2, 0.01))]

@@ -99,6 +99,8 @@ def attack_curve(model: nn.Sequential, x: np.ndarray, y: np.ndarray, name: str, 
         norms = found_norms(x, x_adv, y, pred_clean, pred_adv, norm)  # unrounded, unlike the JSON's
         run = summarize(x, x_adv, y, pred_clean, pred_adv, norm)
         extra = {k: run[k] for k in ("success_rate", "median_rel_l2")}
+        if hasattr(attack, "no_start"):  # a decision attack's images with no start (not attacked)
+            extra["no_start"] = attack.no_start
     else:
         made = {}
 

@@ -10,8 +10,9 @@ float32 for the model and once more when it returns them: differences below an u
 
 Per image, from the label's side (an image the model misclassifies clean is left alone):
 
-1. a start: the first of up to ``init_size`` uniform random images that is misclassified (no binary
-   search: the walk starts there, as ART's does);
+1. a start: the first of up to ``init_size`` uniform random images that is misclassified, else
+   the nearest attacked image the model puts in another class (``decision.other_class_starts``; ART
+   would leave the image unattacked); no binary search: the walk starts there, as ART's does;
 2. ``max_iter`` times, with the step sizes ``delta`` and ``epsilon`` the image carries from one
    iteration to the next (the sleep paper's 0.5 and 0.5 to begin with):
 
@@ -31,7 +32,8 @@ Per image, from the label's side (an image the model misclassifies clean is left
 
 Then ``push_across`` (``decision.py``) as for ART's. Every random draw of an image comes from its
 own generator (``image_rngs``: the attack's seed and the image's bytes), so on a deterministic
-model an image's attack does not depend on the batch it is in: batched equals alone, as far as the
+model an image's attack does not depend on the batch it is in (unless it needed a start from
+another image): batched equals alone, as far as the
 model's score of a row does not depend on how many rows share its call (on a CPU, a large layer's
 matrix product can round the last bit differently for a call of 1 or 2 rows than for one of 20,
 some 6e-8 on the paper network's scores, and a walk along the boundary can turn that into another

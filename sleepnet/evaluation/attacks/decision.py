@@ -30,6 +30,7 @@ import zlib
 import numpy as np
 
 from ...errors import SleepnetError
+from ...progress import LOG
 from ...state import numpy_seeded
 from .base import PerturbationAttack, register
 
@@ -77,20 +78,20 @@ def random_starts(attack: PerturbationAttack, x, y, rows, rngs, tries: int) -> t
     return start, found
 
 
-def other_class_starts(attack: PerturbationAttack, x, y, rows, start, found) -> None:
+def other_class_starts(x, y, rows, start, found, pred) -> None:
     """Where ``random_starts`` found none (``found`` False), the start of row ``j`` becomes the image of
     ``x`` nearest to ``x[rows[j]]`` (L2; the first of equals) that the model puts in another class than
-    ``y[rows[j]]``, and ``found[j]`` True; in place. Uniform noise can fall in one class for every draw
-    (a saturated ReLU net whose units all go silent on it answers with its readout's bias), and then no
-    image of that class was attacked at all: its robustness was the start's failure. The attacked set
-    is the pool, so this start, unlike the random ones, depends on which images are attacked together."""
+    ``y[rows[j]]`` (``pred``: its predictions on ``x``, the ones ``rows`` was chosen by), and ``found[j]``
+    True; in place. Uniform noise can fall in one class for every draw (a saturated ReLU net whose
+    units all go silent on it answers with its readout's bias), and then no image of that class was
+    attacked at all: its robustness was the start's failure. The attacked set is the pool, so this
+    start, unlike the random ones, depends on which images are attacked together, and an image
+    attacked alone (or with images of its own predicted class only) can still have none."""
     todo = np.flatnonzero(~found)
-    if not len(todo):
-        return
-    pred = attack.predict(x)
     for j in todo:
         i = rows[j]
         other = np.flatnonzero(pred != y[i])
+        other = other[other != i]
         if len(other):
             dist = np.sum((x[other].astype(np.float64) - x[i]) ** 2, axis=1)
             start[j] = x[other[np.argmin(dist)]]
@@ -109,10 +110,13 @@ class BatchedDecisionAttack(PerturbationAttack):
     gets right clean are attacked, each with its own generator (``image_rngs``), from the first of
     ``params["init_size"]`` uniform random images it misclassifies (``random_starts``), else from the
     nearest attacked image it puts in another class (``other_class_starts``), in chunks of
-    ``images_per_call`` images (``_attack``); then ``push_across``. An image with no start (a model
-    that puts every image in one class), or misclassified clean, is left as it is."""
+    ``images_per_call`` images (``_attack``); then ``push_across``. An image with no start (none of
+    the attacked images in another class: attacked alone, or a model that puts all in one class;
+    counted in ``no_start`` and warned of), or misclassified clean, is left as it is."""
 
     minimal = True
+    #: after ``generate``: how many of the images it attacked had no start (left as they are)
+    no_start = 0
     #: kept evaluation results name it (``evaluate_model``): ART's ran under these names before
     implementation = "sleepnet-batched-2"  # 1: no start from another image (other_class_starts)
 
@@ -121,6 +125,10 @@ class BatchedDecisionAttack(PerturbationAttack):
         self.params = params
         self.loss = "none (decision-based)"
         self.seed = seed
+
+    def run(self, x, y) -> dict:
+        """``PerturbationAttack.run``, with ``no_start``: the images attacked that had no start."""
+        return super().run(x, y) | {"no_start": self.no_start}
 
     def images_per_call(self, d: int) -> int:
         """How many images ``_attack`` takes at once, for inputs of size ``d`` (default: all)."""
@@ -135,10 +143,15 @@ class BatchedDecisionAttack(PerturbationAttack):
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y)
         adv = x.copy()
-        rows = np.flatnonzero(self.predict(x) == y)
+        pred = self.predict(x)
+        rows = np.flatnonzero(pred == y)
         rngs = image_rngs(self.seed, x, rows)
         start, found = random_starts(self, x, y, rows, rngs, self.params["init_size"])
-        other_class_starts(self, x, y, rows, start, found)
+        other_class_starts(x, y, rows, start, found, pred)
+        self.no_start = int(np.sum(~found))
+        if self.no_start:
+            LOG.warning("%s: %d of %d images had no start (no image the model misclassifies, random or "
+                        "attacked beside them): counted as not fooled", self.name, self.no_start, len(rows))
         rows, start = rows[found], start[found]
         chunk = self.images_per_call(x.shape[1])
         for s in range(0, len(rows), chunk):

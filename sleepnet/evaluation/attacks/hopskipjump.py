@@ -10,8 +10,10 @@ that image where it is for the iteration, where ART would return the clean image
 
 Per image, from the label's side (an image the model misclassifies clean is left alone):
 
-1. a start: up to ``init_size`` uniform random images until one is misclassified, then a binary
-   search towards the image down to 0.001 of the segment;
+1. a start: up to ``init_size`` uniform random images until one is misclassified, else (where
+   none is; ART would leave the image unattacked) the nearest attacked image the model puts in
+   another class (``decision.other_class_starts``; ``no_start`` in the result counts the images with
+   neither), then a binary search towards the image down to 0.001 of the segment;
 2. ``max_iter`` times: the probe size ``delta`` (0.1 at the first iteration, then
    ``sqrt(d) * theta * dist`` with ``theta = 0.01 / sqrt(d)``); a binary search to the boundary
    down to ``theta``; the gradient direction at the boundary from
@@ -22,7 +24,8 @@ Per image, from the label's side (an image the model misclassifies clean is left
 Then ``push_across`` (``decision.py``) as for ART's. Every random draw of an image comes from its
 own generator, seeded by the attack's seed and the image's bytes (CRC-32), so on a deterministic
 model an image's attack does not depend on the batch it is in, its position there, or what ran
-before: batched equals alone (as far as the model's score of a row does not depend on how many rows
+before (unless it needed a start from another image: then on which images share its batch):
+batched equals alone (as far as the model's score of a row does not depend on how many rows
 share its call: ``boundary.py``). So too on a stochastic model, whose expected prediction draws
 one noise per pass for every row (``noise.expected_scores``).
 
