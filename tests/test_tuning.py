@@ -111,7 +111,7 @@ def test_validation_split_is_seeded_and_inside_the_training_set():
 def test_a_boundary_study_names_the_attack_implementation(patches_model):
     # ART's Boundary ran as ``boundary`` before ours: a study begun with it is not resumed with ours
     ours = TuneSettings(str(patches_model), objective="boundary").identity()
-    assert ours["implementation"] == "sleepnet-batched-1"
+    assert ours["implementation"] == "sleepnet-batched-2"
     assert "implementation" not in TuneSettings(str(patches_model), objective="fgsm").identity()
     from sleepnet.evaluation.attacks import ATTACKS
     from sleepnet.tuning.objectives import ATTACK_OF, OBJECTIVES
