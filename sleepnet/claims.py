@@ -60,6 +60,7 @@ import math
 
 import numpy as np
 
+from .evaluation.masking import failed_checks
 from .evaluation.robust import key, norms_from_json, robust_accuracy, worst_case
 from .evaluation.suites import MASKING_SUBSAMPLE, RAND_AUTOATTACK
 from .experiment import NO_EOT, defence_kind
@@ -193,7 +194,7 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     """``(claim, verdict, evidence)`` for the saturated model ``sat`` against ``twin`` (module docstring)."""
     per = lambda m, get: _values(metrics, m, get)  # noqa: E731
     first = next((r for r in metrics["per_seed"].values() if sat in r), {sat: {}})
-    fgsm_loss = first[sat]["fgsm"].get("loss", "?") if "fgsm" in first[sat] else "?"
+    fgsm_loss = _fgsm_loss(metrics, sat)
     n_worst = first[sat].get("robust", {}).get("inf", {}).get("n", "?")
     attacks = "+".join(first[sat].get("robust", {}).get("inf", {}).get("attacks", [])) or "?"
     clean_s, clean_t = per(sat, lambda r: r["clean_accuracy"]), per(twin, lambda r: r["clean_accuracy"])
@@ -221,8 +222,7 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
         rows.append(("better than adversarial training", "not measured", "no adv-pgd in the experiment"))
     else:
         worst_a, fgsm_a = per(adv, _worst), per(adv, _fgsm)
-        first_a = next((r for r in metrics["per_seed"].values() if adv in r), {adv: {}})
-        adv_loss = first_a[adv]["fgsm"].get("loss", "?") if "fgsm" in first_a[adv] else "?"
+        adv_loss = _fgsm_loss(metrics, adv)
         mw, ma, p, n = _compare(worst_s, worst_a)
         mf_s, mf_a, _, n_f = _compare(fgsm_s, fgsm_a)  # the paper's attack on both
         if not n:
@@ -278,12 +278,11 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     gap_loss = per(sat, lambda r: (c := _check(r, "loss_choice"))["accuracy_training_loss"]
                    - c["accuracy_margin_loss"])  # fmt: skip
     flagged = per(sat, lambda r: float(r["masking"]["masked"]))
-    which: dict[str, int] = {}  # the other checks that flagged it, and in how many seeds
+    which: dict[str, int] = {}  # the other checks that flagged it (this claim's two are above): seeds
     for runs in metrics["per_seed"].values():
-        for name, check in ((runs.get(sat) or {}).get("masking") or {}).items():
-            if isinstance(check, dict) and check.get("ok") is False and name not in ("loss_choice",
-                                                                                       "precision"):
-                which[name] = which.get(name, 0) + 1  # the other checks (this claim's two are above)
+        for kind, name in failed_checks((runs.get(sat) or {}).get("masking") or {}):
+            if kind not in ("loss_choice", "precision"):
+                which[name] = which.get(name, 0) + 1
     named = f" ({', '.join(f'{k}: {v}' for k, v in sorted(which.items()))})" if which else ""
     seeds = sorted(set(precision_ok) | set(loss_ok))
     no_gain = nf and not f_s > f_t + TIE  # rule 3's FGSM figures: the paper's attack finds no robustness
@@ -348,6 +347,12 @@ def claim_rows(metrics: dict, sat: str, twin: str, adv: str | None) -> list[tupl
     rows.append(("kurtosis alone protects a linear classifier", "not measured here",
                  "`experiments/kurtosis_linear.py` (`docs/saturation.md` §5)"))
     return rows
+
+
+def _fgsm_loss(metrics: dict, model: str) -> str:
+    """The loss ``model``'s FGSM ascended, from the first seed that holds the model ("?" if none)."""
+    first = next((r[model] for r in metrics["per_seed"].values() if model in r), {})
+    return first["fgsm"].get("loss", "?") if "fgsm" in first else "?"
 
 
 def _check(result: dict, name: str) -> dict:

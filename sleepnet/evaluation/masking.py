@@ -157,16 +157,20 @@ WORDS = {
 }  # fmt: skip
 
 
+def failed_checks(checks: dict) -> list[tuple[str, str]]:
+    """``(kind, name)`` of every check in ``checks`` that failed (``ok`` False; None is not applicable),
+    in ``WORDS``' order: ``kind`` its key in ``WORDS``, ``name`` its own (a per-norm check's with the
+    norm: ``square_after_gradients_linf``)."""
+    return [(key, name) for key in WORDS
+            for name in sorted(k for k in checks if k == key or k.startswith(key + "_l"))
+            if isinstance(checks[name], dict) and checks[name].get("ok") is False]  # fmt: skip
+
+
 def failed_lines(checks: dict) -> list[str]:
-    """The line of ``WORDS`` of every check in ``checks`` that failed (``ok`` False; None is not
-    applicable), in ``WORDS``' order; a per-norm check (``square_after_gradients_linf``) with its norm.
+    """The line of ``WORDS`` of every failed check (``failed_checks``), a per-norm one's with its norm.
     Made from the checks, not from the lines stored with them, so a report says today's words."""
-    lines = []
-    for key, words in WORDS.items():
-        for name in sorted(k for k in checks if k == key or k.startswith(key + "_l")):
-            if isinstance(checks[name], dict) and checks[name].get("ok") is False:
-                lines.append(words if name == key else f"{words} (L{name[len(key) + 2:]})")
-    return lines
+    return [WORDS[key] if name == key else f"{WORDS[key]} (L{name[len(key) + 2:]})"
+            for key, name in failed_checks(checks)]  # fmt: skip
 
 
 def gradient_free(model, loss, x, y, seed: int = 0, max_iter: int = 20, max_eval: int = 2000,
