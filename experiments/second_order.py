@@ -21,7 +21,9 @@ the median L2 norm found over the images it fooled, its success rate and seconds
 over the four per image. ``--seeds 0,1,2`` runs each config under each seed (training seed and the
 attacks' seed alike) and adds a table over seeds: each attack's robust accuracy at each budget as
 mean ± std, with the paired t-test over seeds against lambda 0 of the same activation. Every model
-and result is kept under ``--work`` and skipped when present, so a stopped run resumes. Then
+and result is kept under ``--work`` and skipped when present, so a stopped run resumes; a model folder
+that is gone is trained again, and its kept results are taken only if they are of the same weights
+(``of_these_weights``), else all measured again. Then
 ``experiments/results/second_order/``: ``results.json`` and ``report.md`` (the runs of this
 invocation's configs and seeds).
 """
@@ -63,19 +65,55 @@ def current(done: dict | None) -> dict | None:
                    "norms": {k: v for k, v in done.get("norms", {}).items() if k in keep}}  # fmt: skip
 
 
+def of_these_weights(done: dict | None, folder: Path, n: int) -> dict | None:
+    """``done`` if it was measured on the weights now in ``folder``, else ``None`` (all measured again).
+
+    A model folder that is gone is trained again, and on another machine or thread count it may come
+    out with other weights (``docs/design.md``); kept attacks of the old weights must not be mixed with
+    new ones. A result names its weights (``weights``, SHA-256); one kept before it did is checked by
+    its clean accuracy and by DeepFool, which draws nothing: the same norms on every image (to float
+    rounding) or it is measured again.
+    """
+    if done is None:
+        return None
+    from sleepnet.evaluation import subsample_indices
+    from sleepnet.evaluation.attacks import ATTACKS as REGISTRY
+    from sleepnet.evaluation.robust import norms_from_json
+    from sleepnet.hashing import weights_sha256
+    from sleepnet.training import accuracy
+    from sleepnet.workflow import load_with_data
+
+    model, _, data = load_with_data(folder)
+    if "weights" in done:
+        same = done["weights"] == weights_sha256(model)
+    else:
+        idx = subsample_indices(len(data.x_test), n)
+        again = norms_from_json(REGISTRY["deepfool"](model, "cross-entropy").run(data.x_test[idx],
+                                                                                 data.y_test[idx])["norms"])
+        kept = norms_from_json(done["norms"]["deepfool"])
+        same = (done["clean"] == accuracy(model, data.x_test, data.y_test) and len(kept) == len(again)
+                and bool(np.allclose(again, kept, rtol=1e-4, atol=1e-6)))  # inf == inf
+    if not same:
+        print(f"{folder.name}: the kept results are of other weights than the folder's: measured again",
+              flush=True)
+    return done if same else None
+
+
 def measure(folder: Path, n: int, seed: int = 0, done: dict | None = None) -> dict:
     """The attacks of the module docstring on the model in ``folder`` (those that draw, with ``seed``);
     those in ``done`` (an earlier result) are kept, not run again."""
     from sleepnet.evaluation import subsample_indices
     from sleepnet.evaluation.attacks import ATTACKS as REGISTRY
     from sleepnet.evaluation.robust import norms_from_json, robust_accuracy
+    from sleepnet.hashing import weights_sha256
     from sleepnet.training import accuracy
     from sleepnet.workflow import load_with_data
 
     model, meta, data = load_with_data(folder)
     idx = subsample_indices(len(data.x_test), n)
     x, y = data.x_test[idx], data.y_test[idx]
-    out: dict = {"clean": accuracy(model, data.x_test, data.y_test), "n": int(len(idx)), "attacks": {}}
+    out: dict = {"clean": accuracy(model, data.x_test, data.y_test), "n": int(len(idx)), "attacks": {},
+                 "weights": weights_sha256(model)}  # fmt: skip
     kept: dict = {}  # per attack, the found norm of each image (JSON form), for the worst case
     for label, (name, params) in ATTACKS.items():
         if done and label in done["attacks"]:
@@ -194,7 +232,7 @@ def main(argv=None) -> int:
             done = json.loads(result.read_text()) if result.exists() else None
             if done is not None and "norms" not in done:  # measured before the norms were kept
                 done = None
-            done = current(done)
+            done = current(of_these_weights(done, folder, args.n))
             if done is None or set(ATTACKS) - set(done["attacks"]):
                 print(f"attack {name}", flush=True)
                 res = {"act": act, "lam": lam, "epochs": args.epochs, "seed": seed} | measure(folder, args.n,

@@ -59,6 +59,32 @@ def test_second_order_measures_again_what_an_older_attack_version_made():
     assert set(so.current(done)["attacks"]) == set(so.ATTACKS) and so.current(None) is None
 
 
+def test_second_order_keeps_results_only_of_the_weights_in_the_folder(patches_hidden_model):
+    """A model folder trained again may hold other weights: kept results are taken only where the
+    weights' digest is the one they name or, for one kept before results named it, where the clean
+    accuracy and DeepFool's norms (no draws) come out the same."""
+    from sleepnet.evaluation import subsample_indices
+    from sleepnet.evaluation.attacks import ATTACKS
+    from sleepnet.hashing import weights_sha256
+    from sleepnet.training import accuracy
+    from sleepnet.workflow import load_with_data
+
+    so = _script("second_order")
+    model, _, data = load_with_data(patches_hidden_model)
+    idx = subsample_indices(len(data.x_test), 20)
+    norms = ATTACKS["deepfool"](model, "cross-entropy").run(data.x_test[idx], data.y_test[idx])["norms"]
+    assert any(v is not None and v > 0 for v in norms)  # something to compare
+    old = {"clean": accuracy(model, data.x_test, data.y_test), "norms": {"deepfool": norms}}
+    assert so.of_these_weights(old, patches_hidden_model, 20) is old
+    moved = [v * 1.01 if v else v for v in norms]
+    assert so.of_these_weights(old | {"norms": {"deepfool": moved}}, patches_hidden_model, 20) is None
+    assert so.of_these_weights(old | {"clean": old["clean"] - 0.01}, patches_hidden_model, 20) is None
+    named = old | {"weights": weights_sha256(model)}
+    assert so.of_these_weights(named, patches_hidden_model, 20) is named
+    assert so.of_these_weights(named | {"weights": "0" * 64}, patches_hidden_model, 20) is None
+    assert so.of_these_weights(None, patches_hidden_model, 20) is None
+
+
 def test_second_order_over_seeds_tests_each_attack_and_the_worst_case_against_lambda_0():
     so = _script("second_order")
     base = [_second_order_run(0.0, s, w) for s, w in ((0, 0.00), (1, 0.02), (2, 0.01))]
