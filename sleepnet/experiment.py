@@ -65,7 +65,7 @@ it is copied from OTHER, and so are the measures kept beside it when this run re
 run resumes on another machine with its models made again; ``--reuse`` also takes such a copy of
 another run's, whose measures are taken wherever their inputs match (model, weights, data, suite,
 options, threads: the same measure of the same model under any name). Three of
-``saturation_mnist.toml``'s ten models per seed are ``standard_mnist.toml``'s (control,
+``saturation_mnist.toml``'s nine models per seed are ``standard_mnist.toml``'s (control,
 ``sleep-fgsm``, ``adv-pgd``), as are three of ``stochastic_mnist.toml``'s.
 
 A first pass (``measures``, ``sleepnet run --only-measures``) makes only the measures named, of every
